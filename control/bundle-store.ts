@@ -1,0 +1,120 @@
+import { createHash } from "node:crypto";
+import { cp, mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { join, relative } from "node:path";
+import {
+  BundleMetadata,
+  type BundleModule,
+  buildIdFor,
+  chooseMainModule,
+  DEFAULT_COMPATIBILITY_DATE,
+  DEFAULT_COMPATIBILITY_FLAGS,
+  moduleType,
+} from "./bundle.ts";
+
+/** A problem with the bundle the user pointed at: never worth retrying. */
+export class BundleError extends Error {}
+
+/** Everything workerd needs to run one build, stored in the bundles dir as `{name}/{buildId}`. */
+export interface Build {
+  name: string;
+  version: string;
+  buildId: string;
+  mainModule: string;
+  modules: BundleModule[];
+  compatibilityDate: string;
+  compatibilityFlags: string[];
+}
+
+export interface Compatibility {
+  compatibilityDate?: string | undefined;
+  compatibilityFlags?: string[] | undefined;
+}
+
+/** Reads and checks a wrangler outdir; nothing is written. */
+export async function inspectBundle(
+  sourceDir: string,
+  name: string,
+  version: string,
+  requested: Compatibility,
+): Promise<Build> {
+  const info = await stat(sourceDir).catch(() => undefined);
+  if (!info?.isDirectory()) throw new BundleError(`${sourceDir} is not a directory`);
+
+  const files = await listFiles(sourceDir);
+  const metadata = await readMetadata(sourceDir, files);
+  const modules = files.flatMap((file) => {
+    const type = moduleType(file);
+    return type ? [{ name: file, type }] : [];
+  });
+  const main = chooseMainModule(modules, metadata.main);
+  if (typeof main !== "string") throw new BundleError(main.error);
+
+  const compatibilityDate = requested.compatibilityDate ?? metadata.compatibilityDate ?? DEFAULT_COMPATIBILITY_DATE;
+  const compatibilityFlags = requested.compatibilityFlags ?? metadata.compatibilityFlags ?? DEFAULT_COMPATIBILITY_FLAGS;
+
+  const hash = createHash("sha256");
+  hash.update(JSON.stringify({ main, compatibilityDate, compatibilityFlags }));
+  for (const module of modules) {
+    hash.update(`\0${module.name}\0${module.type}\0`);
+    hash.update(await readFile(join(sourceDir, module.name)));
+  }
+  return {
+    name,
+    version,
+    buildId: buildIdFor(version, hash.digest("hex")),
+    mainModule: main,
+    modules,
+    compatibilityDate,
+    compatibilityFlags,
+  };
+}
+
+export function buildDir(bundlesDir: string, build: Pick<Build, "name" | "buildId">): string {
+  return join(bundlesDir, build.name, build.buildId);
+}
+
+/** Copies a build's modules into the bundles dir. Safe to repeat: an existing build is kept. */
+export async function storeBundle(bundlesDir: string, sourceDir: string, build: Build): Promise<string> {
+  const target = buildDir(bundlesDir, build);
+  if (await stat(target).catch(() => undefined)) return target;
+  // Copy beside the target and rename, so a crash never leaves a half-copied build in place.
+  const partial = `${target}.partial`;
+  await rm(partial, { recursive: true, force: true });
+  await mkdir(partial, { recursive: true });
+  for (const module of build.modules) {
+    await cp(join(sourceDir, module.name), join(partial, module.name));
+  }
+  await rename(partial, target);
+  return target;
+}
+
+export async function removeBundle(bundlesDir: string, build: Pick<Build, "name" | "buildId">): Promise<void> {
+  await rm(buildDir(bundlesDir, build), { recursive: true, force: true });
+}
+
+async function listFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  const files: string[] = [];
+  for (const entry of entries) {
+    const path = join(entry.parentPath, entry.name);
+    // A link could point anywhere on the host; a bundle must be plain files.
+    if (entry.isSymbolicLink()) {
+      throw new BundleError(`${relative(dir, path)} is a symbolic link; bundles must contain plain files`);
+    }
+    if (entry.isFile()) files.push(relative(dir, path));
+  }
+  return files.sort();
+}
+
+async function readMetadata(dir: string, files: string[]): Promise<BundleMetadata> {
+  if (!files.includes("gridiron.json")) return {};
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(join(dir, "gridiron.json"), "utf8"));
+  } catch (error) {
+    throw new BundleError(`gridiron.json is not valid JSON: ${(error as Error).message}`);
+  }
+  const parsed = BundleMetadata.safeParse(raw);
+  if (!parsed.success) throw new BundleError(`gridiron.json: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
+  return parsed.data;
+}

@@ -1,0 +1,107 @@
+import { createRequire } from "node:module";
+import { extname } from "node:path";
+import { z } from "zod";
+
+/**
+ * A bundle is what `wrangler deploy --dry-run --outdir DIR` writes: a main ES module plus other
+ * modules it imports by file name (the SDK's wasm core, for one). This file holds the pure rules
+ * for reading such a directory; bundle-store.ts does the I/O.
+ */
+
+export type ModuleType = "esModule" | "commonJsModule" | "wasm" | "text" | "data" | "json";
+
+export interface BundleModule {
+  name: string;
+  type: ModuleType;
+}
+
+/**
+ * workerd refuses compatibility dates newer than its own build, so its build date (the middle of
+ * its package version, 1.YYYYMMDD.N) is the default.
+ */
+export const DEFAULT_COMPATIBILITY_DATE = compatibilityDateOf(
+  createRequire(import.meta.url)("workerd/package.json").version,
+);
+/**
+ * nodejs_compat became a default flag on 2026-08-04; from that date on it is implied and workerd
+ * warns when it is listed, so the default list is empty.
+ */
+export const DEFAULT_COMPATIBILITY_FLAGS: string[] = [];
+
+// The same file-extension rules as wrangler's default module rules.
+const MODULE_TYPES: Record<string, ModuleType> = {
+  ".js": "esModule",
+  ".mjs": "esModule",
+  ".cjs": "commonJsModule",
+  ".wasm": "wasm",
+  ".txt": "text",
+  ".html": "text",
+  ".bin": "data",
+  ".json": "json",
+};
+
+/** Files wrangler writes beside the modules that are not part of the worker. */
+const IGNORED = new Set(["README.md", "gridiron.json"]);
+
+export function compatibilityDateOf(workerdVersion: string): string {
+  const match = /^\d+\.(\d{4})(\d{2})(\d{2})\./.exec(workerdVersion);
+  if (!match) throw new Error(`unexpected workerd version ${workerdVersion}`);
+  return `${match[1]}-${match[2]}-${match[3]}`;
+}
+
+export function moduleType(file: string): ModuleType | undefined {
+  if (IGNORED.has(file) || file.endsWith(".map")) return undefined;
+  return MODULE_TYPES[extname(file).toLowerCase()];
+}
+
+export const BundleName = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9-]{0,62}$/,
+    "a bundle name is 1-63 lower-case letters, digits or dashes, starting with a letter",
+  );
+
+export const Version = z
+  .string()
+  .regex(
+    /^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$/,
+    "a version is up to 64 letters, digits, dots, dashes or pluses, such as 1.0.2",
+  );
+
+export const CompatibilityDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "a compatibility date looks like 2026-11-01");
+export const CompatibilityFlags = z.array(
+  z.string().regex(/^[a-z0-9_]+$/, "a compatibility flag looks like nodejs_compat"),
+);
+
+/** The optional `gridiron.json` beside a bundle's modules. */
+export const BundleMetadata = z.strictObject({
+  main: z.string().optional(),
+  compatibilityDate: CompatibilityDate.optional(),
+  compatibilityFlags: CompatibilityFlags.optional(),
+});
+export type BundleMetadata = z.infer<typeof BundleMetadata>;
+
+/**
+ * Picks the main module: the one named in metadata, else `index.js`/`index.mjs` (wrangler's
+ * output name), else the only ES module. Returns an error message when none fits.
+ */
+export function chooseMainModule(modules: BundleModule[], named?: string): string | { error: string } {
+  const esModules = modules.filter((m) => m.type === "esModule").map((m) => m.name);
+  if (named) {
+    return esModules.includes(named) ? named : { error: `main module "${named}" is not an ES module in the bundle` };
+  }
+  for (const candidate of ["index.js", "index.mjs"]) {
+    if (esModules.includes(candidate)) return candidate;
+  }
+  if (esModules.length === 1 && esModules[0]) return esModules[0];
+  if (esModules.length === 0) return { error: "the bundle has no main module (no .js or .mjs file)" };
+  return { error: `cannot tell the main module among ${esModules.join(", ")}: name it in gridiron.json as "main"` };
+}
+
+/**
+ * A build id names one exact build: the version plus a short hash of the content and settings,
+ * so activating the same version and content again lands on the same build.
+ */
+export function buildIdFor(version: string, contentHash: string): string {
+  return `${version}-${contentHash.slice(0, 12)}`;
+}

@@ -1,0 +1,57 @@
+import { serveDeployer } from "./endpoint.ts";
+import { loadSettings } from "./settings.ts";
+import { startMesh } from "./supervisor.ts";
+
+const HELP = `Usage: node control/main.ts <command>
+
+Commands:
+  start      run the mesh in the foreground: restate-server, workerd and the deployer,
+             restarted when they die, all stopped on Ctrl-C (this is what \`npm start\` runs)
+  deployer   serve only the deployer's Restate endpoint (the supervisor runs this itself)
+  help       show this text
+
+Environment (defaults in brackets):
+  GRIDIRON_BIND [127.0.0.1]        address every port binds to
+  GRIDIRON_INGRESS_PORT [8080]     Restate ingress: call services here
+  GRIDIRON_ADMIN_PORT [9070]       Restate admin API
+  GRIDIRON_NODE_PORT [5122]        Restate node-to-node port
+  GRIDIRON_WORKERD_PORT [9080]     workerd, serving /{bundle}/{buildId}/...
+  GRIDIRON_DEPLOYER_PORT [9081]    the deployer's Restate endpoint
+  GRIDIRON_DATA_DIR [.gridiron]    Restate data, bundles and workerd config
+`;
+
+async function main(command: string | undefined): Promise<void> {
+  switch (command) {
+    case "start": {
+      const mesh = await startMesh(loadSettings());
+      let stopping = false;
+      const shutdown = async (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        console.log(`[gridiron] ${signal}: stopping`);
+        await mesh.stop();
+        console.log("[gridiron] stopped");
+        process.exit(0);
+      };
+      process.on("SIGINT", () => void shutdown("SIGINT"));
+      process.on("SIGTERM", () => void shutdown("SIGTERM"));
+      return;
+    }
+    case "deployer":
+      return serveDeployer(loadSettings());
+    case "help":
+    case "--help":
+    case "-h":
+    case undefined:
+      process.stdout.write(HELP);
+      return;
+    default:
+      process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
+      process.exitCode = 2;
+  }
+}
+
+main(process.argv[2]).catch((error: unknown) => {
+  console.error(`[gridiron] ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

@@ -1,0 +1,120 @@
+import { createRequire } from "node:module";
+import { arch, platform } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
+import { execa, type Options, type ResultPromise } from "execa";
+
+const require = createRequire(import.meta.url);
+
+/**
+ * The native binaries inside the npm packages. restate-server's package bin is a Node wrapper;
+ * spawning the binary itself means a signal to the PID we hold reaches the real process.
+ */
+export const binaries = {
+  restateServer: () => require.resolve(`@restatedev/restate-server-${platform()}-${arch()}/bin/restate-server`),
+  workerd: () => require.resolve("workerd/bin/workerd"),
+};
+
+export type Child = ResultPromise<{ ipc: true; all: true; buffer: false; reject: false }>;
+
+export interface ChildSpec {
+  name: string;
+  file: string;
+  args: string[];
+  env?: Record<string, string>;
+  ipc?: boolean;
+}
+
+const STOP_GRACE_MS = 10_000;
+const MAX_BACKOFF_MS = 30_000;
+/** A child that stayed up this long is healthy again: its next crash restarts it at once. */
+const HEALTHY_AFTER_MS = 60_000;
+
+/**
+ * One supervised process: its output is printed line by line behind its name, and when it exits
+ * without being asked to it is started again, with a backoff that grows while it keeps crashing.
+ */
+export class Supervised {
+  private readonly spec: ChildSpec;
+  private readonly onStart: (child: Child) => void;
+  private readonly log: (line: string) => void;
+  private child: Child | undefined;
+  private stopping = false;
+  private backoffMs = 500;
+
+  constructor(spec: ChildSpec, onStart: (child: Child) => void = () => {}, log: (line: string) => void = console.log) {
+    this.spec = spec;
+    this.onStart = onStart;
+    this.log = log;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  start(): void {
+    this.stopping = false;
+    const options = {
+      env: this.spec.env ?? {},
+      ipc: this.spec.ipc ?? false,
+      all: true,
+      buffer: false,
+      reject: false,
+      stdin: "ignore",
+      // A child dies with us even if we are killed without cleaning up.
+      cleanup: true,
+    } satisfies Options;
+    const child = execa(this.spec.file, this.spec.args, options) as unknown as Child;
+    this.child = child;
+    const startedAt = Date.now();
+    this.pipeOutput(child);
+    this.onStart(child);
+    void child.then((result) => {
+      if (this.child !== child || this.stopping) return;
+      this.child = undefined;
+      if (Date.now() - startedAt > HEALTHY_AFTER_MS) this.backoffMs = 500;
+      const how = result.signal ? `signal ${result.signal}` : `code ${result.exitCode}`;
+      this.log(`[gridiron] ${this.spec.name} exited with ${how}; restarting in ${this.backoffMs} ms`);
+      setTimeout(() => {
+        if (!this.stopping && !this.child) this.start();
+      }, this.backoffMs).unref();
+      this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+    });
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited within the grace period. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    this.child = undefined;
+    if (!child) return;
+    child.kill("SIGTERM");
+    const exited = await Promise.race([child.then(() => true), sleep(STOP_GRACE_MS, false)]);
+    if (!exited) {
+      this.log(`[gridiron] ${this.spec.name} did not stop within ${STOP_GRACE_MS} ms; killing it`);
+      child.kill("SIGKILL");
+      await child;
+    }
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    this.start();
+  }
+
+  private pipeOutput(child: Child): void {
+    const prefix = `[${this.spec.name}]`;
+    void (async () => {
+      for await (const line of child.iterable({ from: "all" })) this.log(`${prefix} ${line}`);
+    })().catch(() => {});
+  }
+}
+
+/** Polls `check` until it returns true, at most `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await sleep(100);
+  }
+  throw new Error(`${what} was not ready within ${timeoutMs / 1000} s`);
+}

@@ -1,0 +1,47 @@
+import { resolve } from "node:path";
+import { z } from "zod";
+
+const port = z.coerce.number().int().min(1).max(65535);
+
+/** Every knob Gridiron reads from the environment, with its default. The README lists them. */
+const EnvSchema = z.object({
+  GRIDIRON_BIND: z.string().default("127.0.0.1"),
+  GRIDIRON_INGRESS_PORT: port.default(8080),
+  GRIDIRON_ADMIN_PORT: port.default(9070),
+  GRIDIRON_NODE_PORT: port.default(5122),
+  GRIDIRON_WORKERD_PORT: port.default(9080),
+  GRIDIRON_DEPLOYER_PORT: port.default(9081),
+  GRIDIRON_DATA_DIR: z.string().default(".gridiron"),
+});
+
+export type Settings = ReturnType<typeof loadSettings>;
+
+export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new Error(`invalid environment: ${z.prettifyError(parsed.error)}`);
+  }
+  const e = parsed.data;
+  const dataDir = resolve(e.GRIDIRON_DATA_DIR);
+  // Restate and the deployer talk to workerd and to each other over loopback even when the
+  // public ports bind elsewhere, so internal URLs always use 127.0.0.1.
+  const local = "127.0.0.1";
+  return {
+    bind: e.GRIDIRON_BIND,
+    ports: {
+      ingress: e.GRIDIRON_INGRESS_PORT,
+      admin: e.GRIDIRON_ADMIN_PORT,
+      node: e.GRIDIRON_NODE_PORT,
+      workerd: e.GRIDIRON_WORKERD_PORT,
+      deployer: e.GRIDIRON_DEPLOYER_PORT,
+    },
+    dataDir,
+    restateDir: resolve(dataDir, "restate"),
+    bundlesDir: resolve(dataDir, "bundles"),
+    workerdConfigPath: resolve(dataDir, "workerd", "config.bin"),
+    adminUrl: `http://${local}:${e.GRIDIRON_ADMIN_PORT}`,
+    ingressUrl: `http://${local}:${e.GRIDIRON_INGRESS_PORT}`,
+    workerdUrl: `http://${local}:${e.GRIDIRON_WORKERD_PORT}`,
+    deployerUrl: `http://${local}:${e.GRIDIRON_DEPLOYER_PORT}`,
+  };
+}
