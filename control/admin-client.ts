@@ -17,6 +17,8 @@ const Registered = z.object({
 });
 export type Registered = z.infer<typeof Registered>;
 
+const QueryResult = z.object({ rows: z.array(z.record(z.string(), z.unknown())) });
+
 const ErrorBody = z.object({ message: z.string(), restate_code: z.string().optional() });
 
 /** The few calls Gridiron makes to Restate's admin API (port 9070). */
@@ -48,6 +50,12 @@ export class AdminClient {
       force: options.force,
     });
     return Registered.parse(body);
+  }
+
+  /** Runs SQL over Restate's introspection tables (sys_invocation, sys_deployment, ...). */
+  async query(sql: string): Promise<Record<string, unknown>[]> {
+    const body = await this.call("POST", "/query", { query: sql });
+    return QueryResult.parse(body).rows;
   }
 
   private async call(method: "GET" | "POST" | "DELETE", path: string, json?: unknown): Promise<unknown> {

@@ -1,0 +1,44 @@
+/** Calls through Restate's ingress with plain HTTP, the way curl and `just call` do. */
+export class Ingress {
+  readonly url: string;
+
+  constructor(url: string) {
+    this.url = url;
+  }
+
+  async call<T = unknown>(path: string, body?: unknown): Promise<T> {
+    const response = await fetch(`${this.url}/${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(60_000),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new IngressError(response.status, text);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** Starts a call without waiting for it; returns its invocation id. */
+  async send(path: string, body?: unknown): Promise<string> {
+    const { invocationId } = await this.call<{ invocationId: string }>(`${path}/send`, body);
+    return invocationId;
+  }
+
+  async attach<T = unknown>(invocationId: string): Promise<T> {
+    const response = await fetch(`${this.url}/restate/invocation/${invocationId}/attach`, {
+      signal: AbortSignal.timeout(60_000),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new IngressError(response.status, text);
+    return JSON.parse(text) as T;
+  }
+}
+
+export class IngressError extends Error {
+  readonly status: number;
+
+  constructor(status: number, body: string) {
+    super(`ingress answered ${status}: ${body}`);
+    this.status = status;
+  }
+}

@@ -1,0 +1,122 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { execa } from "execa";
+import getPort from "get-port";
+import { loadSettings, type Settings } from "../control/settings.ts";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const READY_TIMEOUT_MS = 90_000;
+const STOP_TIMEOUT_MS = 20_000;
+
+export interface TestMesh {
+  settings: Settings;
+  dir: string;
+  output: string[];
+  /** The supervisor's PID and those of all its descendants, right now. */
+  pids(): Promise<number[]>;
+  /** Stops the mesh by SIGTERM to the supervisor; returns the PIDs that had to be killed after that. */
+  stop(): Promise<number[]>;
+}
+
+/** Runs `node control/main.ts start` (what `npm start` runs) on free ports in a temp dir. */
+export async function startTestMesh(): Promise<TestMesh> {
+  const dir = await mkdtemp(join(tmpdir(), "gridiron-test-"));
+  const env = {
+    GRIDIRON_DATA_DIR: join(dir, "data"),
+    GRIDIRON_INGRESS_PORT: String(await getPort()),
+    GRIDIRON_ADMIN_PORT: String(await getPort()),
+    GRIDIRON_NODE_PORT: String(await getPort()),
+    GRIDIRON_WORKERD_PORT: String(await getPort()),
+    GRIDIRON_DEPLOYER_PORT: String(await getPort()),
+  };
+  const settings = loadSettings(env);
+  const supervisor = execa(process.execPath, [join(ROOT, "control/main.ts"), "start"], {
+    cwd: ROOT,
+    env,
+    all: true,
+    buffer: false,
+    reject: false,
+  });
+  const output: string[] = [];
+  const ready = new Promise<void>((resolveReady, rejectReady) => {
+    void (async () => {
+      for await (const line of supervisor.iterable({ from: "all" })) {
+        output.push(line);
+        if (line.startsWith("[gridiron] ready")) resolveReady();
+      }
+      rejectReady(new Error(`the mesh exited before it was ready:\n${output.join("\n")}`));
+    })();
+  });
+  const mesh: TestMesh = {
+    settings,
+    dir,
+    output,
+    pids: () => processTree(supervisor.pid),
+    stop: async () => {
+      const pids = await processTree(supervisor.pid);
+      supervisor.kill("SIGTERM");
+      await withTimeout(supervisor, STOP_TIMEOUT_MS, () => "the supervisor did not stop").catch(() => {});
+      // Whatever still runs is a leak: kill it by PID so one failing test does not poison the next.
+      const leaked = pids.filter(isAlive);
+      for (const pid of leaked) process.kill(pid, "SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+      return leaked;
+    },
+  };
+  try {
+    await withTimeout(ready, READY_TIMEOUT_MS, () => `the mesh was not ready within ${READY_TIMEOUT_MS / 1000} s`);
+  } catch (error) {
+    await mesh.stop();
+    throw error;
+  }
+  return mesh;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function processTree(root: number | undefined): Promise<number[]> {
+  if (root === undefined) return [];
+  const { stdout } = await execa("ps", ["-eo", "pid=,ppid="]);
+  const children = new Map<number, number[]>();
+  for (const line of stdout.trim().split("\n")) {
+    const [pid, ppid] = line.trim().split(/\s+/).map(Number);
+    if (pid === undefined || ppid === undefined) continue;
+    children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  }
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i] as number) ?? []));
+  return tree.filter(isAlive);
+}
+
+/** Builds demo/NAME with wrangler, as `just deploy-demo` does; `defines` make variants. */
+export async function buildDemo(name: string, outdir: string, defines: Record<string, string> = {}): Promise<string> {
+  const args = ["deploy", "--dry-run", "--outdir", outdir];
+  for (const [key, value] of Object.entries(defines)) args.push("--define", `${key}:${value}`);
+  await execa(join(ROOT, "node_modules/.bin/wrangler"), args, {
+    cwd: join(ROOT, "demo", name),
+    env: { WRANGLER_SEND_METRICS: "false", CI: "true" },
+    timeout: 120_000,
+  });
+  return pathToFileURL(outdir).href;
+}
+
+export async function withTimeout<T>(promise: Promise<T>, ms: number, message: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message())), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
