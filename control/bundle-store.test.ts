@@ -1,0 +1,98 @@
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { DEFAULT_COMPATIBILITY_DATE } from "./bundle.ts";
+import { BundleError, buildDir, inspectBundle, storeBundle } from "./bundle-store.ts";
+
+let root: string;
+let source: string;
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), "gridiron-store-"));
+  source = join(root, "dist");
+  await mkdir(source);
+  // What wrangler's --outdir holds: main module, hashed wasm, a source map and a README.
+  await writeFile(join(source, "index.js"), 'import m from "./abc-core.wasm"; export default {};');
+  await writeFile(join(source, "abc-core.wasm"), new Uint8Array([0, 97, 115, 109]));
+  await writeFile(join(source, "index.js.map"), "{}");
+  await writeFile(join(source, "README.md"), "written by wrangler");
+});
+
+afterEach(() => rm(root, { recursive: true, force: true }));
+
+describe("inspectBundle", () => {
+  test("reads a wrangler outdir, ignoring files that are not modules", async () => {
+    const build = await inspectBundle(source, "greeter", "1.0.0", {});
+    expect(build).toMatchObject({
+      name: "greeter",
+      version: "1.0.0",
+      mainModule: "index.js",
+      compatibilityDate: DEFAULT_COMPATIBILITY_DATE,
+      compatibilityFlags: [],
+      modules: [
+        { name: "abc-core.wasm", type: "wasm" },
+        { name: "index.js", type: "esModule" },
+      ],
+    });
+    expect(build.buildId).toMatch(/^1\.0\.0-[0-9a-f]{12}$/);
+  });
+
+  test("the build id follows the content and settings, nothing else", async () => {
+    const first = await inspectBundle(source, "greeter", "1.0.0", {});
+    expect((await inspectBundle(source, "greeter", "1.0.0", {})).buildId).toBe(first.buildId);
+    await writeFile(join(source, "README.md"), "changed docs do not change the build");
+    expect((await inspectBundle(source, "greeter", "1.0.0", {})).buildId).toBe(first.buildId);
+
+    const flagged = await inspectBundle(source, "greeter", "1.0.0", { compatibilityFlags: ["nodejs_compat"] });
+    expect(flagged.buildId).not.toBe(first.buildId);
+    await writeFile(join(source, "index.js"), "export default {};");
+    expect((await inspectBundle(source, "greeter", "1.0.0", {})).buildId).not.toBe(first.buildId);
+  });
+
+  test("takes settings from gridiron.json unless the request overrides them", async () => {
+    await writeFile(
+      join(source, "gridiron.json"),
+      JSON.stringify({ compatibilityDate: "2025-01-01", compatibilityFlags: ["nodejs_compat"] }),
+    );
+    expect(await inspectBundle(source, "x", "1", {})).toMatchObject({
+      compatibilityDate: "2025-01-01",
+      compatibilityFlags: ["nodejs_compat"],
+    });
+    expect(await inspectBundle(source, "x", "1", { compatibilityDate: "2026-01-01" })).toMatchObject({
+      compatibilityDate: "2026-01-01",
+    });
+  });
+
+  test.each([
+    ["a missing directory", async () => rm(source, { recursive: true }), /is not a directory/],
+    ["no main module", async () => rm(join(source, "index.js")), /no main module/],
+    ["a symbolic link", async () => symlink("/etc/passwd", join(source, "passwd.txt")), /symbolic link/],
+    ["bad gridiron.json", async () => writeFile(join(source, "gridiron.json"), "{"), /not valid JSON/],
+    [
+      "unknown gridiron.json keys",
+      async () => writeFile(join(source, "gridiron.json"), '{"mian":"x.js"}'),
+      /gridiron.json/,
+    ],
+  ])("refuses %s", async (_, breakIt, message) => {
+    await breakIt();
+    const attempt = inspectBundle(source, "x", "1", {});
+    await expect(attempt).rejects.toThrow(BundleError);
+    await expect(attempt).rejects.toThrow(message);
+  });
+});
+
+describe("storeBundle", () => {
+  test("copies only the modules, once", async () => {
+    const bundles = join(root, "bundles");
+    const build = await inspectBundle(source, "greeter", "1.0.0", {});
+    const dir = await storeBundle(bundles, source, build);
+    expect(dir).toBe(buildDir(bundles, build));
+    expect((await readdir(dir)).sort()).toEqual(["abc-core.wasm", "index.js"]);
+
+    await writeFile(join(dir, "marker"), "kept");
+    await storeBundle(bundles, source, build);
+    expect(await readdir(dir)).toContain("marker");
+    expect(await readdir(join(bundles, "greeter"))).toEqual([build.buildId]);
+  });
+});

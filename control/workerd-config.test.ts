@@ -1,0 +1,73 @@
+import { describe, expect, test } from "vitest";
+import type { LoadedBuild } from "./workerd-config.ts";
+import { serviceName, workerdConfig } from "./workerd-config.ts";
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+
+function build(name: string, buildId: string): LoadedBuild {
+  return {
+    name,
+    version: "1.0.0",
+    buildId,
+    mainModule: "index.js",
+    compatibilityDate: "2026-11-01",
+    compatibilityFlags: ["nodejs_compat"],
+    modules: [
+      { name: "core.wasm", type: "wasm" },
+      { name: "index.js", type: "esModule" },
+      { name: "page.html", type: "text" },
+    ],
+    moduleContents: new Map([
+      ["core.wasm", bytes("\0asm")],
+      ["index.js", bytes("export default {}")],
+      ["page.html", bytes("<p>hi</p>")],
+    ]),
+  };
+}
+
+describe("workerdConfig", () => {
+  const config = workerdConfig(
+    [build("greeter", "1.0.0-aaa"), build("counter", "1.0.0-bbb")],
+    "127.0.0.1:9080",
+    "ROUTER",
+  );
+
+  test("serves the router on the socket", () => {
+    expect(config.sockets).toEqual([
+      { name: "http", address: "127.0.0.1:9080", http: {}, service: { name: "router" } },
+    ]);
+  });
+
+  test("binds every build to the router under its service name", () => {
+    const router = config.services?.find((s) => s.name === "router");
+    expect(router && "worker" in router && router.worker?.bindings).toEqual([
+      { name: "greeter/1.0.0-aaa", service: { name: "greeter/1.0.0-aaa" } },
+      { name: "counter/1.0.0-bbb", service: { name: "counter/1.0.0-bbb" } },
+    ]);
+  });
+
+  test("gives each build its own worker with typed modules, main module first", () => {
+    const greeter = config.services?.find((s) => s.name === "greeter/1.0.0-aaa");
+    expect(greeter && "worker" in greeter && greeter.worker).toEqual({
+      compatibilityDate: "2026-11-01",
+      compatibilityFlags: ["nodejs_compat"],
+      modules: [
+        { name: "index.js", esModule: "export default {}" },
+        { name: "core.wasm", wasm: bytes("\0asm") },
+        { name: "page.html", text: "<p>hi</p>" },
+      ],
+    });
+  });
+
+  test("with no builds there is only the router", () => {
+    expect(workerdConfig([], "127.0.0.1:1", "R").services?.map((s) => s.name)).toEqual(["router"]);
+  });
+
+  test("a module that was not loaded is an error, not an empty module", () => {
+    const broken = build("x", "1");
+    broken.moduleContents.delete("core.wasm");
+    expect(() => workerdConfig([broken], "a:1", "R")).toThrow(/core.wasm of x\/1 was not loaded/);
+  });
+
+  test("service names are name/buildId", () => expect(serviceName({ name: "a", buildId: "1-b" })).toBe("a/1-b"));
+});
