@@ -96,3 +96,8 @@ describe("storeBundle", () => {
     expect(await readdir(join(bundles, "greeter"))).toEqual([build.buildId]);
   });
 });
+
+test("a source with far more files than a bundle stops the walk early", async () => {
+  await Promise.all(Array.from({ length: 1_001 }, (_, i) => writeFile(join(source, `f${i}.txt`), "")));
+  await expect(inspectBundle(source, "x", "1", {})).rejects.toThrow(/more than 1000 files/);
+});

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { cp, mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { cp, mkdir, opendir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
 import {
   BundleMetadata,
@@ -10,6 +10,9 @@ import {
   DEFAULT_COMPATIBILITY_FLAGS,
   moduleType,
 } from "./bundle.ts";
+
+/** A wrangler outdir holds a handful of files; far more means the source points somewhere else. */
+const MAX_ENTRIES = 1_000;
 
 /** A problem with the bundle the user pointed at: never worth retrying. */
 export class BundleError extends Error {}
@@ -93,9 +96,13 @@ export async function removeBundle(bundlesDir: string, build: Pick<Build, "name"
 }
 
 async function listFiles(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   const files: string[] = [];
-  for (const entry of entries) {
+  let seen = 0;
+  // Walk lazily, so pointing at a huge tree by mistake fails fast instead of reading it all.
+  for await (const entry of await opendir(dir, { recursive: true })) {
+    if (++seen > MAX_ENTRIES) {
+      throw new BundleError(`${dir} holds more than ${MAX_ENTRIES} files; point source at a wrangler --outdir`);
+    }
     const path = join(entry.parentPath, entry.name);
     // A link could point anywhere on the host; a bundle must be plain files.
     if (entry.isSymbolicLink()) {

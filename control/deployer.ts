@@ -151,3 +151,5 @@ async function register(admin: AdminClient, uri: string) {
     throw error;
   }
 }
+
+export type DeployerObject = ReturnType<typeof deployerObject>;

@@ -1,5 +1,6 @@
 import { serveDeployer } from "./endpoint.ts";
 import { loadSettings } from "./settings.ts";
+import { formatTable, statusRows } from "./status.ts";
 import { startMesh } from "./supervisor.ts";
 
 const HELP = `Usage: node control/main.ts <command>
@@ -7,6 +8,7 @@ const HELP = `Usage: node control/main.ts <command>
 Commands:
   start      run the mesh in the foreground: restate-server, workerd and the deployer,
              restarted when they die, all stopped on Ctrl-C (this is what \`npm start\` runs)
+  status     print every deployed bundle and its builds (what \`npx just status\` runs)
   deployer   serve only the deployer's Restate endpoint (the supervisor runs this itself)
   help       show this text
 
@@ -39,6 +41,9 @@ async function main(command: string | undefined): Promise<void> {
     }
     case "deployer":
       return serveDeployer(loadSettings());
+    case "status":
+      process.stdout.write(formatTable(await statusRows(loadSettings())));
+      return;
     case "help":
     case "--help":
     case "-h":

@@ -32,11 +32,9 @@ export function routesObject(settings: Settings) {
         await ctx.run("reload workerd", () => requestWorkerdReload());
         ctx.set("builds", next);
       },
-
-      list: restate.handlers.object.shared(
-        async (ctx: restate.ObjectSharedContext<RoutesState>) => (await ctx.get("builds")) ?? [],
-      ),
     },
+    // Only the deployer may change routes: it validates what it passes here.
+    options: { ingressPrivate: true },
   });
 }
 

@@ -67,6 +67,23 @@ describe("the mesh, end to end", () => {
     expect(again.deploymentId).toBe((before.builds[0] as ActivateResult).deploymentId);
   });
 
+  test("bad input is refused with a 400 and changes nothing", async () => {
+    const before = await ingress.call("deployer/greeter/status");
+    const refusals: [string, unknown, RegExp][] = [
+      ["deployer/Bad_Name/activate", { source: sources.greeterV1, version: "1.0.0" }, /bad bundle name/],
+      ["deployer/greeter/activate", { source: sources.greeterV1, version: "../1" }, /a version is/],
+      ["deployer/greeter/activate", { source: "https://example.com/x", version: "1.0.0" }, /file:\/\/\//],
+      ["deployer/greeter/activate", { source: "file:///nonexistent", version: "1.0.0" }, /not a directory/],
+      ["deployer/greeter/activate", { source: sources.greeterV1, version: "1.0.0", extra: 1 }, /extra/],
+    ];
+    for (const [path, body, message] of refusals) {
+      const attempt = ingress.call(path, body);
+      await expect(attempt).rejects.toMatchObject({ status: 400 });
+      await expect(attempt).rejects.toThrow(message);
+    }
+    expect(await ingress.call("deployer/greeter/status")).toEqual(before);
+  });
+
   test("a call sleeping on v1 finishes on v1 while new calls get v2", async () => {
     const counterV1 = await ingress.call<{ builds: ActivateResult[] }>("deployer/counter/status");
     const sleeping = await ingress.send("counter/sleepy/add", { delayMs: 6_000 });

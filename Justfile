@@ -1,0 +1,47 @@
+# Gridiron's everyday commands. Run them with `npx just <recipe>` after `npm install`;
+# the mesh itself runs with `npm start`.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+set positional-arguments := false
+
+ingress := "http://127.0.0.1:" + env("GRIDIRON_INGRESS_PORT", "8080")
+export WRANGLER_SEND_METRICS := "false"
+
+# List the recipes
+default:
+    @just --list
+
+# Build demo/NAME with wrangler into demo/NAME/dist (extra FLAGS go to wrangler, e.g. --define STEP:10)
+build NAME *FLAGS:
+    @cd demo/{{NAME}} && wrangler deploy --dry-run --outdir dist {{FLAGS}} > /dev/null
+    @echo "built demo/{{NAME}}/dist"
+
+# Build and activate the demo greeter and counter
+deploy-demo: (build "greeter") (build "counter")
+    @just deploy greeter 1.0.0 demo/greeter/dist
+    @just deploy counter 1.0.0 demo/counter/dist
+
+# Activate the wrangler outdir DIR as VERSION of bundle NAME
+deploy NAME VERSION DIR:
+    @curl -sS --fail-with-body {{ingress}}/deployer/{{NAME}}/activate \
+      -H 'content-type: application/json' \
+      -d "{\"source\":\"file://$(realpath '{{DIR}}')\",\"version\":\"{{VERSION}}\"}"
+    @echo
+
+# Greet NAME (World when empty)
+test-greeter NAME="":
+    @just call greeter greet {{ if NAME == "" { "" } else { quote('"' + NAME + '"') } }}
+
+# Add one to the counter KEY and print the new count
+test-counter KEY="default":
+    @just call counter/{{KEY}} add
+
+# Every deployed bundle and its builds
+status:
+    @node control/main.ts status
+
+# Call HANDLER of SERVICE (for objects: SERVICE/KEY) with an optional JSON body ARGS
+call SERVICE HANDLER ARGS="":
+    @curl -sS --fail-with-body {{ingress}}/{{SERVICE}}/{{HANDLER}} \
+      -H 'content-type: application/json' {{ if ARGS == "" { "" } else { "-d " + quote(ARGS) } }}
+    @echo

@@ -1,0 +1,15 @@
+import { expect, test } from "vitest";
+import { formatTable } from "./status.ts";
+
+test("formatTable aligns columns under upper-case headers", () => {
+  expect(
+    formatTable([
+      { bundle: "greeter", version: "1.0.0", state: "draining" },
+      { bundle: "counter", version: "10.0.0", state: "active" },
+    ]),
+  ).toBe(["BUNDLE   VERSION  STATE", "greeter  1.0.0    draining", "counter  10.0.0   active", ""].join("\n"));
+});
+
+test("formatTable says what to do when nothing is deployed", () => {
+  expect(formatTable([])).toMatch(/just deploy-demo/);
+});

@@ -1,0 +1,39 @@
+import * as clients from "@restatedev/restate-sdk-clients";
+import { AdminClient } from "./admin-client.ts";
+import type { DeployerObject } from "./deployer.ts";
+import type { Settings } from "./settings.ts";
+
+/** Every bundle ever activated and each of its builds, as rows for `npx just status`. */
+export async function statusRows(settings: Settings): Promise<Record<string, string>[]> {
+  // The deployer's keys are the bundle names; Restate's state table lists the keys that hold state.
+  const keys = await new AdminClient(settings.adminUrl).query(
+    "SELECT DISTINCT service_key FROM state WHERE service_name = 'deployer' ORDER BY service_key",
+  );
+  const names = keys.map((row) => String(row.service_key));
+  const ingress = clients.connect({ url: settings.ingressUrl });
+  const rows: Record<string, string>[] = [];
+  for (const name of names) {
+    const status = await ingress.objectClient<DeployerObject>({ name: "deployer" }, name).status();
+    for (const build of status.builds) {
+      rows.push({
+        bundle: name,
+        version: build.version,
+        build: build.buildId,
+        state: build.state,
+        deployment: build.deploymentId,
+        activated: build.activatedAt,
+      });
+    }
+  }
+  return rows;
+}
+
+/** Plain aligned columns; a table library would be more code to configure than this. */
+export function formatTable(rows: Record<string, string>[]): string {
+  const first = rows[0];
+  if (!first) return "no bundles deployed yet (try `npx just deploy-demo`)\n";
+  const columns = Object.keys(first);
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => (r[c] ?? "").length)));
+  const line = (cells: string[]) => `${cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ")}`.trimEnd();
+  return `${[line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => r[c] ?? "")))].join("\n")}\n`;
+}
