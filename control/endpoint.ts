@@ -1,10 +1,19 @@
 import { createServer } from "node:http2";
 import * as restate from "@restatedev/restate-sdk";
+import { AdminClient } from "./admin-client.ts";
 import { deployerObject } from "./deployer.ts";
+import { waitFor } from "./processes.ts";
 import { routesObject } from "./routes.ts";
 import type { Settings } from "./settings.ts";
+import { announceReady } from "./supervisor-ipc.ts";
 
-/** Serves the control plane's Restate services (`deployer`, `routes`) over HTTP/2. */
+const REGISTER_TIMEOUT_MS = 60_000;
+
+/**
+ * Serves the control plane's Restate services (`deployer`, `routes`) over HTTP/2 and registers
+ * them with Restate. Re-registering on every start is safe: `force` replaces the previous
+ * registration of this uri with whatever this code now declares.
+ */
 export async function serveDeployer(settings: Settings): Promise<void> {
   const handler = restate.createEndpointHandler({ services: [deployerObject(settings), routesObject(settings)] });
   const server = createServer(handler);
@@ -12,6 +21,20 @@ export async function serveDeployer(settings: Settings): Promise<void> {
     server.once("error", reject);
     server.listen(settings.ports.deployer, settings.bind, resolve);
   });
+  await waitFor(
+    "registering the deployer with Restate",
+    async () => {
+      await new AdminClient(settings.adminUrl).registerDeployment({
+        uri: settings.deployerUrl,
+        http11: false,
+        force: true,
+      });
+      return true;
+    },
+    REGISTER_TIMEOUT_MS,
+  );
+  console.log(`registered ${settings.deployerUrl} with Restate`);
+  await announceReady();
   // Restate holds its HTTP/2 connections open, so a graceful close would wait forever; whatever
   // was running is retried by Restate from its journal.
   const stop = () => process.exit(0);

@@ -1,8 +1,8 @@
 import * as restate from "@restatedev/restate-sdk";
 import { type Build, buildDir } from "./bundle-store.ts";
 import type { Settings } from "./settings.ts";
+import { requestWorkerdReload } from "./supervisor-ipc.ts";
 import { loadBuild, serviceName, writeWorkerdConfig } from "./workerd-config.ts";
-import { requestWorkerdReload } from "./workerd-reload.ts";
 
 /** The one key of the `routes` object: there is one workerd per Gridiron node. */
 export const ROUTES_KEY = "local";

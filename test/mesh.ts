@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import getPort from "get-port";
+import { withTimeout } from "../control/processes.ts";
 import { loadSettings, type Settings } from "../control/settings.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -57,7 +58,7 @@ export async function startTestMesh(): Promise<TestMesh> {
     stop: async () => {
       const pids = await processTree(supervisor.pid);
       supervisor.kill("SIGTERM");
-      await withTimeout(supervisor, STOP_TIMEOUT_MS, () => "the supervisor did not stop").catch(() => {});
+      await withTimeout(supervisor, STOP_TIMEOUT_MS, "the supervisor did not stop").catch(() => {});
       // Whatever still runs is a leak: kill it by PID so one failing test does not poison the next.
       const leaked = pids.filter(isAlive);
       for (const pid of leaked) process.kill(pid, "SIGKILL");
@@ -66,7 +67,7 @@ export async function startTestMesh(): Promise<TestMesh> {
     },
   };
   try {
-    await withTimeout(ready, READY_TIMEOUT_MS, () => `the mesh was not ready within ${READY_TIMEOUT_MS / 1000} s`);
+    await withTimeout(ready, READY_TIMEOUT_MS, `the mesh was not ready within ${READY_TIMEOUT_MS / 1000} s`);
   } catch (error) {
     await mesh.stop();
     throw error;
@@ -107,16 +108,4 @@ export async function buildDemo(name: string, outdir: string, defines: Record<st
     timeout: 120_000,
   });
   return pathToFileURL(outdir).href;
-}
-
-export async function withTimeout<T>(promise: Promise<T>, ms: number, message: () => string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message())), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

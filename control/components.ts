@@ -1,0 +1,54 @@
+import { access, mkdir } from "node:fs/promises";
+import type { ChildSpec } from "./processes.ts";
+import { binaries } from "./processes.ts";
+import type { Settings } from "./settings.ts";
+import { writeWorkerdConfig } from "./workerd-config.ts";
+
+const RESTATE_CONFIG = new URL("../config/restate.toml", import.meta.url).pathname;
+const CLI_ENTRY = new URL("./main.ts", import.meta.url).pathname;
+
+export type Component = "restate" | "workerd" | "deployer";
+
+/**
+ * How each of the three processes is started. The Node supervisor (`npm start`) and the runit
+ * run scripts both take their command lines from here, so the two modes cannot drift apart.
+ */
+export function componentSpecs(settings: Settings): Record<Component, ChildSpec> {
+  return {
+    restate: {
+      name: "restate",
+      file: binaries.restateServer(),
+      args: ["--config-file", RESTATE_CONFIG, "--base-dir", settings.restateDir, "--no-logo"],
+      env: {
+        RESTATE_LISTEN_MODE: "tcp",
+        RESTATE_BIND_ADDRESS: `${settings.bind}:${settings.ports.node}`,
+        RESTATE_ADVERTISED_ADDRESS: `http://127.0.0.1:${settings.ports.node}`,
+        RESTATE_ADMIN__BIND_ADDRESS: `${settings.bind}:${settings.ports.admin}`,
+        RESTATE_ADMIN__ADVERTISED_ADMIN_ENDPOINT: settings.adminUrl,
+        RESTATE_INGRESS__BIND_ADDRESS: `${settings.bind}:${settings.ports.ingress}`,
+        RESTATE_INGRESS__ADVERTISED_INGRESS_ENDPOINT: settings.ingressUrl,
+      },
+    },
+    workerd: { name: "workerd", file: binaries.workerd(), args: ["serve", "--binary", settings.workerdConfigPath] },
+    deployer: { name: "deployer", file: process.execPath, args: [CLI_ENTRY, "deployer"], ipc: true },
+  };
+}
+
+/** Creates the data dirs and, on a first start, a workerd config with just the router. */
+export async function prepareDataDir(settings: Settings): Promise<void> {
+  await mkdir(settings.bundlesDir, { recursive: true });
+  const hasConfig = await access(settings.workerdConfigPath).then(
+    () => true,
+    () => false,
+  );
+  if (!hasConfig)
+    await writeWorkerdConfig(settings.workerdConfigPath, [], `${settings.bind}:${settings.ports.workerd}`);
+}
+
+/** A shell command line (`env K=V ... file args`) for a runit run script to `exec`. */
+export function shellCommand(spec: ChildSpec): string {
+  // POSIX single quoting: the only character to escape inside '...' is ' itself.
+  const quote = (word: string) => `'${word.replaceAll("'", "'\\''")}'`;
+  const env = Object.entries(spec.env ?? {}).map(([key, value]) => quote(`${key}=${value}`));
+  return ["env", ...env, quote(spec.file), ...spec.args.map(quote)].join(" ");
+}
