@@ -7,7 +7,7 @@ import { writeWorkerdConfig } from "./workerd-config.ts";
 const RESTATE_CONFIG = new URL("../config/restate.toml", import.meta.url).pathname;
 const CLI_ENTRY = new URL("./main.ts", import.meta.url).pathname;
 
-export type Component = "restate" | "workerd" | "deployer";
+type Component = "restate" | "workerd" | "deployer";
 
 /**
  * How each of the three processes is started. The Node supervisor (`npm start`) and the runit

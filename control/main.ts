@@ -1,3 +1,5 @@
+import { z } from "zod";
+import { componentSpecs, prepareDataDir, shellCommand } from "./components.ts";
 import { serveDeployer } from "./endpoint.ts";
 import { loadSettings } from "./settings.ts";
 import { formatTable, statusRows } from "./status.ts";
@@ -9,6 +11,8 @@ Commands:
   start      run the mesh in the foreground: restate-server, workerd and the deployer,
              restarted when they die, all stopped on Ctrl-C (this is what \`npm start\` runs)
   status     print every deployed bundle and its builds (what \`npx just status\` runs)
+  command C  print the shell command that starts component C (restate, workerd or deployer);
+             the runit run scripts exec it
   deployer   serve only the deployer's Restate endpoint (the supervisor runs this itself)
   help       show this text
 
@@ -21,6 +25,8 @@ Environment (defaults in brackets):
   GRIDIRON_DEPLOYER_PORT [9081]    the deployer's Restate endpoint
   GRIDIRON_DATA_DIR [.gridiron]    Restate data, bundles and workerd config
 `;
+
+const Component = z.enum(["restate", "workerd", "deployer"]);
 
 async function main(command: string | undefined): Promise<void> {
   switch (command) {
@@ -41,6 +47,15 @@ async function main(command: string | undefined): Promise<void> {
     }
     case "deployer":
       return serveDeployer(loadSettings());
+    case "command": {
+      // For runit run scripts: `eval "exec $(node control/main.ts command workerd)"`.
+      const component = Component.safeParse(process.argv[3]);
+      if (!component.success) throw new Error("usage: command restate|workerd|deployer");
+      const settings = loadSettings();
+      await prepareDataDir(settings);
+      process.stdout.write(`${shellCommand(componentSpecs(settings)[component.data])}\n`);
+      return;
+    }
     case "status":
       process.stdout.write(formatTable(await statusRows(loadSettings())));
       return;

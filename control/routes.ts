@@ -1,8 +1,8 @@
 import * as restate from "@restatedev/restate-sdk";
 import { type Build, buildDir } from "./bundle-store.ts";
 import type { Settings } from "./settings.ts";
-import { requestWorkerdReload } from "./supervisor-ipc.ts";
 import { loadBuild, serviceName, writeWorkerdConfig } from "./workerd-config.ts";
+import { reloadWorkerd } from "./workerd-reload.ts";
 
 /** The one key of the `routes` object: there is one workerd per Gridiron node. */
 export const ROUTES_KEY = "local";
@@ -29,7 +29,7 @@ export function routesObject(settings: Settings) {
         if (builds.some((b) => serviceName(b) === serviceName(build))) return;
         const next = [...builds, build];
         await ctx.run("write workerd config", () => write(next));
-        await ctx.run("reload workerd", () => requestWorkerdReload());
+        await ctx.run("reload workerd", () => reloadWorkerd(settings));
         ctx.set("builds", next);
       },
     },

@@ -12,6 +12,8 @@ const EnvSchema = z.object({
   GRIDIRON_WORKERD_PORT: port.default(9080),
   GRIDIRON_DEPLOYER_PORT: port.default(9081),
   GRIDIRON_DATA_DIR: z.string().default(".gridiron"),
+  // Set by the runit run scripts: workerd's service dir, so the deployer restarts it with `sv`.
+  GRIDIRON_WORKERD_SV: z.string().optional(),
 });
 
 export type Settings = ReturnType<typeof loadSettings>;
@@ -36,6 +38,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
       deployer: e.GRIDIRON_DEPLOYER_PORT,
     },
     dataDir,
+    workerdService: e.GRIDIRON_WORKERD_SV,
     restateDir: resolve(dataDir, "restate"),
     bundlesDir: resolve(dataDir, "bundles"),
     workerdConfigPath: resolve(dataDir, "workerd", "config.bin"),

@@ -1,9 +1,9 @@
-import { request } from "undici";
 import { AdminClient } from "./admin-client.ts";
 import { componentSpecs, prepareDataDir } from "./components.ts";
 import { type Child, Supervised, waitFor, withTimeout } from "./processes.ts";
 import type { Settings } from "./settings.ts";
 import { deployerReady, serveWorkerdReloads } from "./supervisor-ipc.ts";
+import { answers, workerdReady } from "./workerd-reload.ts";
 
 const STARTUP_TIMEOUT_MS = 60_000;
 
@@ -21,10 +21,9 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
   const specs = componentSpecs(settings);
   const restate = new Supervised(specs.restate, undefined, log);
   const workerd = new Supervised(specs.workerd, undefined, log);
-  const workerdReady = () => waitFor("workerd", () => answers(`${settings.workerdUrl}/`), STARTUP_TIMEOUT_MS);
   const reloadWorkerd = async () => {
     await workerd.restart();
-    await workerdReady();
+    await workerdReady(settings);
   };
   let registered: Promise<void> = Promise.resolve();
   const deployer = new Supervised(
@@ -48,7 +47,7 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
     await waitFor("restate-server ingress", () => answers(`${settings.ingressUrl}/restate/health`), STARTUP_TIMEOUT_MS);
     log("[gridiron] starting workerd");
     workerd.start();
-    await workerdReady();
+    await workerdReady(settings);
     log("[gridiron] starting the deployer");
     deployer.start();
     // The deployer registers itself with Restate once it listens (see endpoint.ts).
@@ -61,10 +60,4 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
     `[gridiron] ready: ingress ${settings.ingressUrl}, admin ${settings.adminUrl}, workerd ${settings.workerdUrl}, deployer ${settings.deployerUrl}`,
   );
   return { stop };
-}
-
-async function answers(url: string): Promise<boolean> {
-  const { statusCode, body } = await request(url, { headersTimeout: 2_000 });
-  await body.dump();
-  return statusCode === 200;
 }

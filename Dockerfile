@@ -1,0 +1,26 @@
+# Gridiron in one container: restate-server, workerd and the deployer supervised by runit,
+# started by the same run scripts the native runit test uses (runit/).
+FROM node:22-bookworm-slim
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends runit curl ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+
+RUN useradd --create-home --uid 10001 gridiron \
+ && mkdir -p /app /data /etc/gridiron/service \
+ && chown gridiron:gridiron /app /data /etc/gridiron/service
+
+USER gridiron
+WORKDIR /app
+COPY --chown=gridiron:gridiron package.json package-lock.json ./
+RUN npm install --no-fund --no-audit && npm cache clean --force
+COPY --chown=gridiron:gridiron . .
+RUN cp -r runit/. /etc/gridiron/service/
+
+ENV GRIDIRON_HOME=/app \
+    GRIDIRON_DATA_DIR=/data \
+    GRIDIRON_BIND=0.0.0.0
+VOLUME ["/data"]
+EXPOSE 8080 9070 9080 9081
+
+ENTRYPOINT ["runsvdir", "-P", "/etc/gridiron/service"]
