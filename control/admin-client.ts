@@ -1,5 +1,6 @@
 import { request } from "undici";
 import { z } from "zod";
+import type { DrainObservation } from "./lifecycle.ts";
 
 /** An answer from Restate's admin API that was not a success; `status` is its HTTP status. */
 export class AdminError extends Error {
@@ -52,13 +53,56 @@ export class AdminClient {
     return Registered.parse(body);
   }
 
+  /** Unregisters a deployment. Restate answers 202; a deployment already gone (404) is fine too. */
+  async deleteDeployment(id: string): Promise<void> {
+    try {
+      await this.call("DELETE", `/deployments/${encodeURIComponent(id)}?force=true`);
+    } catch (error) {
+      if (!(error instanceof AdminError && error.status === 404)) throw error;
+    }
+  }
+
+  /** Resumes a paused invocation on the latest deployment of its service. */
+  async resumeOnLatest(invocationId: string): Promise<void> {
+    await this.call("PATCH", `/invocations/${encodeURIComponent(invocationId)}/resume?deployment=latest`);
+  }
+
+  /** What runs on a deployment now: the input to the drain decision (lifecycle.ts). */
+  async observeDeployment(deploymentId: string): Promise<DrainObservation> {
+    const id = sqlId(deploymentId);
+    const latest = await this.query(`SELECT name FROM sys_service WHERE deployment_id = '${id}'`);
+    const pinned = await this.query(
+      `SELECT status, count(*) AS n FROM sys_invocation_status WHERE pinned_deployment_id = '${id}' AND status != 'completed' GROUP BY status`,
+    );
+    const [running] = await this.query(
+      `SELECT count(*) AS n FROM sys_invocation_state WHERE in_flight AND last_attempt_deployment_id = '${id}'`,
+    );
+    const count = (row: Record<string, unknown> | undefined) => Number(row?.n ?? 0);
+    return {
+      latestFor: latest.map((row) => String(row.name)),
+      pinned: pinned.reduce((sum, row) => sum + count(row), 0),
+      paused: count(pinned.find((row) => row.status === "paused")),
+      running: count(running),
+    };
+  }
+
+  /** Paused invocations pinned to any of these deployments. */
+  async pausedOn(deploymentIds: string[]): Promise<string[]> {
+    if (deploymentIds.length === 0) return [];
+    const ids = deploymentIds.map((id) => `'${sqlId(id)}'`).join(", ");
+    const rows = await this.query(
+      `SELECT id FROM sys_invocation_status WHERE status = 'paused' AND pinned_deployment_id IN (${ids})`,
+    );
+    return rows.map((row) => String(row.id));
+  }
+
   /** Runs SQL over Restate's introspection tables (sys_invocation, sys_deployment, ...). */
   async query(sql: string): Promise<Record<string, unknown>[]> {
     const body = await this.call("POST", "/query", { query: sql });
     return QueryResult.parse(body).rows;
   }
 
-  private async call(method: "GET" | "POST" | "DELETE", path: string, json?: unknown): Promise<unknown> {
+  private async call(method: "GET" | "POST" | "DELETE" | "PATCH", path: string, json?: unknown): Promise<unknown> {
     const response = await request(`${this.baseUrl}${path}`, {
       method,
       headers: { "content-type": "application/json", accept: "application/json" },
@@ -79,6 +123,12 @@ export class AdminClient {
     }
     return text ? safeJson(text) : undefined;
   }
+}
+
+/** Deployment ids are interpolated into SQL, so only Restate's own id shape is let through. */
+function sqlId(id: string): string {
+  if (!/^dp_[A-Za-z0-9]+$/.test(id)) throw new Error(`not a deployment id: ${id}`);
+  return id;
 }
 
 function safeJson(text: string): unknown {

@@ -5,7 +5,16 @@ import { request } from "undici";
 import { z } from "zod";
 import { AdminClient, AdminError } from "./admin-client.ts";
 import { BundleName, CompatibilityDate, CompatibilityFlags, Version } from "./bundle.ts";
-import { BundleError, inspectBundle, storeBundle } from "./bundle-store.ts";
+import { type Build, BundleError, inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
+import {
+  type BuildRecord,
+  drainStep,
+  filesToDelete,
+  isDrained,
+  promote,
+  rollbackTarget,
+  withState,
+} from "./lifecycle.ts";
 import { ROUTES_KEY, type RoutesObject } from "./routes.ts";
 import type { Settings } from "./settings.ts";
 
@@ -17,18 +26,10 @@ export const ActivateRequest = z.strictObject({
 });
 export type ActivateRequest = z.infer<typeof ActivateRequest>;
 
-export type BuildState = "active" | "draining";
-
-export interface BuildRecord {
-  version: string;
-  buildId: string;
-  deploymentId: string;
-  uri: string;
-  services: string[];
-  state: BuildState;
-  activatedAt: string;
-  replacedAt?: string;
-}
+const BuildIdField = z.string().min(1).max(100);
+const PruneRequest = z.strictObject({ buildId: BuildIdField.optional(), force: z.boolean().optional() }).optional();
+const RollbackRequest = z.strictObject({ buildId: BuildIdField.optional() }).optional();
+const DrainCheck = z.strictObject({ buildId: BuildIdField, watch: z.string() });
 
 export interface ActivateResult {
   name: string;
@@ -40,68 +41,247 @@ export interface ActivateResult {
 }
 
 type DeployerState = { builds: BuildRecord[] };
+type Ctx = restate.ObjectContext<DeployerState>;
 
 const DISCOVERY_TIMEOUT_MS = 15_000;
 
-/** `deployer`, keyed by bundle name: activates builds of that bundle and keeps their records. */
+/**
+ * `deployer`, keyed by bundle name: activates builds of that bundle, watches replaced builds
+ * drain with delayed messages to itself, prunes them, rolls back, and reports status.
+ */
 export function deployerObject(settings: Settings) {
   const admin = new AdminClient(settings.adminUrl);
+  const routes = (ctx: Ctx) => ctx.objectClient<RoutesObject>({ name: "routes" }, ROUTES_KEY);
+  const now = async (ctx: Ctx) => new Date(await ctx.date.now()).toISOString();
+  const recordsOf = async (ctx: restate.ObjectSharedContext<DeployerState>) => (await ctx.get("builds")) ?? [];
+
+  /** Routes the build, waits for it to answer and registers it; it becomes the latest deployment. */
+  const serve = async (ctx: Ctx, build: Build) => {
+    await routes(ctx).add(build);
+    const uri = `${settings.workerdUrl}/${build.name}/${build.buildId}`;
+    await ctx.run("wait for discovery", () => waitForDiscovery(uri));
+    const registered = await ctx.run("register with Restate", () => register(admin, uri));
+    return { uri, deploymentId: registered.id, services: registered.services.map((s) => s.name) };
+  };
+
+  /** Schedules the first drain check of a replaced build: a delayed message, not a sleep. */
+  const watchDrain = (ctx: Ctx, record: BuildRecord, delayMs: number): BuildRecord => {
+    const watch = ctx.rand.uuidv4();
+    ctx.genericSend({
+      service: "deployer",
+      method: "checkDrain",
+      key: ctx.key,
+      parameter: restate.serde.json.serialize({ buildId: record.buildId, watch }),
+      delay: delayMs,
+    });
+    return { ...record, watch };
+  };
+
+  /** Stores `next` with `promoted` active, and starts watching the build it replaced. */
+  const makeActive = async (ctx: Ctx, records: BuildRecord[], promoted: BuildRecord) => {
+    const replaced = records.find((r) => r.state === "active" && r.buildId !== promoted.buildId)?.buildId;
+    const next = promote(records, promoted, await now(ctx));
+    ctx.set(
+      "builds",
+      next.map((r) => (r.buildId === replaced ? watchDrain(ctx, r, settings.drainPollMs) : r)),
+    );
+  };
+
+  /** Unregisters, unroutes and (past retention) deletes a build. Every step is safe to repeat. */
+  const prune = async (ctx: Ctx, record: BuildRecord): Promise<BuildRecord> => {
+    const { deploymentId } = record;
+    if (deploymentId) await ctx.run("unregister from Restate", () => admin.deleteDeployment(deploymentId));
+    await routes(ctx).remove({ name: record.name, buildId: record.buildId });
+    const { watch: _ended, ...rest } = record;
+    return withState(rest, "pruned", await now(ctx));
+  };
+
+  const deleteOldFiles = async (ctx: Ctx, records: BuildRecord[]): Promise<BuildRecord[]> => {
+    const doomed = new Set(filesToDelete(records, settings.keepBuilds).map((r) => r.buildId));
+    for (const record of records.filter((r) => doomed.has(r.buildId))) {
+      await ctx.run(`delete files of ${record.buildId}`, () => removeBundle(settings.bundlesDir, record));
+    }
+    return records.map((r) => (doomed.has(r.buildId) ? { ...r, filesKept: false } : r));
+  };
+
+  const replaceRecord = (records: BuildRecord[], record: BuildRecord) =>
+    records.map((r) => (r.buildId === record.buildId ? record : r));
 
   return restate.object({
     name: "deployer",
     handlers: {
       activate: restate.handlers.object.exclusive(
         { input: restate.serde.schema(ActivateRequest) },
-        async (ctx: restate.ObjectContext<DeployerState>, input: ActivateRequest): Promise<ActivateResult> => {
+        async (ctx: Ctx, input: ActivateRequest): Promise<ActivateResult> => {
           const name = bundleName(ctx.key);
           const sourceDir = fileURLToPath(input.source);
-
           const build = await ctx.run("copy bundle", async () => {
-            try {
-              const inspected = await inspectBundle(sourceDir, name, input.version, input);
-              await storeBundle(settings.bundlesDir, sourceDir, inspected);
-              return inspected;
-            } catch (error) {
-              if (error instanceof BundleError) throw new restate.TerminalError(error.message, { errorCode: 400 });
-              throw error;
-            }
+            const inspected = await bundleCall(() => inspectBundle(sourceDir, name, input.version, input));
+            await storeBundle(settings.bundlesDir, sourceDir, inspected);
+            return inspected;
           });
 
-          const records = (await ctx.get("builds")) ?? [];
-          const existing = records.find((r) => r.buildId === build.buildId && r.state === "active");
-          if (existing) return resultOf(name, existing);
+          const records = await recordsOf(ctx);
+          const existing = records.find((r) => r.buildId === build.buildId);
+          if (existing?.state === "active") return resultOf(existing);
 
-          await ctx.objectClient<RoutesObject>({ name: "routes" }, ROUTES_KEY).add(build);
-
-          const uri = `${settings.workerdUrl}/${name}/${build.buildId}`;
-          await ctx.run("wait for discovery", () => waitForDiscovery(uri));
-          const registered = await ctx.run("register with Restate", () => register(admin, uri));
-
-          const now = new Date(await ctx.date.now()).toISOString();
+          let served: Awaited<ReturnType<typeof serve>>;
+          try {
+            served = await serve(ctx, build);
+          } catch (error) {
+            if (error instanceof restate.TerminalError && !existing) {
+              await routes(ctx).remove(build);
+              await ctx.run("delete files of the failed build", () => removeBundle(settings.bundlesDir, build));
+              const failed: BuildRecord = {
+                ...build,
+                ...{ deploymentId: null, uri: "", services: [], filesKept: false, error: error.message },
+                state: "failed",
+                times: { failed: await now(ctx) },
+              };
+              ctx.set("builds", [...records, failed]);
+            }
+            throw error;
+          }
           const record: BuildRecord = {
-            version: build.version,
-            buildId: build.buildId,
-            deploymentId: registered.id,
-            uri,
-            services: registered.services.map((s) => s.name),
+            ...(existing ?? { times: {} }),
+            ...build,
+            ...served,
             state: "active",
-            activatedAt: now,
+            filesKept: true,
           };
-          const replaced = records
-            .filter((r) => r.buildId !== build.buildId)
-            .map((r) => (r.state === "active" ? { ...r, state: "draining" as const, replacedAt: now } : r));
-          ctx.set("builds", [...replaced, record]);
-          return resultOf(name, record);
+          await makeActive(ctx, records, record);
+          return resultOf(record);
         },
       ),
 
+      /** One look at a replaced build; reschedules itself until the build is pruned or active again. */
+      checkDrain: restate.handlers.object.exclusive(
+        { input: restate.serde.schema(DrainCheck) },
+        async (ctx: Ctx, check: z.infer<typeof DrainCheck>) => {
+          const records = await recordsOf(ctx);
+          const record = records.find((r) => r.buildId === check.buildId);
+          if (!record?.deploymentId || record.watch !== check.watch) return;
+          if (record.state !== "draining" && record.state !== "drained") return;
+          const deploymentId = record.deploymentId;
+          const observed = await ctx.run("look at Restate", () => admin.observeDeployment(deploymentId));
+          const step = drainStep(record, observed, await ctx.date.now(), settings.drainGraceMs);
+          const at = await now(ctx);
+          let next: BuildRecord;
+          switch (step.kind) {
+            case "busy":
+              next = watchDrain(
+                ctx,
+                record.state === "drained" ? withState(record, "draining", at) : record,
+                settings.drainPollMs,
+              );
+              break;
+            case "drained":
+              next = watchDrain(
+                ctx,
+                withState(record, "drained", at),
+                Math.min(step.checkAgainMs, settings.drainPollMs),
+              );
+              break;
+            case "wait":
+              next = watchDrain(ctx, record, Math.min(step.checkAgainMs, settings.drainPollMs));
+              break;
+            case "prune":
+              next = await prune(ctx, record);
+              break;
+          }
+          ctx.set("builds", await deleteOldFiles(ctx, replaceRecord(records, next)));
+        },
+      ),
+
+      /**
+       * Prunes every drained build now, or with `buildId` one non-active build; that one must be
+       * drained unless `force` is set.
+       */
+      prune: restate.handlers.object.exclusive(
+        // Optional bodies cannot use a schema serde: it would declare the body as always empty.
+        async (ctx: Ctx, raw?: unknown) => {
+          const input = parseInput(PruneRequest, raw);
+          let records = await recordsOf(ctx);
+          const chosen = input?.buildId
+            ? [pruneCandidate(records, input.buildId)]
+            : records.filter((r) => r.state === "drained");
+          const pruned: { buildId: string; affectedInvocations: number }[] = [];
+          for (const record of chosen) {
+            const deploymentId = record.deploymentId;
+            const observed = deploymentId
+              ? await ctx.run(`look at ${record.buildId}`, () => admin.observeDeployment(deploymentId))
+              : undefined;
+            const affected = observed ? observed.pinned + observed.running : 0;
+            if (input?.buildId && !input.force && observed && !isDrained(observed)) {
+              throw new restate.TerminalError(
+                `build ${record.buildId} is not drained: ${affected} invocation(s) still run on it${observed.latestFor.length ? ` and it is the latest for ${observed.latestFor.join(", ")}` : ""}; wait for it, or pass "force": true`,
+                { errorCode: 409 },
+              );
+            }
+            records = replaceRecord(records, await prune(ctx, record));
+            pruned.push({ buildId: record.buildId, affectedInvocations: affected });
+          }
+          ctx.set("builds", await deleteOldFiles(ctx, records));
+          return { pruned };
+        },
+      ),
+
+      /** Makes the previous (or the named) build receive all new calls again. */
+      rollback: restate.handlers.object.exclusive(async (ctx: Ctx, raw?: unknown): Promise<ActivateResult> => {
+        const input = parseInput(RollbackRequest, raw);
+        const records = await recordsOf(ctx);
+        const target = rollbackTarget(records, input?.buildId);
+        if ("error" in target)
+          throw new restate.TerminalError(`cannot roll back ${ctx.key}: ${target.error}`, { errorCode: 409 });
+        const { watch: _ended, ...build } = target;
+        const record: BuildRecord = { ...build, ...(await serve(ctx, build)) };
+        await makeActive(ctx, records, record);
+        return resultOf(record);
+      }),
+
+      /** Moves invocations paused on replaced builds to the active build. */
+      resumePaused: restate.handlers.object.exclusive(async (ctx: Ctx) => {
+        const records = await recordsOf(ctx);
+        const replaced = records
+          .filter((r) => r.state !== "active" && r.deploymentId)
+          .map((r) => r.deploymentId as string);
+        const paused = await ctx.run("find paused invocations", () => admin.pausedOn(replaced));
+        for (const id of paused) await ctx.run(`resume ${id}`, () => admin.resumeOnLatest(id));
+        return { resumed: paused };
+      }),
+
       status: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext<DeployerState>) => {
-        const builds = (await ctx.get("builds")) ?? [];
-        return { name: ctx.key, active: builds.find((b) => b.state === "active")?.buildId ?? null, builds };
+        const records = await recordsOf(ctx);
+        const live = records.filter((r) => r.deploymentId && r.state !== "pruned" && r.state !== "failed");
+        const counts = await ctx.run("count invocations", async () => {
+          const entries = [];
+          for (const r of live)
+            entries.push([r.buildId, await admin.observeDeployment(r.deploymentId as string)] as const);
+          return Object.fromEntries(entries.map(([id, o]) => [id, { pinned: o.pinned, paused: o.paused }]));
+        });
+        return {
+          name: ctx.key,
+          active: records.find((r) => r.state === "active")?.buildId ?? null,
+          builds: records.map((r) => ({
+            version: r.version,
+            buildId: r.buildId,
+            deploymentId: r.deploymentId,
+            uri: r.uri,
+            services: r.services,
+            state: r.state,
+            times: r.times,
+            filesKept: r.filesKept,
+            pinned: counts[r.buildId]?.pinned ?? 0,
+            paused: counts[r.buildId]?.paused ?? 0,
+            ...(r.error ? { error: r.error } : {}),
+          })),
+        };
       }),
     },
   });
 }
+
+export type DeployerObject = ReturnType<typeof deployerObject>;
 
 function bundleName(key: string): string {
   const parsed = BundleName.safeParse(key);
@@ -111,9 +291,37 @@ function bundleName(key: string): string {
   return parsed.data;
 }
 
-function resultOf(name: string, record: BuildRecord): ActivateResult {
-  const { version, buildId, deploymentId, uri, services } = record;
-  return { name, version, buildId, deploymentId, uri, services };
+function parseInput<T>(schema: z.ZodType<T>, raw: unknown): T {
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success)
+    throw new restate.TerminalError(`bad request: ${z.prettifyError(parsed.error)}`, { errorCode: 400 });
+  return parsed.data;
+}
+
+function pruneCandidate(records: BuildRecord[], buildId: string): BuildRecord {
+  const record = records.find((r) => r.buildId === buildId);
+  if (!record) throw new restate.TerminalError(`no build ${buildId}`, { errorCode: 404 });
+  if (record.state === "active") {
+    throw new restate.TerminalError(`build ${buildId} is active; activate or roll back to another build first`, {
+      errorCode: 409,
+    });
+  }
+  return record;
+}
+
+/** Bundle problems are the user's to fix: terminal, never retried. */
+async function bundleCall<T>(action: () => Promise<T>): Promise<T> {
+  try {
+    return await action();
+  } catch (error) {
+    if (error instanceof BundleError) throw new restate.TerminalError(error.message, { errorCode: 400 });
+    throw error;
+  }
+}
+
+function resultOf(record: BuildRecord): ActivateResult {
+  const { name, version, buildId, deploymentId, uri, services } = record;
+  return { name, version, buildId, deploymentId: deploymentId ?? "", uri, services };
 }
 
 async function waitForDiscovery(uri: string): Promise<void> {
@@ -122,7 +330,9 @@ async function waitForDiscovery(uri: string): Promise<void> {
   while (Date.now() < deadline) {
     try {
       const response = await request(`${uri}/discover`, {
-        headers: { accept: "application/vnd.restate.endpointmanifest.v3+json" },
+        headers: {
+          accept: "application/vnd.restate.endpointmanifest.v4+json, application/vnd.restate.endpointmanifest.v3+json",
+        },
         headersTimeout: 5_000,
       });
       const body = await response.body.text();
@@ -142,7 +352,8 @@ async function waitForDiscovery(uri: string): Promise<void> {
 async function register(admin: AdminClient, uri: string) {
   try {
     // A build's uri names its exact content, so overwriting an earlier registration of the
-    // same uri (force) can only re-register the same code; it also makes it the latest again.
+    // same uri (force) can only re-register the same code; it also makes it the latest again,
+    // which is what a rollback needs.
     return await admin.registerDeployment({ uri, http11: true, force: true });
   } catch (error) {
     if (error instanceof AdminError && error.status >= 400 && error.status < 500) {
@@ -151,5 +362,3 @@ async function register(admin: AdminClient, uri: string) {
     throw error;
   }
 }
-
-export type DeployerObject = ReturnType<typeof deployerObject>;

@@ -20,6 +20,12 @@ export function routesObject(settings: Settings) {
     await writeWorkerdConfig(settings.workerdConfigPath, loaded, `${settings.bind}:${settings.ports.workerd}`);
   };
 
+  const apply = async (ctx: restate.ObjectContext<RoutesState>, next: Build[]) => {
+    await ctx.run("write workerd config", () => write(next));
+    await ctx.run("reload workerd", () => reloadWorkerd(settings));
+    ctx.set("builds", next);
+  };
+
   return restate.object({
     name: "routes",
     handlers: {
@@ -27,10 +33,17 @@ export function routesObject(settings: Settings) {
       add: async (ctx: restate.ObjectContext<RoutesState>, build: Build) => {
         const builds = (await ctx.get("builds")) ?? [];
         if (builds.some((b) => serviceName(b) === serviceName(build))) return;
-        const next = [...builds, build];
-        await ctx.run("write workerd config", () => write(next));
-        await ctx.run("reload workerd", () => reloadWorkerd(settings));
-        ctx.set("builds", next);
+        await apply(ctx, [...builds, build]);
+      },
+
+      /** Stops serving one build; the others keep being served. */
+      remove: async (ctx: restate.ObjectContext<RoutesState>, build: Pick<Build, "name" | "buildId">) => {
+        const builds = (await ctx.get("builds")) ?? [];
+        if (!builds.some((b) => serviceName(b) === serviceName(build))) return;
+        await apply(
+          ctx,
+          builds.filter((b) => serviceName(b) !== serviceName(build)),
+        );
       },
     },
     // Only the deployer may change routes: it validates what it passes here.

@@ -12,6 +12,9 @@ const EnvSchema = z.object({
   GRIDIRON_WORKERD_PORT: port.default(9080),
   GRIDIRON_DEPLOYER_PORT: port.default(9081),
   GRIDIRON_DATA_DIR: z.string().default(".gridiron"),
+  GRIDIRON_DRAIN_POLL_SECONDS: z.coerce.number().positive().default(30),
+  GRIDIRON_DRAIN_GRACE_SECONDS: z.coerce.number().nonnegative().default(60),
+  GRIDIRON_KEEP_BUILDS: z.coerce.number().int().min(1).default(5),
   // Set by the runit run scripts: workerd's service dir, so the deployer restarts it with `sv`.
   GRIDIRON_WORKERD_SV: z.string().optional(),
 });
@@ -39,6 +42,9 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     },
     dataDir,
     workerdService: e.GRIDIRON_WORKERD_SV,
+    drainPollMs: e.GRIDIRON_DRAIN_POLL_SECONDS * 1000,
+    drainGraceMs: e.GRIDIRON_DRAIN_GRACE_SECONDS * 1000,
+    keepBuilds: e.GRIDIRON_KEEP_BUILDS,
     restateDir: resolve(dataDir, "restate"),
     bundlesDir: resolve(dataDir, "bundles"),
     workerdConfigPath: resolve(dataDir, "workerd", "config.bin"),

@@ -20,8 +20,10 @@ export async function statusRows(settings: Settings): Promise<Record<string, str
         version: build.version,
         build: build.buildId,
         state: build.state,
-        deployment: build.deploymentId,
-        activated: build.activatedAt,
+        deployment: build.deploymentId ?? "",
+        pinned: String(build.pinned),
+        paused: String(build.paused),
+        since: build.times[build.state] ?? "",
       });
     }
   }

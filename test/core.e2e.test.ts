@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminClient } from "../control/admin-client.ts";
 import type { ActivateResult } from "../control/deployer.ts";
 import { Ingress } from "./ingress.ts";
-import { buildDemo, isAlive, startTestMesh, type TestMesh } from "./mesh.ts";
+import { buildWorker, eventually, findChild, isAlive, startTestMesh, type TestMesh } from "./mesh.ts";
 
 /** The whole core path on a real restate-server and workerd, started as `npm start` does. */
 describe("the mesh, end to end", () => {
@@ -20,10 +20,10 @@ describe("the mesh, end to end", () => {
     const [started] = await Promise.all([
       startTestMesh(),
       (async () => {
-        sources.greeterV1 = await buildDemo("greeter", join(buildsDir, "greeter-v1"));
-        sources.counterV1 = await buildDemo("counter", join(buildsDir, "counter-v1"));
-        sources.greeterV2 = await buildDemo("greeter", join(buildsDir, "greeter-v2"), { GREETING: '"Howdy"' });
-        sources.counterV2 = await buildDemo("counter", join(buildsDir, "counter-v2"), { STEP: "10" });
+        sources.greeterV1 = await buildWorker("greeter", join(buildsDir, "greeter-v1"));
+        sources.counterV1 = await buildWorker("counter", join(buildsDir, "counter-v1"));
+        sources.greeterV2 = await buildWorker("greeter", join(buildsDir, "greeter-v2"), { GREETING: '"Howdy"' });
+        sources.counterV2 = await buildWorker("counter", join(buildsDir, "counter-v2"), { STEP: "10" });
       })(),
     ]);
     mesh = started;
@@ -118,10 +118,10 @@ describe("the mesh, end to end", () => {
   }, 60_000);
 
   test("a workerd that dies is restarted and serves every live build again", async () => {
-    const workerd = await findChild(mesh, "workerd");
+    const workerd = await findChild(mesh, "/workerd ");
     process.kill(workerd, "SIGKILL");
     await eventually(async () => expect(await ingress.call("greeter/greet", "again")).toMatch(/^Howdy, again! /));
-    expect(await findChild(mesh, "workerd")).not.toBe(workerd);
+    expect(await findChild(mesh, "/workerd ")).not.toBe(workerd);
     expect(await ingress.call("counter/fresh/add")).toBe(20);
   }, 60_000);
 
@@ -133,24 +133,3 @@ describe("the mesh, end to end", () => {
     expect(pids.filter(isAlive)).toEqual([]);
   }, 60_000);
 });
-
-async function findChild(mesh: TestMesh, binary: string): Promise<number> {
-  const { execa } = await import("execa");
-  for (const pid of await mesh.pids()) {
-    const { stdout } = await execa("ps", ["-o", "args=", "-p", String(pid)], { reject: false });
-    if (stdout.includes(`/${binary} `)) return pid;
-  }
-  throw new Error(`no ${binary} process in the mesh`);
-}
-
-async function eventually(check: () => Promise<void>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-}

@@ -22,9 +22,10 @@ export interface TestMesh {
 }
 
 /** Runs `node control/main.ts start` (what `npm start` runs) on free ports in a temp dir. */
-export async function startTestMesh(): Promise<TestMesh> {
+export async function startTestMesh(extraEnv: Record<string, string> = {}): Promise<TestMesh> {
   const dir = await mkdtemp(join(tmpdir(), "gridiron-test-"));
   const env = {
+    ...extraEnv,
     GRIDIRON_DATA_DIR: join(dir, "data"),
     GRIDIRON_INGRESS_PORT: String(await getPort()),
     GRIDIRON_ADMIN_PORT: String(await getPort()),
@@ -98,14 +99,43 @@ async function processTree(root: number | undefined): Promise<number[]> {
   return tree.filter(isAlive);
 }
 
-/** Builds demo/NAME with wrangler, as `just deploy-demo` does; `defines` make variants. */
-export async function buildDemo(name: string, outdir: string, defines: Record<string, string> = {}): Promise<string> {
+/**
+ * Builds a worker with wrangler, as `just deploy-demo` does; `defines` make variants. `project`
+ * is a dir under demo/ or a path relative to the repository.
+ */
+export async function buildWorker(
+  project: string,
+  outdir: string,
+  defines: Record<string, string> = {},
+): Promise<string> {
   const args = ["deploy", "--dry-run", "--outdir", outdir];
   for (const [key, value] of Object.entries(defines)) args.push("--define", `${key}:${value}`);
   await execa(join(ROOT, "node_modules/.bin/wrangler"), args, {
-    cwd: join(ROOT, "demo", name),
+    cwd: project.includes("/") ? join(ROOT, project) : join(ROOT, "demo", project),
     env: { WRANGLER_SEND_METRICS: "false", CI: "true" },
     timeout: 120_000,
   });
   return pathToFileURL(outdir).href;
+}
+
+/** The PID of the mesh process whose command line contains `needle` (e.g. "/workerd "). */
+export async function findChild(mesh: TestMesh, needle: string): Promise<number> {
+  for (const pid of await mesh.pids()) {
+    const { stdout } = await execa("ps", ["-o", "args=", "-p", String(pid)], { reject: false });
+    if (stdout.includes(needle)) return pid;
+  }
+  throw new Error(`no process matching "${needle}" in the mesh`);
+}
+
+/** Retries `check` until it passes, at most `timeoutMs`. */
+export async function eventually(check: () => Promise<void>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
 }

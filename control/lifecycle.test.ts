@@ -1,0 +1,127 @@
+import { describe, expect, test } from "vitest";
+import {
+  type BuildRecord,
+  type BuildState,
+  type DrainObservation,
+  drainStep,
+  filesToDelete,
+  isDrained,
+  promote,
+  rollbackTarget,
+} from "./lifecycle.ts";
+
+const idle: DrainObservation = { latestFor: [], pinned: 0, paused: 0, running: 0 };
+
+function record(buildId: string, state: BuildState, activeAt: string, extra: Partial<BuildRecord> = {}): BuildRecord {
+  return {
+    name: "counter",
+    version: buildId.split("-")[0] ?? buildId,
+    buildId,
+    mainModule: "index.js",
+    modules: [],
+    compatibilityDate: "2026-11-01",
+    compatibilityFlags: [],
+    deploymentId: `dp_${buildId.replace(/\W/g, "")}`,
+    uri: `http://127.0.0.1:9080/counter/${buildId}`,
+    services: ["counter"],
+    state,
+    times: { active: activeAt },
+    filesKept: true,
+    ...extra,
+  };
+}
+
+describe("isDrained", () => {
+  test("needs no latest service, no pinned and no running invocation", () => {
+    expect(isDrained(idle)).toBe(true);
+    expect(isDrained({ ...idle, latestFor: ["counter"] })).toBe(false);
+    expect(isDrained({ ...idle, pinned: 1, paused: 1 })).toBe(false);
+    expect(isDrained({ ...idle, running: 1 })).toBe(false);
+  });
+});
+
+describe("drainStep", () => {
+  const grace = 60_000;
+  const t0 = Date.parse("2026-11-22T10:00:00.000Z");
+  const draining = record("1.0.0-a", "draining", "2026-11-22T09:00:00.000Z");
+  const drained = { ...draining, state: "drained" as const, times: { drained: "2026-11-22T10:00:00.000Z" } };
+
+  test("busy while work is pinned", () =>
+    expect(drainStep(draining, { ...idle, pinned: 2 }, t0, grace)).toEqual({ kind: "busy" }));
+  test("first seen drained starts the grace period", () =>
+    expect(drainStep(draining, idle, t0, grace)).toEqual({ kind: "drained", checkAgainMs: grace }));
+  test("waits out the rest of the grace period", () =>
+    expect(drainStep(drained, idle, t0 + 20_000, grace)).toEqual({ kind: "wait", checkAgainMs: 40_000 }));
+  test("prunes once drained for the whole grace period", () =>
+    expect(drainStep(drained, idle, t0 + grace, grace)).toEqual({ kind: "prune" }));
+  test("work seen during the grace period makes it busy again", () =>
+    expect(drainStep(drained, { ...idle, running: 1 }, t0 + grace, grace)).toEqual({ kind: "busy" }));
+});
+
+describe("promote", () => {
+  test("the new build becomes active and the old active one starts draining", () => {
+    const next = promote(
+      [record("1-a", "active", "t1"), record("0-z", "pruned", "t0")],
+      record("2-b", "failed", "x"),
+      "t2",
+    );
+    expect(next.map((r) => `${r.buildId}:${r.state}`)).toEqual(["1-a:draining", "0-z:pruned", "2-b:active"]);
+    expect(next[0]?.times).toEqual({ active: "t1", draining: "t2" });
+    expect(next[2]?.times).toEqual({ active: "t2" });
+  });
+
+  test("promoting a build already in the records replaces its entry", () => {
+    const next = promote(
+      [record("1-a", "active", "t1"), record("0-z", "drained", "t0")],
+      record("0-z", "drained", "t0"),
+      "t2",
+    );
+    expect(next.map((r) => `${r.buildId}:${r.state}`)).toEqual(["1-a:draining", "0-z:active"]);
+  });
+});
+
+describe("rollbackTarget", () => {
+  const records = [
+    record("1-a", "pruned", "2026-01-01"),
+    record("2-b", "drained", "2026-01-02"),
+    record("3-c", "active", "2026-01-03"),
+    record("0-x", "pruned", "2025-01-01", { filesKept: false }),
+    record("9-f", "failed", "2026-01-04"),
+  ];
+  test("defaults to the most recently active build that is not active now", () =>
+    expect(rollbackTarget(records)).toMatchObject({ buildId: "2-b" }));
+  test("takes a named build whose files are kept, even if pruned", () =>
+    expect(rollbackTarget(records, "1-a")).toMatchObject({ buildId: "1-a" }));
+  test.each([
+    ["3-c", /already active/],
+    ["0-x", /files are gone/],
+    ["9-f", /failed/],
+    ["7-q", /no build 7-q/],
+  ])("refuses %s", (buildId, message) =>
+    expect(rollbackTarget(records, buildId)).toEqual({ error: expect.stringMatching(message) }),
+  );
+  test("says so when there is nothing to go back to", () =>
+    expect(rollbackTarget([record("3-c", "active", "t")])).toEqual({
+      error: expect.stringMatching(/no earlier build/),
+    }));
+});
+
+describe("filesToDelete", () => {
+  test("keeps the files of the most recently active builds, deletes older pruned ones", () => {
+    const records = [
+      record("1-a", "pruned", "2026-01-01"),
+      record("2-b", "pruned", "2026-01-02"),
+      record("3-c", "drained", "2026-01-03"),
+      record("4-d", "active", "2026-01-04"),
+    ];
+    expect(filesToDelete(records, 2).map((r) => r.buildId)).toEqual(["1-a", "2-b"]);
+    expect(filesToDelete(records, 3).map((r) => r.buildId)).toEqual(["1-a"]);
+    expect(filesToDelete(records, 5)).toEqual([]);
+  });
+
+  test("never lists files already deleted", () => {
+    expect(
+      filesToDelete([record("1-a", "pruned", "t1", { filesKept: false }), record("2-b", "active", "t2")], 1),
+    ).toEqual([]);
+  });
+});

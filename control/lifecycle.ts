@@ -1,0 +1,103 @@
+import type { Build } from "./bundle-store.ts";
+
+/**
+ * The life of a build, as pure rules over the deployer's records: the deployer object does the
+ * I/O and asks these functions what to do next.
+ *
+ *   active ──replaced──> draining <──busy again── drained ──grace over──> pruned
+ *      ^                    │                        │                      │
+ *      └──────────────── rollback (files still kept) ┴──────────────────────┘
+ *   failed: activation did not get as far as serving.
+ */
+
+export type BuildState = "active" | "draining" | "drained" | "pruned" | "failed";
+
+export interface BuildRecord extends Build {
+  deploymentId: string | null;
+  uri: string;
+  services: string[];
+  state: BuildState;
+  /** When the build last entered each state (ISO times). */
+  times: Partial<Record<BuildState, string>>;
+  /** False once a pruned build's files are deleted; it can no longer be rolled back to. */
+  filesKept: boolean;
+  /** Identifies the current chain of drain checks, so a stale delayed check ends itself. */
+  watch?: string;
+  error?: string;
+}
+
+/** What Restate's introspection says runs on a deployment right now. */
+export interface DrainObservation {
+  /** Services for which this deployment is the latest: new calls would go to it. */
+  latestFor: string[];
+  /** Invocations pinned to it that are not completed (paused ones included). */
+  pinned: number;
+  paused: number;
+  /** Attempts running on it that are not pinned yet. */
+  running: number;
+}
+
+export function isDrained(o: DrainObservation): boolean {
+  return o.latestFor.length === 0 && o.pinned === 0 && o.running === 0;
+}
+
+export type DrainStep =
+  | { kind: "busy" }
+  | { kind: "drained"; checkAgainMs: number }
+  | { kind: "wait"; checkAgainMs: number }
+  | { kind: "prune" };
+
+/**
+ * The next step for a replaced build after one look at Restate. A build must stay drained for a
+ * whole grace period before it is pruned; any work seen in between starts the grace period over.
+ */
+export function drainStep(
+  record: Pick<BuildRecord, "state" | "times">,
+  observed: DrainObservation,
+  nowMs: number,
+  graceMs: number,
+): DrainStep {
+  if (!isDrained(observed)) return { kind: "busy" };
+  const drainedAt = record.state === "drained" && record.times.drained ? Date.parse(record.times.drained) : undefined;
+  if (drainedAt === undefined) return { kind: "drained", checkAgainMs: graceMs };
+  const left = drainedAt + graceMs - nowMs;
+  return left <= 0 ? { kind: "prune" } : { kind: "wait", checkAgainMs: left };
+}
+
+export function withState(record: BuildRecord, state: BuildState, now: string): BuildRecord {
+  return { ...record, state, times: { ...record.times, [state]: now } };
+}
+
+/** Makes `promoted` the active build; the build it replaces starts draining. */
+export function promote(records: BuildRecord[], promoted: BuildRecord, now: string): BuildRecord[] {
+  const others = records
+    .filter((r) => r.buildId !== promoted.buildId)
+    .map((r) => (r.state === "active" ? withState(r, "draining", now) : r));
+  return [...others, withState(promoted, "active", now)];
+}
+
+/** The build a rollback goes to: the named one, else the most recently active one still on disk. */
+export function rollbackTarget(records: BuildRecord[], buildId?: string): BuildRecord | { error: string } {
+  const candidates = records.filter((r) => r.state !== "active" && r.state !== "failed" && r.filesKept);
+  if (buildId) {
+    const named = records.find((r) => r.buildId === buildId);
+    if (!named) return { error: `no build ${buildId}` };
+    if (named.state === "active") return { error: `build ${buildId} is already active` };
+    if (!candidates.includes(named)) return { error: `build ${buildId} is ${named.state} and its files are gone` };
+    return named;
+  }
+  const newest = candidates.sort((a, b) => (b.times.active ?? "").localeCompare(a.times.active ?? ""))[0];
+  return newest ?? { error: "there is no earlier build to roll back to" };
+}
+
+/**
+ * Pruned builds whose files can go: all but the `keep` most recently active builds keep their
+ * files for rollback.
+ */
+export function filesToDelete(records: BuildRecord[], keep: number): BuildRecord[] {
+  const byRecency = [...records]
+    .filter((r) => r.state !== "failed")
+    .sort((a, b) => (b.times.active ?? "").localeCompare(a.times.active ?? ""));
+  const kept = new Set(byRecency.slice(0, keep).map((r) => r.buildId));
+  return records.filter((r) => r.state === "pruned" && r.filesKept && !kept.has(r.buildId));
+}

@@ -1,0 +1,156 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { AdminClient } from "../control/admin-client.ts";
+import type { ActivateResult } from "../control/deployer.ts";
+import type { BuildState } from "../control/lifecycle.ts";
+import { Ingress } from "./ingress.ts";
+import { buildWorker, eventually, findChild, startTestMesh, type TestMesh } from "./mesh.ts";
+
+interface Status {
+  active: string | null;
+  builds: { buildId: string; state: BuildState; uri: string; deploymentId: string; pinned: number; paused: number }[];
+}
+
+const POLL_S = 1;
+const GRACE_S = 2;
+/** Longer than a poll plus the grace period: a drained build would be gone by then. */
+const PRUNE_WINDOW_MS = (POLL_S + GRACE_S) * 1000 + 2_000;
+
+/** Drain watching, pruning, paused invocations and rollback, on the real mesh with short timers. */
+describe("deployment lifecycle", () => {
+  let mesh: TestMesh;
+  let ingress: Ingress;
+  let admin: AdminClient;
+  let buildsDir: string;
+  const sources: Record<string, string> = {};
+  const built: Record<string, ActivateResult> = {};
+
+  beforeAll(async () => {
+    buildsDir = await mkdtemp(join(tmpdir(), "gridiron-builds-"));
+    const [started] = await Promise.all([
+      startTestMesh({ GRIDIRON_DRAIN_POLL_SECONDS: String(POLL_S), GRIDIRON_DRAIN_GRACE_SECONDS: String(GRACE_S) }),
+      (async () => {
+        sources.counterV1 = await buildWorker("counter", join(buildsDir, "counter-v1"));
+        sources.counterV2 = await buildWorker("counter", join(buildsDir, "counter-v2"), { STEP: "10" });
+        sources.flakyV1 = await buildWorker("test/fixtures/flaky", join(buildsDir, "flaky-v1"));
+        sources.flakyV2 = await buildWorker("test/fixtures/flaky", join(buildsDir, "flaky-v2"), { BROKEN: "false" });
+      })(),
+    ]);
+    mesh = started;
+    ingress = new Ingress(mesh.settings.ingressUrl);
+    admin = new AdminClient(mesh.settings.adminUrl);
+  }, 240_000);
+
+  afterAll(async () => {
+    await mesh?.stop();
+    await rm(buildsDir, { recursive: true, force: true });
+  }, 60_000);
+
+  const activate = async (name: string, version: string, source: string | undefined) => {
+    const result = await ingress.call<ActivateResult>(`deployer/${name}/activate`, { source, version });
+    built[`${name}@${version}`] = result;
+    return result;
+  };
+  const status = (name: string) => ingress.call<Status>(`deployer/${name}/status`);
+  const stateOf = async (name: string, buildId: string | undefined) =>
+    (await status(name)).builds.find((b) => b.buildId === buildId);
+  const registered = async (deploymentId: string | undefined) =>
+    (await admin.query(`SELECT id FROM sys_deployment WHERE id = '${deploymentId}'`)).length === 1;
+  const routed = async (result: ActivateResult | undefined) =>
+    (
+      await fetch(`${mesh.settings.workerdUrl}/${result?.name}/${result?.buildId}/discover`, {
+        headers: { accept: "application/vnd.restate.endpointmanifest.v4+json" },
+      })
+    ).status === 200;
+  const invocationStatus = async (id: string) =>
+    (await admin.query(`SELECT status FROM sys_invocation_status WHERE id = '${id}'`))[0]?.status;
+
+  test("a replaced build is served while a call sleeps on it, then pruned by itself", async () => {
+    const v1 = await activate("counter", "1.0.0", sources.counterV1);
+    const sleeping = await ingress.send("counter/sleepy/add", { delayMs: 20_000 });
+    await eventually(async () => expect(await invocationStatus(sleeping)).toBe("suspended"));
+
+    await activate("counter", "2.0.0", sources.counterV2);
+    await sleep(PRUNE_WINDOW_MS);
+    expect(await stateOf("counter", v1.buildId)).toMatchObject({ state: "draining", pinned: 1 });
+    expect(await registered(v1.deploymentId)).toBe(true);
+    expect(await routed(v1)).toBe(true);
+
+    expect(await ingress.attach(sleeping)).toBe(1);
+    await eventually(
+      async () => expect(await stateOf("counter", v1.buildId)).toMatchObject({ state: "pruned" }),
+      PRUNE_WINDOW_MS + 5_000,
+    );
+    expect(await registered(v1.deploymentId)).toBe(false);
+    expect(await routed(v1)).toBe(false);
+    expect(await ingress.call("counter/sleepy/add")).toBe(11);
+  }, 90_000);
+
+  test("a paused invocation blocks pruning until resumePaused moves it to the new build", async () => {
+    const v1 = await activate("flaky", "1.0.0", sources.flakyV1);
+    const stuck = await ingress.send("flaky/run");
+    await eventually(async () => expect(await invocationStatus(stuck)).toBe("paused"));
+
+    await activate("flaky", "2.0.0", sources.flakyV2);
+    await sleep(PRUNE_WINDOW_MS);
+    expect(await stateOf("flaky", v1.buildId)).toMatchObject({ state: "draining", pinned: 1, paused: 1 });
+
+    expect(await ingress.call("deployer/flaky/resumePaused")).toEqual({ resumed: [stuck] });
+    expect(await ingress.attach(stuck)).toBe("fixed");
+    await eventually(
+      async () => expect(await stateOf("flaky", v1.buildId)).toMatchObject({ state: "pruned" }),
+      PRUNE_WINDOW_MS + 5_000,
+    );
+  }, 90_000);
+
+  test("rollback sends new calls to the previous build within seconds, even once it was pruned", async () => {
+    const v1 = built["counter@1.0.0"];
+    const v2 = built["counter@2.0.0"];
+    expect((await stateOf("counter", v1?.buildId))?.state).toBe("pruned");
+
+    const started = Date.now();
+    const back = await ingress.call<ActivateResult>("deployer/counter/rollback");
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(back.buildId).toBe(v1?.buildId);
+    expect(await ingress.call("counter/rolled/add")).toBe(1);
+
+    const forward = await ingress.call<ActivateResult>("deployer/counter/rollback", { buildId: v2?.buildId });
+    expect(forward.buildId).toBe(v2?.buildId);
+    expect(await ingress.call("counter/rolled/add")).toBe(11);
+  }, 60_000);
+
+  test("repeated and interrupted prunes and rollbacks leave one consistent state", async () => {
+    const v1 = built["counter@1.0.0"];
+    // Interrupt a rollback: kill the deployer right after Restate hands it over.
+    const rollback = await ingress.send("deployer/counter/rollback", { buildId: v1?.buildId });
+    process.kill(await findChild(mesh, "main.ts deployer"), "SIGKILL");
+    expect(await ingress.attach<ActivateResult>(rollback)).toMatchObject({ buildId: v1?.buildId });
+    await expect(ingress.call("deployer/counter/rollback", { buildId: v1?.buildId })).rejects.toMatchObject({
+      status: 409,
+    });
+
+    const v2 = built["counter@2.0.0"];
+    const forced = { buildId: v2?.buildId, force: true };
+    expect(await ingress.call("deployer/counter/prune", forced)).toEqual({
+      pruned: [{ buildId: v2?.buildId, affectedInvocations: 0 }],
+    });
+    expect(await ingress.call("deployer/counter/prune", forced)).toMatchObject({ pruned: [{ buildId: v2?.buildId }] });
+    expect(await ingress.call("deployer/counter/prune")).toEqual({ pruned: [] });
+
+    const final = await status("counter");
+    expect(final.builds.filter((b) => b.state === "active").map((b) => b.buildId)).toEqual([v1?.buildId]);
+    for (const build of final.builds) {
+      const live = build.state === "active";
+      expect(await registered(build.deploymentId)).toBe(live);
+      expect(await routed({ name: "counter", buildId: build.buildId } as ActivateResult)).toBe(live);
+    }
+    const counterDeployments = await admin.query("SELECT id FROM sys_deployment WHERE endpoint LIKE '%/counter/%'");
+    expect(counterDeployments.map((row) => row.id)).toEqual([
+      final.builds.find((b) => b.state === "active")?.deploymentId,
+    ]);
+    expect(await ingress.call("counter/rolled/add")).toBe(12);
+  }, 90_000);
+});
