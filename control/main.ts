@@ -24,6 +24,9 @@ Environment (defaults in brackets):
   GRIDIRON_WORKERD_PORT [9080]     workerd, serving /{bundle}/{buildId}/...
   GRIDIRON_DEPLOYER_PORT [9081]    the deployer's Restate endpoint
   GRIDIRON_DATA_DIR [.gridiron]    Restate data, bundles and workerd config
+  GRIDIRON_DRAIN_POLL_SECONDS [30] how often a replaced build is checked for drain
+  GRIDIRON_DRAIN_GRACE_SECONDS [60] how long a build stays drained before it is pruned
+  GRIDIRON_KEEP_BUILDS [5]         builds whose files are kept for rollback
 `;
 
 const Component = z.enum(["restate", "workerd", "deployer"]);
