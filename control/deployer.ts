@@ -324,27 +324,35 @@ function resultOf(record: BuildRecord): ActivateResult {
   return { name, version, buildId, deploymentId: deploymentId ?? "", uri, services };
 }
 
+const MANIFEST_TYPES =
+  "application/vnd.restate.endpointmanifest.v4+json, application/vnd.restate.endpointmanifest.v3+json";
+
+/** Waits until the build answers Restate discovery with an endpoint manifest. */
 async function waitForDiscovery(uri: string): Promise<void> {
   const deadline = Date.now() + DISCOVERY_TIMEOUT_MS;
   let last = "no answer";
   while (Date.now() < deadline) {
     try {
-      const response = await request(`${uri}/discover`, {
-        headers: {
-          accept: "application/vnd.restate.endpointmanifest.v4+json, application/vnd.restate.endpointmanifest.v3+json",
-        },
-        headersTimeout: 5_000,
-      });
+      const response = await request(`${uri}/discover`, { headers: { accept: MANIFEST_TYPES }, headersTimeout: 5_000 });
       const body = await response.body.text();
-      if (response.statusCode === 200) return;
+      const type = String(response.headers["content-type"] ?? "");
+      if (response.statusCode === 200 && type.includes("endpointmanifest")) return;
+      if (response.statusCode === 200) {
+        // Something answers, but not the Restate SDK: waiting will not change that.
+        throw new restate.TerminalError(
+          `the build is not a Restate endpoint: ${uri}/discover answered ${type || "no content type"} instead of an endpoint manifest; serve it with createEndpointHandler from @restatedev/restate-sdk-cloudflare-workers/fetch`,
+          { errorCode: 400 },
+        );
+      }
       last = `HTTP ${response.statusCode}: ${body.slice(0, 500)}`;
     } catch (error) {
+      if (error instanceof restate.TerminalError) throw error;
       last = (error as Error).message;
     }
     await sleep(200);
   }
   throw new restate.TerminalError(
-    `the build did not answer Restate discovery at ${uri}/discover within ${DISCOVERY_TIMEOUT_MS / 1000} s (${last}); is it a Restate endpoint made with @restatedev/restate-sdk-cloudflare-workers?`,
+    `the build did not answer Restate discovery at ${uri}/discover within ${DISCOVERY_TIMEOUT_MS / 1000} s (${last})`,
     { errorCode: 502 },
   );
 }

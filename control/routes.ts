@@ -1,7 +1,9 @@
+import { rename } from "node:fs/promises";
 import * as restate from "@restatedev/restate-sdk";
 import { type Build, buildDir } from "./bundle-store.ts";
 import type { Settings } from "./settings.ts";
 import { loadBuild, serviceName, writeWorkerdConfig } from "./workerd-config.ts";
+import { ConfigRejected, proveWorkerdConfig } from "./workerd-probe.ts";
 import { reloadWorkerd } from "./workerd-reload.ts";
 
 /** The one key of the `routes` object: there is one workerd per Gridiron node. */
@@ -15,13 +17,22 @@ type RoutesState = { builds: Build[] };
  * writes holds every live build.
  */
 export function routesObject(settings: Settings) {
+  /** The live config is only replaced by one that a throwaway workerd has loaded. */
   const write = async (builds: Build[]) => {
     const loaded = await Promise.all(builds.map((build) => loadBuild(buildDir(settings.bundlesDir, build), build)));
-    await writeWorkerdConfig(settings.workerdConfigPath, loaded, `${settings.bind}:${settings.ports.workerd}`);
+    const candidate = `${settings.workerdConfigPath}.candidate`;
+    await writeWorkerdConfig(candidate, loaded, `${settings.bind}:${settings.ports.workerd}`);
+    try {
+      await proveWorkerdConfig(candidate);
+    } catch (error) {
+      if (error instanceof ConfigRejected) throw new restate.TerminalError(error.message, { errorCode: 400 });
+      throw error;
+    }
+    await rename(candidate, settings.workerdConfigPath);
   };
 
   const apply = async (ctx: restate.ObjectContext<RoutesState>, next: Build[]) => {
-    await ctx.run("write workerd config", () => write(next));
+    await ctx.run("write and prove workerd config", () => write(next));
     await ctx.run("reload workerd", () => reloadWorkerd(settings));
     ctx.set("builds", next);
   };

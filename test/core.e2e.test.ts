@@ -1,6 +1,7 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminClient } from "../control/admin-client.ts";
 import type { ActivateResult } from "../control/deployer.ts";
@@ -82,6 +83,32 @@ describe("the mesh, end to end", () => {
       await expect(attempt).rejects.toThrow(message);
     }
     expect(await ingress.call("deployer/greeter/status")).toEqual(before);
+  });
+
+  test.each([
+    ["a syntax error", { "index.js": "export default { fetch( {" }, 400, /SyntaxError/],
+    ["a throw at top level", { "index.js": 'throw new Error("boom"); export default {};' }, 400, /boom/],
+    ["a missing module", { "index.js": 'import x from "./gone.wasm"; export default {};' }, 400, /gone\.wasm/],
+    [
+      "no Restate endpoint",
+      { "index.js": 'export default { fetch() { return new Response("hi"); } };' },
+      400,
+      /discover|deployment/i,
+    ],
+    ["no main module", { "notes.txt": "hello" }, 400, /no main module/],
+  ])("a bundle with %s fails to activate and changes nothing else", async (_, files, status, message) => {
+    const dir = join(buildsDir, `broken-${Object.values(files)[0]?.length}`);
+    await mkdir(dir, { recursive: true });
+    for (const [file, text] of Object.entries(files)) await writeFile(join(dir, file), text);
+
+    const attempt = activate("broken", pathToFileURL(dir).href, "1.0.0");
+    await expect(attempt).rejects.toMatchObject({ status });
+    await expect(attempt).rejects.toThrow(message);
+
+    expect(await ingress.call("greeter/greet", "still")).toMatch(/, still! /);
+    expect(await readdir(join(mesh.settings.bundlesDir, "broken")).catch(() => [])).toEqual([]);
+    const deployments = await admin.query("SELECT id FROM sys_deployment WHERE endpoint LIKE '%/broken/%'");
+    expect(deployments).toEqual([]);
   });
 
   test("a call sleeping on v1 finishes on v1 while new calls get v2", async () => {
