@@ -45,3 +45,25 @@ call SERVICE HANDLER ARGS="":
     @curl -sS --fail-with-body {{ingress}}/{{SERVICE}}/{{HANDLER}} \
       -H 'content-type: application/json' {{ if ARGS == "" { "" } else { "-d " + quote(ARGS) } }}
     @echo
+
+image := "gridiron:local"
+
+# Build the container image (needs a Docker engine)
+docker-build:
+    docker build -t {{image}} .
+
+# Run the mesh in a container, data in the gridiron-data volume. demo/ is mounted at the same
+# path as on the host, so `deploy-demo` and `deploy` hand the container paths it can read.
+docker-run:
+    docker run -d --name gridiron -p 8080:8080 -p 9070:9070 -p 9080:9080 -p 9081:9081 \
+      -v gridiron-data:/data -v {{justfile_directory()}}/demo:{{justfile_directory()}}/demo:ro {{image}}
+
+# A shell in the running container
+docker-shell:
+    docker exec -it gridiron bash
+
+# Remove the container, its data volume and the image
+docker-clean:
+    -docker rm -f gridiron
+    -docker volume rm gridiron-data
+    -docker image rm {{image}}

@@ -63,7 +63,7 @@ export async function startTestMesh(extraEnv: Record<string, string> = {}): Prom
       // Whatever still runs is a leak: kill it by PID so one failing test does not poison the next.
       const leaked = pids.filter(isAlive);
       for (const pid of leaked) process.kill(pid, "SIGKILL");
-      await rm(dir, { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
       return leaked;
     },
   };

@@ -1,0 +1,123 @@
+import { cp, mkdtemp, readlink, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { execa } from "execa";
+import getPort from "get-port";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { AdminClient } from "../control/admin-client.ts";
+import { waitFor, withTimeout } from "../control/processes.ts";
+import { loadSettings, type Settings } from "../control/settings.ts";
+import { Ingress } from "./ingress.ts";
+import { buildWorker, eventually, isAlive } from "./mesh.ts";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const SERVICES = ["restate", "workerd", "deployer"] as const;
+const startRunsvdir = (serviceDir: string, env: Record<string, string>) =>
+  execa("runsvdir", ["-P", serviceDir], { env, reject: false, stdio: "ignore" });
+const hasRunit = (await execa("sh", ["-c", "command -v runsvdir && command -v sv"], { reject: false })).exitCode === 0;
+
+/** runsv processes supervising a service dir below `dir`. */
+async function runsvsIn(dir: string): Promise<number[]> {
+  const { stdout } = await execa("pgrep", ["-x", "runsv"], { reject: false });
+  const pids = stdout.split("\n").filter(Boolean).map(Number);
+  const cwds = await Promise.all(pids.map((pid) => readlink(`/proc/${pid}/cwd`).catch(() => "")));
+  return pids.filter((_, i) => cwds[i]?.startsWith(dir));
+}
+
+/** The runit mode: runsvdir over a copy of runit/, as the container runs it; runit restarts what dies. */
+describe.skipIf(!hasRunit)("the mesh under runit", () => {
+  let dir: string;
+  let settings: Settings;
+  let runsvdir: ReturnType<typeof startRunsvdir>;
+  let workerdBeforeDeploys: number | undefined;
+  let ingress: Ingress;
+  const seen = new Set<number>();
+
+  const pidOf = async (service: string): Promise<number | undefined> => {
+    const { stdout } = await execa("sv", ["status", join(dir, "service", service)], { reject: false });
+    const match = /^run: .*\(pid (\d+)\)/.exec(stdout);
+    return match ? Number(match[1]) : undefined;
+  };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "gridiron-runit-"));
+    await cp(join(ROOT, "runit"), join(dir, "service"), { recursive: true });
+    const env = {
+      GRIDIRON_HOME: ROOT,
+      GRIDIRON_DATA_DIR: join(dir, "data"),
+      GRIDIRON_INGRESS_PORT: String(await getPort()),
+      GRIDIRON_ADMIN_PORT: String(await getPort()),
+      GRIDIRON_NODE_PORT: String(await getPort()),
+      GRIDIRON_WORKERD_PORT: String(await getPort()),
+      GRIDIRON_DEPLOYER_PORT: String(await getPort()),
+    };
+    settings = loadSettings(env);
+    runsvdir = startRunsvdir(join(dir, "service"), env);
+    const [greeter, counter] = await Promise.all([
+      buildWorker("greeter", join(dir, "greeter")),
+      buildWorker("counter", join(dir, "counter")),
+    ]);
+    const admin = new AdminClient(settings.adminUrl);
+    await waitFor(
+      "the deployer under runit",
+      async () => (await admin.query("SELECT name FROM sys_service WHERE name = 'deployer'")).length === 1,
+      90_000,
+    );
+    ingress = new Ingress(settings.ingressUrl);
+    workerdBeforeDeploys = await pidOf("workerd");
+    await ingress.call("deployer/greeter/activate", { source: greeter, version: "1.0.0" });
+    await ingress.call("deployer/counter/activate", { source: counter, version: "1.0.0" });
+  }, 240_000);
+
+  afterAll(async () => {
+    if (!dir) return;
+    for (const service of SERVICES) {
+      const pid = await pidOf(service);
+      if (pid) seen.add(pid);
+    }
+    const serviceDirs = SERVICES.map((s) => join(dir, "service", s));
+    // `exit` makes each runsv quit once its service is down; a service caught mid-restart may
+    // need it more than once.
+    await eventually(async () => {
+      await execa("sv", ["-w", "15", "force-stop", ...serviceDirs], { reject: false });
+      await execa("sv", ["exit", ...serviceDirs], { reject: false });
+      expect(await runsvsIn(dir)).toEqual([]);
+    }, 30_000);
+    runsvdir?.kill("SIGHUP");
+    await withTimeout(runsvdir, 20_000, "runsvdir did not stop").catch(() => runsvdir.kill("SIGKILL"));
+    const leaked = [...seen].filter(isAlive);
+    for (const pid of leaked) process.kill(pid, "SIGKILL");
+    await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+    expect(leaked).toEqual([]);
+  }, 60_000);
+
+  test("the demo runs, and the deploy restarted workerd through sv", async () => {
+    expect(workerdBeforeDeploys).toBeDefined();
+    expect(await pidOf("workerd")).not.toBe(workerdBeforeDeploys);
+    expect(await ingress.call("greeter/greet", "runit")).toMatch(/^Hello, runit! /);
+    expect(await ingress.call("counter/k/add")).toBe(1);
+  });
+
+  test.each(SERVICES)(
+    "kill -9 of %s: runit restarts it and the demo keeps its state",
+    async (service) => {
+      const before = await ingress.call<number>("counter/k/add");
+      const pid = await pidOf(service);
+      expect(pid).toBeDefined();
+      seen.add(pid as number);
+      process.kill(pid as number, "SIGKILL");
+
+      await eventually(async () => {
+        const now = await pidOf(service);
+        expect(now).toBeDefined();
+        expect(now).not.toBe(pid);
+      }, 30_000);
+      await eventually(
+        async () => expect(await ingress.call("greeter/greet", "again")).toMatch(/^Hello, again! /),
+        60_000,
+      );
+      expect(await ingress.call("counter/k/add")).toBe(before + 1);
+    },
+    120_000,
+  );
+});
