@@ -2,7 +2,7 @@ import { z } from "zod";
 import { componentSpecs, prepareDataDir, shellCommand } from "./components.ts";
 import { serveDeployer } from "./endpoint.ts";
 import { loadSettings } from "./settings.ts";
-import { formatTable, statusRows } from "./status.ts";
+import { formatTable, serviceRows, statusRows } from "./status.ts";
 import { startMesh } from "./supervisor.ts";
 
 const HELP = `Usage: node control/main.ts <command>
@@ -10,7 +10,8 @@ const HELP = `Usage: node control/main.ts <command>
 Commands:
   start      run the mesh in the foreground: restate-server, workerd and the deployer,
              restarted when they die, all stopped on Ctrl-C (this is what \`npm start\` runs)
-  status     print every deployed bundle and its builds (what \`npx just status\` runs)
+  status     print whether each service is up, then every bundle and its builds
+             (what \`npx just status\` runs)
   command C  print the shell command that starts component C (restate, workerd or deployer);
              the runit run scripts exec it
   deployer   serve only the deployer's Restate endpoint (the supervisor runs this itself)
@@ -59,9 +60,14 @@ async function main(command: string | undefined): Promise<void> {
       process.stdout.write(`${shellCommand(componentSpecs(settings)[component.data])}\n`);
       return;
     }
-    case "status":
-      process.stdout.write(formatTable(await statusRows(loadSettings())));
+    case "status": {
+      const settings = loadSettings();
+      const services = await serviceRows(settings);
+      process.stdout.write(`${formatTable(services)}\n`);
+      if (services[0]?.state !== "up") throw new Error("restate-server is down: start the mesh with `npm start`");
+      process.stdout.write(formatTable(await statusRows(settings)));
       return;
+    }
     case "help":
     case "--help":
     case "-h":

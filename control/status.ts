@@ -1,7 +1,44 @@
+import { connect } from "node:net";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { AdminClient } from "./admin-client.ts";
 import type { DeployerObject } from "./deployer.ts";
 import type { Settings } from "./settings.ts";
+
+/** Whether each of the three processes answers, whatever supervises them (npm start or runit). */
+export async function serviceRows(settings: Settings): Promise<Record<string, string>[]> {
+  const admin = new AdminClient(settings.adminUrl);
+  const restateUp = await admin.healthy();
+  const routerAnswer = await fetch(`${settings.workerdUrl}/`, { signal: AbortSignal.timeout(2_000) })
+    .then((response) => response.json() as Promise<{ builds: number }>)
+    .catch(() => undefined);
+  const deployerListens = await listens(settings.ports.deployer);
+  return [
+    {
+      service: "restate",
+      state: restateUp ? "up" : "down",
+      detail: `admin ${settings.adminUrl}, ingress ${settings.ingressUrl}`,
+    },
+    {
+      service: "workerd",
+      state: routerAnswer ? "up" : "down",
+      detail: `${settings.workerdUrl}${routerAnswer ? `, ${routerAnswer.builds} live build(s)` : ""}`,
+    },
+    { service: "deployer", state: deployerListens ? "up" : "down", detail: settings.deployerUrl },
+  ];
+}
+
+function listens(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port, timeout: 2_000 });
+    const done = (up: boolean) => {
+      socket.destroy();
+      resolve(up);
+    };
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+    socket.once("timeout", () => done(false));
+  });
+}
 
 /** Every bundle ever activated and each of its builds, as rows for `npx just status`. */
 export async function statusRows(settings: Settings): Promise<Record<string, string>[]> {

@@ -35,9 +35,10 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
     log,
   );
   const all = [deployer, workerd, restate];
+  // All at once: on Ctrl-C the terminal signals every child too, and each must be marked as
+  // stopping before its exit is taken for a crash and restarted.
   const stop = async () => {
-    // The deployer first, so it starts no reload while the others go down.
-    for (const child of all) await child.stop();
+    await Promise.all(all.map((child) => child.stop()));
   };
 
   try {

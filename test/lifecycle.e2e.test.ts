@@ -132,11 +132,12 @@ describe("deployment lifecycle", () => {
       status: 409,
     });
 
+    // Interrupt a prune the same way.
     const v2 = built["counter@2.0.0"];
     const forced = { buildId: v2?.buildId, force: true };
-    expect(await ingress.call("deployer/counter/prune", forced)).toEqual({
-      pruned: [{ buildId: v2?.buildId, affectedInvocations: 0 }],
-    });
+    const prune = await ingress.send("deployer/counter/prune", forced);
+    process.kill(await findChild(mesh, "main.ts deployer"), "SIGKILL");
+    expect(await ingress.attach(prune)).toEqual({ pruned: [{ buildId: v2?.buildId, affectedInvocations: 0 }] });
     expect(await ingress.call("deployer/counter/prune", forced)).toMatchObject({ pruned: [{ buildId: v2?.buildId }] });
     expect(await ingress.call("deployer/counter/prune")).toEqual({ pruned: [] });
 

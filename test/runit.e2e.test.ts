@@ -30,6 +30,7 @@ describe.skipIf(!hasRunit)("the mesh under runit", () => {
   let settings: Settings;
   let runsvdir: ReturnType<typeof startRunsvdir>;
   let workerdBeforeDeploys: number | undefined;
+  let runitEnv: Record<string, string>;
   let ingress: Ingress;
   const seen = new Set<number>();
 
@@ -52,6 +53,7 @@ describe.skipIf(!hasRunit)("the mesh under runit", () => {
       GRIDIRON_DEPLOYER_PORT: String(await getPort()),
     };
     settings = loadSettings(env);
+    runitEnv = env;
     runsvdir = startRunsvdir(join(dir, "service"), env);
     const [greeter, counter] = await Promise.all([
       buildWorker("greeter", join(dir, "greeter")),
@@ -96,6 +98,12 @@ describe.skipIf(!hasRunit)("the mesh under runit", () => {
     expect(await pidOf("workerd")).not.toBe(workerdBeforeDeploys);
     expect(await ingress.call("greeter/greet", "runit")).toMatch(/^Hello, runit! /);
     expect(await ingress.call("counter/k/add")).toBe(1);
+  });
+
+  test("`just status` shows each service up", async () => {
+    const { stdout } = await execa("npx", ["just", "status"], { cwd: ROOT, env: runitEnv });
+    for (const service of SERVICES) expect(stdout).toMatch(new RegExp(`^${service} +up `, "m"));
+    expect(stdout).toMatch(/^counter +1\.0\.0 /m);
   });
 
   test.each(SERVICES)(
