@@ -1,13 +1,8 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { AdminClient } from "../control/admin-client.ts";
+import { describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
 import type { BuildState } from "../control/lifecycle.ts";
-import { Ingress } from "./ingress.ts";
-import { buildWorker, eventually, findChild, startTestMesh, type TestMesh } from "./mesh.ts";
+import { eventually, findChild, useTestMesh } from "./mesh.ts";
 
 interface Status {
   active: string | null;
@@ -19,87 +14,70 @@ const GRACE_S = 2;
 /** Longer than a poll plus the grace period: a drained build would be gone by then. */
 const PRUNE_WINDOW_MS = (POLL_S + GRACE_S) * 1000 + 2_000;
 
-/** Drain watching, pruning, paused invocations and rollback, on the real mesh with short timers. */
+/** Drain watching, pruning, paused invocations and rollback, on the real fx.mesh with short timers. */
 describe("deployment lifecycle", () => {
-  let mesh: TestMesh;
-  let ingress: Ingress;
-  let admin: AdminClient;
-  let buildsDir: string;
-  const sources: Record<string, string> = {};
+  const fx = useTestMesh(
+    {
+      counterV1: ["counter"],
+      counterV2: ["counter", { STEP: "10" }],
+      flakyV1: ["test/fixtures/flaky"],
+      flakyV2: ["test/fixtures/flaky", { BROKEN: "false" }],
+    },
+    { GRIDIRON_DRAIN_POLL_SECONDS: String(POLL_S), GRIDIRON_DRAIN_GRACE_SECONDS: String(GRACE_S) },
+  );
   const built: Record<string, ActivateResult> = {};
 
-  beforeAll(async () => {
-    buildsDir = await mkdtemp(join(tmpdir(), "gridiron-builds-"));
-    const [started] = await Promise.all([
-      startTestMesh({ GRIDIRON_DRAIN_POLL_SECONDS: String(POLL_S), GRIDIRON_DRAIN_GRACE_SECONDS: String(GRACE_S) }),
-      (async () => {
-        sources.counterV1 = await buildWorker("counter", join(buildsDir, "counter-v1"));
-        sources.counterV2 = await buildWorker("counter", join(buildsDir, "counter-v2"), { STEP: "10" });
-        sources.flakyV1 = await buildWorker("test/fixtures/flaky", join(buildsDir, "flaky-v1"));
-        sources.flakyV2 = await buildWorker("test/fixtures/flaky", join(buildsDir, "flaky-v2"), { BROKEN: "false" });
-      })(),
-    ]);
-    mesh = started;
-    ingress = new Ingress(mesh.settings.ingressUrl);
-    admin = new AdminClient(mesh.settings.adminUrl);
-  }, 240_000);
-
-  afterAll(async () => {
-    await mesh?.stop();
-    await rm(buildsDir, { recursive: true, force: true });
-  }, 60_000);
-
   const activate = async (name: string, version: string, source: string | undefined) => {
-    const result = await ingress.call<ActivateResult>(`deployer/${name}/activate`, { source, version });
+    const result = await fx.ingress.call<ActivateResult>(`deployer/${name}/activate`, { source, version });
     built[`${name}@${version}`] = result;
     return result;
   };
-  const status = (name: string) => ingress.call<Status>(`deployer/${name}/status`);
+  const status = (name: string) => fx.ingress.call<Status>(`deployer/${name}/status`);
   const stateOf = async (name: string, buildId: string | undefined) =>
     (await status(name)).builds.find((b) => b.buildId === buildId);
   const registered = async (deploymentId: string | undefined) =>
-    (await admin.query(`SELECT id FROM sys_deployment WHERE id = '${deploymentId}'`)).length === 1;
+    (await fx.admin.query(`SELECT id FROM sys_deployment WHERE id = '${deploymentId}'`)).length === 1;
   const routed = async (result: ActivateResult | undefined) =>
     (
-      await fetch(`${mesh.settings.workerdUrl}/${result?.name}/${result?.buildId}/discover`, {
+      await fetch(`${fx.mesh.settings.workerdUrl}/${result?.name}/${result?.buildId}/discover`, {
         headers: { accept: "application/vnd.restate.endpointmanifest.v4+json" },
       })
     ).status === 200;
   const invocationStatus = async (id: string) =>
-    (await admin.query(`SELECT status FROM sys_invocation_status WHERE id = '${id}'`))[0]?.status;
+    (await fx.admin.query(`SELECT status FROM sys_invocation_status WHERE id = '${id}'`))[0]?.status;
 
   test("a replaced build is served while a call sleeps on it, then pruned by itself", async () => {
-    const v1 = await activate("counter", "1.0.0", sources.counterV1);
-    const sleeping = await ingress.send("counter/sleepy/add", { delayMs: 20_000 });
+    const v1 = await activate("counter", "1.0.0", fx.sources.counterV1);
+    const sleeping = await fx.ingress.send("counter/sleepy/add", { delayMs: 20_000 });
     await eventually(async () => expect(await invocationStatus(sleeping)).toBe("suspended"));
 
-    await activate("counter", "2.0.0", sources.counterV2);
+    await activate("counter", "2.0.0", fx.sources.counterV2);
     await sleep(PRUNE_WINDOW_MS);
     expect(await stateOf("counter", v1.buildId)).toMatchObject({ state: "draining", pinned: 1 });
     expect(await registered(v1.deploymentId)).toBe(true);
     expect(await routed(v1)).toBe(true);
 
-    expect(await ingress.attach(sleeping)).toBe(1);
+    expect(await fx.ingress.attach(sleeping)).toBe(1);
     await eventually(
       async () => expect(await stateOf("counter", v1.buildId)).toMatchObject({ state: "pruned" }),
       PRUNE_WINDOW_MS + 5_000,
     );
     expect(await registered(v1.deploymentId)).toBe(false);
     expect(await routed(v1)).toBe(false);
-    expect(await ingress.call("counter/sleepy/add")).toBe(11);
+    expect(await fx.ingress.call("counter/sleepy/add")).toBe(11);
   }, 90_000);
 
   test("a paused invocation blocks pruning until resumePaused moves it to the new build", async () => {
-    const v1 = await activate("flaky", "1.0.0", sources.flakyV1);
-    const stuck = await ingress.send("flaky/run");
+    const v1 = await activate("flaky", "1.0.0", fx.sources.flakyV1);
+    const stuck = await fx.ingress.send("flaky/run");
     await eventually(async () => expect(await invocationStatus(stuck)).toBe("paused"));
 
-    await activate("flaky", "2.0.0", sources.flakyV2);
+    await activate("flaky", "2.0.0", fx.sources.flakyV2);
     await sleep(PRUNE_WINDOW_MS);
     expect(await stateOf("flaky", v1.buildId)).toMatchObject({ state: "draining", pinned: 1, paused: 1 });
 
-    expect(await ingress.call("deployer/flaky/resumePaused")).toEqual({ resumed: [stuck] });
-    expect(await ingress.attach(stuck)).toBe("fixed");
+    expect(await fx.ingress.call("deployer/flaky/resumePaused")).toEqual({ resumed: [stuck] });
+    expect(await fx.ingress.attach(stuck)).toBe("fixed");
     await eventually(
       async () => expect(await stateOf("flaky", v1.buildId)).toMatchObject({ state: "pruned" }),
       PRUNE_WINDOW_MS + 5_000,
@@ -112,34 +90,36 @@ describe("deployment lifecycle", () => {
     expect((await stateOf("counter", v1?.buildId))?.state).toBe("pruned");
 
     const started = Date.now();
-    const back = await ingress.call<ActivateResult>("deployer/counter/rollback");
+    const back = await fx.ingress.call<ActivateResult>("deployer/counter/rollback");
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(back.buildId).toBe(v1?.buildId);
-    expect(await ingress.call("counter/rolled/add")).toBe(1);
+    expect(await fx.ingress.call("counter/rolled/add")).toBe(1);
 
-    const forward = await ingress.call<ActivateResult>("deployer/counter/rollback", { buildId: v2?.buildId });
+    const forward = await fx.ingress.call<ActivateResult>("deployer/counter/rollback", { buildId: v2?.buildId });
     expect(forward.buildId).toBe(v2?.buildId);
-    expect(await ingress.call("counter/rolled/add")).toBe(11);
+    expect(await fx.ingress.call("counter/rolled/add")).toBe(11);
   }, 60_000);
 
   test("repeated and interrupted prunes and rollbacks leave one consistent state", async () => {
     const v1 = built["counter@1.0.0"];
     // Interrupt a rollback: kill the deployer right after Restate hands it over.
-    const rollback = await ingress.send("deployer/counter/rollback", { buildId: v1?.buildId });
-    process.kill(await findChild(mesh, "main.ts deployer"), "SIGKILL");
-    expect(await ingress.attach<ActivateResult>(rollback)).toMatchObject({ buildId: v1?.buildId });
-    await expect(ingress.call("deployer/counter/rollback", { buildId: v1?.buildId })).rejects.toMatchObject({
+    const rollback = await fx.ingress.send("deployer/counter/rollback", { buildId: v1?.buildId });
+    process.kill(await findChild(fx.mesh, "main.ts deployer"), "SIGKILL");
+    expect(await fx.ingress.attach<ActivateResult>(rollback)).toMatchObject({ buildId: v1?.buildId });
+    await expect(fx.ingress.call("deployer/counter/rollback", { buildId: v1?.buildId })).rejects.toMatchObject({
       status: 409,
     });
 
     // Interrupt a prune the same way.
     const v2 = built["counter@2.0.0"];
     const forced = { buildId: v2?.buildId, force: true };
-    const prune = await ingress.send("deployer/counter/prune", forced);
-    process.kill(await findChild(mesh, "main.ts deployer"), "SIGKILL");
-    expect(await ingress.attach(prune)).toEqual({ pruned: [{ buildId: v2?.buildId, affectedInvocations: 0 }] });
-    expect(await ingress.call("deployer/counter/prune", forced)).toMatchObject({ pruned: [{ buildId: v2?.buildId }] });
-    expect(await ingress.call("deployer/counter/prune")).toEqual({ pruned: [] });
+    const prune = await fx.ingress.send("deployer/counter/prune", forced);
+    process.kill(await findChild(fx.mesh, "main.ts deployer"), "SIGKILL");
+    expect(await fx.ingress.attach(prune)).toEqual({ pruned: [{ buildId: v2?.buildId, affectedInvocations: 0 }] });
+    expect(await fx.ingress.call("deployer/counter/prune", forced)).toMatchObject({
+      pruned: [{ buildId: v2?.buildId }],
+    });
+    expect(await fx.ingress.call("deployer/counter/prune")).toEqual({ pruned: [] });
 
     const final = await status("counter");
     expect(final.builds.filter((b) => b.state === "active").map((b) => b.buildId)).toEqual([v1?.buildId]);
@@ -148,10 +128,10 @@ describe("deployment lifecycle", () => {
       expect(await registered(build.deploymentId)).toBe(live);
       expect(await routed({ name: "counter", buildId: build.buildId } as ActivateResult)).toBe(live);
     }
-    const counterDeployments = await admin.query("SELECT id FROM sys_deployment WHERE endpoint LIKE '%/counter/%'");
+    const counterDeployments = await fx.admin.query("SELECT id FROM sys_deployment WHERE endpoint LIKE '%/counter/%'");
     expect(counterDeployments.map((row) => row.id)).toEqual([
       final.builds.find((b) => b.state === "active")?.deploymentId,
     ]);
-    expect(await ingress.call("counter/rolled/add")).toBe(12);
+    expect(await fx.ingress.call("counter/rolled/add")).toBe(12);
   }, 90_000);
 });

@@ -4,8 +4,11 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import getPort from "get-port";
+import { afterAll, beforeAll } from "vitest";
+import { AdminClient } from "../control/admin-client.ts";
 import { withTimeout } from "../control/processes.ts";
 import { loadSettings, type Settings } from "../control/settings.ts";
+import { Ingress } from "./ingress.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const READY_TIMEOUT_MS = 90_000;
@@ -21,11 +24,9 @@ export interface TestMesh {
   stop(): Promise<number[]>;
 }
 
-/** Runs `node control/main.ts start` (what `npm start` runs) on free ports in a temp dir. */
-export async function startTestMesh(extraEnv: Record<string, string> = {}): Promise<TestMesh> {
-  const dir = await mkdtemp(join(tmpdir(), "gridiron-test-"));
-  const env = {
-    ...extraEnv,
+/** Settings for a mesh of its own: free ports, data in `dir`. */
+export async function meshEnv(dir: string): Promise<Record<string, string>> {
+  return {
     GRIDIRON_DATA_DIR: join(dir, "data"),
     GRIDIRON_INGRESS_PORT: String(await getPort()),
     GRIDIRON_ADMIN_PORT: String(await getPort()),
@@ -33,6 +34,52 @@ export async function startTestMesh(extraEnv: Record<string, string> = {}): Prom
     GRIDIRON_WORKERD_PORT: String(await getPort()),
     GRIDIRON_DEPLOYER_PORT: String(await getPort()),
   };
+}
+
+/** The worker builds a test file needs: name -> [project, wrangler defines]. */
+export type BuildPlan = Record<string, [project: string, defines?: Record<string, string>]>;
+
+export interface MeshFixture {
+  mesh: TestMesh;
+  ingress: Ingress;
+  admin: AdminClient;
+  /** file:// URLs of the planned builds, by name. */
+  sources: Record<string, string>;
+  buildsDir: string;
+}
+
+/**
+ * For one describe block: starts a mesh while building the planned workers, and stops it after.
+ * The fields are filled in by the time the first test runs.
+ */
+export function useTestMesh(plan: BuildPlan, env: Record<string, string> = {}): MeshFixture {
+  const fixture = { sources: {} } as MeshFixture;
+  beforeAll(async () => {
+    fixture.buildsDir = await mkdtemp(join(tmpdir(), "gridiron-builds-"));
+    const [mesh] = await Promise.all([
+      startTestMesh(env),
+      (async () => {
+        // One wrangler at a time: the machine has two cores and the mesh is starting too.
+        for (const [name, [project, defines]] of Object.entries(plan)) {
+          fixture.sources[name] = await buildWorker(project, join(fixture.buildsDir, name), defines);
+        }
+      })(),
+    ]);
+    fixture.mesh = mesh;
+    fixture.ingress = new Ingress(mesh.settings.ingressUrl);
+    fixture.admin = new AdminClient(mesh.settings.adminUrl);
+  }, 240_000);
+  afterAll(async () => {
+    await fixture.mesh?.stop();
+    if (fixture.buildsDir) await rm(fixture.buildsDir, { recursive: true, force: true });
+  }, 60_000);
+  return fixture;
+}
+
+/** Runs `node control/main.ts start` (what `npm start` runs) on free ports in a temp dir. */
+export async function startTestMesh(extraEnv: Record<string, string> = {}): Promise<TestMesh> {
+  const dir = await mkdtemp(join(tmpdir(), "gridiron-test-"));
+  const env = { ...extraEnv, ...(await meshEnv(dir)) };
   const settings = loadSettings(env);
   const supervisor = execa(process.execPath, [join(ROOT, "control/main.ts"), "start"], {
     cwd: ROOT,

@@ -2,13 +2,12 @@ import { cp, mkdtemp, readlink, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
-import getPort from "get-port";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminClient } from "../control/admin-client.ts";
 import { waitFor, withTimeout } from "../control/processes.ts";
 import { loadSettings, type Settings } from "../control/settings.ts";
 import { Ingress } from "./ingress.ts";
-import { buildWorker, eventually, isAlive } from "./mesh.ts";
+import { buildWorker, eventually, isAlive, meshEnv } from "./mesh.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const SERVICES = ["restate", "workerd", "deployer"] as const;
@@ -43,15 +42,7 @@ describe.skipIf(!hasRunit)("the mesh under runit", () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "gridiron-runit-"));
     await cp(join(ROOT, "runit"), join(dir, "service"), { recursive: true });
-    const env = {
-      GRIDIRON_HOME: ROOT,
-      GRIDIRON_DATA_DIR: join(dir, "data"),
-      GRIDIRON_INGRESS_PORT: String(await getPort()),
-      GRIDIRON_ADMIN_PORT: String(await getPort()),
-      GRIDIRON_NODE_PORT: String(await getPort()),
-      GRIDIRON_WORKERD_PORT: String(await getPort()),
-      GRIDIRON_DEPLOYER_PORT: String(await getPort()),
-    };
+    const env = { GRIDIRON_HOME: ROOT, ...(await meshEnv(dir)) };
     settings = loadSettings(env);
     runitEnv = env;
     runsvdir = startRunsvdir(join(dir, "service"), env);
