@@ -1,0 +1,158 @@
+import { readFile } from "node:fs/promises";
+import { cpus, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import autocannon from "autocannon";
+import { execa } from "execa";
+import getPort from "get-port";
+import { AdminClient } from "../control/admin-client.ts";
+import { waitFor } from "../control/processes.ts";
+import { Ingress } from "../test/ingress.ts";
+import { buildWorker, findChild, startTestMesh } from "../test/mesh.ts";
+
+/**
+ * `npm run bench`: the same handlers served by Gridiron (workerd) and by the Node SDK's HTTP/2
+ * endpoint, behind one restate-server, under the same closed-loop load from autocannon over
+ * loopback. Prints a markdown table. BENCH_SECONDS (default 10) and BENCH_CONNECTIONS (default
+ * 32) set the load.
+ */
+
+const ROOT = resolve(import.meta.dirname, "..");
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const KEYS = 64;
+
+interface Workload {
+  name: string;
+  /** Path and body of the i-th request, for a service prefix. */
+  request: (prefix: string, i: number) => { path: string; body: string };
+}
+
+const WORKLOADS: Workload[] = [
+  { name: "greeter (stateless)", request: (p) => ({ path: `/${p}greeter/greet`, body: '"bench"' }) },
+  { name: `counter add, ${KEYS} keys`, request: (p, i) => ({ path: `/${p}counter/k${i % KEYS}/add`, body: "" }) },
+  { name: "3 ctx.run steps", request: (p) => ({ path: `/${p}steps/run`, body: "3" }) },
+  { name: "9 ctx.run steps", request: (p) => ({ path: `/${p}steps/run`, body: "9" }) },
+  { name: "call chain A -> B", request: (p) => ({ path: `/${p}front/greet`, body: '"bench"' }) },
+];
+
+interface Measured {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  /** CPU seconds per 1,000 invocations, by process. */
+  cpu: Record<string, number>;
+}
+
+async function main(): Promise<void> {
+  console.error(`[bench] ${cpus().length} cores, ${SECONDS} s per run, ${CONNECTIONS} connections`);
+  const [mesh, source] = await Promise.all([
+    startTestMesh(),
+    buildWorker("bench/worker", join(tmpdir(), `gridiron-bench-${process.pid}`)),
+  ]);
+  const nodePort = await getPort({ host: "127.0.0.1" });
+  const nodeEndpoint = execa(process.execPath, [join(ROOT, "bench/node-endpoint.ts"), String(nodePort)], {
+    reject: false,
+    stdio: "ignore",
+  });
+  try {
+    const ingress = new Ingress(mesh.settings.ingressUrl);
+    const admin = new AdminClient(mesh.settings.adminUrl);
+    console.error("[bench] deploying the Gridiron build and registering the Node endpoint");
+    await ingress.call("deployer/bench/activate", { source, version: "1.0.0" });
+    await waitFor(
+      "the Node endpoint",
+      async () => {
+        await admin.registerDeployment({ uri: `http://127.0.0.1:${nodePort}`, http11: false, force: true });
+        return true;
+      },
+      30_000,
+    );
+    const pids = {
+      "restate-server": await findChild(mesh, "/restate-server "),
+      workerd: await findChild(mesh, "/workerd "),
+      node: nodeEndpoint.pid ?? 0,
+    };
+
+    const rows: string[] = [];
+    for (const workload of WORKLOADS) {
+      const gridiron = await measure(mesh.settings.ingressUrl, workload, "gw_", pids);
+      const node = await measure(mesh.settings.ingressUrl, workload, "node_", pids);
+      rows.push(row(workload.name, gridiron, node));
+    }
+    console.log(
+      [
+        `Restate ${await version("restate-server")}, workerd ${await version("workerd")}, Node ${process.version}, ${cpus().length} cores; autocannon, ${CONNECTIONS} connections, ${SECONDS} s per cell, one run.`,
+        "",
+        "| workload | Gridiron req/s | Node req/s | ratio | Gridiron p50 / p99 ms | Node p50 / p99 ms | errors G / N | CPU s per 1k calls, Gridiron: restate + workerd | CPU s per 1k calls, Node: restate + node |",
+        "|---|---|---|---|---|---|---|---|---|",
+        ...rows,
+      ].join("\n"),
+    );
+  } finally {
+    nodeEndpoint.kill("SIGTERM");
+    await mesh.stop();
+  }
+}
+
+async function measure(
+  url: string,
+  workload: Workload,
+  prefix: string,
+  pids: Record<string, number>,
+): Promise<Measured> {
+  let i = 0;
+  const requests: autocannon.Request[] = [
+    {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      setupRequest: (request) => {
+        const { path, body } = workload.request(prefix, i++);
+        return { ...request, path, body };
+      },
+    },
+  ];
+  // A short warm-up, so isolates, connections and JIT are ready before the timed run.
+  await autocannon({ url, connections: CONNECTIONS, duration: 2, requests });
+  const before = await cpuSeconds(pids);
+  const result = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS, requests });
+  const after = await cpuSeconds(pids);
+  const calls = Math.max(1, result.requests.total);
+  const cpu = Object.fromEntries(
+    Object.keys(pids).map((k) => [k, (((after[k] ?? 0) - (before[k] ?? 0)) * 1000) / calls]),
+  );
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.non2xx,
+    cpu,
+  };
+}
+
+/** User plus system CPU seconds so far, from /proc (clock ticks are 1/100 s on Linux). */
+async function cpuSeconds(pids: Record<string, number>): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(pids)) {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    out[name] = (Number(fields[11]) + Number(fields[12])) / 100;
+  }
+  return out;
+}
+
+function row(name: string, g: Measured, n: Measured): string {
+  const f = (x: number) => x.toFixed(0);
+  const c = (x: number | undefined) => (x ?? 0).toFixed(2);
+  return `| ${name} | ${f(g.rps)} | ${f(n.rps)} | ${(g.rps / n.rps).toFixed(2)}x | ${g.p50} / ${g.p99} | ${n.p50} / ${n.p99} | ${g.errors} / ${n.errors} | ${c(g.cpu["restate-server"])} + ${c(g.cpu.workerd)} | ${c(n.cpu["restate-server"])} + ${c(n.cpu.node)} |`;
+}
+
+async function version(binary: "restate-server" | "workerd"): Promise<string> {
+  const { stdout } = await execa(join(ROOT, "node_modules/.bin", binary), ["--version"], { reject: false });
+  return stdout.trim().split(" ").pop() ?? "?";
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
