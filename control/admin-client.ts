@@ -44,11 +44,17 @@ export class AdminClient {
    * Registers (or re-registers) the endpoint at `uri`. workerd speaks HTTP/1.1 only, so builds
    * are registered with `use_http_11`; the deployer's own Node endpoint speaks HTTP/2.
    */
-  async registerDeployment(options: { uri: string; http11: boolean; force: boolean }): Promise<Registered> {
+  async registerDeployment(options: {
+    uri: string;
+    http11: boolean;
+    force: boolean;
+    breaking?: boolean;
+  }): Promise<Registered> {
     const body = await this.call("POST", "/deployments", {
       uri: options.uri,
       use_http_11: options.http11,
       force: options.force,
+      breaking: options.breaking ?? false,
     });
     return Registered.parse(body);
   }

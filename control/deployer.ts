@@ -23,6 +23,8 @@ export const ActivateRequest = z.strictObject({
   version: Version,
   compatibilityDate: CompatibilityDate.optional(),
   compatibilityFlags: CompatibilityFlags.optional(),
+  /** Lets Restate accept a schema change it would refuse, like a removed handler. */
+  breaking: z.boolean().optional(),
 });
 export type ActivateRequest = z.infer<typeof ActivateRequest>;
 
@@ -55,12 +57,15 @@ export function deployerObject(settings: Settings) {
   const now = async (ctx: Ctx) => new Date(await ctx.date.now()).toISOString();
   const recordsOf = async (ctx: restate.ObjectSharedContext<DeployerState>) => (await ctx.get("builds")) ?? [];
 
-  /** Routes the build, waits for it to answer and registers it; it becomes the latest deployment. */
-  const serve = async (ctx: Ctx, build: Build) => {
+  /**
+   * Routes the build, waits for it to answer and registers it; it becomes the latest deployment.
+   * `force` re-registers a uri Restate already knew; `breaking` accepts schema changes.
+   */
+  const serve = async (ctx: Ctx, build: Build, options: RegisterOptions) => {
     await routes(ctx).add(build);
     const uri = `${settings.workerdUrl}/${build.name}/${build.buildId}`;
     await ctx.run("wait for discovery", () => waitForDiscovery(uri));
-    const registered = await ctx.run("register with Restate", () => register(admin, uri));
+    const registered = await ctx.run("register with Restate", () => register(admin, uri, options));
     return { uri, deploymentId: registered.id, services: registered.services.map((s) => s.name) };
   };
 
@@ -127,7 +132,11 @@ export function deployerObject(settings: Settings) {
 
           let served: Awaited<ReturnType<typeof serve>>;
           try {
-            served = await serve(ctx, build);
+            // A build registered before (same content) must be forced to become the latest again.
+            served = await serve(ctx, build, {
+              force: Boolean(existing?.deploymentId),
+              breaking: input.breaking ?? false,
+            });
           } catch (error) {
             if (error instanceof restate.TerminalError && !existing) {
               await routes(ctx).remove(build);
@@ -143,9 +152,9 @@ export function deployerObject(settings: Settings) {
             throw error;
           }
           const record: BuildRecord = {
-            ...(existing ?? { times: {} }),
             ...build,
             ...served,
+            times: existing?.times ?? {},
             state: "active",
             filesKept: true,
           };
@@ -234,7 +243,8 @@ export function deployerObject(settings: Settings) {
         if ("error" in target)
           throw new restate.TerminalError(`cannot roll back ${ctx.key}: ${target.error}`, { errorCode: 409 });
         const { watch: _ended, ...build } = target;
-        const record: BuildRecord = { ...build, ...(await serve(ctx, build)) };
+        // Going back is an explicit choice, so the old build's schema is accepted as it was.
+        const record: BuildRecord = { ...build, ...(await serve(ctx, build, { force: true, breaking: true })) };
         await makeActive(ctx, records, record);
         return resultOf(record);
       }),
@@ -357,12 +367,16 @@ async function waitForDiscovery(uri: string): Promise<void> {
   );
 }
 
-async function register(admin: AdminClient, uri: string) {
+interface RegisterOptions {
+  force: boolean;
+  breaking: boolean;
+}
+
+async function register(admin: AdminClient, uri: string, options: RegisterOptions) {
   try {
-    // A build's uri names its exact content, so overwriting an earlier registration of the
-    // same uri (force) can only re-register the same code; it also makes it the latest again,
-    // which is what a rollback needs.
-    return await admin.registerDeployment({ uri, http11: true, force: true });
+    // A build's uri names its exact content, so forcing over an earlier registration of the same
+    // uri can only re-register the same code; it also makes it the latest again.
+    return await admin.registerDeployment({ uri, http11: true, ...options });
   } catch (error) {
     if (error instanceof AdminError && error.status >= 400 && error.status < 500) {
       throw new restate.TerminalError(error.message, { errorCode: error.status });

@@ -22,6 +22,8 @@ describe("deployment lifecycle", () => {
       counterV2: ["counter", { STEP: "10" }],
       flakyV1: ["test/fixtures/flaky"],
       flakyV2: ["test/fixtures/flaky", { BROKEN: "false" }],
+      shapeV1: ["test/fixtures/shape"],
+      shapeV2: ["test/fixtures/shape", { OBJECT: "false" }],
     },
     { GRIDIRON_DRAIN_POLL_SECONDS: String(POLL_S), GRIDIRON_DRAIN_GRACE_SECONDS: String(GRACE_S) },
   );
@@ -134,4 +136,26 @@ describe("deployment lifecycle", () => {
     ]);
     expect(await fx.ingress.call("counter/rolled/add")).toBe(12);
   }, 90_000);
+
+  test("a schema change Restate refuses fails with its reason, unless marked breaking", async () => {
+    await activate("shape", "1.0.0", fx.sources.shapeV1);
+    expect(await fx.ingress.call("shape/k/kind")).toBe("object");
+
+    const refused = activate("shape", "2.0.0", fx.sources.shapeV2);
+    await expect(refused).rejects.toMatchObject({ status: 409 });
+    await expect(refused).rejects.toThrow(/service type/);
+    const failed = (await status("shape")).builds.find((b) => b.state === "failed");
+    expect(failed).toMatchObject({ deploymentId: null });
+    expect(await routed({ name: "shape", buildId: failed?.buildId } as ActivateResult)).toBe(false);
+    expect(await fx.ingress.call("shape/k/kind")).toBe("object");
+
+    const accepted = await fx.ingress.call<ActivateResult>("deployer/shape/activate", {
+      source: fx.sources.shapeV2,
+      version: "2.0.0",
+      breaking: true,
+    });
+    expect(accepted.buildId).toBe(failed?.buildId);
+    expect(await fx.ingress.call("shape/kind")).toBe("service");
+    expect((await status("shape")).builds.find((b) => b.buildId === accepted.buildId)).not.toHaveProperty("error");
+  }, 60_000);
 });
