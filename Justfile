@@ -6,6 +6,8 @@ set positional-arguments := false
 
 ingress := "http://127.0.0.1:" + env("GRIDIRON_INGRESS_PORT", "8080")
 export WRANGLER_SEND_METRICS := "false"
+# The deployer's admin token: GRIDIRON_ADMIN_TOKEN, else the file `npm start` generated.
+token := env("GRIDIRON_ADMIN_TOKEN", `cat "${GRIDIRON_DATA_DIR:-.gridiron}/admin-token" 2>/dev/null || true`)
 
 # List the recipes
 default:
@@ -24,7 +26,7 @@ deploy-demo: (build "greeter") (build "counter")
 # Activate the wrangler outdir DIR as VERSION of bundle NAME
 deploy NAME VERSION DIR:
     @curl -sS --fail-with-body {{ingress}}/deployer/{{NAME}}/activate \
-      -H 'content-type: application/json' \
+      -H 'content-type: application/json' -H "authorization: Bearer {{token}}" \
       -d "{\"source\":\"file://$(realpath '{{DIR}}')\",\"version\":\"{{VERSION}}\"}"
     @echo
 
@@ -56,7 +58,7 @@ docker-build:
 # path as on the host, so `deploy-demo` and `deploy` hand the container paths it can read.
 docker-run:
     docker run -d --name gridiron -p 8080:8080 -p 9070:9070 -p 9080:9080 -p 9081:9081 \
-      -v gridiron-data:/data -v {{justfile_directory()}}/demo:{{justfile_directory()}}/demo:ro {{image}}
+      -e GRIDIRON_ADMIN_TOKEN -v gridiron-data:/data -v {{justfile_directory()}}/demo:{{justfile_directory()}}/demo:ro {{image}}
 
 # A shell in the running container
 docker-shell:

@@ -5,6 +5,7 @@ import autocannon from "autocannon";
 import { execa } from "execa";
 import getPort from "get-port";
 import { AdminClient } from "../control/admin-client.ts";
+import { readAdminToken } from "../control/admin-token.ts";
 import { waitFor } from "../control/processes.ts";
 import { Ingress } from "../test/ingress.ts";
 import { buildWorker, findChild, startTestMesh } from "../test/mesh.ts";
@@ -56,7 +57,7 @@ async function main(): Promise<void> {
     stdio: "ignore",
   });
   try {
-    const ingress = new Ingress(mesh.settings.ingressUrl);
+    const ingress = new Ingress(mesh.settings.ingressUrl, await readAdminToken(mesh.settings));
     const admin = new AdminClient(mesh.settings.adminUrl);
     console.error("[bench] deploying the Gridiron build and registering the Node endpoint");
     await ingress.call("deployer/bench/activate", { source, version: "1.0.0" });

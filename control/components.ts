@@ -1,4 +1,5 @@
 import { access, mkdir } from "node:fs/promises";
+import { ensureAdminToken } from "./admin-token.ts";
 import type { ChildSpec } from "./processes.ts";
 import { binaries } from "./processes.ts";
 import type { Settings } from "./settings.ts";
@@ -34,9 +35,10 @@ export function componentSpecs(settings: Settings): Record<Component, ChildSpec>
   };
 }
 
-/** Creates the data dirs and, on a first start, a workerd config with just the router. */
-export async function prepareDataDir(settings: Settings): Promise<void> {
+/** Creates the data dirs and, on a first start, the admin token and a workerd config with just the router. */
+export async function prepareDataDir(settings: Settings, log?: (line: string) => void): Promise<void> {
   await mkdir(settings.bundlesDir, { recursive: true });
+  await ensureAdminToken(settings, log);
   const hasConfig = await access(settings.workerdConfigPath).then(
     () => true,
     () => false,

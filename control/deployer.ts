@@ -4,6 +4,7 @@ import * as restate from "@restatedev/restate-sdk";
 import { request } from "undici";
 import { z } from "zod";
 import { AdminClient, AdminError } from "./admin-client.ts";
+import { requireAdmin } from "./admin-token.ts";
 import { BundleName, CompatibilityDate, CompatibilityFlags, Version } from "./bundle.ts";
 import { type Build, BundleError, inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
 import {
@@ -51,7 +52,7 @@ const DISCOVERY_TIMEOUT_MS = 15_000;
  * `deployer`, keyed by bundle name: activates builds of that bundle, watches replaced builds
  * drain with delayed messages to itself, prunes them, rolls back, and reports status.
  */
-export function deployerObject(settings: Settings) {
+export function deployerObject(settings: Settings, adminToken: string) {
   const admin = new AdminClient(settings.adminUrl);
   const routes = (ctx: Ctx) => ctx.objectClient<RoutesObject>({ name: "routes" }, ROUTES_KEY);
   const now = async (ctx: Ctx) => new Date(await ctx.date.now()).toISOString();
@@ -118,6 +119,7 @@ export function deployerObject(settings: Settings) {
       activate: restate.handlers.object.exclusive(
         { input: restate.serde.schema(ActivateRequest) },
         async (ctx: Ctx, input: ActivateRequest): Promise<ActivateResult> => {
+          requireAdmin(ctx, adminToken);
           const name = bundleName(ctx.key);
           const sourceDir = fileURLToPath(input.source);
           const build = await ctx.run("copy bundle", async () => {
@@ -209,6 +211,7 @@ export function deployerObject(settings: Settings) {
       prune: restate.handlers.object.exclusive(
         // Optional bodies cannot use a schema serde: it would declare the body as always empty.
         async (ctx: Ctx, raw?: unknown) => {
+          requireAdmin(ctx, adminToken);
           const input = parseInput(PruneRequest, raw);
           let records = await recordsOf(ctx);
           const chosen = input?.buildId
@@ -237,6 +240,7 @@ export function deployerObject(settings: Settings) {
 
       /** Makes the previous (or the named) build receive all new calls again. */
       rollback: restate.handlers.object.exclusive(async (ctx: Ctx, raw?: unknown): Promise<ActivateResult> => {
+        requireAdmin(ctx, adminToken);
         const input = parseInput(RollbackRequest, raw);
         const records = await recordsOf(ctx);
         const target = rollbackTarget(records, input?.buildId);
@@ -251,6 +255,7 @@ export function deployerObject(settings: Settings) {
 
       /** Moves invocations paused on replaced builds to the active build. */
       resumePaused: restate.handlers.object.exclusive(async (ctx: Ctx) => {
+        requireAdmin(ctx, adminToken);
         const records = await recordsOf(ctx);
         const replaced = records
           .filter((r) => r.state !== "active" && r.deploymentId)

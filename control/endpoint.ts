@@ -1,6 +1,7 @@
 import { createServer } from "node:http2";
 import * as restate from "@restatedev/restate-sdk";
 import { AdminClient } from "./admin-client.ts";
+import { readAdminToken } from "./admin-token.ts";
 import { deployerObject } from "./deployer.ts";
 import { waitFor } from "./processes.ts";
 import { routesObject } from "./routes.ts";
@@ -15,7 +16,10 @@ const REGISTER_TIMEOUT_MS = 60_000;
  * registration of this uri with whatever this code now declares.
  */
 export async function serveDeployer(settings: Settings): Promise<void> {
-  const handler = restate.createEndpointHandler({ services: [deployerObject(settings), routesObject(settings)] });
+  const token = await readAdminToken(settings);
+  const handler = restate.createEndpointHandler({
+    services: [deployerObject(settings, token), routesObject(settings)],
+  });
   const server = createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -28,6 +28,7 @@ Environment (defaults in brackets):
   GRIDIRON_DRAIN_POLL_SECONDS [30] how often a replaced build is checked for drain
   GRIDIRON_DRAIN_GRACE_SECONDS [60] how long a build stays drained before it is pruned
   GRIDIRON_KEEP_BUILDS [5]         builds whose files are kept for rollback
+  GRIDIRON_ADMIN_TOKEN [generated] Bearer token for deploy calls; else DATA_DIR/admin-token
 `;
 
 const Component = z.enum(["restate", "workerd", "deployer"]);
@@ -56,7 +57,8 @@ async function main(command: string | undefined): Promise<void> {
       const component = Component.safeParse(process.argv[3]);
       if (!component.success) throw new Error("usage: command restate|workerd|deployer");
       const settings = loadSettings();
-      await prepareDataDir(settings);
+      // stdout is the command line here, so notes go to stderr.
+      await prepareDataDir(settings, (line) => console.error(line));
       process.stdout.write(`${shellCommand(componentSpecs(settings)[component.data])}\n`);
       return;
     }

@@ -15,6 +15,7 @@ const EnvSchema = z.object({
   GRIDIRON_DRAIN_POLL_SECONDS: z.coerce.number().positive().default(30),
   GRIDIRON_DRAIN_GRACE_SECONDS: z.coerce.number().nonnegative().default(60),
   GRIDIRON_KEEP_BUILDS: z.coerce.number().int().min(1).default(5),
+  GRIDIRON_ADMIN_TOKEN: z.string().min(16, "GRIDIRON_ADMIN_TOKEN must be at least 16 characters").optional(),
   // Set by the runit run scripts: workerd's service dir, so the deployer restarts it with `sv`.
   GRIDIRON_WORKERD_SV: z.string().optional(),
 });
@@ -42,6 +43,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     },
     dataDir,
     workerdService: e.GRIDIRON_WORKERD_SV,
+    adminToken: e.GRIDIRON_ADMIN_TOKEN,
+    adminTokenPath: resolve(dataDir, "admin-token"),
     drainPollMs: e.GRIDIRON_DRAIN_POLL_SECONDS * 1000,
     drainGraceMs: e.GRIDIRON_DRAIN_GRACE_SECONDS * 1000,
     keepBuilds: e.GRIDIRON_KEEP_BUILDS,

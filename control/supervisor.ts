@@ -16,7 +16,7 @@ export interface Mesh {
  * (safe to repeat on every start) and keeps all three running until `stop`.
  */
 export async function startMesh(settings: Settings, log: (line: string) => void = console.log): Promise<Mesh> {
-  await prepareDataDir(settings);
+  await prepareDataDir(settings, log);
   const admin = new AdminClient(settings.adminUrl);
   const specs = componentSpecs(settings);
   const restate = new Supervised(specs.restate, undefined, log);

@@ -1,8 +1,9 @@
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
+import { Ingress } from "./ingress.ts";
 import { eventually, findChild, isAlive, useTestMesh } from "./mesh.ts";
 
 /** The whole core path on a real restate-server and workerd, started as `npm start` does. */
@@ -43,6 +44,27 @@ describe("the mesh, end to end", () => {
     expect(after.builds).toEqual(before.builds);
     expect(after.builds).toHaveLength(1);
     expect(again.deploymentId).toBe((before.builds[0] as ActivateResult).deploymentId);
+  });
+
+  test("deploy calls without the admin token are refused with a 401; status stays open", async () => {
+    const before = await fx.ingress.call("deployer/greeter/status");
+    for (const ingress of [
+      new Ingress(fx.mesh.settings.ingressUrl),
+      new Ingress(fx.mesh.settings.ingressUrl, "x".repeat(43)),
+    ]) {
+      for (const [path, body] of [
+        ["deployer/greeter/activate", { source: fx.sources.greeterV2, version: "9.0.0" }],
+        ["deployer/greeter/rollback", undefined],
+        ["deployer/greeter/prune", undefined],
+        ["deployer/greeter/resumePaused", undefined],
+      ] as const) {
+        const attempt = ingress.call(path, body);
+        await expect(attempt).rejects.toMatchObject({ status: 401 });
+        await expect(attempt).rejects.toThrow(/Authorization: Bearer/);
+      }
+      expect(await ingress.call("deployer/greeter/status")).toEqual(before);
+    }
+    expect((await stat(fx.mesh.settings.adminTokenPath)).mode & 0o777).toBe(0o600);
   });
 
   test("bad input is refused with a 400 and changes nothing", async () => {

@@ -1,15 +1,18 @@
 /** Calls through Restate's ingress with plain HTTP, the way curl and `just call` do. */
 export class Ingress {
   readonly url: string;
+  private readonly headers: Record<string, string>;
 
-  constructor(url: string) {
+  /** With `token`, every call carries it as the deployer's admin Bearer token. */
+  constructor(url: string, token?: string) {
     this.url = url;
+    this.headers = token ? { authorization: `Bearer ${token}` } : {};
   }
 
   async call<T = unknown>(path: string, body?: unknown): Promise<T> {
     const response = await fetch(`${this.url}/${path}`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...this.headers },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(60_000),
     });

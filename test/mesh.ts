@@ -6,6 +6,7 @@ import { execa } from "execa";
 import getPort from "get-port";
 import { afterAll, beforeAll } from "vitest";
 import { AdminClient } from "../control/admin-client.ts";
+import { readAdminToken } from "../control/admin-token.ts";
 import { withTimeout } from "../control/processes.ts";
 import { loadSettings, type Settings } from "../control/settings.ts";
 import { Ingress } from "./ingress.ts";
@@ -66,7 +67,7 @@ export function useTestMesh(plan: BuildPlan, env: Record<string, string> = {}): 
       })(),
     ]);
     fixture.mesh = mesh;
-    fixture.ingress = new Ingress(mesh.settings.ingressUrl);
+    fixture.ingress = new Ingress(mesh.settings.ingressUrl, await readAdminToken(mesh.settings));
     fixture.admin = new AdminClient(mesh.settings.adminUrl);
   }, 240_000);
   afterAll(async () => {

@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminClient } from "../control/admin-client.ts";
+import { readAdminToken } from "../control/admin-token.ts";
 import { waitFor, withTimeout } from "../control/processes.ts";
 import { loadSettings, type Settings } from "../control/settings.ts";
 import { Ingress } from "./ingress.ts";
@@ -56,7 +57,7 @@ describe.skipIf(!hasRunit)("the mesh under runit", () => {
       async () => (await admin.query("SELECT name FROM sys_service WHERE name = 'deployer'")).length === 1,
       90_000,
     );
-    ingress = new Ingress(settings.ingressUrl);
+    ingress = new Ingress(settings.ingressUrl, await readAdminToken(settings));
     workerdBeforeDeploys = await pidOf("workerd");
     await ingress.call("deployer/greeter/activate", { source: greeter, version: "1.0.0" });
     await ingress.call("deployer/counter/activate", { source: counter, version: "1.0.0" });
