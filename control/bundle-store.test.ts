@@ -97,6 +97,12 @@ describe("storeBundle", () => {
   });
 });
 
+test("a bundle over the size limit is refused before it is read", async () => {
+  await writeFile(join(source, "big.bin"), new Uint8Array(2048));
+  await expect(inspectBundle(source, "x", "1", {}, 1024)).rejects.toThrow(/over the limit/);
+  expect((await inspectBundle(source, "x", "1", {}, 4096)).modules).toHaveLength(3);
+});
+
 test("a source with far more files than a bundle stops the walk early", async () => {
   await Promise.all(Array.from({ length: 1_001 }, (_, i) => writeFile(join(source, `f${i}.txt`), "")));
   await expect(inspectBundle(source, "x", "1", {})).rejects.toThrow(/more than 1000 files/);

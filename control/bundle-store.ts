@@ -14,6 +14,9 @@ import {
 /** A wrangler outdir holds a handful of files; far more means the source points somewhere else. */
 const MAX_ENTRIES = 1_000;
 
+const DEFAULT_MAX_BYTES = 50 * 1024 * 1024;
+const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
+
 /** A problem with the bundle the user pointed at: never worth retrying. */
 export class BundleError extends Error {}
 
@@ -39,6 +42,7 @@ export async function inspectBundle(
   name: string,
   version: string,
   requested: Compatibility,
+  maxBytes = DEFAULT_MAX_BYTES,
 ): Promise<Build> {
   const info = await stat(sourceDir).catch(() => undefined);
   if (!info?.isDirectory()) throw new BundleError(`${sourceDir} is not a directory`);
@@ -54,6 +58,12 @@ export async function inspectBundle(
 
   const compatibilityDate = requested.compatibilityDate ?? metadata.compatibilityDate ?? DEFAULT_COMPATIBILITY_DATE;
   const compatibilityFlags = requested.compatibilityFlags ?? metadata.compatibilityFlags ?? DEFAULT_COMPATIBILITY_FLAGS;
+
+  let size = 0;
+  for (const module of modules) size += (await stat(join(sourceDir, module.name))).size;
+  if (size > maxBytes) {
+    throw new BundleError(`the bundle's modules hold ${mb(size)} MB, over the limit of ${mb(maxBytes)} MB`);
+  }
 
   const hash = createHash("sha256");
   hash.update(JSON.stringify({ main, compatibilityDate, compatibilityFlags }));

@@ -123,7 +123,9 @@ export function deployerObject(settings: Settings, adminToken: string) {
           const name = bundleName(ctx.key);
           const sourceDir = fileURLToPath(input.source);
           const build = await ctx.run("copy bundle", async () => {
-            const inspected = await bundleCall(() => inspectBundle(sourceDir, name, input.version, input));
+            const inspected = await bundleCall(() =>
+              inspectBundle(sourceDir, name, input.version, input, settings.maxBundleBytes),
+            );
             await storeBundle(settings.bundlesDir, sourceDir, inspected);
             return inspected;
           });

@@ -28,6 +28,7 @@ Environment (defaults in brackets):
   GRIDIRON_DRAIN_POLL_SECONDS [30] how often a replaced build is checked for drain
   GRIDIRON_DRAIN_GRACE_SECONDS [60] how long a build stays drained before it is pruned
   GRIDIRON_KEEP_BUILDS [5]         builds whose files are kept for rollback
+  GRIDIRON_MAX_BUNDLE_MB [50]      largest bundle activate accepts
   GRIDIRON_ADMIN_TOKEN [generated] Bearer token for deploy calls; else DATA_DIR/admin-token
 `;
 

@@ -15,6 +15,7 @@ const EnvSchema = z.object({
   GRIDIRON_DRAIN_POLL_SECONDS: z.coerce.number().positive().default(30),
   GRIDIRON_DRAIN_GRACE_SECONDS: z.coerce.number().nonnegative().default(60),
   GRIDIRON_KEEP_BUILDS: z.coerce.number().int().min(1).default(5),
+  GRIDIRON_MAX_BUNDLE_MB: z.coerce.number().positive().default(50),
   GRIDIRON_ADMIN_TOKEN: z.string().min(16, "GRIDIRON_ADMIN_TOKEN must be at least 16 characters").optional(),
   // Set by the runit run scripts: workerd's service dir, so the deployer restarts it with `sv`.
   GRIDIRON_WORKERD_SV: z.string().optional(),
@@ -48,6 +49,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     drainPollMs: e.GRIDIRON_DRAIN_POLL_SECONDS * 1000,
     drainGraceMs: e.GRIDIRON_DRAIN_GRACE_SECONDS * 1000,
     keepBuilds: e.GRIDIRON_KEEP_BUILDS,
+    maxBundleBytes: e.GRIDIRON_MAX_BUNDLE_MB * 1024 * 1024,
     restateDir: resolve(dataDir, "restate"),
     bundlesDir: resolve(dataDir, "bundles"),
     workerdConfigPath: resolve(dataDir, "workerd", "config.bin"),
