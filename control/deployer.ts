@@ -7,6 +7,7 @@ import { AdminClient, AdminError } from "./admin-client.ts";
 import { requireAdmin } from "./admin-token.ts";
 import { BundleName, CompatibilityDate, CompatibilityFlags, Version } from "./bundle.ts";
 import { type Build, BundleError, inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
+import { crashPoint } from "./crash-switch.ts";
 import {
   type BuildRecord,
   drainStep,
@@ -58,15 +59,23 @@ export function deployerObject(settings: Settings, adminToken: string) {
   const now = async (ctx: Ctx) => new Date(await ctx.date.now()).toISOString();
   const recordsOf = async (ctx: restate.ObjectSharedContext<DeployerState>) => (await ctx.get("builds")) ?? [];
 
+  /** A journaled step of activate or prune, after which the crash switch may end the process. */
+  const step = async <T>(ctx: Ctx, name: string, action: () => Promise<T>): Promise<T> => {
+    const result = await ctx.run(name, action);
+    await crashPoint(settings.dataDir, name);
+    return result;
+  };
+
   /**
    * Routes the build, waits for it to answer and registers it; it becomes the latest deployment.
    * `force` re-registers a uri Restate already knew; `breaking` accepts schema changes.
    */
   const serve = async (ctx: Ctx, build: Build, options: RegisterOptions) => {
     await routes(ctx).add(build);
+    await crashPoint(settings.dataDir, "route build");
     const uri = `${settings.workerdUrl}/${build.name}/${build.buildId}`;
-    await ctx.run("wait for discovery", () => waitForDiscovery(uri));
-    const registered = await ctx.run("register with Restate", () => register(admin, uri, options));
+    await step(ctx, "wait for discovery", () => waitForDiscovery(uri));
+    const registered = await step(ctx, "register with Restate", () => register(admin, uri, options));
     return { uri, deploymentId: registered.id, services: registered.services.map((s) => s.name) };
   };
 
@@ -96,8 +105,9 @@ export function deployerObject(settings: Settings, adminToken: string) {
   /** Unregisters, unroutes and (past retention) deletes a build. Every step is safe to repeat. */
   const prune = async (ctx: Ctx, record: BuildRecord): Promise<BuildRecord> => {
     const { deploymentId } = record;
-    if (deploymentId) await ctx.run("unregister from Restate", () => admin.deleteDeployment(deploymentId));
+    if (deploymentId) await step(ctx, "unregister from Restate", () => admin.deleteDeployment(deploymentId));
     await routes(ctx).remove({ name: record.name, buildId: record.buildId });
+    await crashPoint(settings.dataDir, "unroute build");
     const { watch: _ended, ...rest } = record;
     return withState(rest, "pruned", await now(ctx));
   };
@@ -122,7 +132,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
           requireAdmin(ctx, adminToken);
           const name = bundleName(ctx.key);
           const sourceDir = fileURLToPath(input.source);
-          const build = await ctx.run("copy bundle", async () => {
+          const build = await step(ctx, "copy bundle", async () => {
             const inspected = await bundleCall(() =>
               inspectBundle(sourceDir, name, input.version, input, settings.maxBundleBytes),
             );

@@ -1,3 +1,5 @@
+import { readdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
 import { findChild, useTestMesh } from "./mesh.ts";
@@ -7,8 +9,8 @@ const KEYS = 20;
 const CONCURRENCY = 16;
 const CALL_DEADLINE_MS = 90_000;
 
-/** kill -9 of restate-server and of workerd under load: nothing lost, nothing doubled. */
-describe("crashes under load", () => {
+/** Processes killed mid-work: under load nothing is lost or doubled; a deployer killed after any step of activate or prune finishes it once. */
+describe("crashes", () => {
   const fx = useTestMesh({ counter: ["counter"] });
 
   test(`${CALLS} counter increments survive kill -9 of restate-server and of workerd`, async () => {
@@ -75,4 +77,62 @@ describe("crashes under load", () => {
       expect(await fx.ingress.call(`counter/${key}/get`)).toBe(expected);
     }
   }, 240_000);
+
+  const ACTIVATE_STEPS = ["copy bundle", "route build", "wait for discovery", "register with Restate"];
+  const PRUNE_STEPS = ["unregister from Restate", "unroute build"];
+
+  test.each(ACTIVATE_STEPS.map((step, i) => [step, i]))(
+    "a deployer killed right after activate's step %j finishes the activation exactly once",
+    async (step, i) => {
+      const deployer = await findChild(fx.mesh, "main.ts deployer");
+      await writeFile(join(fx.mesh.settings.dataDir, "crash-after"), step);
+      const result = await fx.ingress.call<ActivateResult>("deployer/counter/activate", {
+        source: fx.sources.counter,
+        version: `2.0.${i}`,
+      });
+      expect(await findChild(fx.mesh, "main.ts deployer")).not.toBe(deployer);
+      await expectConsistent(result.buildId);
+    },
+    60_000,
+  );
+
+  test.each(PRUNE_STEPS)(
+    "a deployer killed right after prune's step %j finishes the prune exactly once",
+    async (step) => {
+      const status = await fx.ingress.call<Status>("deployer/counter/status");
+      const victim = status.builds.find((b) => b.state === "draining" || b.state === "drained");
+      expect(victim).toBeDefined();
+      const deployer = await findChild(fx.mesh, "main.ts deployer");
+      await writeFile(join(fx.mesh.settings.dataDir, "crash-after"), step);
+      const result = await fx.ingress.call("deployer/counter/prune", { buildId: victim?.buildId, force: true });
+      expect(result).toEqual({ pruned: [{ buildId: victim?.buildId, affectedInvocations: 0 }] });
+      expect(await findChild(fx.mesh, "main.ts deployer")).not.toBe(deployer);
+      await expectConsistent();
+    },
+    60_000,
+  );
+
+  /** One build dir per live build, one registration each, and a workerd that routes exactly those. */
+  async function expectConsistent(activeBuildId?: string): Promise<void> {
+    const { builds } = await fx.ingress.call<Status>("deployer/counter/status");
+    const live = builds.filter((b) => ["active", "draining", "drained"].includes(b.state));
+    if (activeBuildId) expect(builds.find((b) => b.state === "active")?.buildId).toBe(activeBuildId);
+    expect(new Set(builds.map((b) => b.buildId)).size).toBe(builds.length);
+
+    const dirs = await readdir(join(fx.mesh.settings.bundlesDir, "counter"));
+    expect(dirs.filter((d) => d.endsWith(".partial"))).toEqual([]);
+    for (const build of live) expect(dirs).toContain(build.buildId);
+
+    const registered = await fx.admin.query(
+      "SELECT id, endpoint FROM sys_deployment WHERE endpoint LIKE '%/counter/%'",
+    );
+    expect(registered.map((r) => r.id).sort()).toEqual(live.map((b) => b.deploymentId).sort());
+
+    const router = (await (await fetch(`${fx.mesh.settings.workerdUrl}/`)).json()) as { builds: number };
+    expect(router.builds).toBe(live.length);
+  }
 });
+
+interface Status {
+  builds: { buildId: string; state: string; deploymentId: string }[];
+}
