@@ -1,9 +1,7 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import * as restate from "@restatedev/restate-sdk";
-import { request } from "undici";
 import { z } from "zod";
-import { AdminClient, AdminError } from "./admin-client.ts";
+import { AdminClient } from "./admin-client.ts";
 import { requireAdmin } from "./admin-token.ts";
 import { BundleName, CompatibilityDate, CompatibilityFlags, Version } from "./bundle.ts";
 import { type Build, BundleError, inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
@@ -17,6 +15,7 @@ import {
   rollbackTarget,
   withState,
 } from "./lifecycle.ts";
+import { type RegisterOptions, register, waitForDiscovery } from "./registration.ts";
 import { ROUTES_KEY, type RoutesObject } from "./routes.ts";
 import type { Settings } from "./settings.ts";
 
@@ -46,8 +45,6 @@ export interface ActivateResult {
 
 type DeployerState = { builds: BuildRecord[] };
 type Ctx = restate.ObjectContext<DeployerState>;
-
-const DISCOVERY_TIMEOUT_MS = 15_000;
 
 /**
  * `deployer`, keyed by bundle name: activates builds of that bundle, watches replaced builds
@@ -79,7 +76,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
     return { uri, deploymentId: registered.id, services: registered.services.map((s) => s.name) };
   };
 
-  /** Schedules the first drain check of a replaced build: a delayed message, not a sleep. */
+  /** Schedules the next drain check of a replaced build: a delayed message, never a sleep. */
   const watchDrain = (ctx: Ctx, record: BuildRecord, delayMs: number): BuildRecord => {
     const watch = ctx.rand.uuidv4();
     ctx.genericSend({
@@ -349,55 +346,4 @@ async function bundleCall<T>(action: () => Promise<T>): Promise<T> {
 function resultOf(record: BuildRecord): ActivateResult {
   const { name, version, buildId, deploymentId, uri, services } = record;
   return { name, version, buildId, deploymentId: deploymentId ?? "", uri, services };
-}
-
-const MANIFEST_TYPES =
-  "application/vnd.restate.endpointmanifest.v4+json, application/vnd.restate.endpointmanifest.v3+json";
-
-/** Waits until the build answers Restate discovery with an endpoint manifest. */
-async function waitForDiscovery(uri: string): Promise<void> {
-  const deadline = Date.now() + DISCOVERY_TIMEOUT_MS;
-  let last = "no answer";
-  while (Date.now() < deadline) {
-    try {
-      const response = await request(`${uri}/discover`, { headers: { accept: MANIFEST_TYPES }, headersTimeout: 5_000 });
-      const body = await response.body.text();
-      const type = String(response.headers["content-type"] ?? "");
-      if (response.statusCode === 200 && type.includes("endpointmanifest")) return;
-      if (response.statusCode === 200) {
-        // Something answers, but not the Restate SDK: waiting will not change that.
-        throw new restate.TerminalError(
-          `the build is not a Restate endpoint: ${uri}/discover answered ${type || "no content type"} instead of an endpoint manifest; serve it with createEndpointHandler from @restatedev/restate-sdk-cloudflare-workers/fetch`,
-          { errorCode: 400 },
-        );
-      }
-      last = `HTTP ${response.statusCode}: ${body.slice(0, 500)}`;
-    } catch (error) {
-      if (error instanceof restate.TerminalError) throw error;
-      last = (error as Error).message;
-    }
-    await sleep(200);
-  }
-  throw new restate.TerminalError(
-    `the build did not answer Restate discovery at ${uri}/discover within ${DISCOVERY_TIMEOUT_MS / 1000} s (${last})`,
-    { errorCode: 502 },
-  );
-}
-
-interface RegisterOptions {
-  force: boolean;
-  breaking: boolean;
-}
-
-async function register(admin: AdminClient, uri: string, options: RegisterOptions) {
-  try {
-    // A build's uri names its exact content, so forcing over an earlier registration of the same
-    // uri can only re-register the same code; it also makes it the latest again.
-    return await admin.registerDeployment({ uri, http11: true, ...options });
-  } catch (error) {
-    if (error instanceof AdminError && error.status >= 400 && error.status < 500) {
-      throw new restate.TerminalError(error.message, { errorCode: error.status });
-    }
-    throw error;
-  }
 }
