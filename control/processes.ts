@@ -26,7 +26,7 @@ export interface ChildSpec {
 
 const STOP_GRACE_MS = 10_000;
 const MAX_BACKOFF_MS = 30_000;
-/** A child that stayed up this long is healthy again: its next crash restarts it at once. */
+/** A child that stayed up this long is healthy again: its backoff starts over from the shortest. */
 const HEALTHY_AFTER_MS = 60_000;
 
 /**
@@ -45,10 +45,6 @@ export class Supervised {
     this.spec = spec;
     this.onStart = onStart;
     this.log = log;
-  }
-
-  get pid(): number | undefined {
-    return this.child?.pid;
   }
 
   start(): void {

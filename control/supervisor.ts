@@ -12,8 +12,8 @@ export interface Mesh {
 }
 
 /**
- * Starts restate-server, workerd and the deployer endpoint, registers the deployer with Restate
- * (safe to repeat on every start) and keeps all three running until `stop`.
+ * Starts restate-server, workerd and the deployer endpoint, waits until the deployer has
+ * registered itself with Restate, and keeps all three running until `stop`.
  */
 export async function startMesh(settings: Settings, log: (line: string) => void = console.log): Promise<Mesh> {
   await prepareDataDir(settings, log);
