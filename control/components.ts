@@ -1,4 +1,5 @@
 import { access, mkdir } from "node:fs/promises";
+import { z } from "zod";
 import { ensureAdminToken } from "./admin-token.ts";
 import type { ChildSpec } from "./processes.ts";
 import { binaries } from "./processes.ts";
@@ -8,7 +9,8 @@ import { writeWorkerdConfig } from "./workerd-config.ts";
 const RESTATE_CONFIG = new URL("../config/restate.toml", import.meta.url).pathname;
 const CLI_ENTRY = new URL("./main.ts", import.meta.url).pathname;
 
-type Component = "restate" | "workerd" | "deployer";
+export const Component = z.enum(["restate", "workerd", "deployer"]);
+type Component = z.infer<typeof Component>;
 
 /**
  * How each of the three processes is started. The Node supervisor (`npm start`) and the runit

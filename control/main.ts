@@ -1,5 +1,4 @@
-import { z } from "zod";
-import { componentSpecs, prepareDataDir, shellCommand } from "./components.ts";
+import { Component, componentSpecs, prepareDataDir, shellCommand } from "./components.ts";
 import { serveDeployer } from "./endpoint.ts";
 import { loadSettings } from "./settings.ts";
 import { formatTable, serviceRows, statusRows } from "./status.ts";
@@ -31,8 +30,6 @@ Environment (defaults in brackets):
   GRIDIRON_MAX_BUNDLE_MB [50]      largest bundle activate accepts
   GRIDIRON_ADMIN_TOKEN [generated] Bearer token for deploy calls; else DATA_DIR/admin-token
 `;
-
-const Component = z.enum(["restate", "workerd", "deployer"]);
 
 async function main(command: string | undefined): Promise<void> {
   switch (command) {
