@@ -1,10 +1,10 @@
-import { access, mkdir } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { z } from "zod";
 import { ensureAdminToken } from "./admin-token.ts";
 import type { ChildSpec } from "./processes.ts";
 import { binaries } from "./processes.ts";
 import type { Settings } from "./settings.ts";
-import { writeWorkerdConfig } from "./workerd-config.ts";
+import { readRoutes, writeLiveConfig } from "./workerd-config.ts";
 
 const RESTATE_CONFIG = new URL("../config/restate.toml", import.meta.url).pathname;
 const CLI_ENTRY = new URL("./main.ts", import.meta.url).pathname;
@@ -32,21 +32,29 @@ export function componentSpecs(settings: Settings): Record<Component, ChildSpec>
         RESTATE_INGRESS__ADVERTISED_INGRESS_ENDPOINT: settings.ingressUrl,
       },
     },
-    workerd: { name: "workerd", file: binaries.workerd(), args: ["serve", "--binary", settings.workerdConfigPath] },
+    workerd: {
+      name: "workerd",
+      file: binaries.workerd(),
+      // The Worker Loader is still behind --experimental in workerd.
+      args: [
+        "serve",
+        "--binary",
+        settings.workerdConfigPath,
+        ...(settings.workerdReload === "loader" ? ["--experimental"] : []),
+      ],
+    },
     deployer: { name: "deployer", file: process.execPath, args: [CLI_ENTRY, "deployer"], ipc: true },
   };
 }
 
-/** Creates the data dirs and, on a first start, the admin token and a workerd config with just the router. */
+/**
+ * Creates the data dirs, on a first start the admin token, and a workerd config for the live
+ * builds in routes.json (so a changed port or reload mode takes effect on start).
+ */
 export async function prepareDataDir(settings: Settings, log?: (line: string) => void): Promise<void> {
   await mkdir(settings.bundlesDir, { recursive: true });
   await ensureAdminToken(settings, log);
-  const hasConfig = await access(settings.workerdConfigPath).then(
-    () => true,
-    () => false,
-  );
-  if (!hasConfig)
-    await writeWorkerdConfig(settings.workerdConfigPath, [], `${settings.bind}:${settings.ports.workerd}`);
+  await writeLiveConfig(settings, await readRoutes(settings.bundlesDir));
 }
 
 /** A shell command line (`env K=V ... file args`) for a runit run script to `exec`. */

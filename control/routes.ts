@@ -1,9 +1,8 @@
-import { rename } from "node:fs/promises";
 import * as restate from "@restatedev/restate-sdk";
-import { type Build, buildDir } from "./bundle-store.ts";
+import type { Build } from "./bundle-store.ts";
 import type { Settings } from "./settings.ts";
-import { loadBuild, serviceName, writeWorkerdConfig } from "./workerd-config.ts";
-import { ConfigRejected, proveWorkerdConfig } from "./workerd-probe.ts";
+import { serviceName, writeLiveConfig } from "./workerd-config.ts";
+import { ConfigRejected, proveBuild } from "./workerd-probe.ts";
 import { reloadWorkerd } from "./workerd-reload.ts";
 
 /** The one key of the `routes` object: there is one workerd per Gridiron node. */
@@ -17,23 +16,19 @@ type RoutesState = { builds: Build[] };
  * writes holds every live build.
  */
 export function routesObject(settings: Settings) {
-  /** The live config is only replaced by one that a throwaway workerd has loaded. */
-  const write = async (builds: Build[]) => {
-    const loaded = await Promise.all(builds.map((build) => loadBuild(buildDir(settings.bundlesDir, build), build)));
-    const candidate = `${settings.workerdConfigPath}.candidate`;
-    await writeWorkerdConfig(candidate, loaded, `${settings.bind}:${settings.ports.workerd}`);
+  /** A build is only routed once a throwaway workerd has loaded it. */
+  const prove = async (build: Build) => {
     try {
-      await proveWorkerdConfig(candidate);
+      await proveBuild(settings, build);
     } catch (error) {
       if (error instanceof ConfigRejected) throw new restate.TerminalError(error.message, { errorCode: 400 });
       throw error;
     }
-    await rename(candidate, settings.workerdConfigPath);
   };
 
   const apply = async (ctx: restate.ObjectContext<RoutesState>, next: Build[]) => {
-    await ctx.run("write and prove workerd config", () => write(next));
-    await ctx.run("reload workerd", () => reloadWorkerd(settings));
+    await ctx.run("write workerd config", () => writeLiveConfig(settings, next));
+    await ctx.run("reload workerd", () => reloadWorkerd(settings, next.length));
     ctx.set("builds", next);
   };
 
@@ -44,6 +39,7 @@ export function routesObject(settings: Settings) {
       add: async (ctx: restate.ObjectContext<RoutesState>, build: Build) => {
         const builds = (await ctx.get("builds")) ?? [];
         if (builds.some((b) => serviceName(b) === serviceName(build))) return;
+        await ctx.run("prove the build loads", () => prove(build));
         await apply(ctx, [...builds, build]);
       },
 

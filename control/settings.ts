@@ -16,6 +16,9 @@ const EnvSchema = z.object({
   GRIDIRON_DRAIN_GRACE_SECONDS: z.coerce.number().nonnegative().default(60),
   GRIDIRON_KEEP_BUILDS: z.coerce.number().int().min(1).default(5),
   GRIDIRON_MAX_BUNDLE_MB: z.coerce.number().positive().default(50),
+  // loader: builds are compiled at run time, a deploy restarts nothing. restart: the old design,
+  // every build compiled at start and workerd restarted on each deploy (kept for comparison).
+  GRIDIRON_WORKERD_RELOAD: z.enum(["loader", "restart"]).default("loader"),
   GRIDIRON_ADMIN_TOKEN: z.string().min(16, "GRIDIRON_ADMIN_TOKEN must be at least 16 characters").optional(),
   // Set by the runit run scripts: workerd's service dir, so the deployer restarts it with `sv`.
   GRIDIRON_WORKERD_SV: z.string().optional(),
@@ -44,6 +47,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     },
     dataDir,
     workerdService: e.GRIDIRON_WORKERD_SV,
+    workerdReload: e.GRIDIRON_WORKERD_RELOAD,
     adminToken: e.GRIDIRON_ADMIN_TOKEN,
     adminTokenPath: resolve(dataDir, "admin-token"),
     drainPollMs: e.GRIDIRON_DRAIN_POLL_SECONDS * 1000,

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import type { LoadedBuild } from "./workerd-config.ts";
-import { serviceName, workerdConfig } from "./workerd-config.ts";
+import { loaderConfig, serviceName, staticConfig } from "./workerd-config.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -25,8 +25,8 @@ function build(name: string, buildId: string): LoadedBuild {
   };
 }
 
-describe("workerdConfig", () => {
-  const config = workerdConfig(
+describe("staticConfig", () => {
+  const config = staticConfig(
     [build("greeter", "1.0.0-aaa"), build("counter", "1.0.0-bbb")],
     "127.0.0.1:9080",
     "ROUTER",
@@ -60,14 +60,41 @@ describe("workerdConfig", () => {
   });
 
   test("with no builds there is only the router", () => {
-    expect(workerdConfig([], "127.0.0.1:1", "R").services?.map((s) => s.name)).toEqual(["router"]);
+    expect(staticConfig([], "127.0.0.1:1", "R").services?.map((s) => s.name)).toEqual(["router"]);
   });
 
   test("a module that was not loaded is an error, not an empty module", () => {
     const broken = build("x", "1");
     broken.moduleContents.delete("core.wasm");
-    expect(() => workerdConfig([broken], "a:1", "R")).toThrow(/core.wasm of x\/1 was not loaded/);
+    expect(() => staticConfig([broken], "a:1", "R")).toThrow(/core.wasm of x\/1 was not loaded/);
   });
 
   test("service names are name/buildId", () => expect(serviceName({ name: "a", buildId: "1-b" })).toBe("a/1-b"));
+});
+
+describe("loaderConfig", () => {
+  const config = loaderConfig("/data/bundles", "127.0.0.1:9080", "ROUTER");
+
+  test("gives the router the Worker Loader and the bundles dir, read-only, and nothing per build", () => {
+    expect(config.services).toEqual([
+      {
+        name: "router",
+        worker: {
+          compatibilityDate: expect.any(String),
+          modules: [{ name: "router.js", esModule: "ROUTER" }],
+          bindings: [
+            { name: "LOADER", workerLoader: { id: "builds" } },
+            { name: "BUNDLES", service: { name: "bundles" } },
+          ],
+        },
+      },
+      { name: "bundles", disk: { path: "/data/bundles", writable: false } },
+    ]);
+  });
+
+  test("serves the router on the socket", () => {
+    expect(config.sockets).toEqual([
+      { name: "http", address: "127.0.0.1:9080", http: {}, service: { name: "router" } },
+    ]);
+  });
 });

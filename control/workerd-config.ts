@@ -2,25 +2,31 @@ import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { type Config, serializeConfig, type Worker_Module } from "miniflare";
 import { DEFAULT_COMPATIBILITY_DATE } from "./bundle.ts";
-import type { Build } from "./bundle-store.ts";
+import { type Build, buildDir } from "./bundle-store.ts";
+import type { Settings } from "./settings.ts";
 
 /** A live build with its module contents read from the bundles dir. */
 export interface LoadedBuild extends Build {
   moduleContents: Map<string, Uint8Array>;
 }
 
+/** The JSON file beside the builds that lists the live ones; the loader router reads it. */
+export const ROUTES_FILE = "routes.json";
+
 const ROUTER = "router";
-const ROUTER_SOURCE = new URL("./router.js", import.meta.url);
+const BUNDLES = "bundles";
+const STATIC_ROUTER = new URL("./router-static.js", import.meta.url);
+const LOADER_ROUTER = new URL("./router-loader.js", import.meta.url);
 
 export function serviceName(build: Pick<Build, "name" | "buildId">): string {
   return `${build.name}/${build.buildId}`;
 }
 
 /**
- * The workerd config for a set of live builds: one service per build, and a router on the
- * socket with a service binding per build, named like the service.
+ * Every build compiled at start: one service per build, and a router on the socket with a
+ * service binding per build, named like the service. A new build needs a restart.
  */
-export function workerdConfig(builds: LoadedBuild[], address: string, router: string): Config {
+export function staticConfig(builds: LoadedBuild[], address: string, router: string): Config {
   return {
     services: [
       {
@@ -39,6 +45,30 @@ export function workerdConfig(builds: LoadedBuild[], address: string, router: st
           modules: orderModules(build).map((module) => toWorkerdModule(module.name, module.type, build)),
         },
       })),
+    ],
+    sockets: [{ name: "http", address, http: {}, service: { name: ROUTER } }],
+  };
+}
+
+/**
+ * A fixed config: the router reads the bundles dir (read-only) and compiles each live build
+ * through the Worker Loader on first use, so deploys change files, never this config.
+ */
+export function loaderConfig(bundlesDir: string, address: string, router: string): Config {
+  return {
+    services: [
+      {
+        name: ROUTER,
+        worker: {
+          compatibilityDate: DEFAULT_COMPATIBILITY_DATE,
+          modules: [{ name: "router.js", esModule: router }],
+          bindings: [
+            { name: "LOADER", workerLoader: { id: "builds" } },
+            { name: "BUNDLES", service: { name: BUNDLES } },
+          ],
+        },
+      },
+      { name: BUNDLES, disk: { path: bundlesDir, writable: false } },
     ],
     sockets: [{ name: "http", address, http: {}, service: { name: ROUTER } }],
   };
@@ -75,10 +105,45 @@ export async function loadBuild(dir: string, build: Build): Promise<LoadedBuild>
   return { ...build, moduleContents };
 }
 
-/** Writes the binary config atomically, so workerd never starts from a half-written file. */
-export async function writeWorkerdConfig(path: string, builds: LoadedBuild[], address: string): Promise<void> {
-  const config = serializeConfig(workerdConfig(builds, address, await readFile(ROUTER_SOURCE, "utf8")));
+export const routerSource = {
+  static: () => readFile(STATIC_ROUTER, "utf8"),
+  loader: () => readFile(LOADER_ROUTER, "utf8"),
+};
+
+/** Writes beside the target and renames, so a reader never sees a half-written file. */
+async function writeAtomically(path: string, content: string | Uint8Array): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  await writeFile(`${path}.next`, config);
+  await writeFile(`${path}.next`, content);
   await rename(`${path}.next`, path);
+}
+
+export function writeWorkerdConfig(path: string, config: Config): Promise<void> {
+  return writeAtomically(path, serializeConfig(config));
+}
+
+export function writeRoutes(bundlesDir: string, builds: Build[]): Promise<void> {
+  return writeAtomically(join(bundlesDir, ROUTES_FILE), `${JSON.stringify({ builds }, null, 2)}\n`);
+}
+
+export async function readRoutes(bundlesDir: string): Promise<Build[]> {
+  const text = await readFile(join(bundlesDir, ROUTES_FILE), "utf8").catch(() => undefined);
+  return text ? (JSON.parse(text) as { builds: Build[] }).builds : [];
+}
+
+/**
+ * Makes the files on disk serve `builds`: routes.json always, and in restart mode a config that
+ * compiles every build (which takes effect on workerd's next start).
+ */
+export async function writeLiveConfig(settings: Settings, builds: Build[]): Promise<void> {
+  await writeRoutes(settings.bundlesDir, builds);
+  const address = `${settings.bind}:${settings.ports.workerd}`;
+  if (settings.workerdReload === "loader") {
+    await writeWorkerdConfig(
+      settings.workerdConfigPath,
+      loaderConfig(settings.bundlesDir, address, await routerSource.loader()),
+    );
+    return;
+  }
+  const loaded = await Promise.all(builds.map((build) => loadBuild(buildDir(settings.bundlesDir, build), build)));
+  await writeWorkerdConfig(settings.workerdConfigPath, staticConfig(loaded, address, await routerSource.static()));
 }

@@ -1,16 +1,21 @@
 import { execa } from "execa";
 import { request } from "undici";
+import { z } from "zod";
 import { waitFor } from "./processes.ts";
 import type { Settings } from "./settings.ts";
 import { requestWorkerdReload } from "./supervisor-ipc.ts";
 
 const READY_TIMEOUT_MS = 60_000;
 
+const RoutesAnswer = z.object({ builds: z.number() });
+
 /**
- * Restarts workerd so it loads the config just written: through runit's `sv` when the mesh runs
- * under runsvdir (GRIDIRON_WORKERD_SV), else by asking the Node supervisor that owns it.
+ * Makes the running workerd serve what writeLiveConfig just wrote. With the loader, the router
+ * re-reads routes.json and nothing restarts. In restart mode workerd is restarted: through runit's
+ * `sv` when the mesh runs under runsvdir (GRIDIRON_WORKERD_SV), else by the Node supervisor.
  */
-export async function reloadWorkerd(settings: Settings): Promise<void> {
+export async function reloadWorkerd(settings: Settings, liveBuilds: number): Promise<void> {
+  if (settings.workerdReload === "loader") return refreshRoutes(settings, liveBuilds);
   if (!settings.workerdService) return requestWorkerdReload();
   await execa("sv", ["restart", settings.workerdService], { timeout: READY_TIMEOUT_MS });
   await workerdReady(settings);
@@ -25,4 +30,15 @@ export async function answers(url: string): Promise<boolean> {
   const { statusCode, body } = await request(url, { headersTimeout: 2_000 });
   await body.dump();
   return statusCode === 200;
+}
+
+async function refreshRoutes(settings: Settings, liveBuilds: number): Promise<void> {
+  const { statusCode, body } = await request(`${settings.workerdUrl}/_gridiron/routes`, {
+    method: "POST",
+    headersTimeout: READY_TIMEOUT_MS,
+  });
+  const answer = await body.text();
+  if (statusCode !== 200) throw new Error(`workerd's router did not re-read its routes: ${statusCode} ${answer}`);
+  const { builds } = RoutesAnswer.parse(JSON.parse(answer));
+  if (builds !== liveBuilds) throw new Error(`workerd's router serves ${builds} builds, expected ${liveBuilds}`);
 }

@@ -5,6 +5,7 @@ import { describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
 import { Ingress } from "./ingress.ts";
 import { eventually, findChild, isAlive, useTestMesh } from "./mesh.ts";
+import { failedAttempts } from "./restate-metrics.ts";
 
 /** The whole core path on a real restate-server and workerd, started as `npm start` does. */
 describe("the mesh, end to end", () => {
@@ -149,6 +150,33 @@ describe("the mesh, end to end", () => {
     await eventually(async () => expect(await fx.ingress.call("greeter/greet", "again")).toMatch(/^Howdy, again! /));
     expect(await findChild(fx.mesh, "/workerd ")).not.toBe(workerd);
     expect(await fx.ingress.call("counter/fresh/add")).toBe(20);
+  }, 60_000);
+
+  test("deploys restart nothing: workerd keeps its PID, calls made meanwhile all succeed, none retried", async () => {
+    const workerd = await findChild(fx.mesh, "/workerd ");
+    const failedBefore = await failedAttempts(fx.mesh.settings);
+    let deploying = true;
+    const load = Array.from({ length: 8 }, async (_, i) => {
+      let calls = 0;
+      while (deploying) {
+        await fx.ingress.call(`counter/load-${i}/add`, 1);
+        calls++;
+      }
+      return calls;
+    });
+    await activate("greeter", fx.sources.greeterV1, "3.0.0");
+    await activate("counter", fx.sources.counterV1, "3.0.0");
+    await activate("greeter", fx.sources.greeterV2, "4.0.0");
+    deploying = false;
+    const calls = await Promise.all(load);
+
+    expect(await findChild(fx.mesh, "/workerd ")).toBe(workerd);
+    expect(await failedAttempts(fx.mesh.settings)).toBe(failedBefore);
+    for (const [i, n] of calls.entries()) {
+      expect(n).toBeGreaterThan(0);
+      expect(await fx.ingress.call(`counter/load-${i}/get`)).toBe(n);
+    }
+    expect(await fx.ingress.call("greeter/greet", "friend")).toMatch(/^Howdy, friend! /);
   }, 60_000);
 
   test("stopping the supervisor stops everything it started", async () => {

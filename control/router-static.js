@@ -1,4 +1,5 @@
-// The one worker on Gridiron's workerd socket. Requests for /{name}/{buildId}/... go to that
+// The one worker on Gridiron's workerd socket when every build is compiled at start
+// (GRIDIRON_WORKERD_RELOAD=restart). Requests for /{name}/{buildId}/... go to that
 // build's service binding unchanged: the Restate SDK matches its paths by suffix.
 export default {
   async fetch(request, env) {

@@ -1,0 +1,66 @@
+// The one worker on Gridiron's workerd socket when builds are loaded at run time (the default).
+// Requests for /{name}/{buildId}/... go to that build unchanged (the Restate SDK matches its paths
+// by suffix). A build is compiled through the Worker Loader on its first request, from the files
+// in the bundles dir, so a deploy never restarts workerd. Only builds listed in routes.json are
+// served; the deployer rewrites that file and POSTs /_gridiron/routes to make the router re-read it.
+
+const ROUTES_PATH = "/_gridiron/routes";
+
+/** id "name/buildId" -> build record, as the deployer wrote it. One isolate, so one shared copy. */
+let routes;
+
+async function readRoutes(env) {
+  const response = await env.BUNDLES.fetch("http://bundles/routes.json");
+  if (response.status === 404) return new Map();
+  if (!response.ok) throw new Error(`cannot read routes.json: ${response.status}`);
+  const { builds } = await response.json();
+  return new Map(builds.map((build) => [`${build.name}/${build.buildId}`, build]));
+}
+
+const CONTENT = {
+  esModule: async (response) => ({ js: await response.text() }),
+  commonJsModule: async (response) => ({ cjs: await response.text() }),
+  text: async (response) => ({ text: await response.text() }),
+  json: async (response) => ({ json: await response.json() }),
+  wasm: async (response) => ({ wasm: await response.arrayBuffer() }),
+  data: async (response) => ({ data: await response.arrayBuffer() }),
+};
+
+async function loadBuild(env, id, build) {
+  const modules = {};
+  for (const module of build.modules) {
+    const response = await env.BUNDLES.fetch(`http://bundles/${id}/${module.name}`);
+    if (!response.ok) throw new Error(`module ${module.name} of ${id} is missing: ${response.status}`);
+    modules[module.name] = await CONTENT[module.type](response);
+  }
+  return {
+    compatibilityDate: build.compatibilityDate,
+    compatibilityFlags: build.compatibilityFlags,
+    mainModule: build.mainModule,
+    modules,
+  };
+}
+
+export default {
+  async fetch(request, env) {
+    const { pathname } = new URL(request.url);
+    if (pathname === ROUTES_PATH && request.method === "POST") routes = readRoutes(env);
+    routes ??= readRoutes(env);
+    let live;
+    try {
+      live = await routes;
+    } catch (error) {
+      routes = undefined;
+      return new Response(`${error}\n`, { status: 500 });
+    }
+    if (pathname === "/" || pathname === ROUTES_PATH) return Response.json({ builds: live.size });
+
+    const [, name, buildId] = pathname.split("/");
+    const id = `${name}/${buildId}`;
+    const build = live.get(id);
+    if (!build) return new Response(`no build "${id}" is live on this workerd\n`, { status: 404 });
+    return env.LOADER.get(id, () => loadBuild(env, id, build))
+      .getEntrypoint()
+      .fetch(request);
+  },
+};
