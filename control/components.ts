@@ -35,13 +35,15 @@ export function componentSpecs(settings: Settings): Record<Component, ChildSpec>
     workerd: {
       name: "workerd",
       file: binaries.workerd(),
-      // The Worker Loader is still behind --experimental in workerd.
       args: [
         "serve",
         "--binary",
         settings.workerdConfigPath,
+        // The Worker Loader is still behind --experimental in workerd.
         ...(settings.workerdReload === "loader" ? ["--experimental"] : []),
+        ...(settings.workerdSocketInherited ? ["--socket-fd", "http=3"] : []),
       ],
+      sharesFd3: settings.workerdSocketInherited,
     },
     deployer: { name: "deployer", file: process.execPath, args: [CLI_ENTRY, "deployer"], ipc: true },
   };

@@ -1,5 +1,6 @@
 import { Component, componentSpecs, prepareDataDir, shellCommand } from "./components.ts";
 import { serveDeployer } from "./endpoint.ts";
+import { runWithWorkerdSocket } from "./launcher.ts";
 import { loadSettings } from "./settings.ts";
 import { formatTable, serviceRows, statusRows } from "./status.ts";
 import { startMesh } from "./supervisor.ts";
@@ -28,13 +29,20 @@ Environment (defaults in brackets):
   GRIDIRON_DRAIN_GRACE_SECONDS [60] how long a build stays drained before it is pruned
   GRIDIRON_KEEP_BUILDS [5]         builds whose files are kept for rollback
   GRIDIRON_MAX_BUNDLE_MB [50]      largest bundle activate accepts
+  GRIDIRON_WORKERD_RELOAD [loader] loader: deploys load builds into the running workerd;
+                                   restart: every deploy restarts workerd (the old design)
   GRIDIRON_ADMIN_TOKEN [generated] Bearer token for deploy calls; else DATA_DIR/admin-token
 `;
 
 async function main(command: string | undefined): Promise<void> {
   switch (command) {
     case "start": {
-      const mesh = await startMesh(loadSettings());
+      const settings = loadSettings();
+      if (settings.workerdReload === "loader" && !settings.workerdSocketInherited) {
+        process.exitCode = await runWithWorkerdSocket(settings, import.meta.filename);
+        return;
+      }
+      const mesh = await startMesh(settings);
       let stopping = false;
       const shutdown = async (signal: string) => {
         if (stopping) return;

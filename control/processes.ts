@@ -22,6 +22,8 @@ export interface ChildSpec {
   args: string[];
   env?: Record<string, string>;
   ipc?: boolean;
+  /** Whether the child shares our fd 3: the listening socket the launcher handed us. */
+  sharesFd3?: boolean;
 }
 
 const STOP_GRACE_MS = 10_000;
@@ -47,7 +49,7 @@ export class Supervised {
     this.log = log;
   }
 
-  start(): void {
+  start(extraArgs: string[] = []): Child {
     this.stopping = false;
     const options = {
       env: this.spec.env ?? {},
@@ -55,11 +57,11 @@ export class Supervised {
       all: true,
       buffer: false,
       reject: false,
-      stdin: "ignore",
+      stdio: ["ignore", "pipe", "pipe", this.spec.sharesFd3 ? 3 : "ignore"],
       // A child dies with us even if we are killed without cleaning up.
       cleanup: true,
     } satisfies Options;
-    const child = execa(this.spec.file, this.spec.args, options) as unknown as Child;
+    const child = execa(this.spec.file, [...this.spec.args, ...extraArgs], options) as unknown as Child;
     this.child = child;
     const startedAt = Date.now();
     this.pipeOutput(child);
@@ -75,6 +77,7 @@ export class Supervised {
       }, this.backoffMs).unref();
       this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
     });
+    return child;
   }
 
   /** SIGTERM, then SIGKILL if it has not exited within the grace period. */
@@ -82,7 +85,35 @@ export class Supervised {
     this.stopping = true;
     const child = this.child;
     this.child = undefined;
-    if (!child) return;
+    if (child) await this.terminate(child);
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    this.start();
+  }
+
+  /**
+   * Starts a second copy beside the running one and, once `ready` resolves for it, stops the old
+   * copy gracefully. For processes that share an inherited listening socket (sharesFd3), so one of
+   * them is always accepting. If the new copy never gets ready, it is killed and the old one
+   * keeps running.
+   */
+  async handover(extraArgs: string[], ready: () => Promise<void>): Promise<void> {
+    const old = this.child;
+    const next = this.start(extraArgs);
+    try {
+      await ready();
+    } catch (error) {
+      if (this.child === next) this.child = old;
+      next.kill("SIGKILL");
+      await next;
+      throw error;
+    }
+    if (old) await this.terminate(old);
+  }
+
+  private async terminate(child: Child): Promise<void> {
     child.kill("SIGTERM");
     const exited = await Promise.race([child.then(() => true), sleep(STOP_GRACE_MS, false)]);
     if (!exited) {
@@ -90,11 +121,6 @@ export class Supervised {
       child.kill("SIGKILL");
       await child;
     }
-  }
-
-  async restart(): Promise<void> {
-    await this.stop();
-    this.start();
   }
 
   private pipeOutput(child: Child): void {

@@ -3,8 +3,11 @@
 // by suffix). A build is compiled through the Worker Loader on its first request, from the files
 // in the bundles dir, so a deploy never restarts workerd. Only builds listed in routes.json are
 // served; the deployer rewrites that file and POSTs /_gridiron/routes to make the router re-read it.
+// POST /_gridiron/warm also compiles every live build: a supervisor calls it on a fresh workerd
+// before that one takes over from the old, so no request waits for a compile.
 
 const ROUTES_PATH = "/_gridiron/routes";
+const WARM_PATH = "/_gridiron/warm";
 
 /** id "name/buildId" -> build record, as the deployer wrote it. One isolate, so one shared copy. */
 let routes;
@@ -44,7 +47,8 @@ async function loadBuild(env, id, build) {
 export default {
   async fetch(request, env) {
     const { pathname } = new URL(request.url);
-    if (pathname === ROUTES_PATH && request.method === "POST") routes = readRoutes(env);
+    const post = request.method === "POST";
+    if (post && (pathname === ROUTES_PATH || pathname === WARM_PATH)) routes = readRoutes(env);
     routes ??= readRoutes(env);
     let live;
     try {
@@ -53,14 +57,22 @@ export default {
       routes = undefined;
       return new Response(`${error}\n`, { status: 500 });
     }
+    if (post && pathname === WARM_PATH) {
+      for (const [id, build] of live) await serve(env, id, build, new Request("http://warm/"));
+      return Response.json({ builds: live.size });
+    }
     if (pathname === "/" || pathname === ROUTES_PATH) return Response.json({ builds: live.size });
 
     const [, name, buildId] = pathname.split("/");
     const id = `${name}/${buildId}`;
     const build = live.get(id);
     if (!build) return new Response(`no build "${id}" is live on this workerd\n`, { status: 404 });
-    return env.LOADER.get(id, () => loadBuild(env, id, build))
-      .getEntrypoint()
-      .fetch(request);
+    return serve(env, id, build, request);
   },
 };
+
+function serve(env, id, build, request) {
+  return env.LOADER.get(id, () => loadBuild(env, id, build))
+    .getEntrypoint()
+    .fetch(request);
+}

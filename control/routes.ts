@@ -3,7 +3,7 @@ import type { Build } from "./bundle-store.ts";
 import type { Settings } from "./settings.ts";
 import { serviceName, writeLiveConfig } from "./workerd-config.ts";
 import { ConfigRejected, proveBuild } from "./workerd-probe.ts";
-import { reloadWorkerd } from "./workerd-reload.ts";
+import { releaseRemovedBuilds, reloadWorkerd } from "./workerd-reload.ts";
 
 /** The one key of the `routes` object: there is one workerd per Gridiron node. */
 export const ROUTES_KEY = "local";
@@ -51,6 +51,7 @@ export function routesObject(settings: Settings) {
           ctx,
           builds.filter((b) => serviceName(b) !== serviceName(build)),
         );
+        await ctx.run("release the removed build's memory", () => releaseRemovedBuilds(settings));
       },
     },
     // Only the deployer may change routes: it validates what it passes here.

@@ -1,3 +1,4 @@
+import getPort from "get-port";
 import { AdminClient } from "./admin-client.ts";
 import { componentSpecs, prepareDataDir } from "./components.ts";
 import { type Child, Supervised, waitFor, withTimeout } from "./processes.ts";
@@ -22,8 +23,21 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
   const restate = new Supervised(specs.restate, undefined, log);
   const workerd = new Supervised(specs.workerd, undefined, log);
   const reloadWorkerd = async () => {
-    await workerd.restart();
-    await workerdReady(settings);
+    if (!settings.workerdSocketInherited) {
+      await workerd.restart();
+      await workerdReady(settings);
+      return;
+    }
+    // A fresh workerd on the shared socket, with every live build compiled, before the old one
+    // is asked to finish its requests and exit.
+    const probe = await getPort({ host: "127.0.0.1" });
+    await workerd.handover(["--socket-addr", `probe=127.0.0.1:${probe}`], () =>
+      waitFor(
+        "the new workerd",
+        () => answers(`http://127.0.0.1:${probe}/_gridiron/warm`, { method: "POST", timeoutMs: 30_000 }),
+        STARTUP_TIMEOUT_MS,
+      ),
+    );
   };
   let registered: Promise<void> = Promise.resolve();
   const deployer = new Supervised(

@@ -92,9 +92,10 @@ describe("loaderConfig", () => {
     ]);
   });
 
-  test("serves the router on the socket", () => {
+  test("serves the router on the socket, and on a probe port of its own", () => {
     expect(config.sockets).toEqual([
       { name: "http", address: "127.0.0.1:9080", http: {}, service: { name: "router" } },
+      { name: "probe", address: "127.0.0.1:0", http: {}, service: { name: "router" } },
     ]);
   });
 });

@@ -70,7 +70,12 @@ export function loaderConfig(bundlesDir: string, address: string, router: string
       },
       { name: BUNDLES, disk: { path: bundlesDir, writable: false } },
     ],
-    sockets: [{ name: "http", address, http: {}, service: { name: ROUTER } }],
+    sockets: [
+      { name: "http", address, http: {}, service: { name: ROUTER } },
+      // A port of this workerd's own, so a supervisor can tell when a new workerd sharing the
+      // http socket with an old one is ready (--socket-addr probe=... picks it).
+      { name: "probe", address: "127.0.0.1:0", http: {}, service: { name: ROUTER } },
+    ],
   };
 }
 

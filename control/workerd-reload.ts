@@ -26,10 +26,21 @@ export function workerdReady(settings: Settings): Promise<void> {
   return waitFor("workerd", () => answers(`${settings.workerdUrl}/`), READY_TIMEOUT_MS);
 }
 
-export async function answers(url: string): Promise<boolean> {
-  const { statusCode, body } = await request(url, { headersTimeout: 2_000 });
+export async function answers(url: string, { method = "GET", timeoutMs = 2_000 } = {}): Promise<boolean> {
+  const { statusCode, body } = await request(url, { method, headersTimeout: timeoutMs });
   await body.dump();
   return statusCode === 200;
+}
+
+/**
+ * With the loader, a removed build stays compiled in workerd until its process ends. Under the
+ * Node supervisor, which shares workerd's socket, a fresh workerd takes over from the old one
+ * with no gap. Under runit there is no shared socket: the memory is released when runit next
+ * restarts workerd.
+ */
+export async function releaseRemovedBuilds(settings: Settings): Promise<void> {
+  if (settings.workerdReload !== "loader" || settings.workerdService) return;
+  await requestWorkerdReload();
 }
 
 async function refreshRoutes(settings: Settings, liveBuilds: number): Promise<void> {

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
 import type { BuildState } from "../control/lifecycle.ts";
-import { eventually, findChild, useTestMesh } from "./mesh.ts";
+import { eventually, findChild, isAlive, useTestMesh } from "./mesh.ts";
 
 interface Status {
   active: string | null;
@@ -59,6 +59,7 @@ describe("deployment lifecycle", () => {
     expect(await registered(v1.deploymentId)).toBe(true);
     expect(await routed(v1)).toBe(true);
 
+    const workerd = await findChild(fx.mesh, "/workerd ");
     expect(await fx.ingress.attach(sleeping)).toBe(1);
     await eventually(
       async () => expect(await stateOf("counter", v1.buildId)).toMatchObject({ state: "pruned" }),
@@ -67,6 +68,9 @@ describe("deployment lifecycle", () => {
     expect(await registered(v1.deploymentId)).toBe(false);
     expect(await routed(v1)).toBe(false);
     expect(await fx.ingress.call("counter/sleepy/add")).toBe(11);
+    // The pruned build stayed compiled in the old workerd; a fresh one took over to free it.
+    expect(await findChild(fx.mesh, "/workerd ")).not.toBe(workerd);
+    expect(isAlive(workerd)).toBe(false);
   }, 90_000);
 
   test("a paused invocation blocks pruning until resumePaused moves it to the new build", async () => {
