@@ -9,6 +9,7 @@ import { readAdminToken } from "../control/admin-token.ts";
 import { waitFor } from "../control/processes.ts";
 import { Ingress } from "../test/ingress.ts";
 import { buildWorker, findChild, startTestMesh } from "../test/mesh.ts";
+import { versions } from "./versions.ts";
 
 /**
  * `npm run bench`: the same handlers served by Gridiron (workerd) and by the Node SDK's HTTP/2
@@ -83,7 +84,7 @@ async function main(): Promise<void> {
     }
     console.log(
       [
-        `Restate ${await version("restate-server")}, workerd ${await version("workerd")}, Node ${process.version}, ${cpus().length} cores; autocannon, ${CONNECTIONS} connections, ${SECONDS} s per cell, one run.`,
+        `${await versions()}, ${cpus().length} cores; autocannon, ${CONNECTIONS} connections, ${SECONDS} s per cell, one run.`,
         "",
         "| workload | Gridiron req/s | Node req/s | ratio | Gridiron p50 / p99 ms | Node p50 / p99 ms | errors G / N | CPU s per 1k calls, Gridiron: restate + workerd | CPU s per 1k calls, Node: restate + node |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -146,11 +147,6 @@ function row(name: string, g: Measured, n: Measured): string {
   const f = (x: number) => x.toFixed(0);
   const c = (x: number | undefined) => (x ?? 0).toFixed(2);
   return `| ${name} | ${f(g.rps)} | ${f(n.rps)} | ${(g.rps / n.rps).toFixed(2)}x | ${g.p50} / ${g.p99} | ${n.p50} / ${n.p99} | ${g.errors} / ${n.errors} | ${c(g.cpu["restate-server"])} + ${c(g.cpu.workerd)} | ${c(n.cpu["restate-server"])} + ${c(n.cpu.node)} |`;
-}
-
-async function version(binary: "restate-server" | "workerd"): Promise<string> {
-  const { stdout } = await execa(join(ROOT, "node_modules/.bin", binary), ["--version"], { reject: false });
-  return stdout.trim().split(" ").pop() ?? "?";
 }
 
 main().catch((error: unknown) => {

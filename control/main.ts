@@ -31,6 +31,8 @@ Environment (defaults in brackets):
   GRIDIRON_MAX_BUNDLE_MB [50]      largest bundle activate accepts
   GRIDIRON_WORKERD_RELOAD [loader] loader: deploys load builds into the running workerd;
                                    restart: every deploy restarts workerd (the old design)
+  GRIDIRON_RELEASE_AFTER [5]       removed builds held in workerd's memory (loader) before a
+                                   fresh workerd takes over from it to free them
   GRIDIRON_ADMIN_TOKEN [generated] Bearer token for deploy calls; else DATA_DIR/admin-token
 `;
 

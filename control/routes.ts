@@ -8,7 +8,7 @@ import { releaseRemovedBuilds, reloadWorkerd } from "./workerd-reload.ts";
 /** The one key of the `routes` object: there is one workerd per Gridiron node. */
 export const ROUTES_KEY = "local";
 
-type RoutesState = { builds: Build[] };
+type RoutesState = { builds: Build[]; removedSinceRelease: number };
 
 /**
  * `routes` owns the workerd config. Being a single-key virtual object, Restate runs its handlers
@@ -51,7 +51,12 @@ export function routesObject(settings: Settings) {
           ctx,
           builds.filter((b) => serviceName(b) !== serviceName(build)),
         );
-        await ctx.run("release the removed build's memory", () => releaseRemovedBuilds(settings));
+        // Replacing workerd frees removed builds, but Restate retries the odd call it had just
+        // sent on a connection the old workerd closes, so it happens once every few removals.
+        const held = ((await ctx.get("removedSinceRelease")) ?? 0) + 1;
+        if (held < settings.releaseAfter) return ctx.set("removedSinceRelease", held);
+        await ctx.run("release removed builds' memory", () => releaseRemovedBuilds(settings));
+        ctx.set("removedSinceRelease", 0);
       },
     },
     // Only the deployer may change routes: it validates what it passes here.

@@ -25,7 +25,12 @@ describe("deployment lifecycle", () => {
       shapeV1: ["test/fixtures/shape"],
       shapeV2: ["test/fixtures/shape", { OBJECT: "false" }],
     },
-    { GRIDIRON_DRAIN_POLL_SECONDS: String(POLL_S), GRIDIRON_DRAIN_GRACE_SECONDS: String(GRACE_S) },
+    {
+      GRIDIRON_DRAIN_POLL_SECONDS: String(POLL_S),
+      GRIDIRON_DRAIN_GRACE_SECONDS: String(GRACE_S),
+      // Every removal frees its build's memory at once, so the first prune shows it.
+      GRIDIRON_RELEASE_AFTER: "1",
+    },
   );
   const built: Record<string, ActivateResult> = {};
 
