@@ -3,6 +3,7 @@ import { z } from "zod";
 import { ensureAdminToken } from "./admin-token.ts";
 import type { ChildSpec } from "./processes.ts";
 import { binaries } from "./processes.ts";
+import { ensureIdentityKey } from "./request-identity.ts";
 import type { Settings } from "./settings.ts";
 import { readRoutes, writeLiveConfig } from "./workerd-config.ts";
 
@@ -30,6 +31,7 @@ export function componentSpecs(settings: Settings): Record<Component, ChildSpec>
         RESTATE_ADMIN__ADVERTISED_ADMIN_ENDPOINT: settings.adminUrl,
         RESTATE_INGRESS__BIND_ADDRESS: `${settings.bind}:${settings.ports.ingress}`,
         RESTATE_INGRESS__ADVERTISED_INGRESS_ENDPOINT: settings.ingressUrl,
+        RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE: settings.identityKeyPath,
       },
     },
     workerd: {
@@ -56,6 +58,7 @@ export function componentSpecs(settings: Settings): Record<Component, ChildSpec>
 export async function prepareDataDir(settings: Settings, log?: (line: string) => void): Promise<void> {
   await mkdir(settings.bundlesDir, { recursive: true });
   await ensureAdminToken(settings, log);
+  await ensureIdentityKey(settings, log);
   await writeLiveConfig(settings, await readRoutes(settings.bundlesDir));
 }
 

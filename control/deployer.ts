@@ -1,4 +1,3 @@
-import { fileURLToPath } from "node:url";
 import * as restate from "@restatedev/restate-sdk";
 import { z } from "zod";
 import { AdminClient } from "./admin-client.ts";
@@ -16,17 +15,33 @@ import {
   withState,
 } from "./lifecycle.ts";
 import { type RegisterOptions, register, waitForDiscovery } from "./registration.ts";
+import { withSourceDir } from "./remote-source.ts";
+import { identityHeaders } from "./request-identity.ts";
 import { ROUTES_KEY, type RoutesObject } from "./routes.ts";
 import type { Settings } from "./settings.ts";
 
-export const ActivateRequest = z.strictObject({
-  source: z.url({ protocol: /^file$/, error: "source must be a file:///absolute/path URL of a wrangler outdir" }),
-  version: Version,
-  compatibilityDate: CompatibilityDate.optional(),
-  compatibilityFlags: CompatibilityFlags.optional(),
-  /** Lets Restate accept a schema change it would refuse, like a removed handler. */
-  breaking: z.boolean().optional(),
-});
+export const ActivateRequest = z
+  .strictObject({
+    source: z.url({
+      protocol: /^(file|https)$/,
+      error:
+        "source must be a file:///absolute/path URL of a wrangler outdir, or an https:// URL of a tar, tar.gz or zip of one",
+    }),
+    /** The hex SHA-256 of an https:// source's archive; checked before anything is unpacked. */
+    sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, "sha256 must be 64 hex digits")
+      .optional(),
+    version: Version,
+    compatibilityDate: CompatibilityDate.optional(),
+    compatibilityFlags: CompatibilityFlags.optional(),
+    /** Lets Restate accept a schema change it would refuse, like a removed handler. */
+    breaking: z.boolean().optional(),
+  })
+  .refine((request) => !request.source.startsWith("https:") || request.sha256, {
+    message: "an https:// source needs sha256: the hex SHA-256 of the archive (`sha256sum FILE`)",
+    path: ["sha256"],
+  });
 export type ActivateRequest = z.infer<typeof ActivateRequest>;
 
 const BuildIdField = z.string().min(1).max(100);
@@ -71,7 +86,9 @@ export function deployerObject(settings: Settings, adminToken: string) {
     await routes(ctx).add(build);
     await crashPoint(settings.dataDir, "route build");
     const uri = `${settings.workerdUrl}/${build.name}/${build.buildId}`;
-    await step(ctx, "wait for discovery", () => waitForDiscovery(uri));
+    await step(ctx, "wait for discovery", async () =>
+      waitForDiscovery(uri, await identityHeaders(settings, "/discover")),
+    );
     const registered = await step(ctx, "register with Restate", () => register(admin, uri, options));
     return { uri, deploymentId: registered.id, services: registered.services.map((s) => s.name) };
   };
@@ -128,14 +145,15 @@ export function deployerObject(settings: Settings, adminToken: string) {
         async (ctx: Ctx, input: ActivateRequest): Promise<ActivateResult> => {
           requireAdmin(ctx, adminToken);
           const name = bundleName(ctx.key);
-          const sourceDir = fileURLToPath(input.source);
-          const build = await step(ctx, "copy bundle", async () => {
-            const inspected = await bundleCall(() =>
-              inspectBundle(sourceDir, name, input.version, input, settings.maxBundleBytes),
-            );
-            await storeBundle(settings.bundlesDir, sourceDir, inspected);
-            return inspected;
-          });
+          const build = await step(ctx, "copy bundle", () =>
+            bundleCall(() =>
+              withSourceDir(input.source, input.sha256, settings.downloadsDir, settings.fetchLimits, async (dir) => {
+                const inspected = await inspectBundle(dir, name, input.version, input, settings.maxBundleBytes);
+                await storeBundle(settings.bundlesDir, dir, inspected);
+                return inspected;
+              }),
+            ),
+          );
 
           const records = await recordsOf(ctx);
           const existing = records.find((r) => r.buildId === build.buildId);

@@ -4,6 +4,7 @@ import { AdminClient } from "./admin-client.ts";
 import { readAdminToken } from "./admin-token.ts";
 import { deployerObject } from "./deployer.ts";
 import { waitFor } from "./processes.ts";
+import { identityPublicKey } from "./request-identity.ts";
 import { routesObject } from "./routes.ts";
 import type { Settings } from "./settings.ts";
 import { announceReady } from "./supervisor-ipc.ts";
@@ -19,6 +20,8 @@ export async function serveDeployer(settings: Settings): Promise<void> {
   const token = await readAdminToken(settings);
   const handler = restate.createEndpointHandler({
     services: [deployerObject(settings, token), routesObject(settings)],
+    // Only restate-server, which signs with the mesh's key, may call the deployer.
+    identityKeys: [await identityPublicKey(settings)],
   });
   const server = createServer(handler);
   await new Promise<void>((resolve, reject) => {

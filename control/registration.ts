@@ -9,13 +9,19 @@ const DISCOVERY_TIMEOUT_MS = 15_000;
 const MANIFEST_TYPES =
   "application/vnd.restate.endpointmanifest.v4+json, application/vnd.restate.endpointmanifest.v3+json";
 
-/** Waits until the build answers Restate discovery with an endpoint manifest. */
-export async function waitForDiscovery(uri: string): Promise<void> {
+/**
+ * Waits until the build answers Restate discovery with an endpoint manifest. `headers` sign the
+ * request the way Restate does, since workerd's router refuses unsigned ones.
+ */
+export async function waitForDiscovery(uri: string, headers: Record<string, string>): Promise<void> {
   const deadline = Date.now() + DISCOVERY_TIMEOUT_MS;
   let last = "no answer";
   while (Date.now() < deadline) {
     try {
-      const response = await request(`${uri}/discover`, { headers: { accept: MANIFEST_TYPES }, headersTimeout: 5_000 });
+      const response = await request(`${uri}/discover`, {
+        headers: { ...headers, accept: MANIFEST_TYPES },
+        headersTimeout: 5_000,
+      });
       const body = await response.body.text();
       const type = String(response.headers["content-type"] ?? "");
       if (response.statusCode === 200 && type.includes("endpointmanifest")) return;

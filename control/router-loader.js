@@ -1,10 +1,13 @@
 // The one worker on Gridiron's workerd socket when builds are loaded at run time (the default).
 // Requests for /{name}/{buildId}/... go to that build unchanged (the Restate SDK matches its paths
 // by suffix). A build is compiled through the Worker Loader on its first request, from the files
-// in the bundles dir, so a deploy never restarts workerd. Only builds listed in routes.json are
+// in the bundles dir, so a deploy never restarts workerd. Only requests Restate signed reach a
+// build (identity.js), and only builds listed in routes.json are
 // served; the deployer rewrites that file and POSTs /_gridiron/routes to make the router re-read it.
 // POST /_gridiron/warm also compiles every live build: a supervisor calls it on a fresh workerd
 // before that one takes over from the old, so no request waits for a compile.
+
+import { identityProblem, refuse } from "./identity.js";
 
 const ROUTES_PATH = "/_gridiron/routes";
 const WARM_PATH = "/_gridiron/warm";
@@ -64,6 +67,8 @@ export default {
     if (pathname === "/" || pathname === ROUTES_PATH) return Response.json({ builds: live.size });
 
     const [, name, buildId] = pathname.split("/");
+    const problem = await identityProblem(request, env, `/${name}/${buildId}`);
+    if (problem) return refuse(problem);
     const id = `${name}/${buildId}`;
     const build = live.get(id);
     if (!build) return new Response(`no build "${id}" is live on this workerd\n`, { status: 404 });

@@ -16,6 +16,7 @@ const EnvSchema = z.object({
   GRIDIRON_DRAIN_GRACE_SECONDS: z.coerce.number().nonnegative().default(60),
   GRIDIRON_KEEP_BUILDS: z.coerce.number().int().min(1).default(5),
   GRIDIRON_MAX_BUNDLE_MB: z.coerce.number().positive().default(50),
+  GRIDIRON_FETCH_TIMEOUT_SECONDS: z.coerce.number().positive().default(60),
   // loader: builds are compiled at run time, a deploy restarts nothing. restart: the old design,
   // every build compiled at start and workerd restarted on each deploy (kept for comparison).
   GRIDIRON_WORKERD_RELOAD: z.enum(["loader", "restart"]).default("loader"),
@@ -55,12 +56,19 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     workerdSocketInherited: e.GRIDIRON_WORKERD_SOCKET_FD !== undefined,
     adminToken: e.GRIDIRON_ADMIN_TOKEN,
     adminTokenPath: resolve(dataDir, "admin-token"),
+    identityKeyPath: resolve(dataDir, "request-identity.pem"),
     drainPollMs: e.GRIDIRON_DRAIN_POLL_SECONDS * 1000,
     drainGraceMs: e.GRIDIRON_DRAIN_GRACE_SECONDS * 1000,
     keepBuilds: e.GRIDIRON_KEEP_BUILDS,
     maxBundleBytes: e.GRIDIRON_MAX_BUNDLE_MB * 1024 * 1024,
+    // An https:// source's archive: at most as big as a bundle may be, fetched within the timeout.
+    fetchLimits: {
+      maxBytes: e.GRIDIRON_MAX_BUNDLE_MB * 1024 * 1024,
+      timeoutMs: e.GRIDIRON_FETCH_TIMEOUT_SECONDS * 1000,
+    },
     restateDir: resolve(dataDir, "restate"),
     bundlesDir: resolve(dataDir, "bundles"),
+    downloadsDir: resolve(dataDir, "downloads"),
     workerdConfigPath: resolve(dataDir, "workerd", "config.bin"),
     adminUrl: `http://${local}:${e.GRIDIRON_ADMIN_PORT}`,
     ingressUrl: `http://${local}:${e.GRIDIRON_INGRESS_PORT}`,

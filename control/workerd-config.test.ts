@@ -3,6 +3,7 @@ import type { LoadedBuild } from "./workerd-config.ts";
 import { loaderConfig, serviceName, staticConfig } from "./workerd-config.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
+const router = { main: "ROUTER", identity: "IDENTITY", identityKey: "KEY" };
 
 function build(name: string, buildId: string): LoadedBuild {
   return {
@@ -26,11 +27,7 @@ function build(name: string, buildId: string): LoadedBuild {
 }
 
 describe("staticConfig", () => {
-  const config = staticConfig(
-    [build("greeter", "1.0.0-aaa"), build("counter", "1.0.0-bbb")],
-    "127.0.0.1:9080",
-    "ROUTER",
-  );
+  const config = staticConfig([build("greeter", "1.0.0-aaa"), build("counter", "1.0.0-bbb")], "127.0.0.1:9080", router);
 
   test("serves the router on the socket", () => {
     expect(config.sockets).toEqual([
@@ -38,9 +35,10 @@ describe("staticConfig", () => {
     ]);
   });
 
-  test("binds every build to the router under its service name", () => {
-    const router = config.services?.find((s) => s.name === "router");
-    expect(router && "worker" in router && router.worker?.bindings).toEqual([
+  test("binds Restate's identity key and every build to the router, under its service name", () => {
+    const routerService = config.services?.find((s) => s.name === "router");
+    expect(routerService && "worker" in routerService && routerService.worker?.bindings).toEqual([
+      { name: "RESTATE_IDENTITY_KEY", text: "KEY" },
       { name: "greeter/1.0.0-aaa", service: { name: "greeter/1.0.0-aaa" } },
       { name: "counter/1.0.0-bbb", service: { name: "counter/1.0.0-bbb" } },
     ]);
@@ -60,20 +58,20 @@ describe("staticConfig", () => {
   });
 
   test("with no builds there is only the router", () => {
-    expect(staticConfig([], "127.0.0.1:1", "R").services?.map((s) => s.name)).toEqual(["router"]);
+    expect(staticConfig([], "127.0.0.1:1", router).services?.map((s) => s.name)).toEqual(["router"]);
   });
 
   test("a module that was not loaded is an error, not an empty module", () => {
     const broken = build("x", "1");
     broken.moduleContents.delete("core.wasm");
-    expect(() => staticConfig([broken], "a:1", "R")).toThrow(/core.wasm of x\/1 was not loaded/);
+    expect(() => staticConfig([broken], "a:1", router)).toThrow(/core.wasm of x\/1 was not loaded/);
   });
 
   test("service names are name/buildId", () => expect(serviceName({ name: "a", buildId: "1-b" })).toBe("a/1-b"));
 });
 
 describe("loaderConfig", () => {
-  const config = loaderConfig("/data/bundles", "127.0.0.1:9080", "ROUTER");
+  const config = loaderConfig("/data/bundles", "127.0.0.1:9080", router);
 
   test("gives the router the Worker Loader and the bundles dir, read-only, and nothing per build", () => {
     expect(config.services).toEqual([
@@ -81,8 +79,12 @@ describe("loaderConfig", () => {
         name: "router",
         worker: {
           compatibilityDate: expect.any(String),
-          modules: [{ name: "router.js", esModule: "ROUTER" }],
+          modules: [
+            { name: "router.js", esModule: "ROUTER" },
+            { name: "identity.js", esModule: "IDENTITY" },
+          ],
           bindings: [
+            { name: "RESTATE_IDENTITY_KEY", text: "KEY" },
             { name: "LOADER", workerLoader: { id: "builds" } },
             { name: "BUNDLES", service: { name: "bundles" } },
           ],

@@ -1,8 +1,9 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { type Config, serializeConfig, type Worker_Module } from "miniflare";
+import { type Config, serializeConfig, type Worker_Binding, type Worker_Module } from "miniflare";
 import { DEFAULT_COMPATIBILITY_DATE } from "./bundle.ts";
 import { type Build, buildDir } from "./bundle-store.ts";
+import { identityPublicKeyBytes } from "./request-identity.ts";
 import type { Settings } from "./settings.ts";
 
 /** A live build with its module contents read from the bundles dir. */
@@ -17,6 +18,25 @@ const ROUTER = "router";
 const BUNDLES = "bundles";
 const STATIC_ROUTER = new URL("./router-static.js", import.meta.url);
 const LOADER_ROUTER = new URL("./router-loader.js", import.meta.url);
+const ROUTER_IDENTITY = new URL("./router-identity.js", import.meta.url);
+
+/** A router's code, and Restate's request identity public key (raw, base64url) it checks against. */
+export interface Router {
+  main: string;
+  identity: string;
+  identityKey: string;
+}
+
+function routerWorker(router: Router, bindings: Worker_Binding[]) {
+  return {
+    compatibilityDate: DEFAULT_COMPATIBILITY_DATE,
+    modules: [
+      { name: "router.js", esModule: router.main },
+      { name: "identity.js", esModule: router.identity },
+    ],
+    bindings: [{ name: "RESTATE_IDENTITY_KEY", text: router.identityKey }, ...bindings],
+  };
+}
 
 export function serviceName(build: Pick<Build, "name" | "buildId">): string {
   return `${build.name}/${build.buildId}`;
@@ -26,16 +46,15 @@ export function serviceName(build: Pick<Build, "name" | "buildId">): string {
  * Every build compiled at start: one service per build, and a router on the socket with a
  * service binding per build, named like the service. A new build needs a restart.
  */
-export function staticConfig(builds: LoadedBuild[], address: string, router: string): Config {
+export function staticConfig(builds: LoadedBuild[], address: string, router: Router): Config {
   return {
     services: [
       {
         name: ROUTER,
-        worker: {
-          compatibilityDate: DEFAULT_COMPATIBILITY_DATE,
-          modules: [{ name: "router.js", esModule: router }],
-          bindings: builds.map((build) => ({ name: serviceName(build), service: { name: serviceName(build) } })),
-        },
+        worker: routerWorker(
+          router,
+          builds.map((build) => ({ name: serviceName(build), service: { name: serviceName(build) } })),
+        ),
       },
       ...builds.map((build) => ({
         name: serviceName(build),
@@ -54,19 +73,15 @@ export function staticConfig(builds: LoadedBuild[], address: string, router: str
  * A fixed config: the router reads the bundles dir (read-only) and compiles each live build
  * through the Worker Loader on first use, so deploys change files, never this config.
  */
-export function loaderConfig(bundlesDir: string, address: string, router: string): Config {
+export function loaderConfig(bundlesDir: string, address: string, router: Router): Config {
   return {
     services: [
       {
         name: ROUTER,
-        worker: {
-          compatibilityDate: DEFAULT_COMPATIBILITY_DATE,
-          modules: [{ name: "router.js", esModule: router }],
-          bindings: [
-            { name: "LOADER", workerLoader: { id: "builds" } },
-            { name: "BUNDLES", service: { name: BUNDLES } },
-          ],
-        },
+        worker: routerWorker(router, [
+          { name: "LOADER", workerLoader: { id: "builds" } },
+          { name: "BUNDLES", service: { name: BUNDLES } },
+        ]),
       },
       { name: BUNDLES, disk: { path: bundlesDir, writable: false } },
     ],
@@ -110,10 +125,14 @@ export async function loadBuild(dir: string, build: Build): Promise<LoadedBuild>
   return { ...build, moduleContents };
 }
 
-export const routerSource = {
-  static: () => readFile(STATIC_ROUTER, "utf8"),
-  loader: () => readFile(LOADER_ROUTER, "utf8"),
-};
+/** The router for `mode`, checking requests against this mesh's request identity key. */
+export async function readRouter(settings: Settings, mode: Settings["workerdReload"]): Promise<Router> {
+  return {
+    main: await readFile(mode === "loader" ? LOADER_ROUTER : STATIC_ROUTER, "utf8"),
+    identity: await readFile(ROUTER_IDENTITY, "utf8"),
+    identityKey: (await identityPublicKeyBytes(settings)).toString("base64url"),
+  };
+}
 
 /** Writes beside the target and renames, so a reader never sees a half-written file. */
 async function writeAtomically(path: string, content: string | Uint8Array): Promise<void> {
@@ -143,12 +162,11 @@ export async function writeLiveConfig(settings: Settings, builds: Build[]): Prom
   await writeRoutes(settings.bundlesDir, builds);
   const address = `${settings.bind}:${settings.ports.workerd}`;
   if (settings.workerdReload === "loader") {
-    await writeWorkerdConfig(
-      settings.workerdConfigPath,
-      loaderConfig(settings.bundlesDir, address, await routerSource.loader()),
-    );
+    const router = await readRouter(settings, "loader");
+    await writeWorkerdConfig(settings.workerdConfigPath, loaderConfig(settings.bundlesDir, address, router));
     return;
   }
   const loaded = await Promise.all(builds.map((build) => loadBuild(buildDir(settings.bundlesDir, build), build)));
-  await writeWorkerdConfig(settings.workerdConfigPath, staticConfig(loaded, address, await routerSource.static()));
+  const router = await readRouter(settings, "restart");
+  await writeWorkerdConfig(settings.workerdConfigPath, staticConfig(loaded, address, router));
 }

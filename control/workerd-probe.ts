@@ -4,7 +4,7 @@ import getPort from "get-port";
 import { type Build, buildDir } from "./bundle-store.ts";
 import { binaries, waitFor } from "./processes.ts";
 import type { Settings } from "./settings.ts";
-import { loadBuild, routerSource, staticConfig, writeWorkerdConfig } from "./workerd-config.ts";
+import { loadBuild, readRouter, staticConfig, writeWorkerdConfig } from "./workerd-config.ts";
 import { answers } from "./workerd-reload.ts";
 
 /** workerd refused a config: a build in it does not load. Never worth retrying. */
@@ -21,7 +21,7 @@ const PROBE_TIMEOUT_MS = 20_000;
 export async function proveBuild(settings: Settings, build: Build): Promise<void> {
   const configPath = `${settings.workerdConfigPath}.candidate`;
   const loaded = await loadBuild(buildDir(settings.bundlesDir, build), build);
-  await writeWorkerdConfig(configPath, staticConfig([loaded], "127.0.0.1:0", await routerSource.static()));
+  await writeWorkerdConfig(configPath, staticConfig([loaded], "127.0.0.1:0", await readRouter(settings, "restart")));
   try {
     await proveWorkerdConfig(configPath);
   } finally {

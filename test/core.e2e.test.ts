@@ -1,8 +1,11 @@
+import { once } from "node:events";
 import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
+import { connect } from "node:http2";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
+import { ensureIdentityKey, identityHeaders } from "../control/request-identity.ts";
 import { Ingress } from "./ingress.ts";
 import { eventually, findChild, isAlive, useTestMesh } from "./mesh.ts";
 import { failedAttempts } from "./restate-metrics.ts";
@@ -73,7 +76,14 @@ describe("the mesh, end to end", () => {
     const refusals: [string, unknown, RegExp][] = [
       ["deployer/Bad_Name/activate", { source: fx.sources.greeterV1, version: "1.0.0" }, /bad bundle name/],
       ["deployer/greeter/activate", { source: fx.sources.greeterV1, version: "../1" }, /a version is/],
-      ["deployer/greeter/activate", { source: "https://example.com/x", version: "1.0.0" }, /file:\/\/\//],
+      ["deployer/greeter/activate", { source: "ftp://example.com/x", version: "1.0.0" }, /file:\/\/\//],
+      ["deployer/greeter/activate", { source: "http://example.com/x.tgz", version: "1.0.0" }, /https:\/\//],
+      ["deployer/greeter/activate", { source: "https://example.com/x.tgz", version: "1.0.0" }, /needs sha256/],
+      [
+        "deployer/greeter/activate",
+        { source: "https://example.com/x.tgz", sha256: "abc", version: "1.0.0" },
+        /64 hex digits/,
+      ],
       ["deployer/greeter/activate", { source: "file:///nonexistent", version: "1.0.0" }, /not a directory/],
       ["deployer/greeter/activate", { source: fx.sources.greeterV1, version: "1.0.0", extra: 1 }, /extra/],
     ];
@@ -109,6 +119,33 @@ describe("the mesh, end to end", () => {
     expect(await readdir(join(fx.mesh.settings.bundlesDir, "broken")).catch(() => [])).toEqual([]);
     const deployments = await fx.admin.query("SELECT id FROM sys_deployment WHERE endpoint LIKE '%/broken/%'");
     expect(deployments).toEqual([]);
+  });
+
+  test("only restate-server may call a build or the deployer: unsigned or wrongly signed calls get a 401", async () => {
+    const { settings } = fx.mesh;
+    const { buildId } =
+      (await fx.ingress.call<{ builds: ActivateResult[] }>("deployer/greeter/status")).builds[0] ?? {};
+    const path = `/greeter/${buildId}/discover`;
+    const discover = (headers: Record<string, string>) =>
+      fetch(`${settings.workerdUrl}${path}`, {
+        headers: { ...headers, accept: "application/vnd.restate.endpointmanifest.v4+json" },
+      });
+    const otherKey = { ...settings, identityKeyPath: join(fx.buildsDir, "other.pem") };
+    await ensureIdentityKey(otherKey, () => {});
+
+    expect((await discover(await identityHeaders(settings, "/discover"))).status).toBe(200);
+    const refused = [
+      await discover({}),
+      await discover(await identityHeaders(otherKey, "/discover")),
+      await discover(await identityHeaders(settings, "/invoke/greeter/greet")),
+    ];
+    for (const response of refused) {
+      expect(response.status).toBe(401);
+      expect(await response.text()).toMatch(/only restate-server may call builds/);
+    }
+    expect(await deployerStatus(settings.deployerUrl, {})).toBe(401);
+    expect(await deployerStatus(settings.deployerUrl, await identityHeaders(otherKey, "/discover"))).toBe(401);
+    expect(await deployerStatus(settings.deployerUrl, await identityHeaders(settings, "/discover"))).toBe(200);
   });
 
   test("a call sleeping on v1 finishes on v1 while new calls get v2", async () => {
@@ -187,3 +224,20 @@ describe("the mesh, end to end", () => {
     expect(pids.filter(isAlive)).toEqual([]);
   }, 60_000);
 });
+
+/** The status of a discovery request to the deployer's HTTP/2 endpoint, sent with `headers`. */
+async function deployerStatus(url: string, headers: Record<string, string>): Promise<number> {
+  const session = connect(url);
+  try {
+    const stream = session.request({
+      ":path": "/discover",
+      accept: "application/vnd.restate.endpointmanifest.v4+json",
+      ...headers,
+    });
+    const [status] = (await once(stream, "response")) as [{ ":status": number }];
+    stream.resume();
+    return status[":status"];
+  } finally {
+    session.close();
+  }
+}

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
 import type { BuildState } from "../control/lifecycle.ts";
+import { identityHeaders } from "../control/request-identity.ts";
 import { eventually, findChild, isAlive, useTestMesh } from "./mesh.ts";
 
 interface Status {
@@ -44,12 +45,14 @@ describe("deployment lifecycle", () => {
     (await status(name)).builds.find((b) => b.buildId === buildId);
   const registered = async (deploymentId: string | undefined) =>
     (await fx.admin.query(`SELECT id FROM sys_deployment WHERE id = '${deploymentId}'`)).length === 1;
-  const routed = async (result: ActivateResult | undefined) =>
-    (
-      await fetch(`${fx.mesh.settings.workerdUrl}/${result?.name}/${result?.buildId}/discover`, {
-        headers: { accept: "application/vnd.restate.endpointmanifest.v4+json" },
-      })
-    ).status === 200;
+  const routed = async (result: ActivateResult | undefined) => {
+    const path = `/${result?.name}/${result?.buildId}/discover`;
+    const headers = await identityHeaders(fx.mesh.settings, "/discover");
+    const response = await fetch(`${fx.mesh.settings.workerdUrl}${path}`, {
+      headers: { ...headers, accept: "application/vnd.restate.endpointmanifest.v4+json" },
+    });
+    return response.status === 200;
+  };
   const invocationStatus = async (id: string) =>
     (await fx.admin.query(`SELECT status FROM sys_invocation_status WHERE id = '${id}'`))[0]?.status;
 

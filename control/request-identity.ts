@@ -1,0 +1,50 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import bs58 from "bs58";
+import { SignJWT } from "jose";
+import type { Settings } from "./settings.ts";
+
+/**
+ * Restate request identity (scheme v1): restate-server signs every request it sends to a
+ * deployment with an Ed25519 key, as a JWT whose audience is the request path below the deployment's base. Gridiron makes the
+ * key on first start (mode 0600 in the data dir) and gives its public half to the deployer's
+ * endpoint and to workerd's router, so only Restate can call either.
+ */
+export async function ensureIdentityKey(settings: Settings, log: (line: string) => void = console.log): Promise<void> {
+  if (await readFile(settings.identityKeyPath).catch(() => undefined)) return;
+  const { privateKey } = generateKeyPairSync("ed25519");
+  await mkdir(dirname(settings.identityKeyPath), { recursive: true });
+  await writeFile(settings.identityKeyPath, privateKey.export({ format: "pem", type: "pkcs8" }), {
+    mode: 0o600,
+    flag: "wx",
+  });
+  log(`[gridiron] generated Restate's request identity key in ${settings.identityKeyPath}`);
+}
+
+async function privateKey(settings: Settings): Promise<KeyObject> {
+  return createPrivateKey(await readFile(settings.identityKeyPath));
+}
+
+/** The public key as raw bytes. */
+export async function identityPublicKeyBytes(settings: Settings): Promise<Buffer> {
+  const jwk = createPublicKey(await privateKey(settings)).export({ format: "jwk" });
+  return Buffer.from(jwk.x ?? "", "base64url");
+}
+
+/** The public key as the Restate SDKs take it (`identityKeys`): `publickeyv1_` and base58. */
+export async function identityPublicKey(settings: Settings): Promise<string> {
+  return `publickeyv1_${bs58.encode(await identityPublicKeyBytes(settings))}`;
+}
+
+/**
+ * Headers that sign a request the way restate-server does, for Gridiron's own calls. `path` is
+ * below the deployment's base, e.g. `/discover`.
+ */
+export async function identityHeaders(settings: Settings, path: string): Promise<Record<string, string>> {
+  const now = Math.floor(Date.now() / 1000);
+  const jwt = await new SignJWT({ aud: path, nbf: now - 60, iat: now, exp: now + 60 })
+    .setProtectedHeader({ alg: "EdDSA", typ: "JWT", kid: await identityPublicKey(settings) })
+    .sign(await privateKey(settings));
+  return { "x-restate-signature-scheme": "v1", "x-restate-jwt-v1": jwt };
+}
