@@ -44,6 +44,8 @@ interface LiveBundles {
 }
 
 interface Load {
+  /** How many times a new workerd process took over during the run. */
+  replaced: number;
   ok: number;
   failed: number;
   retried: number;
@@ -145,6 +147,13 @@ async function benchMode(mode: Mode, sources: Sources): Promise<ModeResult> {
 async function load(mesh: TestMesh, run: string, during: () => Promise<void>): Promise<Load> {
   const ingress = new Ingress(mesh.settings.ingressUrl);
   const retriedBefore = await failedAttempts(mesh.settings);
+  const workerds = new Set([await findChild(mesh, "/workerd ")]);
+  const watching = setInterval(() => {
+    findChild(mesh, "/workerd ").then(
+      (pid) => workerds.add(pid),
+      () => {},
+    );
+  }, 1_000);
   let i = 0;
   const [result] = await Promise.all([
     autocannon({
@@ -164,12 +173,13 @@ async function load(mesh: TestMesh, run: string, during: () => Promise<void>): P
       ],
     }),
     during(),
-  ]);
+  ]).finally(() => clearInterval(watching));
   // Let retried attempts finish before counting.
   await sleep(2_000);
   let total = 0;
   for (let k = 0; k < KEYS; k++) total += await ingress.call<number>(`counter/${run}-${k}/get`);
   return {
+    replaced: workerds.size - 1,
     ok: result["2xx"],
     failed: result.errors + result.non2xx,
     retried: (await failedAttempts(mesh.settings)) - retriedBefore,
@@ -216,8 +226,8 @@ async function report(results: Map<Mode, ModeResult>): Promise<string> {
     "",
     `Counter increments over ${KEYS} keys at ${RATE} calls/s for ${LOAD_SECONDS} s (autocannon, 32 connections), ${Math.max(...COUNTS)} other bundles live; drain poll 1 s, grace 2 s, so replaced builds are pruned during the run.`,
     "",
-    "| reload | deploys | calls ok | calls failed | attempts Restate retried | counts exact | p50 ms | p99 ms | p99 vs no deploys |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| reload | deploys | workerd replaced | calls ok | calls failed | attempts Restate retried | counts exact | p50 ms | p99 ms | p99 vs no deploys |",
+    "|---|---|---|---|---|---|---|---|---|---|",
     ...modes.flatMap((m) => {
       const { steady, deploying } = get(m);
       return [
@@ -237,7 +247,7 @@ async function report(results: Map<Mode, ModeResult>): Promise<string> {
 }
 
 function loadRow(mode: Mode, deploys: string, run: Load, steady: Load): string {
-  return `| ${mode} | ${deploys} | ${run.ok} | ${run.failed} | ${run.retried} | ${run.exact ? "yes" : "**no**"} | ${run.p50} | ${run.p99} | ${(run.p99 / steady.p99).toFixed(2)}x |`;
+  return `| ${mode} | ${deploys} | ${run.replaced} | ${run.ok} | ${run.failed} | ${run.retried} | ${run.exact ? "yes" : "**no**"} | ${run.p50} | ${run.p99} | ${(run.p99 / steady.p99).toFixed(2)}x |`;
 }
 
 main().catch((error: unknown) => {

@@ -28,7 +28,8 @@ Environment (defaults in brackets):
   GRIDIRON_DRAIN_POLL_SECONDS [30] how often a replaced build is checked for drain
   GRIDIRON_DRAIN_GRACE_SECONDS [60] how long a build stays drained before it is pruned
   GRIDIRON_KEEP_BUILDS [5]         builds whose files are kept for rollback
-  GRIDIRON_MAX_BUNDLE_MB [50]      largest bundle activate accepts
+  GRIDIRON_MAX_BUNDLE_MB [50]      largest bundle (or https:// archive) activate accepts
+  GRIDIRON_FETCH_TIMEOUT_SECONDS [60] how long an https:// source may take to download
   GRIDIRON_WORKERD_RELOAD [loader] loader: deploys load builds into the running workerd;
                                    restart: every deploy restarts workerd (the old design)
   GRIDIRON_RELEASE_AFTER [5]       removed builds held in workerd's memory (loader) before a

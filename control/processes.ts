@@ -42,6 +42,8 @@ export class Supervised {
   private child: Child | undefined;
   private stopping = false;
   private backoffMs = 500;
+  /** Arguments beyond the spec's, given to start() and reused when the child is restarted. */
+  private extraArgs: string[] = [];
 
   constructor(spec: ChildSpec, onStart: (child: Child) => void = () => {}, log: (line: string) => void = console.log) {
     this.spec = spec;
@@ -49,8 +51,9 @@ export class Supervised {
     this.log = log;
   }
 
-  start(extraArgs: string[] = []): Child {
+  start(extraArgs: string[] = this.extraArgs): Child {
     this.stopping = false;
+    this.extraArgs = extraArgs;
     const options = {
       env: this.spec.env ?? {},
       ipc: this.spec.ipc ?? false,
@@ -94,23 +97,29 @@ export class Supervised {
   }
 
   /**
-   * Starts a second copy beside the running one and, once `ready` resolves for it, stops the old
-   * copy gracefully. For processes that share an inherited listening socket (sharesFd3), so one of
-   * them is always accepting. If the new copy never gets ready, it is killed and the old one
-   * keeps running.
+   * Starts a second copy beside the running one and, once `ready` resolves for it, lets `retire`
+   * prepare the old copy, then stops it gracefully. For processes that share an inherited
+   * listening socket (sharesFd3), so one of them is always accepting. If the new copy never gets
+   * ready, it is killed and the old one keeps running.
    */
-  async handover(extraArgs: string[], ready: () => Promise<void>): Promise<void> {
+  async handover(extraArgs: string[], ready: () => Promise<void>, retire: () => Promise<void>): Promise<void> {
     const old = this.child;
+    const oldArgs = this.extraArgs;
     const next = this.start(extraArgs);
     try {
       await ready();
     } catch (error) {
-      if (this.child === next) this.child = old;
+      if (this.child === next) {
+        this.child = old;
+        this.extraArgs = oldArgs;
+      }
       next.kill("SIGKILL");
       await next;
       throw error;
     }
-    if (old) await this.terminate(old);
+    if (!old) return;
+    await retire().catch(() => {});
+    await this.terminate(old);
   }
 
   private async terminate(child: Child): Promise<void> {

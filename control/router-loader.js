@@ -5,12 +5,18 @@
 // build (identity.js), and only builds listed in routes.json are
 // served; the deployer rewrites that file and POSTs /_gridiron/routes to make the router re-read it.
 // POST /_gridiron/warm also compiles every live build: a supervisor calls it on a fresh workerd
-// before that one takes over from the old, so no request waits for a compile.
+// before that one takes over from the old, so no request waits for a compile. POST
+// /_gridiron/drain, on the old one just before its SIGTERM, makes it hold each new request for
+// HOLD_MS, so the connections Restate is using are busy, not idle, when it starts draining.
 
 import { identityProblem, refuse } from "./identity.js";
 
 const ROUTES_PATH = "/_gridiron/routes";
 const WARM_PATH = "/_gridiron/warm";
+const DRAIN_PATH = "/_gridiron/drain";
+const HOLD_MS = 100;
+
+let draining = false;
 
 /** id "name/buildId" -> build record, as the deployer wrote it. One isolate, so one shared copy. */
 let routes;
@@ -60,6 +66,10 @@ export default {
       routes = undefined;
       return new Response(`${error}\n`, { status: 500 });
     }
+    if (post && pathname === DRAIN_PATH) {
+      draining = true;
+      return Response.json({ draining });
+    }
     if (post && pathname === WARM_PATH) {
       for (const [id, build] of live) await serve(env, id, build, new Request("http://warm/"));
       return Response.json({ builds: live.size });
@@ -72,6 +82,7 @@ export default {
     const id = `${name}/${buildId}`;
     const build = live.get(id);
     if (!build) return new Response(`no build "${id}" is live on this workerd\n`, { status: 404 });
+    if (draining) await new Promise((resolve) => setTimeout(resolve, HOLD_MS));
     return serve(env, id, build, request);
   },
 };

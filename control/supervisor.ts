@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import getPort from "get-port";
 import { AdminClient } from "./admin-client.ts";
 import { componentSpecs, prepareDataDir } from "./components.ts";
@@ -7,6 +8,10 @@ import { deployerReady, serveWorkerdReloads } from "./supervisor-ipc.ts";
 import { answers, workerdReady } from "./workerd-reload.ts";
 
 const STARTUP_TIMEOUT_MS = 60_000;
+/** How long the old workerd holds new requests before it is asked to exit (see the handover). */
+const DRAIN_LEAD_MS = 50;
+
+const probeArgs = (port: number) => ["--socket-addr", `probe=127.0.0.1:${port}`];
 
 export interface Mesh {
   stop(): Promise<void>;
@@ -22,6 +27,8 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
   const specs = componentSpecs(settings);
   const restate = new Supervised(specs.restate, undefined, log);
   const workerd = new Supervised(specs.workerd, undefined, log);
+  /** Each workerd also serves its router on a port of its own, so the supervisor can tell two apart. */
+  let probePort = await getPort({ host: "127.0.0.1" });
   const reloadWorkerd = async () => {
     if (!settings.workerdSocketInherited) {
       await workerd.restart();
@@ -30,14 +37,25 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
     }
     // A fresh workerd on the shared socket, with every live build compiled, before the old one
     // is asked to finish its requests and exit.
-    const probe = await getPort({ host: "127.0.0.1" });
-    await workerd.handover(["--socket-addr", `probe=127.0.0.1:${probe}`], () =>
-      waitFor(
-        "the new workerd",
-        () => answers(`http://127.0.0.1:${probe}/_gridiron/warm`, { method: "POST", timeoutMs: 30_000 }),
-        STARTUP_TIMEOUT_MS,
-      ),
+    const oldProbe = probePort;
+    const newProbe = await getPort({ host: "127.0.0.1" });
+    await workerd.handover(
+      probeArgs(newProbe),
+      () =>
+        waitFor(
+          "the new workerd",
+          () => answers(`http://127.0.0.1:${newProbe}/_gridiron/warm`, { method: "POST", timeoutMs: 30_000 }),
+          STARTUP_TIMEOUT_MS,
+        ),
+      async () => {
+        // workerd closes idle keep-alive connections when it drains, and Restate may be sending
+        // on one at that moment. Held a little, Restate's busy connections stay busy through the
+        // SIGTERM and are closed after their response instead.
+        await answers(`http://127.0.0.1:${oldProbe}/_gridiron/drain`, { method: "POST" });
+        await sleep(DRAIN_LEAD_MS);
+      },
     );
+    probePort = newProbe;
   };
   let registered: Promise<void> = Promise.resolve();
   const deployer = new Supervised(
@@ -61,7 +79,7 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
     await waitFor("restate-server admin API", () => admin.healthy(), STARTUP_TIMEOUT_MS);
     await waitFor("restate-server ingress", () => answers(`${settings.ingressUrl}/restate/health`), STARTUP_TIMEOUT_MS);
     log("[gridiron] starting workerd");
-    workerd.start();
+    workerd.start(settings.workerdSocketInherited ? probeArgs(probePort) : []);
     await workerdReady(settings);
     log("[gridiron] starting the deployer");
     deployer.start();
