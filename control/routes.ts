@@ -51,8 +51,8 @@ export function routesObject(settings: Settings) {
           ctx,
           builds.filter((b) => serviceName(b) !== serviceName(build)),
         );
-        // Replacing workerd frees removed builds, but Restate retries the odd call it had just
-        // sent on a connection the old workerd closes, so it happens once every few removals.
+        // Replacing workerd frees removed builds, but it compiles every live build again, so it
+        // happens once every few removals.
         const held = ((await ctx.get("removedSinceRelease")) ?? 0) + 1;
         if (held < settings.releaseAfter) return ctx.set("removedSinceRelease", held);
         await ctx.run("release removed builds' memory", () => releaseRemovedBuilds(settings));
