@@ -73,6 +73,19 @@ export class AdminClient {
     await this.call("PATCH", `/invocations/${encodeURIComponent(invocationId)}/resume?deployment=latest`);
   }
 
+  /** Ends an invocation for good: its caller gets a failure, and it is never retried. */
+  async killInvocation(invocationId: string): Promise<void> {
+    await this.call("PATCH", `/invocations/${encodeURIComponent(invocationId)}/kill`);
+  }
+
+  /** Invocations with an attempt running right now on a deployment whose uri starts with `prefix`. */
+  async runningUnder(prefix: string): Promise<{ id: string; target: string }[]> {
+    const rows = await this.query(
+      `SELECT s.id AS id, i.target AS target FROM sys_invocation_state s JOIN sys_invocation i ON s.id = i.id JOIN sys_deployment d ON s.last_attempt_deployment_id = d.id WHERE s.in_flight AND d.endpoint LIKE '${sqlText(prefix)}%'`,
+    );
+    return rows.map((row) => ({ id: String(row.id), target: String(row.target) }));
+  }
+
   /** What runs on a deployment now: the input to the drain decision (lifecycle.ts). */
   async observeDeployment(deploymentId: string): Promise<DrainObservation> {
     const id = sqlId(deploymentId);
@@ -135,6 +148,11 @@ export class AdminClient {
 function sqlId(id: string): string {
   if (!/^dp_[A-Za-z0-9]+$/.test(id)) throw new Error(`not a deployment id: ${id}`);
   return id;
+}
+
+function sqlText(text: string): string {
+  if (/['\\]/.test(text)) throw new Error(`not a plain SQL string: ${text}`);
+  return text;
 }
 
 function safeJson(text: string): unknown {

@@ -32,6 +32,8 @@ Environment (defaults in brackets):
   GRIDIRON_FETCH_TIMEOUT_SECONDS [60] how long an https:// source may take to download
   GRIDIRON_WORKERD_RELOAD [loader] loader: deploys load builds into the running workerd;
                                    restart: every deploy restarts workerd (the old design)
+  GRIDIRON_WORKERD_HANG_SECONDS [10] workerd not answering this long is killed and restarted
+  GRIDIRON_WORKERD_MAX_MB [2048]   workerd using more memory than this is killed and restarted
   GRIDIRON_RELEASE_AFTER [5]       removed builds held in workerd's memory (loader) before a
                                    fresh workerd takes over from it to free them
   GRIDIRON_ADMIN_TOKEN [generated] Bearer token for deploy calls; else DATA_DIR/admin-token

@@ -91,6 +91,16 @@ export class Supervised {
     if (child) await this.terminate(child);
   }
 
+  /** The running child's PID, if one runs. */
+  pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** SIGKILL, as for a crash: the child is started again like after any unexpected exit. */
+  kill(): void {
+    this.child?.kill("SIGKILL");
+  }
+
   async restart(): Promise<void> {
     await this.stop();
     this.start();

@@ -22,6 +22,8 @@ const EnvSchema = z.object({
   GRIDIRON_WORKERD_RELOAD: z.enum(["loader", "restart"]).default("loader"),
   GRIDIRON_ADMIN_TOKEN: z.string().min(16, "GRIDIRON_ADMIN_TOKEN must be at least 16 characters").optional(),
   GRIDIRON_RELEASE_AFTER: z.coerce.number().int().min(1).default(5),
+  GRIDIRON_WORKERD_HANG_SECONDS: z.coerce.number().positive().default(10),
+  GRIDIRON_WORKERD_MAX_MB: z.coerce.number().positive().default(2048),
   // Set by the launcher (launcher.ts): workerd's listening socket is open as fd 3.
   GRIDIRON_WORKERD_SOCKET_FD: z.literal("3").optional(),
   // Set by the runit run scripts: workerd's service dir, so the deployer restarts it with `sv`.
@@ -53,6 +55,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     workerdService: e.GRIDIRON_WORKERD_SV,
     workerdReload: e.GRIDIRON_WORKERD_RELOAD,
     releaseAfter: e.GRIDIRON_RELEASE_AFTER,
+    watchdog: { hangMs: e.GRIDIRON_WORKERD_HANG_SECONDS * 1000, maxMb: e.GRIDIRON_WORKERD_MAX_MB },
     workerdSocketInherited: e.GRIDIRON_WORKERD_SOCKET_FD !== undefined,
     adminToken: e.GRIDIRON_ADMIN_TOKEN,
     adminTokenPath: resolve(dataDir, "admin-token"),

@@ -6,6 +6,7 @@ import { type Child, Supervised, waitFor, withTimeout } from "./processes.ts";
 import type { Settings } from "./settings.ts";
 import { deployerReady, serveWorkerdReloads } from "./supervisor-ipc.ts";
 import { answers, workerdReady } from "./workerd-reload.ts";
+import { watchWorkerd } from "./workerd-watchdog.ts";
 
 const STARTUP_TIMEOUT_MS = 60_000;
 /** How long the old workerd holds new requests before it is asked to exit (see the handover). */
@@ -67,9 +68,11 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
     log,
   );
   const all = [deployer, workerd, restate];
+  const watching = new AbortController();
   // All at once: on Ctrl-C the terminal signals every child too, and each must be marked as
   // stopping before its exit is taken for a crash and restarted.
   const stop = async () => {
+    watching.abort();
     await Promise.all(all.map((child) => child.stop()));
   };
 
@@ -81,6 +84,19 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
     log("[gridiron] starting workerd");
     workerd.start(settings.workerdSocketInherited ? probeArgs(probePort) : []);
     await workerdReady(settings);
+    void watchWorkerd(
+      {
+        pid: () => workerd.pid(),
+        probeUrl: () =>
+          settings.workerdSocketInherited ? `http://127.0.0.1:${probePort}/` : `${settings.workerdUrl}/`,
+        kill: () => workerd.kill(),
+      },
+      admin,
+      settings.workerdUrl,
+      settings.watchdog,
+      log,
+      watching.signal,
+    );
     log("[gridiron] starting the deployer");
     deployer.start();
     // The deployer registers itself with Restate once it listens (see endpoint.ts).
