@@ -7,8 +7,10 @@ import getPort from "get-port";
 import { AdminClient } from "../control/admin-client.ts";
 import { readAdminToken } from "../control/admin-token.ts";
 import { waitFor } from "../control/processes.ts";
+import type { Settings } from "../control/settings.ts";
 import { Ingress } from "../test/ingress.ts";
 import { buildWorker, findChild, startTestMesh } from "../test/mesh.ts";
+import { endpointRequests } from "../test/restate-metrics.ts";
 import { versions } from "./versions.ts";
 
 /**
@@ -44,6 +46,8 @@ interface Measured {
   errors: number;
   /** CPU seconds per 1,000 invocations, by process. */
   cpu: Record<string, number>;
+  /** HTTP requests restate-server sent to the endpoint per call (its own counter). */
+  requestsPerCall: number;
 }
 
 async function main(): Promise<void> {
@@ -78,16 +82,16 @@ async function main(): Promise<void> {
 
     const rows: string[] = [];
     for (const workload of WORKLOADS) {
-      const gridiron = await measure(mesh.settings.ingressUrl, workload, "gw_", pids);
-      const node = await measure(mesh.settings.ingressUrl, workload, "node_", pids);
+      const gridiron = await measure(mesh.settings, workload, "gw_", pids);
+      const node = await measure(mesh.settings, workload, "node_", pids);
       rows.push(row(workload.name, gridiron, node));
     }
     console.log(
       [
         `${await versions()}, ${cpus().length} cores; autocannon, ${CONNECTIONS} connections, ${SECONDS} s per cell, one run.`,
         "",
-        "| workload | Gridiron req/s | Node req/s | ratio | Gridiron p50 / p99 ms | Node p50 / p99 ms | errors G / N | CPU s per 1k calls, Gridiron: restate + workerd | CPU s per 1k calls, Node: restate + node |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| workload | Gridiron req/s | Node req/s | ratio | Gridiron p50 / p99 ms | Node p50 / p99 ms | errors G / N | CPU s per 1k calls, Gridiron: restate + workerd | CPU s per 1k calls, Node: restate + node | Restate requests to the endpoint per call, G / N |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         ...rows,
       ].join("\n"),
     );
@@ -98,11 +102,12 @@ async function main(): Promise<void> {
 }
 
 async function measure(
-  url: string,
+  settings: Settings,
   workload: Workload,
   prefix: string,
   pids: Record<string, number>,
 ): Promise<Measured> {
+  const url = settings.ingressUrl;
   let i = 0;
   const requests: autocannon.Request[] = [
     {
@@ -117,8 +122,10 @@ async function measure(
   // A short warm-up, so isolates, connections and JIT are ready before the timed run.
   await autocannon({ url, connections: CONNECTIONS, duration: 2, requests });
   const before = await cpuSeconds(pids);
+  const requestsBefore = await endpointRequests(settings);
   const result = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS, requests });
   const after = await cpuSeconds(pids);
+  const requestsAfter = await endpointRequests(settings);
   const calls = Math.max(1, result.requests.total);
   const cpu = Object.fromEntries(
     Object.keys(pids).map((k) => [k, (((after[k] ?? 0) - (before[k] ?? 0)) * 1000) / calls]),
@@ -129,6 +136,7 @@ async function measure(
     p99: result.latency.p99,
     errors: result.errors + result.non2xx,
     cpu,
+    requestsPerCall: (requestsAfter - requestsBefore) / calls,
   };
 }
 
@@ -146,7 +154,7 @@ async function cpuSeconds(pids: Record<string, number>): Promise<Record<string, 
 function row(name: string, g: Measured, n: Measured): string {
   const f = (x: number) => x.toFixed(0);
   const c = (x: number | undefined) => (x ?? 0).toFixed(2);
-  return `| ${name} | ${f(g.rps)} | ${f(n.rps)} | ${(g.rps / n.rps).toFixed(2)}x | ${g.p50} / ${g.p99} | ${n.p50} / ${n.p99} | ${g.errors} / ${n.errors} | ${c(g.cpu["restate-server"])} + ${c(g.cpu.workerd)} | ${c(n.cpu["restate-server"])} + ${c(n.cpu.node)} |`;
+  return `| ${name} | ${f(g.rps)} | ${f(n.rps)} | ${(g.rps / n.rps).toFixed(2)}x | ${g.p50} / ${g.p99} | ${n.p50} / ${n.p99} | ${g.errors} / ${n.errors} | ${c(g.cpu["restate-server"])} + ${c(g.cpu.workerd)} | ${c(n.cpu["restate-server"])} + ${c(n.cpu.node)} | ${g.requestsPerCall.toFixed(1)} / ${n.requestsPerCall.toFixed(1)} |`;
 }
 
 main().catch((error: unknown) => {
