@@ -35,5 +35,7 @@ export async function identityProblem(request, env, base) {
 }
 
 export function refuse(problem) {
-  return new Response(`${problem}: only restate-server may call builds\n`, { status: 401 });
+  return new Response(`${problem}: calls to workerd must be signed with this mesh's Restate request identity key\n`, {
+    status: 401,
+  });
 }

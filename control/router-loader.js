@@ -11,6 +11,7 @@
 
 import { identityProblem, refuse } from "./identity.js";
 
+const CONTROL_PREFIX = "/_gridiron/";
 const ROUTES_PATH = "/_gridiron/routes";
 const WARM_PATH = "/_gridiron/warm";
 const DRAIN_PATH = "/_gridiron/drain";
@@ -18,7 +19,7 @@ const HOLD_MS = 100;
 
 let draining = false;
 
-/** id "name/buildId" -> build record, as the deployer wrote it. One isolate, so one shared copy. */
+/** A promise of id "name/buildId" -> build record, as routes.json lists them; one per isolate. */
 let routes;
 
 async function readRoutes(env) {
@@ -56,25 +57,14 @@ async function loadBuild(env, id, build) {
 export default {
   async fetch(request, env) {
     const { pathname } = new URL(request.url);
-    const post = request.method === "POST";
-    if (post && (pathname === ROUTES_PATH || pathname === WARM_PATH)) routes = readRoutes(env);
-    routes ??= readRoutes(env);
+    if (pathname.startsWith(CONTROL_PREFIX)) return control(request, env, pathname);
     let live;
     try {
-      live = await routes;
+      live = await liveBuilds(env);
     } catch (error) {
-      routes = undefined;
       return new Response(`${error}\n`, { status: 500 });
     }
-    if (post && pathname === DRAIN_PATH) {
-      draining = true;
-      return Response.json({ draining });
-    }
-    if (post && pathname === WARM_PATH) {
-      for (const [id, build] of live) await serve(env, id, build, new Request("http://warm/"));
-      return Response.json({ builds: live.size });
-    }
-    if (pathname === "/" || pathname === ROUTES_PATH) return Response.json({ builds: live.size });
+    if (pathname === "/") return Response.json({ builds: live.size });
 
     const [, name, buildId] = pathname.split("/");
     const problem = await identityProblem(request, env, `/${name}/${buildId}`);
@@ -86,6 +76,37 @@ export default {
     return serve(env, id, build, request);
   },
 };
+
+function liveBuilds(env) {
+  routes ??= readRoutes(env).catch((error) => {
+    routes = undefined;
+    throw error;
+  });
+  return routes;
+}
+
+/** The deployer's and supervisor's calls, signed with the same key as Restate's. */
+async function control(request, env, pathname) {
+  if (request.method !== "POST") return new Response("POST only\n", { status: 405 });
+  const problem = await identityProblem(request, env, "");
+  if (problem) return refuse(problem);
+  switch (pathname) {
+    case ROUTES_PATH:
+      routes = undefined;
+      return Response.json({ builds: (await liveBuilds(env)).size });
+    case WARM_PATH: {
+      routes = undefined;
+      const live = await liveBuilds(env);
+      for (const [id, build] of live) await serve(env, id, build, new Request("http://warm/"));
+      return Response.json({ builds: live.size });
+    }
+    case DRAIN_PATH:
+      draining = true;
+      return Response.json({ draining });
+    default:
+      return new Response("unknown control path\n", { status: 404 });
+  }
+}
 
 function serve(env, id, build, request) {
   return env.LOADER.get(id, () => loadBuild(env, id, build))

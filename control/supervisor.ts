@@ -3,6 +3,7 @@ import getPort from "get-port";
 import { AdminClient } from "./admin-client.ts";
 import { componentSpecs, prepareDataDir } from "./components.ts";
 import { type Child, Supervised, waitFor, withTimeout } from "./processes.ts";
+import { identityHeaders } from "./request-identity.ts";
 import type { Settings } from "./settings.ts";
 import { deployerReady, serveWorkerdReloads } from "./supervisor-ipc.ts";
 import { answers, workerdReady } from "./workerd-reload.ts";
@@ -45,14 +46,23 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
       () =>
         waitFor(
           "the new workerd",
-          () => answers(`http://127.0.0.1:${newProbe}/_gridiron/warm`, { method: "POST", timeoutMs: 30_000 }),
+          async () =>
+            answers(`http://127.0.0.1:${newProbe}/_gridiron/warm`, {
+              method: "POST",
+              timeoutMs: 30_000,
+              headers: await identityHeaders(settings, "/_gridiron/warm"),
+            }),
           STARTUP_TIMEOUT_MS,
         ),
       async () => {
         // workerd closes idle keep-alive connections when it drains, and Restate may be sending
         // on one at that moment. Held a little, Restate's busy connections stay busy through the
         // SIGTERM and are closed after their response instead.
-        await answers(`http://127.0.0.1:${oldProbe}/_gridiron/drain`, { method: "POST" });
+        const holding = await answers(`http://127.0.0.1:${oldProbe}/_gridiron/drain`, {
+          method: "POST",
+          headers: await identityHeaders(settings, "/_gridiron/drain"),
+        }).catch(() => false);
+        if (!holding) log("[gridiron] the old workerd did not confirm /_gridiron/drain; stopping it anyway");
         await sleep(DRAIN_LEAD_MS);
       },
     );

@@ -2,6 +2,7 @@ import { execa } from "execa";
 import { request } from "undici";
 import { z } from "zod";
 import { waitFor } from "./processes.ts";
+import { identityHeaders } from "./request-identity.ts";
 import type { Settings } from "./settings.ts";
 import { requestWorkerdReload } from "./supervisor-ipc.ts";
 
@@ -26,8 +27,11 @@ export function workerdReady(settings: Settings): Promise<void> {
   return waitFor("workerd", () => answers(`${settings.workerdUrl}/`), READY_TIMEOUT_MS);
 }
 
-export async function answers(url: string, { method = "GET", timeoutMs = 2_000 } = {}): Promise<boolean> {
-  const { statusCode, body } = await request(url, { method, headersTimeout: timeoutMs });
+export async function answers(
+  url: string,
+  { method = "GET" as "GET" | "POST", timeoutMs = 2_000, headers = {} as Record<string, string> } = {},
+): Promise<boolean> {
+  const { statusCode, body } = await request(url, { method, headersTimeout: timeoutMs, headers });
   await body.dump();
   return statusCode === 200;
 }
@@ -46,6 +50,7 @@ export async function releaseRemovedBuilds(settings: Settings): Promise<void> {
 async function refreshRoutes(settings: Settings, liveBuilds: number): Promise<void> {
   const { statusCode, body } = await request(`${settings.workerdUrl}/_gridiron/routes`, {
     method: "POST",
+    headers: await identityHeaders(settings, "/_gridiron/routes"),
     headersTimeout: READY_TIMEOUT_MS,
   });
   const answer = await body.text();

@@ -141,8 +141,10 @@ describe("the mesh, end to end", () => {
     ];
     for (const response of refused) {
       expect(response.status).toBe(401);
-      expect(await response.text()).toMatch(/only restate-server may call builds/);
+      expect(await response.text()).toMatch(/must be signed with this mesh's Restate request identity key/);
     }
+    const unsignedControl = await fetch(`${settings.workerdUrl}/_gridiron/drain`, { method: "POST" });
+    expect(unsignedControl.status).toBe(401);
     expect(await deployerStatus(settings.deployerUrl, {})).toBe(401);
     expect(await deployerStatus(settings.deployerUrl, await identityHeaders(otherKey, "/discover"))).toBe(401);
     expect(await deployerStatus(settings.deployerUrl, await identityHeaders(settings, "/discover"))).toBe(200);
