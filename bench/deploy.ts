@@ -147,6 +147,7 @@ async function benchMode(mode: Mode, sources: Sources): Promise<ModeResult> {
 async function load(mesh: TestMesh, run: string, during: () => Promise<void>): Promise<Load> {
   const ingress = new Ingress(mesh.settings.ingressUrl);
   const retriedBefore = await failedAttempts(mesh.settings);
+  const outputFrom = mesh.output.length;
   const workerds = new Set([await findChild(mesh, "/workerd ")]);
   const watching = setInterval(() => {
     findChild(mesh, "/workerd ").then(
@@ -178,6 +179,15 @@ async function load(mesh: TestMesh, run: string, during: () => Promise<void>): P
   await sleep(2_000);
   let total = 0;
   for (let k = 0; k < KEYS; k++) total += await ingress.call<number>(`counter/${run}-${k}/get`);
+  // Why Restate retried, in its own words, so a nonzero count can be looked into.
+  const said = mesh.output.slice(outputFrom);
+  const retries = said.filter((line) => line.includes("Invocation error")).map((line) => line.replace(/.*error=/, ""));
+  const failures = said.filter((line) => line.startsWith("[workerd]") && /error|exception/i.test(line));
+  for (const line of new Set(
+    [...retries, ...failures].map((l) => l.slice(0, 200).concat(l.includes("500") ? l.slice(200, 1200) : "")),
+  )) {
+    console.error(`[bench] ${run}: ${line}`);
+  }
   return {
     replaced: workerds.size - 1,
     ok: result["2xx"],

@@ -19,8 +19,14 @@ const HOLD_MS = 100;
 
 let draining = false;
 
-/** A promise of id "name/buildId" -> build record, as routes.json lists them; one per isolate. */
+// Shared by every request in this isolate, so only plain data: workerd forbids one request to
+// use I/O (a response body, a pending fetch) that another started, and a request that finds
+// something missing reads it itself.
+
+/** id "name/buildId" -> build record, as routes.json lists them. */
 let routes;
+/** id -> the WorkerCode the Worker Loader compiles, once read from the bundles dir. */
+const code = new Map();
 
 async function readRoutes(env) {
   const response = await env.BUNDLES.fetch("http://bundles/routes.json");
@@ -39,7 +45,7 @@ const CONTENT = {
   data: async (response) => ({ data: await response.arrayBuffer() }),
 };
 
-async function loadBuild(env, id, build) {
+async function readBuild(env, id, build) {
   const modules = {};
   for (const module of build.modules) {
     const response = await env.BUNDLES.fetch(`http://bundles/${id}/${module.name}`);
@@ -77,11 +83,8 @@ export default {
   },
 };
 
-function liveBuilds(env) {
-  routes ??= readRoutes(env).catch((error) => {
-    routes = undefined;
-    throw error;
-  });
+async function liveBuilds(env) {
+  routes ??= await readRoutes(env);
   return routes;
 }
 
@@ -91,14 +94,16 @@ async function control(request, env, pathname) {
   const problem = await identityProblem(request, env, "");
   if (problem) return refuse(problem);
   switch (pathname) {
-    case ROUTES_PATH:
-      routes = undefined;
-      return Response.json({ builds: (await liveBuilds(env)).size });
+    case ROUTES_PATH: {
+      routes = await readRoutes(env);
+      // A removed build stays compiled (the Worker Loader never unloads), but its code can go.
+      for (const id of code.keys()) if (!routes.has(id)) code.delete(id);
+      return Response.json({ builds: routes.size });
+    }
     case WARM_PATH: {
-      routes = undefined;
-      const live = await liveBuilds(env);
-      for (const [id, build] of live) await serve(env, id, build, new Request("http://warm/"));
-      return Response.json({ builds: live.size });
+      routes = await readRoutes(env);
+      for (const [id, build] of routes) await serve(env, id, build, new Request("http://warm/"));
+      return Response.json({ builds: routes.size });
     }
     case DRAIN_PATH:
       draining = true;
@@ -108,8 +113,9 @@ async function control(request, env, pathname) {
   }
 }
 
-function serve(env, id, build, request) {
-  return env.LOADER.get(id, () => loadBuild(env, id, build))
+async function serve(env, id, build, request) {
+  if (!code.has(id)) code.set(id, await readBuild(env, id, build));
+  return env.LOADER.get(id, async () => code.get(id))
     .getEntrypoint()
     .fetch(request);
 }
