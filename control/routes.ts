@@ -1,5 +1,6 @@
 import * as restate from "@restatedev/restate-sdk";
 import type { Build } from "./bundle-store.ts";
+import { crashPoint } from "./crash-switch.ts";
 import type { Settings } from "./settings.ts";
 import { serviceName, writeLiveConfig } from "./workerd-config.ts";
 import { ConfigRejected, proveBuild } from "./workerd-probe.ts";
@@ -26,9 +27,15 @@ export function routesObject(settings: Settings) {
     }
   };
 
+  /** A journaled step, after which the crash switch may end the process (crash-switch.ts). */
+  const step = async (ctx: restate.ObjectContext<RoutesState>, name: string, action: () => Promise<void>) => {
+    await ctx.run(name, action);
+    await crashPoint(settings.dataDir, name);
+  };
+
   const apply = async (ctx: restate.ObjectContext<RoutesState>, next: Build[]) => {
-    await ctx.run("write workerd config", () => writeLiveConfig(settings, next));
-    await ctx.run("reload workerd", () => reloadWorkerd(settings, next.length));
+    await step(ctx, "write workerd config", () => writeLiveConfig(settings, next));
+    await step(ctx, "reload workerd", () => reloadWorkerd(settings, next.length));
     ctx.set("builds", next);
   };
 
@@ -39,7 +46,7 @@ export function routesObject(settings: Settings) {
       add: async (ctx: restate.ObjectContext<RoutesState>, build: Build) => {
         const builds = (await ctx.get("builds")) ?? [];
         if (builds.some((b) => serviceName(b) === serviceName(build))) return;
-        await ctx.run("prove the build loads", () => prove(build));
+        await step(ctx, "prove the build loads", () => prove(build));
         await apply(ctx, [...builds, build]);
       },
 
@@ -55,7 +62,7 @@ export function routesObject(settings: Settings) {
         // happens once every few removals.
         const held = ((await ctx.get("removedSinceRelease")) ?? 0) + 1;
         if (held < settings.releaseAfter) return ctx.set("removedSinceRelease", held);
-        await ctx.run("release removed builds' memory", () => releaseRemovedBuilds(settings));
+        await step(ctx, "release removed builds' memory", () => releaseRemovedBuilds(settings));
         ctx.set("removedSinceRelease", 0);
       },
     },

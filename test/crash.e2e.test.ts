@@ -9,8 +9,11 @@ const KEYS = 20;
 const CONCURRENCY = 16;
 const CALL_DEADLINE_MS = 90_000;
 
-/** Processes killed mid-work: under load nothing is lost or doubled; a deployer killed after any step of activate or prune finishes it once. */
-describe("crashes", () => {
+/**
+ * Processes killed mid-work: under load nothing is lost or doubled; a deployer killed after any
+ * step of activate or prune, its routes steps included, finishes it once.
+ */
+describe("crashes under load", () => {
   const fx = useTestMesh({ counter: ["counter"] });
 
   test(`${CALLS} counter increments survive kill -9 of restate-server and of workerd`, async () => {
@@ -77,61 +80,85 @@ describe("crashes", () => {
       expect(await fx.ingress.call(`counter/${key}/get`)).toBe(expected);
     }
   }, 240_000);
-
-  const ACTIVATE_STEPS = ["copy bundle", "route build", "wait for discovery", "register with Restate"];
-  const PRUNE_STEPS = ["unregister from Restate", "unroute build"];
-
-  test.each(ACTIVATE_STEPS.map((step, i) => [step, i]))(
-    "a deployer killed right after activate's step %j finishes the activation exactly once",
-    async (step, i) => {
-      const deployer = await findChild(fx.mesh, "main.ts deployer");
-      await writeFile(join(fx.mesh.settings.dataDir, "crash-after"), step);
-      const result = await fx.ingress.call<ActivateResult>("deployer/counter/activate", {
-        source: fx.sources.counter,
-        version: `2.0.${i}`,
-      });
-      expect(await findChild(fx.mesh, "main.ts deployer")).not.toBe(deployer);
-      await expectConsistent(result.buildId);
-    },
-    60_000,
-  );
-
-  test.each(PRUNE_STEPS)(
-    "a deployer killed right after prune's step %j finishes the prune exactly once",
-    async (step) => {
-      const status = await fx.ingress.call<Status>("deployer/counter/status");
-      const victim = status.builds.find((b) => b.state === "draining" || b.state === "drained");
-      expect(victim).toBeDefined();
-      const deployer = await findChild(fx.mesh, "main.ts deployer");
-      await writeFile(join(fx.mesh.settings.dataDir, "crash-after"), step);
-      const result = await fx.ingress.call("deployer/counter/prune", { buildId: victim?.buildId, force: true });
-      expect(result).toEqual({ pruned: [{ buildId: victim?.buildId, affectedInvocations: 0 }] });
-      expect(await findChild(fx.mesh, "main.ts deployer")).not.toBe(deployer);
-      await expectConsistent();
-    },
-    60_000,
-  );
-
-  /** One build dir per live build, one registration each, and a workerd that routes exactly those. */
-  async function expectConsistent(activeBuildId?: string): Promise<void> {
-    const { builds } = await fx.ingress.call<Status>("deployer/counter/status");
-    const live = builds.filter((b) => ["active", "draining", "drained"].includes(b.state));
-    if (activeBuildId) expect(builds.find((b) => b.state === "active")?.buildId).toBe(activeBuildId);
-    expect(new Set(builds.map((b) => b.buildId)).size).toBe(builds.length);
-
-    const dirs = await readdir(join(fx.mesh.settings.bundlesDir, "counter"));
-    expect(dirs.filter((d) => d.endsWith(".partial"))).toEqual([]);
-    for (const build of live) expect(dirs).toContain(build.buildId);
-
-    const registered = await fx.admin.query(
-      "SELECT id, endpoint FROM sys_deployment WHERE endpoint LIKE '%/counter/%'",
-    );
-    expect(registered.map((r) => r.id).sort()).toEqual(live.map((b) => b.deploymentId).sort());
-
-    const router = (await (await fetch(`${fx.mesh.settings.workerdUrl}/`)).json()) as { builds: number };
-    expect(router.builds).toBe(live.length);
-  }
 });
+
+// Each set on a mesh of its own: the supervisor restarts a deployer that keeps dying with a
+// growing backoff, which one long series of kills would run into.
+crashesAfterSteps(
+  "the deployer's steps",
+  ["copy bundle", "route build", "wait for discovery", "register with Restate"],
+  ["unregister from Restate", "unroute build"],
+);
+crashesAfterSteps(
+  "the routes object's steps",
+  ["prove the build loads", "write workerd config", "reload workerd"],
+  ["write workerd config", "reload workerd", "release removed builds' memory"],
+);
+
+/** A deployer killed right after each named step of activate, then of prune, finishes it once. */
+function crashesAfterSteps(title: string, activateSteps: string[], pruneSteps: string[]): void {
+  describe(`crashes after ${title}`, () => {
+    // Replaced builds wait for the explicit prunes below; every removal replaces workerd, so prune
+    // runs that step too.
+    const fx = useTestMesh(
+      { counter: ["counter"] },
+      { GRIDIRON_DRAIN_POLL_SECONDS: "600", GRIDIRON_RELEASE_AFTER: "1" },
+    );
+
+    test.each(activateSteps.map((step, i) => [step, i]))(
+      "a deployer killed right after activate's step %j finishes the activation exactly once",
+      async (step, i) => {
+        const deployer = await findChild(fx.mesh, "main.ts deployer");
+        await writeFile(join(fx.mesh.settings.dataDir, "crash-after"), step);
+        const result = await fx.ingress.call<ActivateResult>("deployer/counter/activate", {
+          source: fx.sources.counter,
+          version: `2.0.${i}`,
+        });
+        expect(await findChild(fx.mesh, "main.ts deployer")).not.toBe(deployer);
+        await expectConsistent(result.buildId);
+      },
+      60_000,
+    );
+
+    test.each(pruneSteps.map((step, i) => [step, i]))(
+      "a deployer killed right after prune's step %j finishes the prune exactly once",
+      async (step, i) => {
+        // A new build, so the one it replaces is there to prune.
+        await fx.ingress.call("deployer/counter/activate", { source: fx.sources.counter, version: `3.0.${i}` });
+        const status = await fx.ingress.call<Status>("deployer/counter/status");
+        const victim = status.builds.find((b) => b.state === "draining" || b.state === "drained");
+        expect(victim).toBeDefined();
+        const deployer = await findChild(fx.mesh, "main.ts deployer");
+        await writeFile(join(fx.mesh.settings.dataDir, "crash-after"), step);
+        const result = await fx.ingress.call("deployer/counter/prune", { buildId: victim?.buildId, force: true });
+        expect(result).toEqual({ pruned: [{ buildId: victim?.buildId, affectedInvocations: 0 }] });
+        expect(await findChild(fx.mesh, "main.ts deployer")).not.toBe(deployer);
+        await expectConsistent();
+      },
+      60_000,
+    );
+
+    /** One build dir per live build, one registration each, and a workerd that routes exactly those. */
+    async function expectConsistent(activeBuildId?: string): Promise<void> {
+      const { builds } = await fx.ingress.call<Status>("deployer/counter/status");
+      const live = builds.filter((b) => ["active", "draining", "drained"].includes(b.state));
+      if (activeBuildId) expect(builds.find((b) => b.state === "active")?.buildId).toBe(activeBuildId);
+      expect(new Set(builds.map((b) => b.buildId)).size).toBe(builds.length);
+
+      const dirs = await readdir(join(fx.mesh.settings.bundlesDir, "counter"));
+      expect(dirs.filter((d) => d.endsWith(".partial"))).toEqual([]);
+      for (const build of live) expect(dirs).toContain(build.buildId);
+
+      const registered = await fx.admin.query(
+        "SELECT id, endpoint FROM sys_deployment WHERE endpoint LIKE '%/counter/%'",
+      );
+      expect(registered.map((r) => r.id).sort()).toEqual(live.map((b) => b.deploymentId).sort());
+
+      const router = (await (await fetch(`${fx.mesh.settings.workerdUrl}/`)).json()) as { builds: number };
+      expect(router.builds).toBe(live.length);
+    }
+  });
+}
 
 interface Status {
   builds: { buildId: string; state: string; deploymentId: string }[];
