@@ -5,6 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import autocannon from "autocannon";
 import { readAdminToken } from "../control/admin-token.ts";
+import { rssMb } from "../control/processes.ts";
 import { Ingress } from "../test/ingress.ts";
 import { buildWorker, findChild, startTestMesh, type TestMesh } from "../test/mesh.ts";
 import { failedAttempts } from "../test/restate-metrics.ts";
@@ -212,8 +213,7 @@ async function waitForPrunes(ingress: Ingress, name: string): Promise<void> {
 
 /** Resident memory of the mesh's current workerd process, in MB. */
 async function workerdMb(mesh: TestMesh): Promise<number> {
-  const status = await readFile(`/proc/${await findChild(mesh, "/workerd ")}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN) / 1024;
+  return rssMb(await findChild(mesh, "/workerd "));
 }
 
 async function report(results: Map<Mode, ModeResult>): Promise<string> {

@@ -1,5 +1,6 @@
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type * as restate from "@restatedev/restate-sdk";
 
 /**
  * For crash tests only: when the data dir holds a file `crash-after` naming `step`, the file is
@@ -13,4 +14,16 @@ export async function crashPoint(dataDir: string, step: string): Promise<void> {
   if (wanted?.trim() !== step) return;
   await rm(file, { force: true });
   process.kill(process.pid, "SIGKILL");
+}
+
+/** `ctx.run(name, action)`, a journaled step, then the crash switch for that step. */
+export async function crashableStep<T>(
+  ctx: restate.Context,
+  dataDir: string,
+  name: string,
+  action: () => Promise<T>,
+): Promise<T> {
+  const result = await ctx.run(name, action);
+  await crashPoint(dataDir, name);
+  return result;
 }

@@ -4,7 +4,7 @@ import { AdminClient } from "./admin-client.ts";
 import { requireAdmin } from "./admin-token.ts";
 import { BundleName, CompatibilityDate, CompatibilityFlags, Version } from "./bundle.ts";
 import { type Build, BundleError, inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
-import { crashPoint } from "./crash-switch.ts";
+import { crashableStep, crashPoint } from "./crash-switch.ts";
 import {
   type BuildRecord,
   drainStep,
@@ -72,11 +72,8 @@ export function deployerObject(settings: Settings, adminToken: string) {
   const recordsOf = async (ctx: restate.ObjectSharedContext<DeployerState>) => (await ctx.get("builds")) ?? [];
 
   /** A journaled step of activate or prune, after which the crash switch may end the process. */
-  const step = async <T>(ctx: Ctx, name: string, action: () => Promise<T>): Promise<T> => {
-    const result = await ctx.run(name, action);
-    await crashPoint(settings.dataDir, name);
-    return result;
-  };
+  const step = <T>(ctx: Ctx, name: string, action: () => Promise<T>) =>
+    crashableStep(ctx, settings.dataDir, name, action);
 
   /**
    * Routes the build, waits for it to answer and registers it; it becomes the latest deployment.

@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { arch, platform } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -148,6 +149,12 @@ export class Supervised {
       for await (const line of child.iterable({ from: "all" })) this.log(`${prefix} ${line}`);
     })().catch(() => {});
   }
+}
+
+/** A process's resident memory in MB, from /proc (Linux); NaN once it is gone. */
+export async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN) / 1024;
 }
 
 /** Polls `check` until it returns true, at most `timeoutMs`. */

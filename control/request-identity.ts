@@ -26,15 +26,19 @@ async function privateKey(settings: Settings): Promise<KeyObject> {
   return createPrivateKey(await readFile(settings.identityKeyPath));
 }
 
+const rawPublicKey = (key: KeyObject) =>
+  Buffer.from(createPublicKey(key).export({ format: "jwk" }).x ?? "", "base64url");
+/** As the Restate SDKs take it (`identityKeys`) and restate-server names it (`kid`). */
+const restateKeyId = (key: KeyObject) => `publickeyv1_${bs58.encode(rawPublicKey(key))}`;
+
 /** The public key as raw bytes. */
 export async function identityPublicKeyBytes(settings: Settings): Promise<Buffer> {
-  const jwk = createPublicKey(await privateKey(settings)).export({ format: "jwk" });
-  return Buffer.from(jwk.x ?? "", "base64url");
+  return rawPublicKey(await privateKey(settings));
 }
 
 /** The public key as the Restate SDKs take it (`identityKeys`): `publickeyv1_` and base58. */
 export async function identityPublicKey(settings: Settings): Promise<string> {
-  return `publickeyv1_${bs58.encode(await identityPublicKeyBytes(settings))}`;
+  return restateKeyId(await privateKey(settings));
 }
 
 /**
@@ -42,9 +46,10 @@ export async function identityPublicKey(settings: Settings): Promise<string> {
  * below the deployment's base, e.g. `/discover`.
  */
 export async function identityHeaders(settings: Settings, path: string): Promise<Record<string, string>> {
+  const key = await privateKey(settings);
   const now = Math.floor(Date.now() / 1000);
   const jwt = await new SignJWT({ aud: path, nbf: now - 60, iat: now, exp: now + 60 })
-    .setProtectedHeader({ alg: "EdDSA", typ: "JWT", kid: await identityPublicKey(settings) })
-    .sign(await privateKey(settings));
+    .setProtectedHeader({ alg: "EdDSA", typ: "JWT", kid: restateKeyId(key) })
+    .sign(key);
   return { "x-restate-signature-scheme": "v1", "x-restate-jwt-v1": jwt };
 }

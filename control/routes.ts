@@ -1,6 +1,6 @@
 import * as restate from "@restatedev/restate-sdk";
 import type { Build } from "./bundle-store.ts";
-import { crashPoint } from "./crash-switch.ts";
+import { crashableStep } from "./crash-switch.ts";
 import type { Settings } from "./settings.ts";
 import { serviceName, writeLiveConfig } from "./workerd-config.ts";
 import { ConfigRejected, proveBuild } from "./workerd-probe.ts";
@@ -28,10 +28,8 @@ export function routesObject(settings: Settings) {
   };
 
   /** A journaled step, after which the crash switch may end the process (crash-switch.ts). */
-  const step = async (ctx: restate.ObjectContext<RoutesState>, name: string, action: () => Promise<void>) => {
-    await ctx.run(name, action);
-    await crashPoint(settings.dataDir, name);
-  };
+  const step = (ctx: restate.ObjectContext<RoutesState>, name: string, action: () => Promise<void>) =>
+    crashableStep(ctx, settings.dataDir, name, action);
 
   const apply = async (ctx: restate.ObjectContext<RoutesState>, next: Build[]) => {
     await step(ctx, "write workerd config", () => writeLiveConfig(settings, next));

@@ -1,6 +1,6 @@
-import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AdminClient } from "./admin-client.ts";
+import { rssMb } from "./processes.ts";
 import { answers } from "./workerd-reload.ts";
 
 /**
@@ -100,9 +100,4 @@ export async function watchWorkerd(
       await admin.killInvocation(id).catch((error: unknown) => log(`[gridiron] could not kill ${id}: ${error}`));
     }
   }
-}
-
-async function rssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
