@@ -14,7 +14,7 @@ import {
   rollbackTarget,
   withState,
 } from "./lifecycle.ts";
-import { type RegisterOptions, register, waitForDiscovery } from "./registration.ts";
+import { type ProtocolMode, type RegisterOptions, register, waitForDiscovery } from "./registration.ts";
 import { withSourceDir } from "./remote-source.ts";
 import { identityHeaders } from "./request-identity.ts";
 import { ROUTES_KEY, type RoutesObject } from "./routes.ts";
@@ -56,6 +56,7 @@ export interface ActivateResult {
   deploymentId: string;
   uri: string;
   services: string[];
+  protocolMode: ProtocolMode | undefined;
 }
 
 type DeployerState = { builds: BuildRecord[] };
@@ -83,11 +84,16 @@ export function deployerObject(settings: Settings, adminToken: string) {
     await routes(ctx).add(build);
     await crashPoint(settings.dataDir, "route build");
     const uri = `${settings.workerdUrl}/${build.name}/${build.buildId}`;
-    await step(ctx, "wait for discovery", async () =>
+    const protocolMode = await step(ctx, "wait for discovery", async () =>
       waitForDiscovery(uri, await identityHeaders(settings, "/discover")),
     );
+    if (protocolMode === "REQUEST_RESPONSE") {
+      ctx.console.warn(
+        `${build.name} ${build.buildId} serves in request-response mode: every ctx.run, call or sleep costs Restate another request and a replay; pass bidirectional: true to createEndpointHandler to keep one stream per invocation`,
+      );
+    }
     const registered = await step(ctx, "register with Restate", () => register(admin, uri, options));
-    return { uri, deploymentId: registered.id, services: registered.services.map((s) => s.name) };
+    return { uri, deploymentId: registered.id, services: registered.services.map((s) => s.name), protocolMode };
   };
 
   /** Schedules the next drain check of a replaced build: a delayed message, never a sleep. */
@@ -359,6 +365,6 @@ async function bundleCall<T>(action: () => Promise<T>): Promise<T> {
 }
 
 function resultOf(record: BuildRecord): ActivateResult {
-  const { name, version, buildId, deploymentId, uri, services } = record;
-  return { name, version, buildId, deploymentId: deploymentId ?? "", uri, services };
+  const { name, version, buildId, deploymentId, uri, services, protocolMode } = record;
+  return { name, version, buildId, deploymentId: deploymentId ?? "", uri, services, protocolMode };
 }

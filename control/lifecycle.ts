@@ -1,3 +1,4 @@
+import type { ProtocolMode } from "./registration.ts";
 import type { Build } from "./bundle-store.ts";
 
 /**
@@ -16,6 +17,8 @@ export interface BuildRecord extends Build {
   deploymentId: string | null;
   uri: string;
   services: string[];
+  /** As the build's manifest declared it; absent if it failed before discovery. */
+  protocolMode?: ProtocolMode;
   state: BuildState;
   /** When the build last entered each state (ISO times). */
   times: Partial<Record<BuildState, string>>;

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import * as restate from "@restatedev/restate-sdk";
 import { request } from "undici";
+import { z } from "zod";
 import { type AdminClient, AdminError } from "./admin-client.ts";
 
 /** Making a routed build known to Restate: wait until it answers discovery, then register it. */
@@ -10,10 +11,19 @@ const MANIFEST_TYPES =
   "application/vnd.restate.endpointmanifest.v4+json, application/vnd.restate.endpointmanifest.v3+json";
 
 /**
- * Waits until the build answers Restate discovery with an endpoint manifest. `headers` sign the
- * request the way Restate does, since workerd's router refuses unsigned ones.
+ * How Restate will talk to the build, as its manifest declares: BIDI_STREAM keeps one HTTP
+ * exchange open for the whole invocation; REQUEST_RESPONSE ends the exchange at every step that
+ * needs an answer from Restate, which then calls again with the journal so far.
  */
-export async function waitForDiscovery(uri: string, headers: Record<string, string>): Promise<void> {
+const Manifest = z.object({ protocolMode: z.enum(["BIDI_STREAM", "REQUEST_RESPONSE"]) });
+export type ProtocolMode = z.infer<typeof Manifest>["protocolMode"];
+
+/**
+ * Waits until the build answers Restate discovery with an endpoint manifest, and returns the
+ * protocol mode it declares. `headers` sign the request the way Restate does, since workerd's
+ * router refuses unsigned ones.
+ */
+export async function waitForDiscovery(uri: string, headers: Record<string, string>): Promise<ProtocolMode> {
   const deadline = Date.now() + DISCOVERY_TIMEOUT_MS;
   let last = "no answer";
   while (Date.now() < deadline) {
@@ -24,7 +34,9 @@ export async function waitForDiscovery(uri: string, headers: Record<string, stri
       });
       const body = await response.body.text();
       const type = String(response.headers["content-type"] ?? "");
-      if (response.statusCode === 200 && type.includes("endpointmanifest")) return;
+      if (response.statusCode === 200 && type.includes("endpointmanifest")) {
+        return Manifest.parse(JSON.parse(body)).protocolMode;
+      }
       if (response.statusCode === 200) {
         // Something answers, but not the Restate SDK: waiting will not change that.
         throw new restate.TerminalError(

@@ -8,7 +8,7 @@ import type { ActivateResult } from "../control/deployer.ts";
 import { ensureIdentityKey, identityHeaders } from "../control/request-identity.ts";
 import { Ingress } from "./ingress.ts";
 import { eventually, findChild, isAlive, useTestMesh } from "./mesh.ts";
-import { failedAttempts } from "./restate-metrics.ts";
+import { endpointRequests, failedAttempts } from "./restate-metrics.ts";
 
 /** The whole core path on a real restate-server and workerd, started as `npm start` does. */
 describe("the mesh, end to end", () => {
@@ -17,6 +17,7 @@ describe("the mesh, end to end", () => {
     counterV1: ["counter"],
     greeterV2: ["greeter", { GREETING: '"Howdy"' }],
     counterV2: ["counter", { STEP: "10" }],
+    flaky: ["test/fixtures/flaky", { BROKEN: "false" }],
   });
 
   const activate = (name: string, source: string | undefined, version: string) =>
@@ -31,6 +32,7 @@ describe("the mesh, end to end", () => {
     expect(greeter.buildId).toMatch(/^1\.0\.0-[0-9a-f]{12}$/);
     expect(greeter.deploymentId).toMatch(/^dp_/);
     expect(greeter.uri).toBe(`${fx.mesh.settings.workerdUrl}/greeter/${greeter.buildId}`);
+    expect(greeter.protocolMode).toBe("BIDI_STREAM");
     expect(counter).toMatchObject({ name: "counter", version: "1.0.0", services: ["counter"] });
 
     expect(await fx.ingress.call("greeter/greet")).toMatch(/^Hello, World! /);
@@ -39,6 +41,28 @@ describe("the mesh, end to end", () => {
     expect(await fx.ingress.call("counter/default/add")).toBe(2);
     expect(await fx.ingress.call("counter/other-key/add")).toBe(1);
     expect(await fx.ingress.call("counter/default/add")).toBe(3);
+  });
+
+  test("a bidirectional build gets one request per invocation; a request-response one, one more per step", async () => {
+    // The flaky fixture keeps the SDK's default, request-response; the demos are bidirectional.
+    const flaky = await activate("flaky", fx.sources.flaky, "1.0.0");
+    expect(flaky.protocolMode).toBe("REQUEST_RESPONSE");
+    const requestsOf = async (path: string, body?: unknown) => {
+      const before = await endpointRequests(fx.mesh.settings, "request-response");
+      const bidiBefore = await endpointRequests(fx.mesh.settings, "bidi-stream");
+      await fx.ingress.call(path, body);
+      return {
+        requestResponse: (await endpointRequests(fx.mesh.settings, "request-response")) - before,
+        bidi: (await endpointRequests(fx.mesh.settings, "bidi-stream")) - bidiBefore,
+      };
+    };
+    // One journaled step: the attempt ends there, and Restate calls again with its result.
+    expect(await requestsOf("flaky/run")).toMatchObject({ requestResponse: 2 });
+    // A durable sleep in the middle of the handler, served on one stream (the deployer's own
+    // endpoint is bidirectional too, so its drain checks may add to that count, never to the other).
+    const sleepy = await requestsOf("counter/bidi/add", { delayMs: 300 });
+    expect(sleepy.requestResponse).toBe(0);
+    expect(sleepy.bidi).toBeGreaterThanOrEqual(1);
   });
 
   test("activating the same version and content again is idempotent", async () => {
@@ -157,7 +181,8 @@ describe("the mesh, end to end", () => {
       const [row] = await fx.admin.query(
         `SELECT pinned_deployment_id, status FROM sys_invocation WHERE id = '${sleeping}'`,
       );
-      expect(row).toEqual({ pinned_deployment_id: counterV1.builds[0]?.deploymentId, status: "suspended" });
+      // Served bidirectionally, the sleep keeps its stream to v1 open rather than suspending.
+      expect(row).toEqual({ pinned_deployment_id: counterV1.builds[0]?.deploymentId, status: "running" });
     });
 
     const [greeterV2, counterV2] = await Promise.all([

@@ -53,13 +53,17 @@ describe("deployment lifecycle", () => {
     });
     return response.status === 200;
   };
+  const pinnedTo = async (id: string) =>
+    (await fx.admin.query(`SELECT pinned_deployment_id FROM sys_invocation_status WHERE id = '${id}'`))[0]
+      ?.pinned_deployment_id;
   const invocationStatus = async (id: string) =>
     (await fx.admin.query(`SELECT status FROM sys_invocation_status WHERE id = '${id}'`))[0]?.status;
 
   test("a replaced build is served while a call sleeps on it, then pruned by itself", async () => {
     const v1 = await activate("counter", "1.0.0", fx.sources.counterV1);
     const sleeping = await fx.ingress.send("counter/sleepy/add", { delayMs: 20_000 });
-    await eventually(async () => expect(await invocationStatus(sleeping)).toBe("suspended"));
+    // The demo serves bidirectionally: the sleep keeps its stream open (invoked, not suspended).
+    await eventually(async () => expect(await pinnedTo(sleeping)).toBe(v1.deploymentId));
 
     await activate("counter", "2.0.0", fx.sources.counterV2);
     await sleep(PRUNE_WINDOW_MS);

@@ -22,7 +22,10 @@ export function failedAttempts(settings: Settings): Promise<number> {
   return counter(settings, "restate_invoker_invocation_tasks_total", 'status="failed"');
 }
 
-/** HTTP requests restate-server has sent to deployments (`restate_invoker_client_requests_total`). */
-export function endpointRequests(settings: Settings): Promise<number> {
-  return counter(settings, "restate_invoker_client_requests_total");
+/**
+ * HTTP requests restate-server has sent to deployments (`restate_invoker_client_requests_total`),
+ * all of them or only those in one protocol mode.
+ */
+export function endpointRequests(settings: Settings, mode?: "bidi-stream" | "request-response"): Promise<number> {
+  return counter(settings, "restate_invoker_client_requests_total", mode ? `type="Http/${mode}"` : "");
 }

@@ -5,4 +5,4 @@ import { benchServices } from "../services.ts";
 // declarations, which TypeScript treats as different types; the cast joins the two.
 const services = benchServices(restate as unknown as typeof import("@restatedev/restate-sdk"), "gw_");
 
-export default { fetch: restate.createEndpointHandler({ services }) };
+export default { fetch: restate.createEndpointHandler({ services, bidirectional: true }) };

@@ -21,4 +21,4 @@ const counter = restate.object({
   },
 });
 
-export default { fetch: restate.createEndpointHandler({ services: [counter] }) };
+export default { fetch: restate.createEndpointHandler({ services: [counter], bidirectional: true }) };

@@ -10,4 +10,4 @@ const greeter = restate.service({
   },
 });
 
-export default { fetch: restate.createEndpointHandler({ services: [greeter] }) };
+export default { fetch: restate.createEndpointHandler({ services: [greeter], bidirectional: true }) };
