@@ -1,5 +1,5 @@
-import type { ProtocolMode } from "./registration.ts";
 import type { Build } from "./bundle-store.ts";
+import type { ProtocolMode } from "./registration.ts";
 
 /**
  * The life of a build, as pure rules over the deployer's records: the deployer object does the
