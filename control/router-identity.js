@@ -9,27 +9,51 @@ const json = (part) => JSON.parse(new TextDecoder().decode(decode(part)));
 
 let publicKey;
 
+// Restate signs a token per path and second (no nonce; Ed25519 is deterministic), so under load
+// most requests repeat a token already verified. Its claims are kept, not the verdict: audience
+// and time are still checked on every request. Plain data only, as workerd requires across requests.
+const MAX_VERIFIED = 1024;
+/** token -> its claims, for tokens whose signature verified. */
+const verified = new Map();
+
+async function verifiedClaims(token, env) {
+  const known = verified.get(token);
+  if (known) return known;
+  const [header, claims, signature] = token.split(".");
+  if (json(header).alg !== "EdDSA") throw new Problem("the request JWT is not EdDSA-signed");
+  publicKey ??= crypto.subtle.importKey("raw", decode(env.RESTATE_IDENTITY_KEY), { name: "Ed25519" }, false, [
+    "verify",
+  ]);
+  const signed = new TextEncoder().encode(`${header}.${claims}`);
+  if (!(await crypto.subtle.verify({ name: "Ed25519" }, await publicKey, decode(signature), signed))) {
+    throw new Problem("the request JWT is not signed by this mesh's Restate");
+  }
+  const { aud, nbf, exp } = json(claims);
+  if (verified.size >= MAX_VERIFIED) forgetExpired();
+  verified.set(token, { aud, nbf, exp });
+  return { aud, nbf, exp };
+}
+
+function forgetExpired() {
+  const now = Date.now() / 1000;
+  for (const [token, { exp }] of verified) if (!(now <= exp)) verified.delete(token);
+  if (verified.size >= MAX_VERIFIED) verified.clear();
+}
+
+class Problem extends Error {}
+
 /** Why `request`, to the deployment at path `base`, is not signed by Restate; undefined if it is. */
 export async function identityProblem(request, env, base) {
   if (request.headers.get("x-restate-signature-scheme") !== "v1") return "no Restate request signature (scheme v1)";
-  const parts = (request.headers.get("x-restate-jwt-v1") ?? "").split(".");
-  if (parts.length !== 3) return "the x-restate-jwt-v1 header is not a JWT";
-  const [header, claims, signature] = parts;
+  const token = request.headers.get("x-restate-jwt-v1") ?? "";
+  if (token.split(".").length !== 3) return "the x-restate-jwt-v1 header is not a JWT";
   try {
-    if (json(header).alg !== "EdDSA") return "the request JWT is not EdDSA-signed";
-    publicKey ??= crypto.subtle.importKey("raw", decode(env.RESTATE_IDENTITY_KEY), { name: "Ed25519" }, false, [
-      "verify",
-    ]);
-    const signed = new TextEncoder().encode(`${header}.${claims}`);
-    if (!(await crypto.subtle.verify({ name: "Ed25519" }, await publicKey, decode(signature), signed))) {
-      return "the request JWT is not signed by this mesh's Restate";
-    }
-    const { aud, nbf, exp } = json(claims);
+    const { aud, nbf, exp } = await verifiedClaims(token, env);
     const now = Date.now() / 1000;
     if (`${base}${aud}` !== new URL(request.url).pathname) return "the request JWT was signed for another path";
     if (!(nbf <= now && now <= exp)) return "the request JWT has expired or is not valid yet";
-  } catch {
-    return "the request JWT cannot be read";
+  } catch (error) {
+    return error instanceof Problem ? error.message : "the request JWT cannot be read";
   }
   return undefined;
 }
