@@ -16,14 +16,21 @@ import { versions } from "./versions.ts";
 /**
  * `npm run bench`: the same handlers served by Gridiron (workerd) and by the Node SDK's HTTP/2
  * endpoint, behind one restate-server, under the same closed-loop load from autocannon over
- * loopback. Prints a markdown table. BENCH_SECONDS (default 10) and BENCH_CONNECTIONS (default
- * 32) set the load.
+ * loopback. Gridiron serves two builds of them: bidirectional, as the demos are, and in
+ * request-response mode, the Workers SDK's default. Prints two markdown tables. BENCH_SECONDS
+ * (default 10) and BENCH_CONNECTIONS (default 32) set the load.
  */
 
 const ROOT = resolve(import.meta.dirname, "..");
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const KEYS = 64;
+
+/** The two Gridiron builds of bench/worker: bundle name, service prefix, protocol mode. */
+const BUILDS = [
+  { bundle: "bench", prefix: "gw_", bidirectional: true },
+  { bundle: "bench-rr", prefix: "gr_", bidirectional: false },
+] as const;
 
 interface Workload {
   name: string;
@@ -52,9 +59,15 @@ interface Measured {
 
 async function main(): Promise<void> {
   console.error(`[bench] ${cpus().length} cores, ${SECONDS} s per run, ${CONNECTIONS} connections`);
-  const [mesh, source] = await Promise.all([
+  const buildsDir = join(tmpdir(), `gridiron-bench-${process.pid}`);
+  const [mesh, ...sources] = await Promise.all([
     startTestMesh(),
-    buildWorker("bench/worker", join(tmpdir(), `gridiron-bench-${process.pid}`)),
+    ...BUILDS.map((build) =>
+      buildWorker("bench/worker", join(buildsDir, build.bundle), {
+        PREFIX: JSON.stringify(build.prefix),
+        BIDIRECTIONAL: String(build.bidirectional),
+      }),
+    ),
   ]);
   const nodePort = await getPort({ host: "127.0.0.1" });
   const nodeEndpoint = execa(process.execPath, [join(ROOT, "bench/node-endpoint.ts"), String(nodePort)], {
@@ -64,8 +77,10 @@ async function main(): Promise<void> {
   try {
     const ingress = new Ingress(mesh.settings.ingressUrl, await readAdminToken(mesh.settings));
     const admin = new AdminClient(mesh.settings.adminUrl);
-    console.error("[bench] deploying the Gridiron build and registering the Node endpoint");
-    await ingress.call("deployer/bench/activate", { source, version: "1.0.0" });
+    console.error("[bench] deploying the Gridiron builds and registering the Node endpoint");
+    for (const [i, build] of BUILDS.entries()) {
+      await ingress.call(`deployer/${build.bundle}/activate`, { source: sources[i], version: "1.0.0" });
+    }
     await waitFor(
       "the Node endpoint",
       async () => {
@@ -74,25 +89,41 @@ async function main(): Promise<void> {
       },
       30_000,
     );
+    const workerd = await findChild(mesh, "/workerd ");
     const pids = {
       "restate-server": await findChild(mesh, "/restate-server "),
-      workerd: await findChild(mesh, "/workerd "),
+      workerd,
+      // It relays workerd's output (the SDK logs a line per invocation), so its CPU is Gridiron's.
+      supervisor: await parentOf(workerd),
       node: nodeEndpoint.pid ?? 0,
     };
 
-    const rows: string[] = [];
+    const bidiRows: string[] = [];
+    const requestResponseRows: string[] = [];
     for (const workload of WORKLOADS) {
-      const gridiron = await measure(mesh.settings, workload, "gw_", pids);
+      const bidi = await measure(mesh.settings, workload, BUILDS[0].prefix, pids);
+      const requestResponse = await measure(mesh.settings, workload, BUILDS[1].prefix, pids);
       const node = await measure(mesh.settings, workload, "node_", pids);
-      rows.push(row(workload.name, gridiron, node));
+      bidiRows.push(row(workload.name, bidi, node));
+      requestResponseRows.push(row(workload.name, requestResponse, node));
     }
+    const header = [
+      "| workload | Gridiron req/s | Node req/s | ratio | Gridiron p50 / p99 ms | Node p50 / p99 ms | errors G / N | CPU s per 1k calls, Gridiron: restate + workerd + supervisor | CPU s per 1k calls, Node: restate + node | Restate requests to the endpoint per call, G / N |",
+      "|---|---|---|---|---|---|---|---|---|---|",
+    ];
     console.log(
       [
         `${await versions()}, ${cpus().length} cores; autocannon, ${CONNECTIONS} connections, ${SECONDS} s per cell, one run.`,
         "",
-        "| workload | Gridiron req/s | Node req/s | ratio | Gridiron p50 / p99 ms | Node p50 / p99 ms | errors G / N | CPU s per 1k calls, Gridiron: restate + workerd | CPU s per 1k calls, Node: restate + node | Restate requests to the endpoint per call, G / N |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        ...rows,
+        "Gridiron builds served bidirectionally (`bidirectional: true`, as the demos are):",
+        "",
+        ...header,
+        ...bidiRows,
+        "",
+        "The same handlers in a Gridiron build in request-response mode (the Workers SDK's default), against the same Node runs:",
+        "",
+        ...header,
+        ...requestResponseRows,
       ].join("\n"),
     );
   } finally {
@@ -140,12 +171,21 @@ async function measure(
   };
 }
 
+/** The fields of /proc/<pid>/stat after the command name (so field 4, the parent, is [1]). */
+async function statFields(pid: number): Promise<string[]> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+async function parentOf(pid: number): Promise<number> {
+  return Number((await statFields(pid))[1]);
+}
+
 /** User plus system CPU seconds so far, from /proc (clock ticks are 1/100 s on Linux). */
 async function cpuSeconds(pids: Record<string, number>): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const [name, pid] of Object.entries(pids)) {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const fields = await statFields(pid);
     out[name] = (Number(fields[11]) + Number(fields[12])) / 100;
   }
   return out;
@@ -154,7 +194,7 @@ async function cpuSeconds(pids: Record<string, number>): Promise<Record<string, 
 function row(name: string, g: Measured, n: Measured): string {
   const f = (x: number) => x.toFixed(0);
   const c = (x: number | undefined) => (x ?? 0).toFixed(2);
-  return `| ${name} | ${f(g.rps)} | ${f(n.rps)} | ${(g.rps / n.rps).toFixed(2)}x | ${g.p50} / ${g.p99} | ${n.p50} / ${n.p99} | ${g.errors} / ${n.errors} | ${c(g.cpu["restate-server"])} + ${c(g.cpu.workerd)} | ${c(n.cpu["restate-server"])} + ${c(n.cpu.node)} | ${g.requestsPerCall.toFixed(1)} / ${n.requestsPerCall.toFixed(1)} |`;
+  return `| ${name} | ${f(g.rps)} | ${f(n.rps)} | ${(g.rps / n.rps).toFixed(2)}x | ${g.p50} / ${g.p99} | ${n.p50} / ${n.p99} | ${g.errors} / ${n.errors} | ${c(g.cpu["restate-server"])} + ${c(g.cpu.workerd)} + ${c(g.cpu.supervisor)} | ${c(n.cpu["restate-server"])} + ${c(n.cpu.node)} | ${g.requestsPerCall.toFixed(1)} / ${n.requestsPerCall.toFixed(1)} |`;
 }
 
 main().catch((error: unknown) => {

@@ -3,7 +3,8 @@ import { describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
 import type { BuildState } from "../control/lifecycle.ts";
 import { identityHeaders } from "../control/request-identity.ts";
-import { eventually, findChild, isAlive, useTestMesh } from "./mesh.ts";
+import { eventually, findChild, findChildren, isAlive, useTestMesh } from "./mesh.ts";
+import { failedAttempts } from "./restate-metrics.ts";
 
 interface Status {
   active: string | null;
@@ -174,4 +175,28 @@ describe("deployment lifecycle", () => {
     expect(await fx.ingress.call("shape/kind")).toBe("service");
     expect((await status("shape")).builds.find((b) => b.buildId === accepted.buildId)).not.toHaveProperty("error");
   }, 60_000);
+
+  test("a handover ends a bidirectional call's stream; Restate finishes the call once on the new workerd", async () => {
+    // Let the handover that pruning shape 1.0.0 starts (previous test) finish first.
+    await eventually(async () => {
+      const replaced = (await status("shape")).builds.filter((b) => b.state !== "active");
+      expect(replaced.map((b) => b.state)).toEqual(["pruned"]);
+      expect(await findChildren(fx.mesh, "/workerd ")).toHaveLength(1);
+    }, PRUNE_WINDOW_MS + 15_000);
+    const [workerd] = await findChildren(fx.mesh, "/workerd ");
+    // The demo counter is bidirectional: the sleep holds a stream to this workerd open.
+    const held = await fx.ingress.send("counter/held/add", { delayMs: 15_000 });
+    await eventually(async () => expect(await invocationStatus(held)).toBe("invoked"));
+    const failedBefore = await failedAttempts(fx.mesh.settings);
+
+    // Replacing shape 2.0.0 prunes it within seconds, and that prune hands workerd over.
+    await fx.ingress.call("deployer/shape/activate", { source: fx.sources.shapeV1, version: "3.0.0", breaking: true });
+    // The sleep outlasts the old workerd's drain, so its stream is cut when that workerd exits.
+    await eventually(async () => expect(isAlive(workerd as number)).toBe(false), PRUNE_WINDOW_MS + 15_000);
+    expect(await invocationStatus(held)).not.toBe("completed");
+
+    const added = await fx.ingress.attach<number>(held);
+    expect(await fx.ingress.call("counter/held/get")).toBe(added);
+    expect(await failedAttempts(fx.mesh.settings)).toBeGreaterThan(failedBefore);
+  }, 90_000);
 });

@@ -166,13 +166,21 @@ export async function buildWorker(
   return pathToFileURL(outdir).href;
 }
 
-/** The PID of the mesh process whose command line contains `needle` (e.g. "/workerd "). */
-export async function findChild(mesh: TestMesh, needle: string): Promise<number> {
+/** The PIDs of the mesh processes whose command line contains `needle` (e.g. "/workerd "). */
+export async function findChildren(mesh: TestMesh, needle: string): Promise<number[]> {
+  const found: number[] = [];
   for (const pid of await mesh.pids()) {
     const { stdout } = await execa("ps", ["-o", "args=", "-p", String(pid)], { reject: false });
-    if (stdout.includes(needle)) return pid;
+    if (stdout.includes(needle)) found.push(pid);
   }
-  throw new Error(`no process matching "${needle}" in the mesh`);
+  return found;
+}
+
+/** The PID of the (first) mesh process whose command line contains `needle`. */
+export async function findChild(mesh: TestMesh, needle: string): Promise<number> {
+  const [pid] = await findChildren(mesh, needle);
+  if (pid === undefined) throw new Error(`no process matching "${needle}" in the mesh`);
+  return pid;
 }
 
 /** Retries `check` until it passes, at most `timeoutMs`. */
