@@ -20,6 +20,24 @@ export type Registered = z.infer<typeof Registered>;
 
 const QueryResult = z.object({ rows: z.array(z.record(z.string(), z.unknown())) });
 
+/** A journal entry as `sys_journal.entry_lite_json` shows it: a command or a notification. */
+const JournalEntry = z.union([
+  z.object({ Command: z.record(z.string(), z.record(z.string(), z.unknown())) }),
+  z.object({ Notification: z.object({ id: z.record(z.string(), z.unknown()) }) }),
+]);
+export type JournalEntry = z.infer<typeof JournalEntry>;
+
+export interface RunningInvocation {
+  id: string;
+  target: string;
+  journal: JournalEntry[];
+}
+
+function journalEntry(json: unknown): JournalEntry[] {
+  const parsed = JournalEntry.safeParse(typeof json === "string" ? safeJson(json) : undefined);
+  return parsed.success ? [parsed.data] : [];
+}
+
 const ErrorBody = z.object({ message: z.string(), restate_code: z.string().optional() });
 
 /** The few calls Gridiron makes to Restate's admin API (port 9070). */
@@ -78,12 +96,24 @@ export class AdminClient {
     await this.call("PATCH", `/invocations/${encodeURIComponent(invocationId)}/kill`);
   }
 
-  /** Invocations with an attempt running right now on a deployment whose uri starts with `prefix`. */
-  async runningUnder(prefix: string): Promise<{ id: string; target: string }[]> {
+  /**
+   * Invocations with an attempt running right now on a deployment whose uri starts with `prefix`,
+   * each with its journal so far (in order; entries of a shape Gridiron does not know are left out).
+   */
+  async runningUnder(prefix: string): Promise<RunningInvocation[]> {
+    const from = "sys_invocation_state s JOIN sys_deployment d ON s.last_attempt_deployment_id = d.id";
+    const where = `s.in_flight AND d.endpoint LIKE '${sqlText(prefix)}%'`;
     const rows = await this.query(
-      `SELECT s.id AS id, i.target AS target FROM sys_invocation_state s JOIN sys_invocation i ON s.id = i.id JOIN sys_deployment d ON s.last_attempt_deployment_id = d.id WHERE s.in_flight AND d.endpoint LIKE '${sqlText(prefix)}%'`,
+      `SELECT s.id AS id, i.target AS target FROM ${from} JOIN sys_invocation i ON s.id = i.id WHERE ${where}`,
     );
-    return rows.map((row) => ({ id: String(row.id), target: String(row.target) }));
+    const entries = await this.query(
+      `SELECT j.id AS id, j.entry_lite_json AS entry FROM ${from} JOIN sys_journal j ON j.id = s.id WHERE ${where} ORDER BY j.id, j.index`,
+    );
+    return rows.map((row) => ({
+      id: String(row.id),
+      target: String(row.target),
+      journal: entries.filter((e) => e.id === row.id).flatMap((e) => journalEntry(e.entry)),
+    }));
   }
 
   /** What runs on a deployment now: the input to the drain decision (lifecycle.ts). */

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
-import { culprits, verdict } from "./workerd-watchdog.ts";
+import type { JournalEntry } from "./admin-client.ts";
+import { culprits, verdict, waitsOnRestate } from "./workerd-watchdog.ts";
 
 const limits = { hangMs: 10_000, maxMb: 2048 };
 
@@ -38,5 +39,35 @@ describe("culprits", () => {
     culprits(["a"], history, 2);
     culprits(["b"], history, 2);
     expect(culprits(["a"], history, 2)).toEqual([]);
+  });
+});
+
+describe("waitsOnRestate", () => {
+  // Entries as Restate 1.7's sys_journal.entry_lite_json shows them.
+  const input: JournalEntry = { Command: { Input: {} } };
+  const sleep: JournalEntry = { Command: { Sleep: { wake_up_time: 1795359142690, completion_id: 1 } } };
+  const woke: JournalEntry = { Notification: { id: { CompletionId: 1 } } };
+  const run: JournalEntry = { Command: { Run: { completion_id: 2, name: "step" } } };
+
+  test("a sleep not yet over waits on Restate", () => {
+    expect(waitsOnRestate([input, sleep])).toBe(true);
+  });
+
+  test("once the sleep's notification is in, the invocation runs code again", () => {
+    expect(waitsOnRestate([input, sleep, woke])).toBe(false);
+    expect(waitsOnRestate([input, sleep, woke, { Command: { SetState: { key: "count" } } }])).toBe(false);
+  });
+
+  test("a ctx.run in progress runs code, so it may be the hog", () => {
+    expect(waitsOnRestate([input, sleep, woke, run])).toBe(false);
+  });
+
+  test("a call waits for its answer, whatever its completion fields are called", () => {
+    const call: JournalEntry = {
+      Command: { Call: { invocation_id_completion_id: 3, result_completion_id: 4 } },
+    };
+    const started: JournalEntry = { Notification: { id: { CompletionId: 3 } } };
+    expect(waitsOnRestate([input, call, started])).toBe(true);
+    expect(waitsOnRestate([input, call, started, { Notification: { id: { CompletionId: 4 } } }])).toBe(false);
   });
 });

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { AdminClient } from "./admin-client.ts";
+import type { AdminClient, JournalEntry } from "./admin-client.ts";
 import { rssMb } from "./processes.ts";
 import { answers } from "./workerd-reload.ts";
 
@@ -51,6 +51,27 @@ export function culprits(runningAtKill: string[], history: Map<string, number>, 
   return [...next].filter(([, n]) => n >= strikes).map(([id]) => id);
 }
 
+/**
+ * Pure: whether an invocation waits on Restate (a sleep, a call's answer, a promise), from its
+ * journal: some command expects a completion that no notification has brought yet. Then it runs
+ * no code and cannot be what hogs workerd, though a bidirectional one is in flight all the while.
+ * A `ctx.run` in progress does run code, so its pending completion does not count.
+ */
+export function waitsOnRestate(journal: JournalEntry[]): boolean {
+  const pending = new Set<unknown>();
+  for (const entry of journal) {
+    if ("Notification" in entry) {
+      pending.delete(entry.Notification.id.CompletionId);
+      continue;
+    }
+    for (const [command, fields] of Object.entries(entry.Command)) {
+      if (command === "Run") continue;
+      for (const [field, value] of Object.entries(fields)) if (field.endsWith("completion_id")) pending.add(value);
+    }
+  }
+  return pending.size > 0;
+}
+
 const POLL_MS = 1_000;
 const STRIKES = 2;
 
@@ -84,7 +105,9 @@ export async function watchWorkerd(
     const decision = verdict({ silentSinceMs, rssMb: await rssMb(pid) }, Date.now(), limits);
     if (decision.kind === "ok") continue;
 
-    const running = await admin.runningUnder(`${workerdUrl}/`).catch(() => []);
+    const running = (await admin.runningUnder(`${workerdUrl}/`).catch(() => [])).filter(
+      (invocation) => !waitsOnRestate(invocation.journal),
+    );
     log(`[gridiron] ${decision.reason}; killing it`);
     workerd.kill();
     silentSinceMs = undefined;
