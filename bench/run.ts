@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   });
   try {
     const ingress = new Ingress(mesh.settings.ingressUrl, await readAdminToken(mesh.settings));
-    const admin = new AdminClient(mesh.settings.adminUrl);
+    const admin = new AdminClient({ socketPath: mesh.settings.adminSocket });
     console.error("[bench] deploying the Gridiron builds and registering the Node endpoint");
     for (const [i, build] of BUILDS.entries()) {
       await ingress.call(`deployer/${build.bundle}/activate`, { source: sources[i], version: "1.0.0" });

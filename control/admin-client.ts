@@ -1,16 +1,13 @@
-import { request } from "undici";
+import { Agent, type Dispatcher, request } from "undici";
 import { z } from "zod";
+import { UserError } from "./errors.ts";
 import type { DrainObservation } from "./lifecycle.ts";
 
-/** An answer from Restate's admin API that was not a success; `status` is its HTTP status. */
-export class AdminError extends Error {
-  readonly status: number;
-
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}
+/**
+ * Restate's admin API refused a request (4xx), e.g. a schema change it will not accept: the
+ * caller's to fix, so a user error. Its 5xx answers are plain errors, retried.
+ */
+export class AdminRefused extends UserError {}
 
 const Registered = z.object({
   id: z.string(),
@@ -40,17 +37,37 @@ function journalEntry(json: unknown): JournalEntry[] {
 
 const ErrorBody = z.object({ message: z.string(), restate_code: z.string().optional() });
 
-/** The few calls Gridiron makes to Restate's admin API (port 9070). */
+/**
+ * Where Restate's admin API is reached: its unix socket in the data dir (Gridiron's own processes
+ * and local admins), or a URL through Gridiron's authenticated front with the admin token.
+ */
+export type AdminTarget = { socketPath: string } | { url: string; token: string };
+
+/** The few calls Gridiron makes to Restate's admin API. */
 export class AdminClient {
   private readonly baseUrl: string;
+  private readonly headers: Record<string, string>;
+  private readonly dispatcher: Dispatcher | undefined;
 
-  constructor(baseUrl: string) {
-    this.baseUrl = baseUrl;
+  constructor(target: AdminTarget) {
+    if ("socketPath" in target) {
+      this.baseUrl = "http://restate-admin";
+      this.headers = {};
+      this.dispatcher = new Agent({ connect: { socketPath: target.socketPath } });
+    } else {
+      this.baseUrl = target.url;
+      this.headers = { authorization: `Bearer ${target.token}` };
+      this.dispatcher = undefined;
+    }
   }
 
   async healthy(): Promise<boolean> {
     try {
-      const { statusCode, body } = await request(`${this.baseUrl}/health`, { headersTimeout: 2_000 });
+      const { statusCode, body } = await request(`${this.baseUrl}/health`, {
+        headers: this.headers,
+        headersTimeout: 2_000,
+        ...this.via(),
+      });
       await body.dump();
       return statusCode === 200;
     } catch {
@@ -82,7 +99,7 @@ export class AdminClient {
     try {
       await this.call("DELETE", `/deployments/${encodeURIComponent(id)}?force=true`);
     } catch (error) {
-      if (!(error instanceof AdminError && error.status === 404)) throw error;
+      if (!(error instanceof AdminRefused && error.status === 404)) throw error;
     }
   }
 
@@ -114,6 +131,12 @@ export class AdminClient {
       target: String(row.target),
       journal: entries.filter((e) => e.id === row.id).flatMap((e) => journalEntry(e.entry)),
     }));
+  }
+
+  /** Whether Restate knows this deployment. */
+  async hasDeployment(deploymentId: string): Promise<boolean> {
+    const rows = await this.query(`SELECT id FROM sys_deployment WHERE id = '${sqlId(deploymentId)}'`);
+    return rows.length > 0;
   }
 
   /** What runs on a deployment now: the input to the drain decision (lifecycle.ts). */
@@ -154,10 +177,11 @@ export class AdminClient {
   private async call(method: "GET" | "POST" | "DELETE" | "PATCH", path: string, json?: unknown): Promise<unknown> {
     const response = await request(`${this.baseUrl}${path}`, {
       method,
-      headers: { "content-type": "application/json", accept: "application/json" },
+      headers: { ...this.headers, "content-type": "application/json", accept: "application/json" },
       body: json === undefined ? null : JSON.stringify(json),
       headersTimeout: 60_000,
       bodyTimeout: 60_000,
+      ...this.via(),
     });
     const text = await response.body.text();
     if (response.statusCode >= 400) {
@@ -165,12 +189,14 @@ export class AdminClient {
       const reason = parsed.success
         ? `${parsed.data.message}${parsed.data.restate_code ? ` (${parsed.data.restate_code})` : ""}`
         : text;
-      throw new AdminError(
-        response.statusCode,
-        `Restate admin ${method} ${path} failed (${response.statusCode}): ${reason}`,
-      );
+      const message = `Restate admin ${method} ${path} failed (${response.statusCode}): ${reason}`;
+      throw response.statusCode < 500 ? new AdminRefused(message, response.statusCode) : new Error(message);
     }
     return text ? safeJson(text) : undefined;
+  }
+
+  private via(): { dispatcher?: Dispatcher } {
+    return this.dispatcher ? { dispatcher: this.dispatcher } : {};
   }
 }
 

@@ -9,6 +9,10 @@ test.each([
   ["Bearer s3cret-token-and-more", false],
   ["s3cret-token", false],
   ["Basic s3cret-token", false],
+  [`Basic ${Buffer.from("admin:s3cret-token").toString("base64")}`, true],
+  [`Basic ${Buffer.from(":s3cret-token").toString("base64")}`, true],
+  [`Basic ${Buffer.from("s3cret-token:").toString("base64")}`, false],
+  [`Basic ${Buffer.from("admin:s3cret-tokem").toString("base64")}`, false],
   ["Bearer ", false],
   [undefined, false],
 ])("%j is authorized: %s", (header, expected) => {

@@ -1,7 +1,8 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import * as restate from "@restatedev/restate-sdk";
+import type * as restate from "@restatedev/restate-sdk";
+import { UserError } from "./errors.ts";
 import type { Settings } from "./settings.ts";
 
 /**
@@ -24,21 +25,43 @@ export async function readAdminToken(settings: Settings): Promise<string> {
   return token;
 }
 
-/** Whether an Authorization header carries `token`; constant-time in the token's content. */
+/**
+ * Whether an Authorization header carries `token`: as a Bearer token (scripts, the restate CLI's
+ * RESTATE_AUTH_TOKEN), or as the password of basic auth with any user name (what a browser sends
+ * for Restate's web UI). Constant-time in the token's content.
+ */
 export function authorized(header: string | undefined, token: string): boolean {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
-  if (!match?.[1]) return false;
-  const given = Buffer.from(match[1]);
+  const given = presentedToken(header ?? "");
+  if (given === undefined) return false;
   const expected = Buffer.from(token);
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-/** Throws a 401 terminal error, before anything changes, unless the caller sent the token. */
-export function requireAdmin(ctx: Pick<restate.Context, "request">, token: string): void {
+function presentedToken(header: string): Buffer | undefined {
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+  if (bearer) return Buffer.from(bearer);
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header)?.[1];
+  if (!basic) return undefined;
+  const credentials = Buffer.from(basic, "base64").toString("utf8");
+  const colon = credentials.indexOf(":");
+  return colon < 0 ? undefined : Buffer.from(credentials.slice(colon + 1));
+}
+
+/**
+ * Throws a 401 user error, before anything changes, unless the caller sent the token. Restate
+ * passes on the headers of calls from other services' code too, so this also keeps tenants' code
+ * (which never sees the token) out of the control plane's internal handlers.
+ */
+export function requireAdmin(ctx: Pick<restate.Context, "request">, token: string, what = "this deployer call"): void {
   if (!authorized(ctx.request().headers.get("authorization"), token)) {
-    throw new restate.TerminalError(
-      "this deployer call needs the header 'Authorization: Bearer <token>'; the token is GRIDIRON_ADMIN_TOKEN or the admin-token file in the data dir",
-      { errorCode: 401 },
+    throw new UserError(
+      `${what} needs the header 'Authorization: Bearer <token>'; the token is GRIDIRON_ADMIN_TOKEN or the admin-token file in the data dir`,
+      401,
     );
   }
+}
+
+/** The header the control plane's own calls to its internal handlers carry. */
+export function adminHeaders(token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` };
 }

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { DEFAULT_COMPATIBILITY_DATE } from "./bundle.ts";
-import { BundleError, buildDir, inspectBundle, storeBundle } from "./bundle-store.ts";
+import { buildDir, inspectBundle, storeBundle } from "./bundle-store.ts";
+import { BundleError } from "./errors.ts";
 
 let root: string;
 let source: string;

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { cp, mkdir, opendir, readFile, rename, rm, stat } from "node:fs/promises";
+import { cp, mkdir, opendir, readFile, rename, rm, rmdir, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
 import {
   BundleMetadata,
@@ -8,17 +8,16 @@ import {
   chooseMainModule,
   DEFAULT_COMPATIBILITY_DATE,
   DEFAULT_COMPATIBILITY_FLAGS,
+  moduleNameProblem,
   moduleType,
 } from "./bundle.ts";
+import { BundleError } from "./errors.ts";
 
 /** A wrangler outdir holds a handful of files; far more means the source points somewhere else. */
 const MAX_ENTRIES = 1_000;
 
 const DEFAULT_MAX_BYTES = 50 * 1024 * 1024;
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
-
-/** A problem with the bundle the user pointed at: never worth retrying. */
-export class BundleError extends Error {}
 
 /** Everything workerd needs to run one build, stored in the bundles dir as `{name}/{buildId}`. */
 export interface Build {
@@ -53,6 +52,10 @@ export async function inspectBundle(
     const type = moduleType(file);
     return type ? [{ name: file, type }] : [];
   });
+  for (const module of modules) {
+    const problem = moduleNameProblem(module.name);
+    if (problem) throw new BundleError(problem);
+  }
   const main = chooseMainModule(modules, metadata.main);
   if (typeof main !== "string") throw new BundleError(main.error);
 
@@ -93,16 +96,29 @@ export async function storeBundle(bundlesDir: string, sourceDir: string, build: 
   // Copy beside the target and rename, so a crash never leaves a half-copied build in place.
   const partial = `${target}.partial`;
   await rm(partial, { recursive: true, force: true });
-  await mkdir(partial, { recursive: true });
-  for (const module of build.modules) {
-    await cp(join(sourceDir, module.name), join(partial, module.name));
+  try {
+    await mkdir(partial, { recursive: true });
+    for (const module of build.modules) {
+      await cp(join(sourceDir, module.name), join(partial, module.name));
+    }
+    await rename(partial, target);
+  } catch (error) {
+    await rm(partial, { recursive: true, force: true });
+    await removeEmptyBundleDir(bundlesDir, build.name);
+    throw error;
   }
-  await rename(partial, target);
   return target;
 }
 
+/** Deletes a build's files, and its bundle's dir once no build is left in it. */
 export async function removeBundle(bundlesDir: string, build: Pick<Build, "name" | "buildId">): Promise<void> {
   await rm(buildDir(bundlesDir, build), { recursive: true, force: true });
+  await removeEmptyBundleDir(bundlesDir, build.name);
+}
+
+async function removeEmptyBundleDir(bundlesDir: string, name: string): Promise<void> {
+  // rmdir refuses a dir that is not empty, which is the check wanted here.
+  await rmdir(join(bundlesDir, name)).catch(() => {});
 }
 
 async function listFiles(dir: string): Promise<string[]> {

@@ -49,6 +49,24 @@ export function compatibilityDateOf(workerdVersion: string): string {
   return `${match[1]}-${match[2]}-${match[3]}`;
 }
 
+/**
+ * Module names end up in file paths under the data dir and in the router's URLs, so they are kept
+ * short and URL-safe: a longer name could overflow the destination path (ENAMETOOLONG) and a `#`
+ * or `?` would change the URL the router reads the module from.
+ */
+export const MAX_MODULE_NAME_BYTES = 255;
+
+/** Why `name` cannot be a module's file name; undefined if it can. */
+export function moduleNameProblem(name: string): string | undefined {
+  if (Buffer.byteLength(name) > MAX_MODULE_NAME_BYTES) {
+    return `the file name ${name.slice(0, 40)}... is longer than ${MAX_MODULE_NAME_BYTES} bytes`;
+  }
+  if (!/^[A-Za-z0-9._~@+/-]+$/.test(name)) {
+    return `the file name "${name}" has characters other than letters, digits and ._~@+-/`;
+  }
+  return undefined;
+}
+
 export function moduleType(file: string): ModuleType | undefined {
   if (IGNORED.has(file) || file.endsWith(".map")) return undefined;
   return MODULE_TYPES[extname(file).toLowerCase()];

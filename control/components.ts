@@ -1,20 +1,20 @@
-import { mkdir } from "node:fs/promises";
+import { chmod, mkdir } from "node:fs/promises";
 import { z } from "zod";
 import { ensureAdminToken } from "./admin-token.ts";
 import type { ChildSpec } from "./processes.ts";
 import { binaries } from "./processes.ts";
 import { ensureIdentityKey } from "./request-identity.ts";
-import type { Settings } from "./settings.ts";
+import { RESTATE_NODE_NAME, type Settings } from "./settings.ts";
 import { readRoutes, writeLiveConfig } from "./workerd-config.ts";
 
 const RESTATE_CONFIG = new URL("../config/restate.toml", import.meta.url).pathname;
 const CLI_ENTRY = new URL("./main.ts", import.meta.url).pathname;
 
-export const Component = z.enum(["restate", "workerd", "deployer"]);
+export const Component = z.enum(["restate", "admin", "workerd", "deployer"]);
 type Component = z.infer<typeof Component>;
 
 /**
- * How each of the three processes is started. The Node supervisor (`npm start`) and the runit
+ * How each of the four processes is started. The Node supervisor (`npm start`) and the runit
  * run scripts both take their command lines from here, so the two modes cannot drift apart.
  */
 export function componentSpecs(settings: Settings): Record<Component, ChildSpec> {
@@ -24,16 +24,19 @@ export function componentSpecs(settings: Settings): Record<Component, ChildSpec>
       file: binaries.restateServer(),
       args: ["--config-file", RESTATE_CONFIG, "--base-dir", settings.restateDir, "--no-logo"],
       env: {
-        RESTATE_LISTEN_MODE: "tcp",
-        RESTATE_BIND_ADDRESS: `${settings.bind}:${settings.ports.node}`,
-        RESTATE_ADVERTISED_ADDRESS: `http://127.0.0.1:${settings.ports.node}`,
-        RESTATE_ADMIN__BIND_ADDRESS: `${settings.bind}:${settings.ports.admin}`,
+        RESTATE_NODE_NAME: RESTATE_NODE_NAME,
+        // Restate 1.7 has no authentication: its admin API and node port listen only on unix
+        // sockets in the data dir, and admins reach the admin API through the front (admin-front.ts).
+        RESTATE_LISTEN_MODE: "unix",
+        RESTATE_ADVERTISED_ADDRESS: `unix:${settings.fabricSocket}`,
         RESTATE_ADMIN__ADVERTISED_ADMIN_ENDPOINT: settings.adminUrl,
+        RESTATE_INGRESS__LISTEN_MODE: "tcp",
         RESTATE_INGRESS__BIND_ADDRESS: `${settings.bind}:${settings.ports.ingress}`,
         RESTATE_INGRESS__ADVERTISED_INGRESS_ENDPOINT: settings.ingressUrl,
         RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE: settings.identityKeyPath,
       },
     },
+    admin: { name: "admin", file: process.execPath, args: [CLI_ENTRY, "admin-front"] },
     workerd: {
       name: "workerd",
       file: binaries.workerd(),
@@ -56,6 +59,9 @@ export function componentSpecs(settings: Settings): Record<Component, ChildSpec>
  * builds in routes.json (so a changed port or reload mode takes effect on start).
  */
 export async function prepareDataDir(settings: Settings, log?: (line: string) => void): Promise<void> {
+  // Owner only: the data dir holds the admin token, the identity key and Restate's sockets.
+  await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
+  await chmod(settings.dataDir, 0o700);
   await mkdir(settings.bundlesDir, { recursive: true });
   await ensureAdminToken(settings, log);
   await ensureIdentityKey(settings, log);

@@ -1,13 +1,16 @@
 import * as restate from "@restatedev/restate-sdk";
 import { z } from "zod";
 import { AdminClient } from "./admin-client.ts";
-import { requireAdmin } from "./admin-token.ts";
+import { adminHeaders, requireAdmin } from "./admin-token.ts";
 import { BundleName, CompatibilityDate, CompatibilityFlags, Version } from "./bundle.ts";
-import { type Build, BundleError, inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
+import { type Build, inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
 import { crashableStep, crashPoint } from "./crash-switch.ts";
+import { asTerminalError, UserError } from "./errors.ts";
 import {
   type BuildRecord,
+  type Drift,
   drainStep,
+  driftOf,
   filesToDelete,
   isDrained,
   promote,
@@ -19,6 +22,7 @@ import { withSourceDir } from "./remote-source.ts";
 import { identityHeaders } from "./request-identity.ts";
 import { ROUTES_KEY, type RoutesObject } from "./routes.ts";
 import type { Settings } from "./settings.ts";
+import { proveBuild } from "./workerd-proof.ts";
 
 export const ActivateRequest = z
   .strictObject({
@@ -37,6 +41,8 @@ export const ActivateRequest = z
     compatibilityFlags: CompatibilityFlags.optional(),
     /** Lets Restate accept a schema change it would refuse, like a removed handler. */
     breaking: z.boolean().optional(),
+    /** Services another bundle owns that this bundle takes over (see ownership.ts). */
+    takeOver: z.array(z.string().min(1).max(255)).max(100).optional(),
   })
   .refine((request) => !request.source.startsWith("https:") || request.sha256, {
     message: "an https:// source needs sha256: the hex SHA-256 of the archive (`sha256sum FILE`)",
@@ -60,6 +66,10 @@ export interface ActivateResult {
 }
 
 type DeployerState = { builds: BuildRecord[] };
+
+interface ServeOptions extends RegisterOptions {
+  takeOver: string[];
+}
 type Ctx = restate.ObjectContext<DeployerState>;
 
 /**
@@ -67,8 +77,10 @@ type Ctx = restate.ObjectContext<DeployerState>;
  * drain with delayed messages to itself, prunes them, rolls back, and reports status.
  */
 export function deployerObject(settings: Settings, adminToken: string) {
-  const admin = new AdminClient(settings.adminUrl);
-  const routes = (ctx: Ctx) => ctx.objectClient<RoutesObject>({ name: "routes" }, ROUTES_KEY);
+  const admin = new AdminClient({ socketPath: settings.adminSocket });
+  // The control plane's calls to its internal handlers carry the admin token; tenants' code cannot.
+  const internal = <I, O>() => restate.rpc.opts<I, O>({ headers: adminHeaders(adminToken) });
+  const routes = (ctx: Pick<Ctx, "objectClient">) => ctx.objectClient<RoutesObject>({ name: "routes" }, ROUTES_KEY);
   const now = async (ctx: Ctx) => new Date(await ctx.date.now()).toISOString();
   const recordsOf = async (ctx: restate.ObjectSharedContext<DeployerState>) => (await ctx.get("builds")) ?? [];
 
@@ -80,11 +92,14 @@ export function deployerObject(settings: Settings, adminToken: string) {
    * Routes the build, waits for it to answer and registers it; it becomes the latest deployment.
    * `force` re-registers a uri Restate already knew; `breaking` accepts schema changes.
    */
-  const serve = async (ctx: Ctx, build: Build, options: RegisterOptions) => {
-    await routes(ctx).add(build);
+  const serve = async (ctx: Ctx, build: Build, services: string[], options: ServeOptions) => {
+    const { takenOver } = await routes(ctx).add(
+      { build: { ...build, services }, takeOver: options.takeOver },
+      internal(),
+    );
     await crashPoint(settings.dataDir, "route build");
     const uri = `${settings.workerdUrl}/${build.name}/${build.buildId}`;
-    const protocolMode = await step(ctx, "wait for discovery", async () =>
+    const { protocolMode } = await step(ctx, "wait for discovery", async () =>
       waitForDiscovery(uri, await identityHeaders(settings, "/discover")),
     );
     if (protocolMode === "REQUEST_RESPONSE") {
@@ -93,7 +108,26 @@ export function deployerObject(settings: Settings, adminToken: string) {
       );
     }
     const registered = await step(ctx, "register with Restate", () => register(admin, uri, options));
-    return { uri, deploymentId: registered.id, services: registered.services.map((s) => s.name), protocolMode };
+    return {
+      uri,
+      deploymentId: registered.id,
+      services: registered.services.map((s) => s.name),
+      protocolMode,
+      ...(takenOver.length ? { tookOver: takenOver } : {}),
+    };
+  };
+
+  /** How a build that should serve differs from serving: its route, registration and services. */
+  const driftOfBuild = async (ctx: restate.ObjectSharedContext<DeployerState>, record: BuildRecord): Promise<Drift> => {
+    const view = await routes(ctx).view(internal());
+    const deploymentId = record.deploymentId;
+    const seen = await ctx.run(`look at ${record.buildId}`, async () => {
+      const registered = deploymentId ? await admin.hasDeployment(deploymentId) : false;
+      const latestFor = registered && deploymentId ? (await admin.observeDeployment(deploymentId)).latestFor : [];
+      return { registered, latestFor };
+    });
+    const routed = view.builds.some((b) => b.name === record.name && b.buildId === record.buildId);
+    return driftOf(record, { ...seen, routed, owners: view.owners });
   };
 
   /** Schedules the next drain check of a replaced build: a delayed message, never a sleep. */
@@ -104,6 +138,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
       method: "checkDrain",
       key: ctx.key,
       parameter: restate.serde.json.serialize({ buildId: record.buildId, watch }),
+      headers: adminHeaders(adminToken),
       delay: delayMs,
     });
     return { ...record, watch };
@@ -123,7 +158,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
   const prune = async (ctx: Ctx, record: BuildRecord): Promise<BuildRecord> => {
     const { deploymentId } = record;
     if (deploymentId) await step(ctx, "unregister from Restate", () => admin.deleteDeployment(deploymentId));
-    await routes(ctx).remove({ name: record.name, buildId: record.buildId });
+    await routes(ctx).remove({ name: record.name, buildId: record.buildId }, internal());
     await crashPoint(settings.dataDir, "unroute build");
     const { watch: _ended, ...rest } = record;
     return withState(rest, "pruned", await now(ctx));
@@ -135,6 +170,19 @@ export function deployerObject(settings: Settings, adminToken: string) {
       await ctx.run(`delete files of ${record.buildId}`, () => removeBundle(settings.bundlesDir, record));
     }
     return records.map((r) => (doomed.has(r.buildId) ? { ...r, filesKept: false } : r));
+  };
+
+  /** Undoes a failed activation (route, services, files) and records it as failed. */
+  const forgetFailed = async (ctx: Ctx, records: BuildRecord[], build: Build, error: string) => {
+    await routes(ctx).remove(build, internal());
+    await ctx.run("delete files of the failed build", () => removeBundle(settings.bundlesDir, build));
+    const failed: BuildRecord = {
+      ...build,
+      ...{ deploymentId: null, uri: "", services: [], filesKept: false, error },
+      state: "failed",
+      times: { failed: await now(ctx) },
+    };
+    ctx.set("builds", [...records.filter((r) => r.buildId !== build.buildId), failed]);
   };
 
   const replaceRecord = (records: BuildRecord[], record: BuildRecord) =>
@@ -149,44 +197,40 @@ export function deployerObject(settings: Settings, adminToken: string) {
           requireAdmin(ctx, adminToken);
           const name = bundleName(ctx.key);
           const build = await step(ctx, "copy bundle", () =>
-            bundleCall(() =>
-              withSourceDir(input.source, input.sha256, settings.downloadsDir, settings.fetchLimits, async (dir) => {
-                const inspected = await inspectBundle(dir, name, input.version, input, settings.maxBundleBytes);
-                await storeBundle(settings.bundlesDir, dir, inspected);
-                return inspected;
-              }),
-            ),
+            withSourceDir(input.source, input.sha256, settings.downloadsDir, settings.fetchLimits, async (dir) => {
+              const inspected = await inspectBundle(dir, name, input.version, input, settings.maxBundleBytes);
+              await storeBundle(settings.bundlesDir, dir, inspected);
+              return inspected;
+            }),
           );
 
           const records = await recordsOf(ctx);
-          const existing = records.find((r) => r.buildId === build.buildId);
-          if (existing?.state === "active") return resultOf(existing);
-
+          // A build that served before (same content) was proven then, and must be forced to
+          // become the latest again; an active one is only served again to repair drift.
+          const known = records.find((r) => r.buildId === build.buildId && r.state !== "failed");
+          if (known?.state === "active" && (await driftOfBuild(ctx, known)).problems.length === 0) {
+            return resultOf(known);
+          }
           let served: Awaited<ReturnType<typeof serve>>;
           try {
-            // A build registered before (same content) must be forced to become the latest again.
-            served = await serve(ctx, build, {
-              force: Boolean(existing?.deploymentId),
+            const services =
+              known?.services ??
+              (await step(ctx, "prove build", () => proveBuild(settings, build))).services.map((s) => s.name);
+            served = await serve(ctx, build, services, {
+              force: Boolean(known?.deploymentId),
               breaking: input.breaking ?? false,
+              takeOver: input.takeOver ?? [],
             });
           } catch (error) {
-            if (error instanceof restate.TerminalError && !existing) {
-              await routes(ctx).remove(build);
-              await ctx.run("delete files of the failed build", () => removeBundle(settings.bundlesDir, build));
-              const failed: BuildRecord = {
-                ...build,
-                ...{ deploymentId: null, uri: "", services: [], filesKept: false, error: error.message },
-                state: "failed",
-                times: { failed: await now(ctx) },
-              };
-              ctx.set("builds", [...records, failed]);
+            if (!known && (error instanceof restate.TerminalError || error instanceof UserError)) {
+              await forgetFailed(ctx, records, build, error.message);
             }
             throw error;
           }
           const record: BuildRecord = {
             ...build,
             ...served,
-            times: existing?.times ?? {},
+            times: known?.times ?? {},
             state: "active",
             filesKept: true,
           };
@@ -199,6 +243,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
       checkDrain: restate.handlers.object.exclusive(
         { input: restate.serde.schema(DrainCheck) },
         async (ctx: Ctx, check: z.infer<typeof DrainCheck>) => {
+          requireAdmin(ctx, adminToken, "checkDrain is internal to the deployer: a call to it");
           const records = await recordsOf(ctx);
           const record = records.find((r) => r.buildId === check.buildId);
           if (!record?.deploymentId || record.watch !== check.watch) return;
@@ -255,9 +300,9 @@ export function deployerObject(settings: Settings, adminToken: string) {
               : undefined;
             const affected = observed ? observed.pinned + observed.running : 0;
             if (input?.buildId && !input.force && observed && !isDrained(observed)) {
-              throw new restate.TerminalError(
+              throw new UserError(
                 `build ${record.buildId} is not drained: ${affected} invocation(s) still run on it${observed.latestFor.length ? ` and it is the latest for ${observed.latestFor.join(", ")}` : ""}; wait for it, or pass "force": true`,
-                { errorCode: 409 },
+                409,
               );
             }
             records = replaceRecord(records, await prune(ctx, record));
@@ -274,11 +319,12 @@ export function deployerObject(settings: Settings, adminToken: string) {
         const input = parseInput(RollbackRequest, raw);
         const records = await recordsOf(ctx);
         const target = rollbackTarget(records, input?.buildId);
-        if ("error" in target)
-          throw new restate.TerminalError(`cannot roll back ${ctx.key}: ${target.error}`, { errorCode: 409 });
-        const { watch: _ended, ...build } = target;
-        // Going back is an explicit choice, so the old build's schema is accepted as it was.
-        const record: BuildRecord = { ...build, ...(await serve(ctx, build, { force: true, breaking: true })) };
+        if ("error" in target) throw new UserError(`cannot roll back ${ctx.key}: ${target.error}`, 409);
+        const { watch: _ended, tookOver: _before, ...build } = target;
+        // Going back is an explicit choice, so the old build's schema is accepted as it was; its
+        // services must still be its bundle's.
+        const options = { force: true, breaking: true, takeOver: [] };
+        const record: BuildRecord = { ...build, ...(await serve(ctx, build, target.services, options)) };
         await makeActive(ctx, records, record);
         return resultOf(record);
       }),
@@ -304,25 +350,32 @@ export function deployerObject(settings: Settings, adminToken: string) {
             entries.push([r.buildId, await admin.observeDeployment(r.deploymentId as string)] as const);
           return Object.fromEntries(entries.map(([id, o]) => [id, { pinned: o.pinned, paused: o.paused }]));
         });
+        const active = records.find((r) => r.state === "active");
+        const drift = active ? await driftOfBuild(ctx, active) : undefined;
         return {
           name: ctx.key,
-          active: records.find((r) => r.state === "active")?.buildId ?? null,
+          active: active?.buildId ?? null,
           builds: records.map((r) => ({
             version: r.version,
             buildId: r.buildId,
             deploymentId: r.deploymentId,
             uri: r.uri,
             services: r.services,
-            state: r.state,
+            // An active build that does not serve as recorded is not shown as active.
+            state: r === active && drift?.problems.length ? ("drifted" as const) : r.state,
             times: r.times,
             filesKept: r.filesKept,
             pinned: counts[r.buildId]?.pinned ?? 0,
             paused: counts[r.buildId]?.paused ?? 0,
+            ...(r === active && drift?.problems.length ? { drift: drift.problems } : {}),
+            ...(r === active && drift && Object.keys(drift.movedTo).length ? { movedTo: drift.movedTo } : {}),
+            ...(r.tookOver ? { tookOver: r.tookOver } : {}),
             ...(r.error ? { error: r.error } : {}),
           })),
         };
       }),
     },
+    options: { asTerminalError },
   });
 }
 
@@ -330,38 +383,23 @@ export type DeployerObject = ReturnType<typeof deployerObject>;
 
 function bundleName(key: string): string {
   const parsed = BundleName.safeParse(key);
-  if (!parsed.success) {
-    throw new restate.TerminalError(`bad bundle name "${key}": ${parsed.error.issues[0]?.message}`, { errorCode: 400 });
-  }
+  if (!parsed.success) throw new UserError(`bad bundle name "${key}": ${parsed.error.issues[0]?.message}`);
   return parsed.data;
 }
 
 function parseInput<T>(schema: z.ZodType<T>, raw: unknown): T {
   const parsed = schema.safeParse(raw);
-  if (!parsed.success)
-    throw new restate.TerminalError(`bad request: ${z.prettifyError(parsed.error)}`, { errorCode: 400 });
+  if (!parsed.success) throw new UserError(`bad request: ${z.prettifyError(parsed.error)}`);
   return parsed.data;
 }
 
 function pruneCandidate(records: BuildRecord[], buildId: string): BuildRecord {
   const record = records.find((r) => r.buildId === buildId);
-  if (!record) throw new restate.TerminalError(`no build ${buildId}`, { errorCode: 404 });
+  if (!record) throw new UserError(`no build ${buildId}`, 404);
   if (record.state === "active") {
-    throw new restate.TerminalError(`build ${buildId} is active; activate or roll back to another build first`, {
-      errorCode: 409,
-    });
+    throw new UserError(`build ${buildId} is active; activate or roll back to another build first`, 409);
   }
   return record;
-}
-
-/** Bundle problems are the user's to fix: terminal, never retried. */
-async function bundleCall<T>(action: () => Promise<T>): Promise<T> {
-  try {
-    return await action();
-  } catch (error) {
-    if (error instanceof BundleError) throw new restate.TerminalError(error.message, { errorCode: 400 });
-    throw error;
-  }
 }
 
 function resultOf(record: BuildRecord): ActivateResult {

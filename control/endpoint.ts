@@ -19,19 +19,19 @@ const REGISTER_TIMEOUT_MS = 60_000;
 export async function serveDeployer(settings: Settings): Promise<void> {
   const token = await readAdminToken(settings);
   const handler = restate.createEndpointHandler({
-    services: [deployerObject(settings, token), routesObject(settings)],
+    services: [deployerObject(settings, token), routesObject(settings, token)],
     // Only restate-server, which signs with the mesh's key, may call the deployer.
     identityKeys: [await identityPublicKey(settings)],
   });
   const server = createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(settings.ports.deployer, settings.bind, resolve);
+    server.listen(settings.ports.deployer, settings.internalBind, resolve);
   });
   await waitFor(
     "registering the deployer with Restate",
     async () => {
-      await new AdminClient(settings.adminUrl).registerDeployment({
+      await new AdminClient({ socketPath: settings.adminSocket }).registerDeployment({
         uri: settings.deployerUrl,
         http11: false,
         force: true,

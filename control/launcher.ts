@@ -11,11 +11,11 @@ import type { Settings } from "./settings.ts";
  * Resolves with the supervisor's exit code.
  */
 export function runWithWorkerdSocket(settings: Settings, entry: string): Promise<number> {
-  const address = `${settings.bind}:${settings.ports.workerd}`;
+  const address = `${settings.internalBind}:${settings.ports.workerd}`;
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", (error) => reject(new Error(`workerd's address ${address} is not free: ${error.message}`)));
-    server.listen({ host: settings.bind, port: settings.ports.workerd }, () => {
+    server.listen({ host: settings.internalBind, port: settings.ports.workerd }, () => {
       // Node has no public accessor for a server's file descriptor, and execa's types only take
       // fds 3-9 as extra stdio, hence `_handle` and child_process here.
       const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;

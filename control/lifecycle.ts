@@ -1,4 +1,5 @@
 import type { Build } from "./bundle-store.ts";
+import type { Owners, TakenOver } from "./ownership.ts";
 import type { ProtocolMode } from "./registration.ts";
 
 /**
@@ -27,6 +28,8 @@ export interface BuildRecord extends Build {
   /** Identifies the current chain of drain checks, so a stale delayed check ends itself. */
   watch?: string;
   error?: string;
+  /** Services this build's bundle took over from other bundles when it was activated. */
+  tookOver?: TakenOver[];
 }
 
 /** What Restate's introspection says runs on a deployment right now. */
@@ -103,4 +106,39 @@ export function filesToDelete(records: BuildRecord[], keep: number): BuildRecord
     .sort((a, b) => (b.times.active ?? "").localeCompare(a.times.active ?? ""));
   const kept = new Set(byRecency.slice(0, keep).map((r) => r.buildId));
   return records.filter((r) => r.state === "pruned" && r.filesKept && !kept.has(r.buildId));
+}
+
+/** What is seen of a build that should serve: its route, its registration, and service owners. */
+export interface ServingObservation {
+  routed: boolean;
+  registered: boolean;
+  /** Services for which its deployment is the latest. */
+  latestFor: string[];
+  owners: Owners;
+}
+
+export interface Drift {
+  /** Why the build does not serve as recorded; empty when it does. */
+  problems: string[];
+  /** Its services that another bundle took over: service -> bundle. Not a problem: asked for. */
+  movedTo: Record<string, string>;
+}
+
+/** Pure: how an active build differs from serving every service it declares. */
+export function driftOf(
+  record: Pick<BuildRecord, "name" | "deploymentId" | "services">,
+  seen: ServingObservation,
+): Drift {
+  const problems: string[] = [];
+  const movedTo: Record<string, string> = {};
+  if (!seen.routed) problems.push("its route is gone: workerd does not serve it");
+  if (!seen.registered) problems.push(`Restate no longer knows its deployment ${record.deploymentId}`);
+  for (const service of record.services) {
+    const owner = seen.owners[service];
+    if (owner && owner !== record.name) movedTo[service] = owner;
+    else if (seen.registered && !seen.latestFor.includes(service)) {
+      problems.push(`another deployment is the latest for service ${service}`);
+    }
+  }
+  return { problems, movedTo };
 }

@@ -1,3 +1,4 @@
+import { serveAdminFront } from "./admin-front.ts";
 import { Component, componentSpecs, prepareDataDir, shellCommand } from "./components.ts";
 import { serveDeployer } from "./endpoint.ts";
 import { runWithWorkerdSocket } from "./launcher.ts";
@@ -8,20 +9,20 @@ import { startMesh } from "./supervisor.ts";
 const HELP = `Usage: node control/main.ts <command>
 
 Commands:
-  start      run the mesh in the foreground: restate-server, workerd and the deployer,
+  start      run the mesh in the foreground: restate-server, the admin API front, workerd and the deployer,
              restarted when they die, all stopped on Ctrl-C (this is what \`npm start\` runs)
   status     print whether each service is up, then every bundle and its builds
              (what \`npx just status\` runs)
-  command C  print the shell command that starts component C (restate, workerd or deployer);
+  command C  print the shell command that starts component C (restate, admin, workerd or deployer);
              the runit run scripts exec it
   deployer   serve only the deployer's Restate endpoint (the supervisor runs this itself)
+  admin-front  serve only the authenticated front of Restate's admin API (likewise)
   help       show this text
 
 Environment (defaults in brackets):
   GRIDIRON_BIND [127.0.0.1]        address every port binds to
   GRIDIRON_INGRESS_PORT [8080]     Restate ingress: call services here
-  GRIDIRON_ADMIN_PORT [9070]       Restate admin API
-  GRIDIRON_NODE_PORT [5122]        Restate node-to-node port
+  GRIDIRON_ADMIN_PORT [9070]       Restate's admin API, behind the admin token
   GRIDIRON_WORKERD_PORT [9080]     workerd, serving /{bundle}/{buildId}/...
   GRIDIRON_DEPLOYER_PORT [9081]    the deployer's Restate endpoint
   GRIDIRON_DATA_DIR [.gridiron]    Restate data, bundles and workerd config
@@ -36,7 +37,8 @@ Environment (defaults in brackets):
   GRIDIRON_WORKERD_MAX_MB [2048]   workerd using more memory than this is killed and restarted
   GRIDIRON_RELEASE_AFTER [5]       removed builds held in workerd's memory (loader) before a
                                    fresh workerd takes over from it to free them
-  GRIDIRON_ADMIN_TOKEN [generated] Bearer token for deploy calls; else DATA_DIR/admin-token
+  GRIDIRON_ADMIN_TOKEN [generated] Bearer token for deploy calls and the admin API; else
+                                   DATA_DIR/admin-token
 `;
 
 async function main(command: string | undefined): Promise<void> {
@@ -63,10 +65,12 @@ async function main(command: string | undefined): Promise<void> {
     }
     case "deployer":
       return serveDeployer(loadSettings());
+    case "admin-front":
+      return serveAdminFront(loadSettings());
     case "command": {
       // For runit run scripts: `eval "exec $(node control/main.ts command workerd)"`.
       const component = Component.safeParse(process.argv[3]);
-      if (!component.success) throw new Error("usage: command restate|workerd|deployer");
+      if (!component.success) throw new Error("usage: command restate|admin|workerd|deployer");
       const settings = loadSettings();
       // stdout is the command line here, so notes go to stderr.
       await prepareDataDir(settings, (line) => console.error(line));

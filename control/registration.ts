@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import * as restate from "@restatedev/restate-sdk";
 import { request } from "undici";
 import { z } from "zod";
-import { type AdminClient, AdminError } from "./admin-client.ts";
+import type { AdminClient } from "./admin-client.ts";
+import { BundleError } from "./errors.ts";
 
 /** Making a routed build known to Restate: wait until it answers discovery, then register it. */
 
@@ -11,20 +11,28 @@ const MANIFEST_TYPES =
   "application/vnd.restate.endpointmanifest.v4+json, application/vnd.restate.endpointmanifest.v3+json";
 
 /**
- * How Restate will talk to the build, as its manifest declares: BIDI_STREAM keeps one HTTP
- * exchange open for the whole invocation; REQUEST_RESPONSE ends the exchange at every step that
- * needs an answer from Restate, which then calls again with the journal so far.
+ * What a build's endpoint manifest declares: its services, and how Restate will talk to it.
+ * BIDI_STREAM keeps one HTTP exchange open for the whole invocation; REQUEST_RESPONSE ends the
+ * exchange at every step that needs an answer from Restate, which then calls again with the
+ * journal so far.
  */
-const Manifest = z.object({ protocolMode: z.enum(["BIDI_STREAM", "REQUEST_RESPONSE"]) });
-export type ProtocolMode = z.infer<typeof Manifest>["protocolMode"];
+const Manifest = z.object({
+  protocolMode: z.enum(["BIDI_STREAM", "REQUEST_RESPONSE"]),
+  services: z.array(z.object({ name: z.string() })),
+});
+export type Manifest = z.infer<typeof Manifest>;
+export type ProtocolMode = Manifest["protocolMode"];
 
 /**
- * Waits until the build answers Restate discovery with an endpoint manifest, and returns the
- * protocol mode it declares. `headers` sign the request the way Restate does, since workerd's
- * router refuses unsigned ones.
+ * Waits until the build answers Restate discovery with an endpoint manifest, and returns it.
+ * `headers` sign the request the way Restate does, since workerd's router refuses unsigned ones.
  */
-export async function waitForDiscovery(uri: string, headers: Record<string, string>): Promise<ProtocolMode> {
-  const deadline = Date.now() + DISCOVERY_TIMEOUT_MS;
+export async function waitForDiscovery(
+  uri: string,
+  headers: Record<string, string>,
+  timeoutMs = DISCOVERY_TIMEOUT_MS,
+): Promise<Manifest> {
+  const deadline = Date.now() + timeoutMs;
   let last = "no answer";
   while (Date.now() < deadline) {
     try {
@@ -35,25 +43,24 @@ export async function waitForDiscovery(uri: string, headers: Record<string, stri
       const body = await response.body.text();
       const type = String(response.headers["content-type"] ?? "");
       if (response.statusCode === 200 && type.includes("endpointmanifest")) {
-        return Manifest.parse(JSON.parse(body)).protocolMode;
+        return Manifest.parse(JSON.parse(body));
       }
       if (response.statusCode === 200) {
         // Something answers, but not the Restate SDK: waiting will not change that.
-        throw new restate.TerminalError(
+        throw new BundleError(
           `the build is not a Restate endpoint: ${uri}/discover answered ${type || "no content type"} instead of an endpoint manifest; serve it with createEndpointHandler from @restatedev/restate-sdk-cloudflare-workers/fetch`,
-          { errorCode: 400 },
         );
       }
       last = `HTTP ${response.statusCode}: ${body.slice(0, 500)}`;
     } catch (error) {
-      if (error instanceof restate.TerminalError) throw error;
+      if (error instanceof BundleError) throw error;
       last = (error as Error).message;
     }
     await sleep(200);
   }
-  throw new restate.TerminalError(
-    `the build did not answer Restate discovery at ${uri}/discover within ${DISCOVERY_TIMEOUT_MS / 1000} s (${last})`,
-    { errorCode: 502 },
+  throw new BundleError(
+    `the build did not answer Restate discovery at ${uri}/discover within ${timeoutMs / 1000} s (${last})`,
+    502,
   );
 }
 
@@ -62,15 +69,11 @@ export interface RegisterOptions {
   breaking: boolean;
 }
 
-export async function register(admin: AdminClient, uri: string, options: RegisterOptions) {
-  try {
-    // A build's uri names its exact content, so forcing over an earlier registration of the same
-    // uri can only re-register the same code; it also makes it the latest again.
-    return await admin.registerDeployment({ uri, http11: true, ...options });
-  } catch (error) {
-    if (error instanceof AdminError && error.status >= 400 && error.status < 500) {
-      throw new restate.TerminalError(error.message, { errorCode: error.status });
-    }
-    throw error;
-  }
+/**
+ * Registers a routed build with Restate over HTTP/1.1 (all workerd speaks). A build's uri names
+ * its exact content, so forcing over an earlier registration of the same uri can only re-register
+ * the same code; it also makes it the latest again. Restate's 4xx refusals are user errors.
+ */
+export function register(admin: AdminClient, uri: string, options: RegisterOptions) {
+  return admin.registerDeployment({ uri, http11: true, ...options });
 }

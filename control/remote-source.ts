@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import extractZip from "extract-zip";
 import * as tar from "tar";
 import { Agent, interceptors, request } from "undici";
-import { BundleError } from "./bundle-store.ts";
+import { BundleError } from "./errors.ts";
 
 export interface FetchLimits {
   maxBytes: number;

@@ -2,10 +2,11 @@
 // Requests for /{name}/{buildId}/... go to that build unchanged (the Restate SDK matches its paths
 // by suffix). A build is compiled through the Worker Loader on its first request, from the files
 // in the bundles dir, so a deploy never restarts workerd. Only requests Restate signed reach a
-// build (identity.js), and only builds listed in routes.json are
+// build (identity.js), and only builds listed in routes.json (on the ROUTES disk) are
 // served; the deployer rewrites that file and POSTs /_gridiron/routes to make the router re-read it.
-// POST /_gridiron/warm also compiles every live build: a supervisor calls it on a fresh workerd
-// before that one takes over from the old, so no request waits for a compile. POST
+// POST /_gridiron/warm also compiles every live build and answers 422 with the error of one that
+// does not load: a supervisor calls it on a fresh workerd before that one takes over from the old,
+// so no request waits for a compile, and the deployer's proof calls it on a throwaway workerd. POST
 // /_gridiron/drain, on the old one just before its SIGTERM, makes it hold each new request for
 // HOLD_MS, so the connections Restate is using are busy, not idle, when it starts draining.
 
@@ -29,7 +30,7 @@ let routes;
 const code = new Map();
 
 async function readRoutes(env) {
-  const response = await env.BUNDLES.fetch("http://bundles/routes.json");
+  const response = await env.ROUTES.fetch("http://routes/routes.json");
   if (response.status === 404) return new Map();
   if (!response.ok) throw new Error(`cannot read routes.json: ${response.status}`);
   const { builds } = await response.json();
@@ -102,7 +103,14 @@ async function control(request, env, pathname) {
     }
     case WARM_PATH: {
       routes = await readRoutes(env);
-      for (const [id, build] of routes) await serve(env, id, build, new Request("http://warm/"));
+      for (const [id, build] of routes) {
+        try {
+          await serve(env, id, build, new Request("http://warm/"));
+        } catch (error) {
+          // A build that does not load: its error is what the deployer reports to the user.
+          return new Response(`${id} does not load: ${error?.stack ?? error}\n`, { status: 422 });
+        }
+      }
       return Response.json({ builds: routes.size });
     }
     case DRAIN_PATH:

@@ -1,61 +1,84 @@
 import * as restate from "@restatedev/restate-sdk";
+import { requireAdmin } from "./admin-token.ts";
 import type { Build } from "./bundle-store.ts";
 import { crashableStep } from "./crash-switch.ts";
+import { asTerminalError, UserError } from "./errors.ts";
+import { claim, type Owners, type RoutedBuild, release, type TakenOver } from "./ownership.ts";
 import type { Settings } from "./settings.ts";
 import { serviceName, writeLiveConfig } from "./workerd-config.ts";
-import { ConfigRejected, proveBuild } from "./workerd-probe.ts";
 import { releaseRemovedBuilds, reloadWorkerd } from "./workerd-reload.ts";
 
 /** The one key of the `routes` object: there is one workerd per Gridiron node. */
 export const ROUTES_KEY = "local";
 
-type RoutesState = { builds: Build[]; removedSinceRelease: number };
+type RoutesState = { builds: RoutedBuild[]; owners: Owners; removedSinceRelease: number };
+type Ctx = restate.ObjectContext<RoutesState>;
+
+export interface AddRoute {
+  build: RoutedBuild;
+  /** Services another bundle owns that this build's bundle takes over (ownership.ts). */
+  takeOver: string[];
+}
+
+export interface RoutesView {
+  builds: { name: string; buildId: string; services: string[] }[];
+  owners: Owners;
+}
 
 /**
- * `routes` owns the workerd config. Being a single-key virtual object, Restate runs its handlers
- * one at a time, so concurrent activations of different bundles queue here and every config it
- * writes holds every live build.
+ * `routes` owns the workerd config and which bundle owns which service name. Being a single-key
+ * virtual object, Restate runs its exclusive handlers one at a time, so concurrent activations of
+ * different bundles queue here: every config it writes holds every live build, and of two
+ * bundles claiming one service name only the first gets it. Internal to the control plane: only
+ * the deployer, which passes the admin token, or an admin may call it.
  */
-export function routesObject(settings: Settings) {
-  /** A build is only routed once a throwaway workerd has loaded it. */
-  const prove = async (build: Build) => {
-    try {
-      await proveBuild(settings, build);
-    } catch (error) {
-      if (error instanceof ConfigRejected) throw new restate.TerminalError(error.message, { errorCode: 400 });
-      throw error;
-    }
-  };
+export function routesObject(settings: Settings, adminToken: string) {
+  const internal = (ctx: Pick<restate.ObjectSharedContext, "request">) =>
+    requireAdmin(ctx, adminToken, "routes is internal to Gridiron's control plane: a call to it");
 
   /** A journaled step, after which the crash switch may end the process (crash-switch.ts). */
-  const step = (ctx: restate.ObjectContext<RoutesState>, name: string, action: () => Promise<void>) =>
+  const step = (ctx: Ctx, name: string, action: () => Promise<void>) =>
     crashableStep(ctx, settings.dataDir, name, action);
 
-  const apply = async (ctx: restate.ObjectContext<RoutesState>, next: Build[]) => {
+  const apply = async (ctx: Ctx, next: RoutedBuild[]) => {
     await step(ctx, "write workerd config", () => writeLiveConfig(settings, next));
     await step(ctx, "reload workerd", () => reloadWorkerd(settings, next.length));
     ctx.set("builds", next);
   };
 
+  const stateOf = async (ctx: restate.ObjectSharedContext<RoutesState>) => ({
+    // Builds routed before services were recorded declare none.
+    builds: ((await ctx.get("builds")) ?? []).map((b) => ({ ...b, services: b.services ?? [] })),
+    owners: (await ctx.get("owners")) ?? {},
+  });
+
   return restate.object({
     name: "routes",
     handlers: {
-      /** Makes workerd serve `build` at /{name}/{buildId}, keeping every other live build. */
-      add: async (ctx: restate.ObjectContext<RoutesState>, build: Build) => {
-        const builds = (await ctx.get("builds")) ?? [];
-        if (builds.some((b) => serviceName(b) === serviceName(build))) return;
-        await step(ctx, "prove the build loads", () => prove(build));
-        await apply(ctx, [...builds, build]);
+      /**
+       * Claims the services `build` declares for its bundle (409 naming the owner if another
+       * bundle owns one), then makes workerd serve it at /{name}/{buildId}, keeping every other
+       * live build.
+       */
+      add: async (ctx: Ctx, { build, takeOver }: AddRoute): Promise<{ takenOver: TakenOver[] }> => {
+        internal(ctx);
+        const { builds, owners } = await stateOf(ctx);
+        const claimed = claim(owners, builds, build, takeOver);
+        if ("error" in claimed) throw new UserError(claimed.error, 409);
+        if (!builds.some((b) => serviceName(b) === serviceName(build))) await apply(ctx, [...builds, build]);
+        ctx.set("owners", claimed.owners);
+        return { takenOver: claimed.takenOver };
       },
 
-      /** Stops serving one build; the others keep being served. */
-      remove: async (ctx: restate.ObjectContext<RoutesState>, build: Pick<Build, "name" | "buildId">) => {
-        const builds = (await ctx.get("builds")) ?? [];
-        if (!builds.some((b) => serviceName(b) === serviceName(build))) return;
-        await apply(
-          ctx,
-          builds.filter((b) => serviceName(b) !== serviceName(build)),
-        );
+      /** Stops serving one build and releases the services only it held; the others keep being served. */
+      remove: async (ctx: Ctx, build: Pick<Build, "name" | "buildId">) => {
+        internal(ctx);
+        const { builds, owners } = await stateOf(ctx);
+        const removed = builds.find((b) => serviceName(b) === serviceName(build));
+        if (!removed) return;
+        const remaining = builds.filter((b) => b !== removed);
+        await apply(ctx, remaining);
+        ctx.set("owners", release(owners, remaining, removed));
         // Replacing workerd frees removed builds, but it compiles every live build again, so it
         // happens once every few removals.
         const held = ((await ctx.get("removedSinceRelease")) ?? 0) + 1;
@@ -63,9 +86,17 @@ export function routesObject(settings: Settings) {
         await step(ctx, "release removed builds' memory", () => releaseRemovedBuilds(settings));
         ctx.set("removedSinceRelease", 0);
       },
+
+      /** What is routed and who owns which service; answers while add or remove runs. */
+      view: restate.handlers.object.shared(
+        async (ctx: restate.ObjectSharedContext<RoutesState>): Promise<RoutesView> => {
+          internal(ctx);
+          const { builds, owners } = await stateOf(ctx);
+          return { builds: builds.map(({ name, buildId, services }) => ({ name, buildId, services })), owners };
+        },
+      ),
     },
-    // Only the deployer may change routes: it validates what it passes here.
-    options: { ingressPrivate: true },
+    options: { ingressPrivate: true, asTerminalError },
   });
 }
 

@@ -8,7 +8,6 @@ const EnvSchema = z.object({
   GRIDIRON_BIND: z.string().default("127.0.0.1"),
   GRIDIRON_INGRESS_PORT: port.default(8080),
   GRIDIRON_ADMIN_PORT: port.default(9070),
-  GRIDIRON_NODE_PORT: port.default(5122),
   GRIDIRON_WORKERD_PORT: port.default(9080),
   GRIDIRON_DEPLOYER_PORT: port.default(9081),
   GRIDIRON_DATA_DIR: z.string().default(".gridiron"),
@@ -32,6 +31,11 @@ const EnvSchema = z.object({
 
 export type Settings = ReturnType<typeof loadSettings>;
 
+/** restate-server's node name; its data and unix sockets live in `{restateDir}/{name}/`. */
+export const RESTATE_NODE_NAME = "gridiron";
+/** The longest path a unix socket can have on Linux (sun_path less its terminating zero). */
+const MAX_SOCKET_PATH = 107;
+
 export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
@@ -39,15 +43,23 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
   }
   const e = parsed.data;
   const dataDir = resolve(e.GRIDIRON_DATA_DIR);
+  const restateDir = resolve(dataDir, "restate");
+  // Restate's admin API and node port listen only on unix sockets, reachable by this user alone.
+  const socket = (name: string) => resolve(restateDir, RESTATE_NODE_NAME, `${name}.sock`);
+  if (socket("fabric").length > MAX_SOCKET_PATH) {
+    throw new Error(
+      `invalid environment: GRIDIRON_DATA_DIR ${dataDir} is too long: Restate's unix sockets under it would exceed ${MAX_SOCKET_PATH} characters`,
+    );
+  }
   // Restate and the deployer talk to workerd and to each other over loopback even when the
-  // public ports bind elsewhere, so internal URLs always use 127.0.0.1.
+  // public ports (ingress, admin front) bind elsewhere, so internal ports listen on 127.0.0.1.
   const local = "127.0.0.1";
   return {
     bind: e.GRIDIRON_BIND,
+    internalBind: local,
     ports: {
       ingress: e.GRIDIRON_INGRESS_PORT,
       admin: e.GRIDIRON_ADMIN_PORT,
-      node: e.GRIDIRON_NODE_PORT,
       workerd: e.GRIDIRON_WORKERD_PORT,
       deployer: e.GRIDIRON_DEPLOYER_PORT,
     },
@@ -69,10 +81,13 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
       maxBytes: e.GRIDIRON_MAX_BUNDLE_MB * 1024 * 1024,
       timeoutMs: e.GRIDIRON_FETCH_TIMEOUT_SECONDS * 1000,
     },
-    restateDir: resolve(dataDir, "restate"),
+    restateDir,
+    adminSocket: socket("admin"),
+    fabricSocket: socket("fabric"),
     bundlesDir: resolve(dataDir, "bundles"),
     downloadsDir: resolve(dataDir, "downloads"),
     workerdConfigPath: resolve(dataDir, "workerd", "config.bin"),
+    /** Gridiron's authenticated front for Restate's admin API. */
     adminUrl: `http://${local}:${e.GRIDIRON_ADMIN_PORT}`,
     ingressUrl: `http://${local}:${e.GRIDIRON_INGRESS_PORT}`,
     workerdUrl: `http://${local}:${e.GRIDIRON_WORKERD_PORT}`,

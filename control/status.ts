@@ -1,13 +1,14 @@
 import { connect } from "node:net";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { AdminClient } from "./admin-client.ts";
+import { readAdminToken } from "./admin-token.ts";
 import type { DeployerObject } from "./deployer.ts";
 import type { Settings } from "./settings.ts";
 
-/** Whether each of the three processes answers, whatever supervises them (npm start or runit). */
+/** Whether each of the four processes answers, whatever supervises them (npm start or runit). */
 export async function serviceRows(settings: Settings): Promise<Record<string, string>[]> {
-  const admin = new AdminClient(settings.adminUrl);
-  const restateUp = await admin.healthy();
+  const restateUp = await new AdminClient({ socketPath: settings.adminSocket }).healthy();
+  const frontUp = await new AdminClient({ url: settings.adminUrl, token: await readAdminToken(settings) }).healthy();
   const routerAnswer = await fetch(`${settings.workerdUrl}/`, { signal: AbortSignal.timeout(2_000) })
     .then((response) => response.json() as Promise<{ builds: number }>)
     .catch(() => undefined);
@@ -16,8 +17,9 @@ export async function serviceRows(settings: Settings): Promise<Record<string, st
     {
       service: "restate",
       state: restateUp ? "up" : "down",
-      detail: `admin ${settings.adminUrl}, ingress ${settings.ingressUrl}`,
+      detail: `ingress ${settings.ingressUrl}, admin API on ${settings.adminSocket}`,
     },
+    { service: "admin", state: frontUp ? "up" : "down", detail: `${settings.adminUrl} (admin token required)` },
     {
       service: "workerd",
       state: routerAnswer ? "up" : "down",
@@ -43,7 +45,7 @@ function listens(port: number): Promise<boolean> {
 /** Every bundle ever activated and each of its builds, as rows for `npx just status`. */
 export async function statusRows(settings: Settings): Promise<Record<string, string>[]> {
   // The deployer's keys are the bundle names; Restate's state table lists the keys that hold state.
-  const keys = await new AdminClient(settings.adminUrl).query(
+  const keys = await new AdminClient({ socketPath: settings.adminSocket }).query(
     "SELECT DISTINCT service_key FROM state WHERE service_name = 'deployer' ORDER BY service_key",
   );
   const names = keys.map((row) => String(row.service_key));
@@ -60,7 +62,8 @@ export async function statusRows(settings: Settings): Promise<Record<string, str
         deployment: build.deploymentId ?? "",
         pinned: String(build.pinned),
         paused: String(build.paused),
-        since: build.times[build.state] ?? "",
+        // A drifted build is still the active one by its record.
+        since: build.times[build.state === "drifted" ? "active" : build.state] ?? "",
       });
     }
   }

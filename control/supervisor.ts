@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import getPort from "get-port";
 import { AdminClient } from "./admin-client.ts";
+import { readAdminToken } from "./admin-token.ts";
 import { componentSpecs, prepareDataDir } from "./components.ts";
 import { type Child, Supervised, waitFor, withTimeout } from "./processes.ts";
 import { identityHeaders } from "./request-identity.ts";
@@ -20,14 +21,16 @@ export interface Mesh {
 }
 
 /**
- * Starts restate-server, workerd and the deployer endpoint, waits until the deployer has
- * registered itself with Restate, and keeps all three running until `stop`.
+ * Starts restate-server, the admin API front, workerd and the deployer endpoint, waits until the
+ * deployer has registered itself with Restate, and keeps all four running until `stop`.
  */
 export async function startMesh(settings: Settings, log: (line: string) => void = console.log): Promise<Mesh> {
   await prepareDataDir(settings, log);
-  const admin = new AdminClient(settings.adminUrl);
+  const admin = new AdminClient({ socketPath: settings.adminSocket });
+  const adminFront = new AdminClient({ url: settings.adminUrl, token: await readAdminToken(settings) });
   const specs = componentSpecs(settings);
   const restate = new Supervised(specs.restate, undefined, log);
+  const front = new Supervised(specs.admin, undefined, log);
   const workerd = new Supervised(specs.workerd, undefined, log);
   /** Each workerd also serves its router on a port of its own, so the supervisor can tell two apart. */
   let probePort = await getPort({ host: "127.0.0.1" });
@@ -77,7 +80,7 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
     },
     log,
   );
-  const all = [deployer, workerd, restate];
+  const all = [deployer, workerd, front, restate];
   const watching = new AbortController();
   // All at once: on Ctrl-C the terminal signals every child too, and each must be marked as
   // stopping before its exit is taken for a crash and restarted.
@@ -91,6 +94,9 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
     restate.start();
     await waitFor("restate-server admin API", () => admin.healthy(), STARTUP_TIMEOUT_MS);
     await waitFor("restate-server ingress", () => answers(`${settings.ingressUrl}/restate/health`), STARTUP_TIMEOUT_MS);
+    log("[gridiron] starting the admin API front");
+    front.start();
+    await waitFor("the admin API front", () => adminFront.healthy(), STARTUP_TIMEOUT_MS);
     log("[gridiron] starting workerd");
     workerd.start(settings.workerdSocketInherited ? probeArgs(probePort) : []);
     await workerdReady(settings);

@@ -71,9 +71,9 @@ describe("staticConfig", () => {
 });
 
 describe("loaderConfig", () => {
-  const config = loaderConfig("/data/bundles", "127.0.0.1:9080", router);
+  const config = loaderConfig({ bundles: "/data/bundles", routes: "/data/proof-1" }, "127.0.0.1:9080", router);
 
-  test("gives the router the Worker Loader and the bundles dir, read-only, and nothing per build", () => {
+  test("gives the router the Worker Loader, the bundles dir and the routes dir, read-only, and nothing per build", () => {
     expect(config.services).toEqual([
       {
         name: "router",
@@ -87,10 +87,12 @@ describe("loaderConfig", () => {
             { name: "RESTATE_IDENTITY_KEY", text: "KEY" },
             { name: "LOADER", workerLoader: { id: "builds" } },
             { name: "BUNDLES", service: { name: "bundles" } },
+            { name: "ROUTES", service: { name: "routes" } },
           ],
         },
       },
       { name: "bundles", disk: { path: "/data/bundles", writable: false } },
+      { name: "routes", disk: { path: "/data/proof-1", writable: false } },
     ]);
   });
 

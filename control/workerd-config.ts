@@ -16,6 +16,7 @@ export const ROUTES_FILE = "routes.json";
 
 const ROUTER = "router";
 const BUNDLES = "bundles";
+const ROUTES = "routes";
 const STATIC_ROUTER = new URL("./router-static.js", import.meta.url);
 const LOADER_ROUTER = new URL("./router-loader.js", import.meta.url);
 const ROUTER_IDENTITY = new URL("./router-identity.js", import.meta.url);
@@ -70,10 +71,12 @@ export function staticConfig(builds: LoadedBuild[], address: string, router: Rou
 }
 
 /**
- * A fixed config: the router reads the bundles dir (read-only) and compiles each live build
- * through the Worker Loader on first use, so deploys change files, never this config.
+ * A fixed config: the router reads the bundles dir (read-only) and compiles each build that
+ * `routes.json` in `routesDir` lists through the Worker Loader on first use, so deploys change
+ * files, never this config. The live workerd's routes.json is in the bundles dir; a proof's is in
+ * a dir of its own and lists only the build being proved.
  */
-export function loaderConfig(bundlesDir: string, address: string, router: Router): Config {
+export function loaderConfig(dirs: { bundles: string; routes: string }, address: string, router: Router): Config {
   return {
     services: [
       {
@@ -81,9 +84,11 @@ export function loaderConfig(bundlesDir: string, address: string, router: Router
         worker: routerWorker(router, [
           { name: "LOADER", workerLoader: { id: "builds" } },
           { name: "BUNDLES", service: { name: BUNDLES } },
+          { name: "ROUTES", service: { name: ROUTES } },
         ]),
       },
-      { name: BUNDLES, disk: { path: bundlesDir, writable: false } },
+      { name: BUNDLES, disk: { path: dirs.bundles, writable: false } },
+      { name: ROUTES, disk: { path: dirs.routes, writable: false } },
     ],
     sockets: [
       { name: "http", address, http: {}, service: { name: ROUTER } },
@@ -160,10 +165,11 @@ export async function readRoutes(bundlesDir: string): Promise<Build[]> {
  */
 export async function writeLiveConfig(settings: Settings, builds: Build[]): Promise<void> {
   await writeRoutes(settings.bundlesDir, builds);
-  const address = `${settings.bind}:${settings.ports.workerd}`;
+  const address = `${settings.internalBind}:${settings.ports.workerd}`;
   if (settings.workerdReload === "loader") {
     const router = await readRouter(settings, "loader");
-    await writeWorkerdConfig(settings.workerdConfigPath, loaderConfig(settings.bundlesDir, address, router));
+    const dirs = { bundles: settings.bundlesDir, routes: settings.bundlesDir };
+    await writeWorkerdConfig(settings.workerdConfigPath, loaderConfig(dirs, address, router));
     return;
   }
   const loaded = await Promise.all(builds.map((build) => loadBuild(buildDir(settings.bundlesDir, build), build)));

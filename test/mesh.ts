@@ -31,7 +31,6 @@ export async function meshEnv(dir: string): Promise<Record<string, string>> {
     GRIDIRON_DATA_DIR: join(dir, "data"),
     GRIDIRON_INGRESS_PORT: String(await getPort()),
     GRIDIRON_ADMIN_PORT: String(await getPort()),
-    GRIDIRON_NODE_PORT: String(await getPort()),
     GRIDIRON_WORKERD_PORT: String(await getPort()),
     GRIDIRON_DEPLOYER_PORT: String(await getPort()),
   };
@@ -68,7 +67,7 @@ export function useTestMesh(plan: BuildPlan, env: Record<string, string> = {}): 
     ]);
     fixture.mesh = mesh;
     fixture.ingress = new Ingress(mesh.settings.ingressUrl, await readAdminToken(mesh.settings));
-    fixture.admin = new AdminClient(mesh.settings.adminUrl);
+    fixture.admin = new AdminClient({ socketPath: mesh.settings.adminSocket });
   }, 240_000);
   afterAll(async () => {
     await fixture.mesh?.stop();

@@ -1,9 +1,13 @@
-import { request } from "undici";
+import { Agent, request } from "undici";
 import type { Settings } from "../control/settings.ts";
 
-/** The sum of a Prometheus counter from restate-server (node port), over the series matching `labels`. */
+/**
+ * The sum of a Prometheus counter from restate-server (its node port, a unix socket in Gridiron),
+ * over the series matching `labels`.
+ */
 async function counter(settings: Settings, name: string, labels = ""): Promise<number> {
-  const { statusCode, body } = await request(`http://127.0.0.1:${settings.ports.node}/metrics`);
+  const dispatcher = new Agent({ connect: { socketPath: settings.fabricSocket } });
+  const { statusCode, body } = await request("http://restate-node/metrics", { dispatcher });
   const text = await body.text();
   if (statusCode !== 200) throw new Error(`restate-server metrics answered ${statusCode}`);
   let sum = 0;

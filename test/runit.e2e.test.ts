@@ -11,7 +11,7 @@ import { Ingress } from "./ingress.ts";
 import { buildWorker, eventually, isAlive, meshEnv } from "./mesh.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const SERVICES = ["restate", "workerd", "deployer"] as const;
+const SERVICES = ["restate", "admin", "workerd", "deployer"] as const;
 const startRunsvdir = (serviceDir: string, env: Record<string, string>) =>
   execa("runsvdir", ["-P", serviceDir], { env, reject: false, stdio: "ignore" });
 const hasRunit = (await execa("sh", ["-c", "command -v runsvdir && command -v sv"], { reject: false })).exitCode === 0;
@@ -51,7 +51,7 @@ describe.skipIf(!hasRunit)("the mesh under runit", () => {
       buildWorker("greeter", join(dir, "greeter")),
       buildWorker("counter", join(dir, "counter")),
     ]);
-    const admin = new AdminClient(settings.adminUrl);
+    const admin = new AdminClient({ socketPath: settings.adminSocket });
     await waitFor(
       "the deployer under runit",
       async () => (await admin.query("SELECT name FROM sys_service WHERE name = 'deployer'")).length === 1,

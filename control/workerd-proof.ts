@@ -1,0 +1,118 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { execa } from "execa";
+import getPort from "get-port";
+import { request } from "undici";
+import type { Build } from "./bundle-store.ts";
+import { BundleError } from "./errors.ts";
+import { binaries, rssMb, waitFor } from "./processes.ts";
+import { type Manifest, waitForDiscovery } from "./registration.ts";
+import { identityHeaders } from "./request-identity.ts";
+import type { Settings } from "./settings.ts";
+import { loaderConfig, readRouter, serviceName, writeRoutes, writeWorkerdConfig } from "./workerd-config.ts";
+import { answers } from "./workerd-reload.ts";
+
+/** How long a throwaway workerd may take to start; it runs only the router, no user code, yet. */
+const START_TIMEOUT_MS = 20_000;
+const POLL_MS = 100;
+
+/**
+ * The longest a build's top-level code may run while it loads. Under the watchdog's hang limit, so
+ * a build that passes here cannot stall the live workerd long enough to be killed for it.
+ */
+export function loadTimeoutMs(settings: Settings): number {
+  return Math.min(10_000, settings.watchdog.hangMs / 2);
+}
+
+/**
+ * Proves a stored build loads before any live workerd serves it, and returns the manifest it
+ * serves: a throwaway workerd with the live router and a routes file listing only this build
+ * compiles it through the Worker Loader, exactly as the live workerd will. Anything the build's
+ * content causes is a BundleError: a module that does not compile, top-level code that throws,
+ * does not finish within loadTimeoutMs or grows workerd past GRIDIRON_WORKERD_MAX_MB, or a build
+ * that is not a Restate endpoint. Nothing of it is left behind.
+ */
+export async function proveBuild(settings: Settings, build: Build): Promise<Manifest> {
+  const dir = await mkdtemp(join(settings.dataDir, "proof-"));
+  try {
+    await writeRoutes(dir, [build]);
+    const config = join(dir, "config.bin");
+    const router = await readRouter(settings, "loader");
+    await writeWorkerdConfig(
+      config,
+      loaderConfig({ bundles: settings.bundlesDir, routes: dir }, "127.0.0.1:0", router),
+    );
+    return await proveWith(settings, config, build);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function proveWith(settings: Settings, config: string, build: Build): Promise<Manifest> {
+  const port = await getPort({ host: "127.0.0.1" });
+  const url = `http://127.0.0.1:${port}`;
+  const workerd = execa(
+    binaries.workerd(),
+    ["serve", "--experimental", "--binary", config, "--socket-addr", `http=127.0.0.1:${port}`],
+    { all: true, reject: false },
+  );
+  let exited = false;
+  void workerd.then(() => {
+    exited = true;
+  });
+  try {
+    await waitFor("the proof's workerd", async () => !exited && (await answers(`${url}/`)), START_TIMEOUT_MS);
+    await bounded(settings, workerd.pid, () => exited, warm(settings, url));
+    const headers = await identityHeaders(settings, "/discover");
+    return await waitForDiscovery(`${url}/${serviceName(build)}`, headers, loadTimeoutMs(settings));
+  } finally {
+    workerd.kill("SIGKILL");
+    await workerd;
+  }
+}
+
+/** Loads every build the proof's router lists; the router answers 422 with the error of one that fails. */
+async function warm(settings: Settings, url: string): Promise<void> {
+  const { statusCode, body } = await request(`${url}/_gridiron/warm`, {
+    method: "POST",
+    headers: await identityHeaders(settings, "/_gridiron/warm"),
+  });
+  const text = await body.text();
+  if (statusCode === 422) throw new BundleError(`workerd cannot load the build: ${text.trim()}`);
+  if (statusCode !== 200) throw new Error(`the proof's workerd answered ${statusCode}: ${text}`);
+}
+
+/**
+ * Waits for `loading` while watching the workerd doing it: its memory, whether it still runs, and
+ * the time top-level code has had.
+ */
+async function bounded(
+  settings: Settings,
+  pid: number | undefined,
+  hasExited: () => boolean,
+  loading: Promise<void>,
+): Promise<void> {
+  const timeoutMs = loadTimeoutMs(settings);
+  const deadline = Date.now() + timeoutMs;
+  let done = false;
+  const finished = loading.finally(() => {
+    done = true;
+  });
+  // Rejections are read below, once the loop sees `done`.
+  finished.catch(() => {});
+  while (!done) {
+    if (hasExited()) throw new BundleError("workerd crashed while loading the build");
+    const mb = pid === undefined ? 0 : await rssMb(pid);
+    if (mb > settings.watchdog.maxMb) {
+      throw new BundleError(
+        `the build used ${Math.round(mb)} MB while loading, over GRIDIRON_WORKERD_MAX_MB=${settings.watchdog.maxMb}`,
+      );
+    }
+    if (Date.now() > deadline) {
+      throw new BundleError(`the build's top-level code did not finish within ${timeoutMs / 1000} s`);
+    }
+    await Promise.race([finished.catch(() => {}), sleep(POLL_MS)]);
+  }
+  await finished;
+}
