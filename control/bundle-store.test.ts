@@ -71,6 +71,16 @@ describe("inspectBundle", () => {
     ["a symbolic link", async () => symlink("/etc/passwd", join(source, "passwd.txt")), /symbolic link/],
     ["bad gridiron.json", async () => writeFile(join(source, "gridiron.json"), "{"), /not valid JSON/],
     [
+      "a module name too long for the bundles dir",
+      async () => {
+        const deep = join(source, "d".repeat(200));
+        await mkdir(deep);
+        await writeFile(join(deep, `${"m".repeat(60)}.js`), "");
+      },
+      /longer than 255 bytes/,
+    ],
+    ["a module name the router cannot fetch", async () => writeFile(join(source, "a#b.js"), ""), /characters other/],
+    [
       "unknown gridiron.json keys",
       async () => writeFile(join(source, "gridiron.json"), '{"mian":"x.js"}'),
       /gridiron.json/,
@@ -95,6 +105,15 @@ describe("storeBundle", () => {
     await storeBundle(bundles, source, build);
     expect(await readdir(dir)).toContain("marker");
     expect(await readdir(join(bundles, "greeter"))).toEqual([build.buildId]);
+  });
+
+  test("a copy that fails leaves no partial build and no empty bundle dir", async () => {
+    const bundles = join(root, "bundles");
+    await mkdir(bundles);
+    const build = await inspectBundle(source, "greeter", "1.0.0", {});
+    await rm(join(source, "abc-core.wasm"));
+    await expect(storeBundle(bundles, source, build)).rejects.toThrow(/ENOENT/);
+    expect(await readdir(bundles)).toEqual([]);
   });
 });
 

@@ -4,6 +4,7 @@ import {
   type BuildState,
   type DrainObservation,
   drainStep,
+  driftOf,
   filesToDelete,
   isDrained,
   promote,
@@ -123,5 +124,31 @@ describe("filesToDelete", () => {
     expect(
       filesToDelete([record("1-a", "pruned", "t1", { filesKept: false }), record("2-b", "active", "t2")], 1),
     ).toEqual([]);
+  });
+});
+
+describe("driftOf", () => {
+  const active = record("2.0.0-b", "active", "2026-11-02T00:00:00Z", { services: ["counter", "tally"] });
+  const serving = { routed: true, registered: true, latestFor: ["counter", "tally"], owners: {} };
+
+  test("a build routed, registered and latest for every service it declares has none", () => {
+    expect(driftOf(active, serving)).toEqual({ problems: [], movedTo: {} });
+  });
+
+  test("names a lost route, a lost registration and another deployment being latest", () => {
+    expect(driftOf(active, { ...serving, routed: false }).problems).toEqual([
+      "its route is gone: workerd does not serve it",
+    ]);
+    expect(driftOf(active, { ...serving, registered: false, latestFor: [] }).problems).toEqual([
+      "Restate no longer knows its deployment dp_200b",
+    ]);
+    expect(driftOf(active, { ...serving, latestFor: ["counter"] }).problems).toEqual([
+      "another deployment is the latest for service tally",
+    ]);
+  });
+
+  test("a service another bundle took over is reported as moved, not as drift", () => {
+    const seen = { ...serving, latestFor: ["counter"], owners: { counter: "counter", tally: "ledger" } };
+    expect(driftOf(active, seen)).toEqual({ problems: [], movedTo: { tally: "ledger" } });
   });
 });

@@ -86,12 +86,12 @@ describe("crashes under load", () => {
 // growing backoff, which one long series of kills would run into.
 crashesAfterSteps(
   "the deployer's steps",
-  ["copy bundle", "route build", "wait for discovery", "register with Restate"],
+  ["copy bundle", "prove build", "route build", "wait for discovery", "register with Restate"],
   ["unregister from Restate", "unroute build"],
 );
 crashesAfterSteps(
   "the routes object's steps",
-  ["prove the build loads", "write workerd config", "reload workerd"],
+  ["write workerd config", "reload workerd"],
   ["write workerd config", "reload workerd", "release removed builds' memory"],
 );
 

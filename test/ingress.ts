@@ -1,11 +1,13 @@
 /** Calls through Restate's ingress with plain HTTP, the way curl and `just call` do. */
 export class Ingress {
   readonly url: string;
+  readonly token: string | undefined;
   private readonly headers: Record<string, string>;
 
   /** With `token`, every call carries it as the deployer's admin Bearer token. */
   constructor(url: string, token?: string) {
     this.url = url;
+    this.token = token;
     this.headers = token ? { authorization: `Bearer ${token}` } : {};
   }
 
@@ -41,7 +43,17 @@ export class IngressError extends Error {
   readonly status: number;
 
   constructor(status: number, body: string) {
-    super(`ingress answered ${status}: ${body}`);
+    super(`ingress answered ${status}: ${messageOf(body)}`);
     this.status = status;
+  }
+}
+
+/** Restate's error bodies are JSON with a `message`; the message is what tests look for. */
+function messageOf(body: string): string {
+  try {
+    const { message } = JSON.parse(body) as { message?: unknown };
+    return typeof message === "string" ? message : body;
+  } catch {
+    return body;
   }
 }

@@ -1,0 +1,317 @@
+import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { execa } from "execa";
+import { beforeAll, describe, expect, test } from "vitest";
+import type { ActivateResult } from "../control/deployer.ts";
+import { identityHeaders } from "../control/request-identity.ts";
+import { Ingress } from "./ingress.ts";
+import { findChild, useTestMesh } from "./mesh.ts";
+
+const tenant = (service: string, object = false): [string, Record<string, string>] => [
+  "test/fixtures/tenant",
+  { SERVICE: JSON.stringify(service), OBJECT: String(object) },
+];
+
+interface Status {
+  active: string | null;
+  builds: (ActivateResult & { state: string; drift?: string[]; movedTo?: object; tookOver?: object })[];
+}
+
+/**
+ * The trust boundaries, tried as an attacker would against a real mesh: a tenant's bundle owns
+ * its services and nothing else, tenant code cannot reach the control plane's internal handlers,
+ * Restate's admin API needs the admin token, and a bundle's content cannot stall or crash the
+ * mesh through the proof. Every refusal is checked to change nothing.
+ */
+describe("trust boundaries", () => {
+  const fx = useTestMesh(
+    {
+      greeter: ["greeter"],
+      greeterV2: ["greeter", { GREETING: '"Howdy"' }],
+      counter: ["counter"],
+      deployer: tenant("deployer", true),
+      routes: tenant("routes", true),
+      greeterClone: tenant("greeter"),
+      counterClone: tenant("counter", true),
+      shared: tenant("shared"),
+      intruder: tenant("intruder"),
+    },
+    // A low memory limit, so the proof's memory cap is reached quickly.
+    { GRIDIRON_WORKERD_MAX_MB: "512" },
+  );
+  const token = () => fx.ingress.token ?? "";
+  const activate = (name: string, source: string | undefined, version = "1.0.0", extra: object = {}) =>
+    fx.ingress.call<ActivateResult>(`deployer/${name}/activate`, { source, version, ...extra });
+  const status = (name: string) => fx.ingress.call<Status>(`deployer/${name}/status`);
+  const admin = (path: string, init: RequestInit = {}, credential = `Bearer ${token()}`) =>
+    fetch(`${fx.mesh.settings.adminUrl}${path}`, {
+      ...init,
+      headers: { "content-type": "application/json", authorization: credential, ...init.headers },
+    });
+
+  /** Everything a refused request must leave as it was. */
+  const snapshot = async () => ({
+    greeter: await status("greeter"),
+    counter: await status("counter"),
+    deployments: await fx.admin.query("SELECT id, endpoint FROM sys_deployment ORDER BY id"),
+    services: await fx.admin.query("SELECT name, deployment_id, public FROM sys_service ORDER BY name"),
+    dataDir: (await readdir(fx.mesh.settings.dataDir)).sort(),
+    bundles: (await readdir(fx.mesh.settings.bundlesDir)).sort(),
+    greeting: await fx.ingress.call("greeter/greet", "still"),
+    count: await fx.ingress.call("counter/kept/get"),
+  });
+
+  /** `status` of every bundle and Restate's deployments (through the admin front) agree. */
+  const expectAgreement = async () => {
+    const keys = await fx.admin.query("SELECT DISTINCT service_key FROM state WHERE service_name = 'deployer'");
+    const bundles = keys.map((row) => String(row.service_key));
+    const listed = (await (await admin("/deployments")).json()) as { deployments: { id: string; uri: string }[] };
+    const builds = listed.deployments.filter((d) => d.uri.startsWith(fx.mesh.settings.workerdUrl));
+    const live: string[] = [];
+    for (const name of bundles) {
+      for (const build of (await status(name)).builds) {
+        if (["active", "draining", "drained"].includes(build.state)) live.push(build.deploymentId);
+      }
+    }
+    expect(builds.map((d) => d.id).sort()).toEqual(live.sort());
+  };
+
+  beforeAll(async () => {
+    await activate("greeter", fx.sources.greeter);
+    await activate("counter", fx.sources.counter);
+    await fx.ingress.call("counter/kept/add");
+  });
+
+  test.each(["deployer", "routes"])(
+    "a bundle declaring the control plane's %s is refused with 409 and changes nothing",
+    async (service) => {
+      const before = await snapshot();
+      const attempt = activate("evil", fx.sources[service]);
+      await expect(attempt).rejects.toMatchObject({ status: 409 });
+      await expect(attempt).rejects.toThrow(`service "${service}" is reserved for Gridiron's control plane`);
+      expect(await snapshot()).toEqual(before);
+      // The deployer is still the control plane's: an anonymous activate is refused.
+      const anonymous = new Ingress(fx.ingress.url).call("deployer/greeter/activate", {
+        source: fx.sources.greeterV2,
+        version: "9.9.9",
+      });
+      await expect(anonymous).rejects.toMatchObject({ status: 401 });
+      await expectAgreement();
+    },
+  );
+
+  test.each([
+    ["service", "greeterClone", "greeter"],
+    ["virtual object", "counterClone", "counter"],
+  ])("a bundle declaring another bundle's %s is refused, naming the owner", async (_, source, service) => {
+    const before = await snapshot();
+    const attempt = activate("alpha", fx.sources[source]);
+    await expect(attempt).rejects.toMatchObject({ status: 409 });
+    await expect(attempt).rejects.toThrow(
+      new RegExp(`service "${service}" belongs to bundle ${service}, build 1\\.0\\.0-[0-9a-f]{12}; `),
+    );
+    // The counter's state is untouched, and nothing of alpha is left but its failed record.
+    expect(await snapshot()).toEqual(before);
+    expect(new Set((await status("alpha")).builds.map((b) => b.state))).toEqual(new Set(["failed"]));
+  });
+
+  test("of two bundles claiming one service at once, exactly one gets it", async () => {
+    const results = await Promise.allSettled([
+      activate("left", fx.sources.shared),
+      activate("right", fx.sources.shared),
+    ]);
+    const won = results.filter((r) => r.status === "fulfilled");
+    const lost = results.filter((r) => r.status === "rejected");
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect(lost[0]?.reason).toMatchObject({ status: 409 });
+    const winner = (won[0] as PromiseFulfilledResult<ActivateResult>).value;
+    const [row] = await fx.admin.query("SELECT deployment_id FROM sys_service WHERE name = 'shared'");
+    expect(row?.deployment_id).toBe(winner.deploymentId);
+    expect(await readdir(fx.mesh.settings.bundlesDir)).not.toContain(winner.name === "left" ? "right" : "left");
+    await expectAgreement();
+  });
+
+  test("tenant code calling the control plane's internal handlers through Restate is refused", async () => {
+    await activate("intruder", fx.sources.intruder);
+    const before = await snapshot();
+    const greeterBuild = before.greeter.active as string;
+    const attacks = [
+      { service: "routes", method: "remove", key: "local", body: { name: "greeter", buildId: greeterBuild } },
+      { service: "routes", method: "view", key: "local" },
+      { service: "deployer", method: "checkDrain", key: "greeter", body: { buildId: greeterBuild, watch: "x" } },
+      { service: "deployer", method: "prune", key: "greeter" },
+      { service: "deployer", method: "activate", key: "greeter", body: { source: fx.sources.intruder, version: "6" } },
+    ];
+    for (const attack of attacks) {
+      const answer = await fx.ingress.call<{ refused?: string; code?: number }>("intruder/call", attack);
+      expect(answer).toMatchObject({ code: 401, refused: expect.stringMatching(/Authorization: Bearer/) });
+    }
+    expect(await snapshot()).toEqual(before);
+  });
+
+  test("Restate's admin API answers only with the admin token; restate-server listens on TCP for the ingress alone", async () => {
+    const { settings } = fx.mesh;
+    const refusedRequests: [string, RequestInit][] = [
+      ["/deployments", {}],
+      ["/deployments", { method: "POST", body: JSON.stringify({ uri: settings.workerdUrl, force: true }) }],
+      ["/deployments/dp_1234?force=true", { method: "DELETE" }],
+      ["/services/routes", { method: "PATCH", body: JSON.stringify({ public: true }) }],
+      ["/invocations/inv_1234/kill", { method: "PATCH" }],
+      ["/query", { method: "POST", body: JSON.stringify({ query: "SELECT 1" }) }],
+      ["/ui/", {}],
+    ];
+    const wrong = [
+      "",
+      "Bearer not-the-token-at-all-xxxxxxxxxxxxxxx",
+      `Basic ${Buffer.from("admin:wrong").toString("base64")}`,
+    ];
+    const before = await snapshot();
+    for (const [path, init] of refusedRequests) {
+      for (const credential of wrong) {
+        const response = await admin(path, init, credential);
+        expect(response.status).toBe(401);
+        expect(response.headers.get("www-authenticate")).toMatch(/^Basic /);
+      }
+    }
+    expect(await snapshot()).toEqual(before);
+
+    expect((await admin("/deployments")).status).toBe(200);
+    const browser = `Basic ${Buffer.from(`admin:${token()}`).toString("base64")}`;
+    expect((await admin("/ui/", {}, browser)).status).toBe(200);
+
+    const cli = (env: Record<string, string>) =>
+      execa("npx", ["restate", "deployments", "list"], {
+        env: { RESTATE_ADMIN_URL: settings.adminUrl, ...env },
+        reject: false,
+      });
+    const listed = await cli({ RESTATE_AUTH_TOKEN: token() });
+    expect(listed.exitCode).toBe(0);
+    expect(listed.stdout).toContain(`${settings.workerdUrl}/greeter/`);
+    expect((await cli({})).exitCode).not.toBe(0);
+
+    const restate = await findChild(fx.mesh, "/restate-server ");
+    const { stdout } = await execa("ss", ["-Hltnp"]);
+    const ports = stdout
+      .split("\n")
+      .filter((line) => line.includes(`pid=${restate},`))
+      .map((line) => Number(/:(\d+)\s/.exec(line)?.[1]));
+    expect(ports).toEqual([settings.ports.ingress]);
+    expect((await stat(settings.dataDir)).mode & 0o777).toBe(0o700);
+  });
+
+  test.each([
+    ["never finishes", "for (;;) {}\nexport default {};", /top-level code did not finish within 5 s/],
+    [
+      "allocates without bound",
+      "const kept = [];\nfor (;;) kept.push(new Uint8Array(64 << 20).fill(1));\nexport default {};",
+      /the build used \d+ MB while loading, over GRIDIRON_WORKERD_MAX_MB=512/,
+    ],
+  ])(
+    "top-level code that %s fails the proof with a 400 in bounded time; the live workerd never sees it",
+    async (_, code, message) => {
+      const dir = join(fx.buildsDir, `hostile-${code.length}`);
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, "index.js"), code);
+      const workerd = await findChild(fx.mesh, "/workerd ");
+      const before = await snapshot();
+      // A bystander sleeping on the counter, in flight across the failed activation.
+      const sleeper = await fx.ingress.send(`counter/bystander-${code.length}/add`, { delayMs: 2_000 });
+
+      const started = Date.now();
+      const attempt = activate("hostile", pathToFileURL(dir).href).catch((error: unknown) => error);
+      // Another bundle's activation meanwhile does not wait for the proof.
+      const other = await activate("greeter", fx.sources.greeter);
+      const otherDone = Date.now() - started;
+      const refusal = await attempt;
+      const elapsed = Date.now() - started;
+
+      expect(refusal).toMatchObject({ status: 400, message: expect.stringMatching(message) });
+      expect(elapsed).toBeLessThan(15_000);
+      expect(otherDone).toBeLessThan(5_000);
+      expect(other.buildId).toBe(before.greeter.active);
+      expect(await fx.ingress.attach(sleeper)).toBe(1);
+      expect(await findChild(fx.mesh, "/workerd ")).toBe(workerd);
+      expect(fx.mesh.output.join("\n")).not.toMatch(/killing it/);
+      expect(await snapshot()).toEqual(before);
+      expect((await readdir(fx.mesh.settings.dataDir)).filter((f) => f.startsWith("proof-"))).toEqual([]);
+    },
+    60_000,
+  );
+
+  test("a file name too long for the data dir is a 400 that leaves no files behind", async () => {
+    const dir = join(fx.buildsDir, "long-names");
+    const deep = join(dir, "d".repeat(200));
+    await mkdir(deep, { recursive: true });
+    await writeFile(join(dir, "index.js"), "export default {};");
+    await writeFile(join(deep, `${"m".repeat(100)}.txt`), "x");
+    const before = await snapshot();
+    const attempt = activate("long", pathToFileURL(dir).href);
+    await expect(attempt).rejects.toMatchObject({ status: 400 });
+    await expect(attempt).rejects.toThrow(/longer than 255 bytes/);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  test("a lost registration shows as drift in status, and re-activating the build repairs it", async () => {
+    const before = await status("greeter");
+    const deploymentId = before.builds.find((b) => b.state === "active")?.deploymentId;
+    expect((await admin(`/deployments/${deploymentId}?force=true`, { method: "DELETE" })).status).toBe(202);
+
+    const drifted = await status("greeter");
+    expect(drifted.builds[0]).toMatchObject({
+      state: "drifted",
+      drift: [`Restate no longer knows its deployment ${deploymentId}`],
+    });
+    const repaired = await activate("greeter", fx.sources.greeter);
+    expect(repaired.buildId).toBe(before.active);
+    expect(repaired.deploymentId).not.toBe(deploymentId);
+    expect((await status("greeter")).builds[0]).toMatchObject({ state: "active", deploymentId: repaired.deploymentId });
+    expect(await fx.ingress.call("greeter/greet", "again")).toMatch(/^Hello, again! /);
+    await expectAgreement();
+  });
+
+  test("a lost route shows as drift in status, and re-activating the build repairs it", async () => {
+    const { active } = await status("greeter");
+    // An admin can still reach the internal handlers: make `routes` public and remove the route.
+    expect((await admin("/services/routes", { method: "PATCH", body: JSON.stringify({ public: true }) })).status).toBe(
+      200,
+    );
+    try {
+      await fx.ingress.call("routes/local/remove", { name: "greeter", buildId: active });
+    } finally {
+      await admin("/services/routes", { method: "PATCH", body: JSON.stringify({ public: false }) });
+    }
+    // Not through Restate: it would retry a call to the missing route until the route is back.
+    const discover = await fetch(`${fx.mesh.settings.workerdUrl}/greeter/${active}/discover`, {
+      headers: await identityHeaders(fx.mesh.settings, "/discover"),
+    });
+    expect(discover.status).toBe(404);
+    expect((await status("greeter")).builds[0]).toMatchObject({
+      state: "drifted",
+      drift: ["its route is gone: workerd does not serve it"],
+    });
+    await activate("greeter", fx.sources.greeter);
+    expect((await status("greeter")).builds[0]?.state).toBe("active");
+    expect(await fx.ingress.call("greeter/greet", "back")).toMatch(/^Hello, back! /);
+  });
+
+  test("a service moves to another bundle only with takeOver, and both bundles' status say so", async () => {
+    const moved = await activate("hello", fx.sources.greeterClone, "1.0.0", { takeOver: ["greeter"] });
+    expect(moved.services).toEqual(["greeter"]);
+    expect(await fx.ingress.call("greeter/whoami")).toBe("tenant code serving greeter");
+    expect((await status("greeter")).builds[0]).toMatchObject({ state: "active", movedTo: { greeter: "hello" } });
+    expect((await status("hello")).builds.at(-1)).toMatchObject({
+      state: "active",
+      tookOver: [{ service: "greeter", from: "greeter" }],
+    });
+    // A new greeter build now needs takeOver too, and with it gets the service back.
+    const attempt = activate("greeter", fx.sources.greeterV2, "2.0.0");
+    await expect(attempt).rejects.toMatchObject({ status: 409 });
+    await expect(attempt).rejects.toThrow(/service "greeter" belongs to bundle hello, build 1\.0\.0-/);
+    await activate("greeter", fx.sources.greeterV2, "2.0.0", { takeOver: ["greeter"] });
+    expect(await fx.ingress.call("greeter/greet", "home")).toMatch(/^Howdy, home! /);
+    expect((await status("hello")).builds.at(-1)).toMatchObject({ movedTo: { greeter: "greeter" } });
+    await expectAgreement();
+  });
+});
