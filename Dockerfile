@@ -1,5 +1,5 @@
-# Gridiron in one container: restate-server, workerd and the deployer supervised by runit,
-# started by the same run scripts the native runit test uses (runit/).
+# Gridiron in one container: restate-server, the admin API front, workerd and the deployer,
+# supervised by runit and started by the same run scripts the native runit test uses (runit/).
 FROM node:22-bookworm-slim
 
 RUN apt-get update \
@@ -21,6 +21,8 @@ ENV GRIDIRON_HOME=/app \
     GRIDIRON_DATA_DIR=/data \
     GRIDIRON_BIND=0.0.0.0
 VOLUME ["/data"]
-EXPOSE 8080 9070 9080 9081
+# Only the authenticated ports: the ingress (anyone may call services, as with Restate) and the
+# admin API front (admin token). workerd and the deployer listen on the container's loopback.
+EXPOSE 8080 9070
 
 ENTRYPOINT ["runsvdir", "-P", "/etc/gridiron/service"]

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "vitest";
+import { testBuild } from "./build.fixture.ts";
 import {
   type BuildRecord,
   type BuildState,
@@ -15,13 +16,7 @@ const idle: DrainObservation = { latestFor: [], pinned: 0, paused: 0, running: 0
 
 function record(buildId: string, state: BuildState, activeAt: string, extra: Partial<BuildRecord> = {}): BuildRecord {
   return {
-    name: "counter",
-    version: buildId.split("-")[0] ?? buildId,
-    buildId,
-    mainModule: "index.js",
-    modules: [],
-    compatibilityDate: "2026-11-01",
-    compatibilityFlags: [],
+    ...testBuild("counter", buildId),
     deploymentId: `dp_${buildId.replace(/\W/g, "")}`,
     uri: `http://127.0.0.1:9080/counter/${buildId}`,
     services: ["counter"],

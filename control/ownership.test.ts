@@ -1,17 +1,9 @@
 import { describe, expect, test } from "vitest";
+import { testBuild } from "./build.fixture.ts";
 import { claim, type RoutedBuild, release, reservedProblem } from "./ownership.ts";
 
 function routed(name: string, buildId: string, services: string[]): RoutedBuild {
-  return {
-    name,
-    version: buildId.split("-")[0] ?? buildId,
-    buildId,
-    mainModule: "index.js",
-    modules: [],
-    compatibilityDate: "2026-11-01",
-    compatibilityFlags: [],
-    services,
-  };
+  return { ...testBuild(name, buildId), services };
 }
 
 describe("reservedProblem", () => {
