@@ -2,7 +2,7 @@ import { serveAdminFront } from "./admin-front.ts";
 import { Component, componentSpecs, prepareDataDir, shellCommand } from "./components.ts";
 import { serveDeployer } from "./endpoint.ts";
 import { runWithWorkerdSocket } from "./launcher.ts";
-import { loadSettings } from "./settings.ts";
+import { loadSettings, settingDocs } from "./settings.ts";
 import { formatTable, serviceRows, statusRows } from "./status.ts";
 import { startMesh } from "./supervisor.ts";
 
@@ -20,25 +20,9 @@ Commands:
   help       show this text
 
 Environment (defaults in brackets):
-  GRIDIRON_BIND [127.0.0.1]        address every port binds to
-  GRIDIRON_INGRESS_PORT [8080]     Restate ingress: call services here
-  GRIDIRON_ADMIN_PORT [9070]       Restate's admin API, behind the admin token
-  GRIDIRON_WORKERD_PORT [9080]     workerd, serving /{bundle}/{buildId}/...
-  GRIDIRON_DEPLOYER_PORT [9081]    the deployer's Restate endpoint
-  GRIDIRON_DATA_DIR [.gridiron]    Restate data, bundles and workerd config
-  GRIDIRON_DRAIN_POLL_SECONDS [30] how often a replaced build is checked for drain
-  GRIDIRON_DRAIN_GRACE_SECONDS [60] how long a build stays drained before it is pruned
-  GRIDIRON_KEEP_BUILDS [5]         builds whose files are kept for rollback
-  GRIDIRON_MAX_BUNDLE_MB [50]      largest bundle (or https:// archive) activate accepts
-  GRIDIRON_FETCH_TIMEOUT_SECONDS [60] how long an https:// source may take to download
-  GRIDIRON_WORKERD_RELOAD [loader] loader: deploys load builds into the running workerd;
-                                   restart: every deploy restarts workerd (the old design)
-  GRIDIRON_WORKERD_HANG_SECONDS [10] workerd not answering this long is killed and restarted
-  GRIDIRON_WORKERD_MAX_MB [2048]   workerd using more memory than this is killed and restarted
-  GRIDIRON_RELEASE_AFTER [5]       removed builds held in workerd's memory (loader) before a
-                                   fresh workerd takes over from it to free them
-  GRIDIRON_ADMIN_TOKEN [generated] Bearer token for deploy calls and the admin API; else
-                                   DATA_DIR/admin-token
+${settingDocs()
+  .map(({ name, shownDefault, description }) => `  ${name} [${shownDefault.replaceAll("`", "")}]\n      ${description}`)
+  .join("\n")}
 `;
 
 async function main(command: string | undefined): Promise<void> {

@@ -3,31 +3,85 @@ import { z } from "zod";
 
 const port = z.coerce.number().int().min(1).max(65535);
 
-/** Every knob Gridiron reads from the environment, with its default. The README lists them. */
+/** A setting users may set: what it does, as `help` and the README's Settings table show it. */
+const documented = <T extends z.ZodType>(schema: T, description: string, shownDefault?: string) =>
+  schema.meta({ description, ...(shownDefault ? { shownDefault } : {}) });
+
+/** Every knob Gridiron reads from the environment, with its default; the one source of both. */
 const EnvSchema = z.object({
-  GRIDIRON_BIND: z.string().default("127.0.0.1"),
-  GRIDIRON_INGRESS_PORT: port.default(8080),
-  GRIDIRON_ADMIN_PORT: port.default(9070),
-  GRIDIRON_WORKERD_PORT: port.default(9080),
-  GRIDIRON_DEPLOYER_PORT: port.default(9081),
-  GRIDIRON_DATA_DIR: z.string().default(".gridiron"),
-  GRIDIRON_DRAIN_POLL_SECONDS: z.coerce.number().positive().default(30),
-  GRIDIRON_DRAIN_GRACE_SECONDS: z.coerce.number().nonnegative().default(60),
-  GRIDIRON_KEEP_BUILDS: z.coerce.number().int().min(1).default(5),
-  GRIDIRON_MAX_BUNDLE_MB: z.coerce.number().positive().default(50),
-  GRIDIRON_FETCH_TIMEOUT_SECONDS: z.coerce.number().positive().default(60),
-  // loader: builds are compiled at run time, a deploy restarts nothing. restart: the old design,
-  // every build compiled at start and workerd restarted on each deploy (kept for comparison).
-  GRIDIRON_WORKERD_RELOAD: z.enum(["loader", "restart"]).default("loader"),
-  GRIDIRON_ADMIN_TOKEN: z.string().min(16, "GRIDIRON_ADMIN_TOKEN must be at least 16 characters").optional(),
-  GRIDIRON_RELEASE_AFTER: z.coerce.number().int().min(1).default(5),
-  GRIDIRON_WORKERD_HANG_SECONDS: z.coerce.number().positive().default(10),
-  GRIDIRON_WORKERD_MAX_MB: z.coerce.number().positive().default(2048),
+  GRIDIRON_BIND: documented(
+    z.string().default("127.0.0.1"),
+    "address the ingress and the admin API front bind to (workerd and the deployer stay on 127.0.0.1)",
+  ),
+  GRIDIRON_INGRESS_PORT: documented(port.default(8080), "Restate ingress: call services here"),
+  GRIDIRON_ADMIN_PORT: documented(port.default(9070), "Restate's admin API and web UI, behind the admin token"),
+  GRIDIRON_WORKERD_PORT: documented(port.default(9080), "workerd, serving `/{name}/{buildId}/...`"),
+  GRIDIRON_DEPLOYER_PORT: documented(port.default(9081), "the deployer's Restate endpoint"),
+  GRIDIRON_DATA_DIR: documented(z.string().default(".gridiron"), "everything Gridiron stores"),
+  GRIDIRON_DRAIN_POLL_SECONDS: documented(
+    z.coerce.number().positive().default(30),
+    "how often a replaced build is checked",
+  ),
+  GRIDIRON_DRAIN_GRACE_SECONDS: documented(
+    z.coerce.number().nonnegative().default(60),
+    "how long a build stays drained before it is pruned",
+  ),
+  GRIDIRON_KEEP_BUILDS: documented(
+    z.coerce.number().int().min(1).default(5),
+    "builds whose files are kept for rollback",
+  ),
+  GRIDIRON_MAX_BUNDLE_MB: documented(
+    z.coerce.number().positive().default(50),
+    "largest bundle (sum of its modules), and largest `https://` archive, `activate` accepts",
+  ),
+  GRIDIRON_FETCH_TIMEOUT_SECONDS: documented(
+    z.coerce.number().positive().default(60),
+    "how long an `https://` source may take to download",
+  ),
+  GRIDIRON_WORKERD_RELOAD: documented(
+    z.enum(["loader", "restart"]).default("loader"),
+    "`loader`: deploys load builds into the running workerd; `restart`: every deploy restarts workerd (the old design, kept to compare)",
+  ),
+  GRIDIRON_ADMIN_TOKEN: documented(
+    z.string().min(16, "GRIDIRON_ADMIN_TOKEN must be at least 16 characters").optional(),
+    "the Bearer token deploy calls and the admin API need (see Trust model)",
+    "generated",
+  ),
+  GRIDIRON_RELEASE_AFTER: documented(
+    z.coerce.number().int().min(1).default(5),
+    "removed builds held in workerd's memory before a fresh workerd takes over to free them",
+  ),
+  GRIDIRON_WORKERD_HANG_SECONDS: documented(
+    z.coerce.number().positive().default(10),
+    "workerd not answering this long is killed and restarted (see Resource limits)",
+  ),
+  GRIDIRON_WORKERD_MAX_MB: documented(
+    z.coerce.number().positive().default(2048),
+    "workerd using more memory than this is killed and restarted",
+  ),
   // Set by the launcher (launcher.ts): workerd's listening socket is open as fd 3.
   GRIDIRON_WORKERD_SOCKET_FD: z.literal("3").optional(),
   // Set by the runit run scripts: workerd's service dir, so the deployer restarts it with `sv`.
   GRIDIRON_WORKERD_SV: z.string().optional(),
 });
+
+export interface SettingDoc {
+  name: string;
+  /** The default as users read it: `8080`, or a word such as `generated`. */
+  shownDefault: string;
+  description: string;
+}
+
+/** The settings users may set, in order, for `help` and the README (checked by a test). */
+export function settingDocs(): SettingDoc[] {
+  const defaults: Record<string, unknown> = EnvSchema.parse({});
+  return Object.entries(EnvSchema.shape).flatMap(([name, schema]) => {
+    const meta = schema.meta();
+    if (!meta?.description) return [];
+    const shownDefault = typeof meta.shownDefault === "string" ? meta.shownDefault : `\`${defaults[name]}\``;
+    return [{ name, shownDefault, description: meta.description }];
+  });
+}
 
 export type Settings = ReturnType<typeof loadSettings>;
 
