@@ -5,7 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import autocannon from "autocannon";
 import { readAdminToken } from "../control/admin-token.ts";
-import { rssMb } from "../control/processes.ts";
+import { rssMb } from "../control/memory.ts";
 import { Ingress } from "../test/ingress.ts";
 import { buildWorker, findChild, startTestMesh, type TestMesh } from "../test/mesh.ts";
 import { failedAttempts } from "../test/restate-metrics.ts";

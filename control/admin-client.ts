@@ -2,6 +2,7 @@ import { Agent, type Dispatcher, request } from "undici";
 import { z } from "zod";
 import { UserError } from "./errors.ts";
 import type { DrainObservation } from "./lifecycle.ts";
+import { answers } from "./wait.ts";
 
 /**
  * Restate's admin API refused a request (4xx), e.g. a schema change it will not accept: the
@@ -61,18 +62,8 @@ export class AdminClient {
     }
   }
 
-  async healthy(): Promise<boolean> {
-    try {
-      const { statusCode, body } = await request(`${this.baseUrl}/health`, {
-        headers: this.headers,
-        headersTimeout: 2_000,
-        ...this.via(),
-      });
-      await body.dump();
-      return statusCode === 200;
-    } catch {
-      return false;
-    }
+  healthy(): Promise<boolean> {
+    return answers(`${this.baseUrl}/health`, { headers: this.headers, ...this.via() });
   }
 
   /**

@@ -1,11 +1,12 @@
 import { chmod, mkdir } from "node:fs/promises";
 import { z } from "zod";
 import { ensureAdminToken } from "./admin-token.ts";
-import type { ChildSpec } from "./processes.ts";
-import { binaries } from "./processes.ts";
+import { binaries } from "./binaries.ts";
 import { ensureIdentityKey } from "./request-identity.ts";
 import { RESTATE_NODE_NAME, type Settings } from "./settings.ts";
-import { readRoutes, writeLiveConfig } from "./workerd-config.ts";
+import type { ChildSpec } from "./supervised.ts";
+import { writeLiveConfig } from "./workerd/config.ts";
+import { workerdArgs, workerdFds } from "./workerd/process.ts";
 
 const RESTATE_CONFIG = new URL("../config/restate.toml", import.meta.url).pathname;
 const CLI_ENTRY = new URL("./main.ts", import.meta.url).pathname;
@@ -18,6 +19,9 @@ type Component = z.infer<typeof Component>;
  * run scripts both take their command lines from here, so the two modes cannot drift apart.
  */
 export function componentSpecs(settings: Settings): Record<Component, ChildSpec> {
+  // Under the supervisor, every workerd serves the socket the launcher bound and reports its
+  // probe port on a control pipe; under runit, workerd binds its own address.
+  const supervised = { sharedSocket: settings.workerdSocketInherited, control: settings.workerdSocketInherited };
   return {
     restate: {
       name: "restate",
@@ -40,23 +44,16 @@ export function componentSpecs(settings: Settings): Record<Component, ChildSpec>
     workerd: {
       name: "workerd",
       file: binaries.workerd(),
-      args: [
-        "serve",
-        "--binary",
-        settings.workerdConfigPath,
-        // The Worker Loader is still behind --experimental in workerd.
-        ...(settings.workerdReload === "loader" ? ["--experimental"] : []),
-        ...(settings.workerdSocketInherited ? ["--socket-fd", "http=3"] : []),
-      ],
-      sharesFd3: settings.workerdSocketInherited,
+      args: workerdArgs(settings.workerdConfigPath, supervised),
+      extraFds: workerdFds(supervised),
     },
     deployer: { name: "deployer", file: process.execPath, args: [CLI_ENTRY, "deployer"], ipc: true },
   };
 }
 
 /**
- * Creates the data dirs, on a first start the admin token, and a workerd config for the live
- * builds in routes.json (so a changed port or reload mode takes effect on start).
+ * Creates the data dirs, on a first start the admin token and the identity key, and the live
+ * workerd's config (so a changed port or key takes effect on start).
  */
 export async function prepareDataDir(settings: Settings, log?: (line: string) => void): Promise<void> {
   // Owner only: the data dir holds the admin token, the identity key and Restate's sockets.
@@ -65,7 +62,7 @@ export async function prepareDataDir(settings: Settings, log?: (line: string) =>
   await mkdir(settings.bundlesDir, { recursive: true });
   await ensureAdminToken(settings, log);
   await ensureIdentityKey(settings, log);
-  await writeLiveConfig(settings, await readRoutes(settings.bundlesDir));
+  await writeLiveConfig(settings);
 }
 
 /** A shell command line (`env K=V ... file args`) for a runit run script to `exec`. */

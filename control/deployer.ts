@@ -22,7 +22,7 @@ import { withSourceDir } from "./remote-source.ts";
 import { identityHeaders } from "./request-identity.ts";
 import { ROUTES_KEY, type RoutesObject } from "./routes.ts";
 import type { Settings } from "./settings.ts";
-import { proveBuild } from "./workerd-proof.ts";
+import { proveBuild } from "./workerd/proof.ts";
 
 export const ActivateRequest = z
   .strictObject({

@@ -3,11 +3,11 @@ import * as restate from "@restatedev/restate-sdk";
 import { AdminClient } from "./admin-client.ts";
 import { readAdminToken } from "./admin-token.ts";
 import { deployerObject } from "./deployer.ts";
-import { waitFor } from "./processes.ts";
 import { identityPublicKey } from "./request-identity.ts";
 import { routesObject } from "./routes.ts";
 import type { Settings } from "./settings.ts";
 import { announceReady } from "./supervisor-ipc.ts";
+import { waitFor } from "./wait.ts";
 
 const REGISTER_TIMEOUT_MS = 60_000;
 

@@ -29,7 +29,7 @@ async function main(command: string | undefined): Promise<void> {
   switch (command) {
     case "start": {
       const settings = loadSettings();
-      if (settings.workerdReload === "loader" && !settings.workerdSocketInherited) {
+      if (!settings.workerdSocketInherited) {
         process.exitCode = await runWithWorkerdSocket(settings, import.meta.filename);
         return;
       }

@@ -5,8 +5,9 @@ import { crashableStep } from "./crash-switch.ts";
 import { asTerminalError, UserError } from "./errors.ts";
 import { claim, type Owners, type RoutedBuild, release, type TakenOver } from "./ownership.ts";
 import type { Settings } from "./settings.ts";
-import { serviceName, writeLiveConfig } from "./workerd-config.ts";
-import { releaseRemovedBuilds, reloadWorkerd } from "./workerd-reload.ts";
+import { requestHandover } from "./supervisor-ipc.ts";
+import { serviceName, writeRoutes } from "./workerd/config.ts";
+import { refreshRoutes } from "./workerd/router-client.ts";
 
 /** The one key of the `routes` object: there is one workerd per Gridiron node. */
 export const ROUTES_KEY = "local";
@@ -41,8 +42,8 @@ export function routesObject(settings: Settings, adminToken: string) {
     crashableStep(ctx, settings.dataDir, name, action);
 
   const apply = async (ctx: Ctx, next: RoutedBuild[]) => {
-    await step(ctx, "write workerd config", () => writeLiveConfig(settings, next));
-    await step(ctx, "reload workerd", () => reloadWorkerd(settings, next.length));
+    await step(ctx, "write routes file", () => writeRoutes(settings.bundlesDir, next));
+    await step(ctx, "refresh workerd's routes", () => refreshRoutes(settings, next.length));
     ctx.set("builds", next);
   };
 
@@ -79,11 +80,12 @@ export function routesObject(settings: Settings, adminToken: string) {
         const remaining = builds.filter((b) => b !== removed);
         await apply(ctx, remaining);
         ctx.set("owners", release(owners, remaining, removed));
-        // Replacing workerd frees removed builds, but it compiles every live build again, so it
-        // happens once every few removals.
+        // A removed build stays compiled until its workerd ends (the Worker Loader never unloads).
+        // A fresh workerd frees it, but compiles every live build again, so it takes over once
+        // every few removals.
         const held = ((await ctx.get("removedSinceRelease")) ?? 0) + 1;
         if (held < settings.releaseAfter) return ctx.set("removedSinceRelease", held);
-        await step(ctx, "release removed builds' memory", () => releaseRemovedBuilds(settings));
+        await step(ctx, "release removed builds' memory", requestHandover);
         ctx.set("removedSinceRelease", 0);
       },
 

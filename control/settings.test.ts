@@ -14,7 +14,6 @@ test("internal settings are left out of the documentation", () => {
   const names = settingDocs().map((doc) => doc.name);
   expect(names).toContain("GRIDIRON_ADMIN_PORT");
   expect(names).not.toContain("GRIDIRON_WORKERD_SOCKET_FD");
-  expect(names).not.toContain("GRIDIRON_WORKERD_SV");
 });
 
 test("a data dir too long for Restate's unix sockets is refused at start", () => {

@@ -38,10 +38,6 @@ const EnvSchema = z.object({
     z.coerce.number().positive().default(60),
     "how long an `https://` source may take to download",
   ),
-  GRIDIRON_WORKERD_RELOAD: documented(
-    z.enum(["loader", "restart"]).default("loader"),
-    "`loader`: deploys load builds into the running workerd; `restart`: every deploy restarts workerd (the old design, kept to compare)",
-  ),
   GRIDIRON_ADMIN_TOKEN: documented(
     z.string().min(16, "GRIDIRON_ADMIN_TOKEN must be at least 16 characters").optional(),
     "the Bearer token deploy calls and the admin API need (see Trust model)",
@@ -61,8 +57,6 @@ const EnvSchema = z.object({
   ),
   // Set by the launcher (launcher.ts): workerd's listening socket is open as fd 3.
   GRIDIRON_WORKERD_SOCKET_FD: z.literal("3").optional(),
-  // Set by the runit run scripts: workerd's service dir, so the deployer restarts it with `sv`.
-  GRIDIRON_WORKERD_SV: z.string().optional(),
 });
 
 export interface SettingDoc {
@@ -118,8 +112,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
       deployer: e.GRIDIRON_DEPLOYER_PORT,
     },
     dataDir,
-    workerdService: e.GRIDIRON_WORKERD_SV,
-    workerdReload: e.GRIDIRON_WORKERD_RELOAD,
     releaseAfter: e.GRIDIRON_RELEASE_AFTER,
     watchdog: { hangMs: e.GRIDIRON_WORKERD_HANG_SECONDS * 1000, maxMb: e.GRIDIRON_WORKERD_MAX_MB },
     workerdSocketInherited: e.GRIDIRON_WORKERD_SOCKET_FD !== undefined,

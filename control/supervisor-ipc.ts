@@ -1,16 +1,21 @@
 import { randomUUID } from "node:crypto";
 import { getOneMessage, sendMessage } from "execa";
 import { z } from "zod";
-import { type Child, withTimeout } from "./processes.ts";
+import type { Child } from "./supervised.ts";
+import { withTimeout } from "./wait.ts";
 
 /**
  * The messages between the supervisor and the deployer over the Node IPC channel execa sets up:
  * the deployer says when it is registered, and asks the supervisor, which owns the workerd
- * process, to reload workerd after writing a new config.
+ * process, for a fresh workerd to take over from the running one.
  */
 
-const ReloadRequest = z.object({ type: z.literal("reload-workerd"), id: z.string() });
-const ReloadReply = z.object({ type: z.literal("workerd-reloaded"), id: z.string(), error: z.string().optional() });
+const HandoverRequest = z.object({ type: z.literal("handover-workerd"), id: z.string() });
+const HandoverReply = z.object({
+  type: z.literal("workerd-handed-over"),
+  id: z.string(),
+  error: z.string().optional(),
+});
 
 const REPLY_TIMEOUT_MS = 60_000;
 
@@ -26,37 +31,37 @@ export async function deployerReady(deployer: Child): Promise<void> {
   await deployer.getOneMessage({ filter: (message) => Ready.safeParse(message).success });
 }
 
-/** Deployer side: resolves once the new workerd answers, rejects with the supervisor's reason. */
-export async function requestWorkerdReload(): Promise<void> {
-  if (!process.send) {
-    throw new Error(
-      "the deployer is not running under the Gridiron supervisor (npm start), so it cannot reload workerd",
-    );
-  }
+/**
+ * Deployer side: resolves once a fresh workerd has taken over, rejects with the supervisor's
+ * reason. Under runit there is no supervisor and no shared socket, so nothing happens: a workerd
+ * is replaced only when runit restarts it.
+ */
+export async function requestHandover(): Promise<void> {
+  if (!process.send) return;
   const id = randomUUID();
-  const reply = getOneMessage({ filter: (message) => ReloadReply.safeParse(message).data?.id === id });
-  await sendMessage({ type: "reload-workerd", id }, { strict: true });
-  const answer = ReloadReply.parse(
+  const reply = getOneMessage({ filter: (message) => HandoverReply.safeParse(message).data?.id === id });
+  await sendMessage({ type: "handover-workerd", id }, { strict: true });
+  const answer = HandoverReply.parse(
     await withTimeout(
       reply,
       REPLY_TIMEOUT_MS,
-      `the supervisor did not reload workerd within ${REPLY_TIMEOUT_MS / 1000} s`,
+      `the supervisor did not hand workerd over within ${REPLY_TIMEOUT_MS / 1000} s`,
     ),
   );
-  if (answer.error) throw new Error(`workerd reload failed: ${answer.error}`);
+  if (answer.error) throw new Error(`workerd handover failed: ${answer.error}`);
 }
 
-/** Supervisor side: answers every reload request from this deployer process. */
-export function serveWorkerdReloads(deployer: Child, reload: () => Promise<void>): void {
+/** Supervisor side: answers every handover request from this deployer process. */
+export function serveWorkerdHandovers(deployer: Child, handover: () => Promise<void>): void {
   void (async () => {
     for await (const message of deployer.getEachMessage()) {
-      const request = ReloadRequest.safeParse(message);
+      const request = HandoverRequest.safeParse(message);
       if (!request.success) continue;
-      const error = await reload().then(
+      const error = await handover().then(
         () => undefined,
         (e: unknown) => (e instanceof Error ? e.message : String(e)),
       );
-      await deployer.sendMessage({ type: "workerd-reloaded", id: request.data.id, ...(error ? { error } : {}) });
+      await deployer.sendMessage({ type: "workerd-handed-over", id: request.data.id, ...(error ? { error } : {}) });
     }
   })().catch(() => {
     // The deployer exited; its replacement gets its own loop.

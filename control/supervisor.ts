@@ -1,20 +1,14 @@
-import { setTimeout as sleep } from "node:timers/promises";
-import getPort from "get-port";
 import { AdminClient } from "./admin-client.ts";
 import { readAdminToken } from "./admin-token.ts";
 import { componentSpecs, prepareDataDir } from "./components.ts";
-import { type Child, Supervised, waitFor, withTimeout } from "./processes.ts";
-import { identityHeaders } from "./request-identity.ts";
 import type { Settings } from "./settings.ts";
-import { deployerReady, serveWorkerdReloads } from "./supervisor-ipc.ts";
-import { answers, workerdReady } from "./workerd-reload.ts";
-import { watchWorkerd } from "./workerd-watchdog.ts";
+import { type Child, Supervised } from "./supervised.ts";
+import { deployerReady, serveWorkerdHandovers } from "./supervisor-ipc.ts";
+import { answers, waitFor, withTimeout } from "./wait.ts";
+import { LiveWorkerd } from "./workerd/live.ts";
+import { watchWorkerd } from "./workerd/watchdog.ts";
 
 const STARTUP_TIMEOUT_MS = 60_000;
-/** How long the old workerd holds new requests before it is asked to exit (see the handover). */
-const DRAIN_LEAD_MS = 50;
-
-const probeArgs = (port: number) => ["--socket-addr", `probe=127.0.0.1:${port}`];
 
 export interface Mesh {
   stop(): Promise<void>;
@@ -22,7 +16,8 @@ export interface Mesh {
 
 /**
  * Starts restate-server, the admin API front, workerd and the deployer endpoint, waits until the
- * deployer has registered itself with Restate, and keeps all four running until `stop`.
+ * deployer has registered itself with Restate, and keeps all four running until `stop`. Runs
+ * under the launcher (launcher.ts), which hands it workerd's listening socket.
  */
 export async function startMesh(settings: Settings, log: (line: string) => void = console.log): Promise<Mesh> {
   await prepareDataDir(settings, log);
@@ -31,52 +26,13 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
   const specs = componentSpecs(settings);
   const restate = new Supervised(specs.restate, undefined, log);
   const front = new Supervised(specs.admin, undefined, log);
-  const workerd = new Supervised(specs.workerd, undefined, log);
-  /** Each workerd also serves its router on a port of its own, so the supervisor can tell two apart. */
-  let probePort = await getPort({ host: "127.0.0.1" });
-  const reloadWorkerd = async () => {
-    if (!settings.workerdSocketInherited) {
-      await workerd.restart();
-      await workerdReady(settings);
-      return;
-    }
-    // A fresh workerd on the shared socket, with every live build compiled, before the old one
-    // is asked to finish its requests and exit.
-    const oldProbe = probePort;
-    const newProbe = await getPort({ host: "127.0.0.1" });
-    await workerd.handover(
-      probeArgs(newProbe),
-      () =>
-        waitFor(
-          "the new workerd",
-          async () =>
-            answers(`http://127.0.0.1:${newProbe}/_gridiron/warm`, {
-              method: "POST",
-              timeoutMs: 30_000,
-              headers: await identityHeaders(settings, "/_gridiron/warm"),
-            }),
-          STARTUP_TIMEOUT_MS,
-        ),
-      async () => {
-        // workerd closes idle keep-alive connections when it drains, and Restate may be sending
-        // on one at that moment. Held a little, Restate's busy connections stay busy through the
-        // SIGTERM and are closed after their response instead.
-        const holding = await answers(`http://127.0.0.1:${oldProbe}/_gridiron/drain`, {
-          method: "POST",
-          headers: await identityHeaders(settings, "/_gridiron/drain"),
-        }).catch(() => false);
-        if (!holding) log("[gridiron] the old workerd did not confirm /_gridiron/drain; stopping it anyway");
-        await sleep(DRAIN_LEAD_MS);
-      },
-    );
-    probePort = newProbe;
-  };
+  const workerd = new LiveWorkerd(settings, specs.workerd, log);
   let registered: Promise<void> = Promise.resolve();
   const deployer = new Supervised(
     specs.deployer,
     (child: Child) => {
       registered = deployerReady(child);
-      serveWorkerdReloads(child, reloadWorkerd);
+      serveWorkerdHandovers(child, () => workerd.handover());
     },
     log,
   );
@@ -98,21 +54,8 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
     front.start();
     await waitFor("the admin API front", () => adminFront.healthy(), STARTUP_TIMEOUT_MS);
     log("[gridiron] starting workerd");
-    workerd.start(settings.workerdSocketInherited ? probeArgs(probePort) : []);
-    await workerdReady(settings);
-    void watchWorkerd(
-      {
-        pid: () => workerd.pid(),
-        probeUrl: () =>
-          settings.workerdSocketInherited ? `http://127.0.0.1:${probePort}/` : `${settings.workerdUrl}/`,
-        kill: () => workerd.kill(),
-      },
-      admin,
-      settings.workerdUrl,
-      settings.watchdog,
-      log,
-      watching.signal,
-    );
+    await workerd.start();
+    void watchWorkerd(workerd, admin, settings.workerdUrl, settings.watchdog, log, watching.signal);
     log("[gridiron] starting the deployer");
     deployer.start();
     // The deployer registers itself with Restate once it listens (see endpoint.ts).

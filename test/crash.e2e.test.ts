@@ -91,8 +91,8 @@ crashesAfterSteps(
 );
 crashesAfterSteps(
   "the routes object's steps",
-  ["write workerd config", "reload workerd"],
-  ["write workerd config", "reload workerd", "release removed builds' memory"],
+  ["write routes file", "refresh workerd's routes"],
+  ["write routes file", "refresh workerd's routes", "release removed builds' memory"],
 );
 
 /** A deployer killed right after each named step of activate, then of prune, finishes it once. */

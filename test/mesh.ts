@@ -7,8 +7,8 @@ import getPort from "get-port";
 import { afterAll, beforeAll } from "vitest";
 import { AdminClient } from "../control/admin-client.ts";
 import { readAdminToken } from "../control/admin-token.ts";
-import { withTimeout } from "../control/processes.ts";
 import { loadSettings, type Settings } from "../control/settings.ts";
+import { withTimeout } from "../control/wait.ts";
 import { Ingress } from "./ingress.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");

@@ -5,8 +5,8 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminClient } from "../control/admin-client.ts";
 import { readAdminToken } from "../control/admin-token.ts";
-import { waitFor, withTimeout } from "../control/processes.ts";
 import { loadSettings, type Settings } from "../control/settings.ts";
+import { waitFor, withTimeout } from "../control/wait.ts";
 import { Ingress } from "./ingress.ts";
 import { buildWorker, eventually, isAlive, meshEnv } from "./mesh.ts";
 

@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SignJWT } from "jose";
 import { afterEach, beforeAll, describe, expect, test, vi } from "vitest";
-import { ensureIdentityKey, identityHeaders, identityPublicKeyBytes } from "./request-identity.ts";
-import { identityProblem } from "./router-identity.js";
-import { loadSettings, type Settings } from "./settings.ts";
+import { ensureIdentityKey, identityHeaders, identityPublicKeyBytes } from "../../request-identity.ts";
+import { loadSettings, type Settings } from "../../settings.ts";
+import { identityProblem } from "./identity.js";
 
 /**
  * The router's check that only restate-server calls a build, run under Node's WebCrypto (the same

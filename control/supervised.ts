@@ -1,19 +1,5 @@
-import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
-import { arch, platform } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa, type Options, type ResultPromise } from "execa";
-
-const require = createRequire(import.meta.url);
-
-/**
- * The native binaries inside the npm packages. restate-server's package bin is a Node wrapper;
- * spawning the binary itself means a signal to the PID we hold reaches the real process.
- */
-export const binaries = {
-  restateServer: () => require.resolve(`@restatedev/restate-server-${platform()}-${arch()}/bin/restate-server`),
-  workerd: () => require.resolve("workerd/bin/workerd"),
-};
 
 export type Child = ResultPromise<{ ipc: true; all: true; buffer: false; reject: false }>;
 
@@ -23,8 +9,11 @@ export interface ChildSpec {
   args: string[];
   env?: Record<string, string>;
   ipc?: boolean;
-  /** Whether the child shares our fd 3: the listening socket the launcher handed us. */
-  sharesFd3?: boolean;
+  /**
+   * The child's fds from 3 on: one of ours to share (the listening socket the launcher handed
+   * us), a new pipe (e.g. workerd's control messages), or nothing.
+   */
+  extraFds?: ExtraFds;
 }
 
 const STOP_GRACE_MS = 10_000;
@@ -43,8 +32,6 @@ export class Supervised {
   private child: Child | undefined;
   private stopping = false;
   private backoffMs = 500;
-  /** Arguments beyond the spec's, given to start() and reused when the child is restarted. */
-  private extraArgs: string[] = [];
 
   constructor(spec: ChildSpec, onStart: (child: Child) => void = () => {}, log: (line: string) => void = console.log) {
     this.spec = spec;
@@ -52,20 +39,19 @@ export class Supervised {
     this.log = log;
   }
 
-  start(extraArgs: string[] = this.extraArgs): Child {
+  start(): Child {
     this.stopping = false;
-    this.extraArgs = extraArgs;
     const options = {
       env: this.spec.env ?? {},
       ipc: this.spec.ipc ?? false,
       all: true,
       buffer: false,
       reject: false,
-      stdio: ["ignore", "pipe", "pipe", this.spec.sharesFd3 ? 3 : "ignore"],
+      stdio: ["ignore", "pipe", "pipe", ...(this.spec.extraFds ?? [])],
       // A child dies with us even if we are killed without cleaning up.
       cleanup: true,
     } satisfies Options;
-    const child = execa(this.spec.file, [...this.spec.args, ...extraArgs], options) as unknown as Child;
+    const child = execa(this.spec.file, this.spec.args, options) as unknown as Child;
     this.child = child;
     const startedAt = Date.now();
     this.pipeOutput(child);
@@ -92,9 +78,9 @@ export class Supervised {
     if (child) await this.terminate(child);
   }
 
-  /** The running child's PID, if one runs. */
-  pid(): number | undefined {
-    return this.child?.pid;
+  /** The running child, if one runs. */
+  running(): Child | undefined {
+    return this.child;
   }
 
   /** SIGKILL, as for a crash: the child is started again like after any unexpected exit. */
@@ -110,26 +96,22 @@ export class Supervised {
   /**
    * Starts a second copy beside the running one and, once `ready` resolves for it, lets `retire`
    * prepare the old copy, then stops it gracefully. For processes that share an inherited
-   * listening socket (sharesFd3), so one of them is always accepting. If the new copy never gets
+   * listening socket (extraFds), so one of them is always accepting. If the new copy never gets
    * ready, it is killed and the old one keeps running.
    */
-  async handover(extraArgs: string[], ready: () => Promise<void>, retire: () => Promise<void>): Promise<void> {
+  async handover(ready: (next: Child) => Promise<void>, retire: (old: Child) => Promise<void>): Promise<void> {
     const old = this.child;
-    const oldArgs = this.extraArgs;
-    const next = this.start(extraArgs);
+    const next = this.start();
     try {
-      await ready();
+      await ready(next);
     } catch (error) {
-      if (this.child === next) {
-        this.child = old;
-        this.extraArgs = oldArgs;
-      }
+      if (this.child === next) this.child = old;
       next.kill("SIGKILL");
       await next;
       throw error;
     }
     if (!old) return;
-    await retire().catch(() => {});
+    await retire(old).catch(() => {});
     await this.terminate(old);
   }
 
@@ -151,31 +133,5 @@ export class Supervised {
   }
 }
 
-/** A process's resident memory in MB, from /proc (Linux); NaN once it is gone. */
-export async function rssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN) / 1024;
-}
-
-/** Polls `check` until it returns true, at most `timeoutMs`. */
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await sleep(100);
-  }
-  throw new Error(`${what} was not ready within ${timeoutMs / 1000} s`);
-}
-
-/** `promise`, or a rejection with `message` if it has not settled within `ms`. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/** A child's fds 3 and 4, for execa's `stdio`: one of ours to share, a new pipe, or nothing. */
+export type ExtraFds = [fd3: 3 | "ignore", fd4: "pipe" | "ignore"];

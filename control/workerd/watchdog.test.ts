@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
-import type { JournalEntry } from "./admin-client.ts";
-import { culprits, verdict, waitsOnRestate } from "./workerd-watchdog.ts";
+import type { JournalEntry } from "../admin-client.ts";
+import { culprits, verdict, waitsOnRestate } from "./watchdog.ts";
 
 const limits = { hangMs: 10_000, maxMb: 2048 };
 

@@ -1,17 +1,18 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
-import getPort from "get-port";
-import { request } from "undici";
-import type { Build } from "./bundle-store.ts";
-import { BundleError } from "./errors.ts";
-import { binaries, rssMb, waitFor } from "./processes.ts";
-import { type Manifest, waitForDiscovery } from "./registration.ts";
-import { identityHeaders } from "./request-identity.ts";
-import type { Settings } from "./settings.ts";
-import { loaderConfig, readRouter, serviceName, writeRoutes, writeWorkerdConfig } from "./workerd-config.ts";
-import { answers } from "./workerd-reload.ts";
+import { binaries } from "../binaries.ts";
+import type { Build } from "../bundle-store.ts";
+import { BundleError } from "../errors.ts";
+import { rssMb } from "../memory.ts";
+import { type Manifest, waitForDiscovery } from "../registration.ts";
+import { identityHeaders } from "../request-identity.ts";
+import type { Settings } from "../settings.ts";
+import { serviceName, writeRoutes, writeWorkerdConfig } from "./config.ts";
+import { CONTROL_FD, listeningPort, workerdArgs, workerdFds } from "./process.ts";
+import { warm } from "./router-client.ts";
 
 /** How long a throwaway workerd may take to start; it runs only the router, no user code, yet. */
 const START_TIMEOUT_MS = 20_000;
@@ -38,11 +39,7 @@ export async function proveBuild(settings: Settings, build: Build): Promise<Mani
   try {
     await writeRoutes(dir, [build]);
     const config = join(dir, "config.bin");
-    const router = await readRouter(settings, "loader");
-    await writeWorkerdConfig(
-      config,
-      loaderConfig({ bundles: settings.bundlesDir, routes: dir }, "127.0.0.1:0", router),
-    );
+    await writeWorkerdConfig(settings, config, dir, "127.0.0.1:0");
     return await proveWith(settings, config, build);
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -50,37 +47,27 @@ export async function proveBuild(settings: Settings, build: Build): Promise<Mani
 }
 
 async function proveWith(settings: Settings, config: string, build: Build): Promise<Manifest> {
-  const port = await getPort({ host: "127.0.0.1" });
-  const url = `http://127.0.0.1:${port}`;
-  const workerd = execa(
-    binaries.workerd(),
-    ["serve", "--experimental", "--binary", config, "--socket-addr", `http=127.0.0.1:${port}`],
-    { all: true, reject: false },
-  );
+  const options = { sharedSocket: false, control: true };
+  const workerd = execa(binaries.workerd(), workerdArgs(config, options), {
+    stdio: ["ignore", "pipe", "pipe", ...workerdFds(options)],
+    all: true,
+    reject: false,
+  });
   let exited = false;
   void workerd.then(() => {
     exited = true;
   });
   try {
-    await waitFor("the proof's workerd", async () => !exited && (await answers(`${url}/`)), START_TIMEOUT_MS);
-    await bounded(settings, workerd.pid, () => exited, warm(settings, url));
+    const port = await listeningPort(workerd.stdio[CONTROL_FD] as Readable, "probe", START_TIMEOUT_MS);
+    const url = `http://127.0.0.1:${port}`;
+    // bounded() ends a load that takes too long, well before the request itself times out.
+    await bounded(settings, workerd.pid, () => exited, warm(settings, url, 2 * loadTimeoutMs(settings)));
     const headers = await identityHeaders(settings, "/discover");
     return await waitForDiscovery(`${url}/${serviceName(build)}`, headers, loadTimeoutMs(settings));
   } finally {
     workerd.kill("SIGKILL");
     await workerd;
   }
-}
-
-/** Loads every build the proof's router lists; the router answers 422 with the error of one that fails. */
-async function warm(settings: Settings, url: string): Promise<void> {
-  const { statusCode, body } = await request(`${url}/_gridiron/warm`, {
-    method: "POST",
-    headers: await identityHeaders(settings, "/_gridiron/warm"),
-  });
-  const text = await body.text();
-  if (statusCode === 422) throw new BundleError(`workerd cannot load the build: ${text.trim()}`);
-  if (statusCode !== 200) throw new Error(`the proof's workerd answered ${statusCode}: ${text}`);
 }
 
 /**

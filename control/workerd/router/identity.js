@@ -1,25 +1,37 @@
-// Shared by both routers: only requests restate-server signed reach a build. Restate's request
+// @ts-check
+// Only requests restate-server signed reach a build. Restate's request
 // identity v1 is an EdDSA JWT in `x-restate-jwt-v1` whose audience is the request path below the
 // deployment's base (/discover, /invoke/...), valid for a minute either side of now; the Restate
 // SDKs check the same. RESTATE_IDENTITY_KEY holds the public key's raw bytes in base64url.
 
+/** @import { Env } from "./types.ts" */
+
+/** @param {string} base64url */
 const decode = (base64url) =>
   Uint8Array.from(atob(base64url.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+/** @param {string} part */
 const json = (part) => JSON.parse(new TextDecoder().decode(decode(part)));
 
+/** @type {Promise<CryptoKey> | undefined} */
 let publicKey;
 
 // Restate signs a token per path and second (no nonce; Ed25519 is deterministic), so under load
 // most requests repeat a token already verified. Its claims are kept, not the verdict: audience
 // and time are still checked on every request. Plain data only, as workerd requires across requests.
 const MAX_VERIFIED = 1024;
-/** token -> its claims, for tokens whose signature verified. */
+/** @typedef {{ aud: string, nbf: number, exp: number }} Claims */
+/** @type {Map<string, Claims>} token -> its claims, for tokens whose signature verified. */
 const verified = new Map();
 
+/**
+ * @param {string} token
+ * @param {Pick<Env, "RESTATE_IDENTITY_KEY">} env
+ * @returns {Promise<Claims>}
+ */
 async function verifiedClaims(token, env) {
   const known = verified.get(token);
   if (known) return known;
-  const [header, claims, signature] = token.split(".");
+  const [header = "", claims = "", signature = ""] = token.split(".");
   if (json(header).alg !== "EdDSA") throw new Problem("the request JWT is not EdDSA-signed");
   publicKey ??= crypto.subtle.importKey("raw", decode(env.RESTATE_IDENTITY_KEY), { name: "Ed25519" }, false, [
     "verify",
@@ -42,7 +54,13 @@ function forgetExpired() {
 
 class Problem extends Error {}
 
-/** Why `request`, to the deployment at path `base`, is not signed by Restate; undefined if it is. */
+/**
+ * Why `request`, to the deployment at path `base`, is not signed by Restate; undefined if it is.
+ * @param {Request} request
+ * @param {Pick<Env, "RESTATE_IDENTITY_KEY">} env
+ * @param {string} base
+ * @returns {Promise<string | undefined>}
+ */
 export async function identityProblem(request, env, base) {
   if (request.headers.get("x-restate-signature-scheme") !== "v1") return "no Restate request signature (scheme v1)";
   const token = request.headers.get("x-restate-jwt-v1") ?? "";
@@ -58,6 +76,7 @@ export async function identityProblem(request, env, base) {
   return undefined;
 }
 
+/** @param {string} problem */
 export function refuse(problem) {
   return new Response(`${problem}: calls to workerd must be signed with this mesh's Restate request identity key\n`, {
     status: 401,

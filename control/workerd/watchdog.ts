@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { AdminClient, JournalEntry } from "./admin-client.ts";
-import { rssMb } from "./processes.ts";
-import { answers } from "./workerd-reload.ts";
+import type { AdminClient, JournalEntry } from "../admin-client.ts";
+import { rssMb } from "../memory.ts";
+import { answers } from "../wait.ts";
 
 /**
  * workerd enforces no CPU or memory limit on a request: one handler that never yields stops
@@ -77,7 +77,8 @@ const STRIKES = 2;
 
 export interface WatchedWorkerd {
   pid(): number | undefined;
-  probeUrl(): string;
+  /** Where this very process answers, once it listens. */
+  probeUrl(): string | undefined;
   kill(): void;
 }
 
@@ -100,7 +101,8 @@ export async function watchWorkerd(
     await sleep(POLL_MS, undefined, { signal }).catch(() => {});
     const pid = workerd.pid();
     if (signal.aborted || pid === undefined) continue;
-    const answered = await answers(workerd.probeUrl(), { timeoutMs: POLL_MS }).catch(() => false);
+    const probeUrl = workerd.probeUrl();
+    const answered = probeUrl !== undefined && (await answers(probeUrl, { timeoutMs: POLL_MS }));
     silentSinceMs = answered ? undefined : (silentSinceMs ?? Date.now());
     const decision = verdict({ silentSinceMs, rssMb: await rssMb(pid) }, Date.now(), limits);
     if (decision.kind === "ok") continue;

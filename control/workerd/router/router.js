@@ -1,21 +1,22 @@
-// The one worker on Gridiron's workerd socket when builds are loaded at run time (the default).
-// Requests for /{name}/{buildId}/... go to that build unchanged (the Restate SDK matches its paths
-// by suffix). A build is compiled through the Worker Loader on its first request, from the files
-// in the bundles dir, so a deploy never restarts workerd. Only requests Restate signed reach a
-// build (identity.js), and only builds listed in routes.json (on the ROUTES disk) are
-// served; the deployer rewrites that file and POSTs /_gridiron/routes to make the router re-read it.
-// POST /_gridiron/warm also compiles every live build and answers 422 with the error of one that
-// does not load: a supervisor calls it on a fresh workerd before that one takes over from the old,
-// so no request waits for a compile, and the deployer's proof calls it on a throwaway workerd. POST
-// /_gridiron/drain, on the old one just before its SIGTERM, makes it hold each new request for
-// HOLD_MS, so the connections Restate is using are busy, not idle, when it starts draining.
+// @ts-check
+// The one worker on Gridiron's workerd socket. Requests for /{name}/{buildId}/... go to that
+// build unchanged (the Restate SDK matches its paths by suffix). A build is compiled through the
+// Worker Loader on its first request, from the files in the bundles dir, so a deploy never
+// restarts workerd. Only requests Restate signed reach a build (identity.js), and only builds
+// listed in the routes file (on the ROUTES disk) are served. The control paths (protocol.js):
+// the deployer rewrites the routes file and POSTs ROUTES_PATH to make the router re-read it.
+// WARM_PATH compiles every live build: a supervisor calls it on a fresh workerd before that one
+// takes over from the old, so no request waits for a compile, and the deployer's proof calls it
+// on a throwaway workerd. DRAIN_PATH, on the old one just before its SIGTERM, makes it hold each
+// new request for HOLD_MS, so the connections Restate is using are busy, not idle, when it
+// starts draining.
 
 import { identityProblem, refuse } from "./identity.js";
+import { CONTROL_PREFIX, DRAIN_PATH, LOAD_FAILED, ROUTES_FILE, ROUTES_PATH, WARM_PATH } from "./protocol.js";
 
-const CONTROL_PREFIX = "/_gridiron/";
-const ROUTES_PATH = "/_gridiron/routes";
-const WARM_PATH = "/_gridiron/warm";
-const DRAIN_PATH = "/_gridiron/drain";
+/** @import { Build, Env, WorkerCode, WorkerModule } from "./types.ts" */
+/** @import { ModuleType } from "../../bundle.ts" */
+
 const HOLD_MS = 100;
 
 let draining = false;
@@ -24,19 +25,21 @@ let draining = false;
 // use I/O (a response body, a pending fetch) that another started, and a request that finds
 // something missing reads it itself.
 
-/** id "name/buildId" -> build record, as routes.json lists them. */
+/** @type {Map<string, Build> | undefined} id "name/buildId" -> build record, as the routes file lists them. */
 let routes;
-/** id -> the WorkerCode the Worker Loader compiles, once read from the bundles dir. */
+/** @type {Map<string, WorkerCode>} id -> the code the Worker Loader compiles, once read from the bundles dir. */
 const code = new Map();
 
+/** @param {Env} env */
 async function readRoutes(env) {
-  const response = await env.ROUTES.fetch("http://routes/routes.json");
+  const response = await env.ROUTES.fetch(`http://routes/${ROUTES_FILE}`);
   if (response.status === 404) return new Map();
-  if (!response.ok) throw new Error(`cannot read routes.json: ${response.status}`);
-  const { builds } = await response.json();
+  if (!response.ok) throw new Error(`cannot read ${ROUTES_FILE}: ${response.status}`);
+  const { builds } = /** @type {{ builds: Build[] }} */ (await response.json());
   return new Map(builds.map((build) => [`${build.name}/${build.buildId}`, build]));
 }
 
+/** How each kind of module reaches the Worker Loader. @type {Record<ModuleType, (response: Response) => Promise<WorkerModule>>} */
 const CONTENT = {
   esModule: async (response) => ({ js: await response.text() }),
   commonJsModule: async (response) => ({ cjs: await response.text() }),
@@ -46,7 +49,14 @@ const CONTENT = {
   data: async (response) => ({ data: await response.arrayBuffer() }),
 };
 
+/**
+ * @param {Env} env
+ * @param {string} id
+ * @param {Build} build
+ * @returns {Promise<WorkerCode>}
+ */
 async function readBuild(env, id, build) {
+  /** @type {Record<string, WorkerModule>} */
   const modules = {};
   for (const module of build.modules) {
     const response = await env.BUNDLES.fetch(`http://bundles/${id}/${module.name}`);
@@ -62,6 +72,10 @@ async function readBuild(env, id, build) {
 }
 
 export default {
+  /**
+   * @param {Request} request
+   * @param {Env} env
+   */
   async fetch(request, env) {
     const { pathname } = new URL(request.url);
     if (pathname.startsWith(CONTROL_PREFIX)) return control(request, env, pathname);
@@ -84,34 +98,43 @@ export default {
   },
 };
 
+/** @param {Env} env */
 async function liveBuilds(env) {
   routes ??= await readRoutes(env);
   return routes;
 }
 
-/** The deployer's and supervisor's calls, signed with the same key as Restate's. */
+/**
+ * The deployer's and supervisor's calls, signed with the same key as Restate's.
+ * @param {Request} request
+ * @param {Env} env
+ * @param {string} pathname
+ */
 async function control(request, env, pathname) {
   if (request.method !== "POST") return new Response("POST only\n", { status: 405 });
   const problem = await identityProblem(request, env, "");
   if (problem) return refuse(problem);
   switch (pathname) {
     case ROUTES_PATH: {
-      routes = await readRoutes(env);
+      const live = await readRoutes(env);
+      routes = live;
       // A removed build stays compiled (the Worker Loader never unloads), but its code can go.
-      for (const id of code.keys()) if (!routes.has(id)) code.delete(id);
-      return Response.json({ builds: routes.size });
+      for (const id of code.keys()) if (!live.has(id)) code.delete(id);
+      return Response.json({ builds: live.size });
     }
     case WARM_PATH: {
-      routes = await readRoutes(env);
-      for (const [id, build] of routes) {
+      const live = await readRoutes(env);
+      routes = live;
+      for (const [id, build] of live) {
         try {
           await serve(env, id, build, new Request("http://warm/"));
         } catch (error) {
           // A build that does not load: its error is what the deployer reports to the user.
-          return new Response(`${id} does not load: ${error?.stack ?? error}\n`, { status: 422 });
+          const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
+          return new Response(`${id} does not load: ${detail}\n`, { status: LOAD_FAILED });
         }
       }
-      return Response.json({ builds: routes.size });
+      return Response.json({ builds: live.size });
     }
     case DRAIN_PATH:
       draining = true;
@@ -121,9 +144,16 @@ async function control(request, env, pathname) {
   }
 }
 
+/**
+ * @param {Env} env
+ * @param {string} id
+ * @param {Build} build
+ * @param {Request} request
+ */
 async function serve(env, id, build, request) {
-  if (!code.has(id)) code.set(id, await readBuild(env, id, build));
-  return env.LOADER.get(id, async () => code.get(id))
+  const loaded = code.get(id) ?? (await readBuild(env, id, build));
+  code.set(id, loaded);
+  return env.LOADER.get(id, async () => loaded)
     .getEntrypoint()
     .fetch(request);
 }

@@ -1,0 +1,13 @@
+import { createRequire } from "node:module";
+import { arch, platform } from "node:os";
+
+const require = createRequire(import.meta.url);
+
+/**
+ * The native binaries inside the npm packages. restate-server's package bin is a Node wrapper;
+ * spawning the binary itself means a signal to the PID we hold reaches the real process.
+ */
+export const binaries = {
+  restateServer: () => require.resolve(`@restatedev/restate-server-${platform()}-${arch()}/bin/restate-server`),
+  workerd: () => require.resolve("workerd/bin/workerd"),
+};

@@ -1,0 +1,68 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { type Dispatcher, request } from "undici";
+
+/** How Gridiron waits for its parts: one deadline loop, one "answers 200?" probe, one timeout. */
+
+const POLL_MS = 100;
+
+/**
+ * Polls `check` until it returns true, at most `timeoutMs`. A check that throws counts as not yet,
+ * unless `isFinal` says the error will not go away by waiting.
+ */
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  { pollMs = POLL_MS, isFinal = (_error: unknown) => false } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const done = await check().catch((error: unknown) => {
+      if (isFinal(error)) throw error;
+      return false;
+    });
+    if (done) return;
+    await sleep(pollMs);
+  }
+  throw new Error(`${what} was not ready within ${timeoutMs / 1000} s`);
+}
+
+/** `promise`, or a rejection with `message` if it has not settled within `ms`. */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export interface ProbeOptions {
+  method?: "GET" | "POST";
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+  /** For a server on a unix socket. */
+  dispatcher?: Dispatcher;
+}
+
+/** Whether `url` answers 200 within the timeout; false for any other answer or none. */
+export async function answers(
+  url: string,
+  { method = "GET", timeoutMs = 2_000, headers = {}, dispatcher }: ProbeOptions = {},
+): Promise<boolean> {
+  try {
+    const { statusCode, body } = await request(url, {
+      method,
+      headersTimeout: timeoutMs,
+      headers,
+      ...(dispatcher ? { dispatcher } : {}),
+    });
+    await body.dump();
+    return statusCode === 200;
+  } catch {
+    return false;
+  }
+}

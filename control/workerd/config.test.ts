@@ -1,0 +1,46 @@
+import { describe, expect, test } from "vitest";
+import { loaderConfig, serviceName } from "./config.ts";
+
+const router = {
+  modules: [
+    { name: "router.js", esModule: "ROUTER" },
+    { name: "identity.js", esModule: "IDENTITY" },
+  ],
+  identityKey: "KEY",
+};
+
+test("service names are name/buildId", () => expect(serviceName({ name: "a", buildId: "1-b" })).toBe("a/1-b"));
+
+describe("loaderConfig", () => {
+  const config = loaderConfig({ bundles: "/data/bundles", routes: "/data/proof-1" }, "127.0.0.1:9080", router);
+
+  test("gives the router the Worker Loader, the bundles dir and the routes dir, read-only, and nothing per build", () => {
+    expect(config.services).toEqual([
+      {
+        name: "router",
+        worker: {
+          compatibilityDate: expect.any(String),
+          modules: [
+            { name: "router.js", esModule: "ROUTER" },
+            { name: "identity.js", esModule: "IDENTITY" },
+          ],
+          bindings: [
+            { name: "RESTATE_IDENTITY_KEY", text: "KEY" },
+            { name: "LOADER", workerLoader: { id: "builds" } },
+            { name: "BUNDLES", service: { name: "bundles" } },
+            { name: "ROUTES", service: { name: "routes" } },
+          ],
+        },
+      },
+      { name: "bundles", disk: { path: "/data/bundles", writable: false } },
+      { name: "routes", disk: { path: "/data/proof-1", writable: false } },
+    ]);
+  });
+
+  test("serves the router on the socket, and on a probe port of its own", () => {
+    expect(config.sockets).toEqual([
+      { name: "http", address: "127.0.0.1:9080", http: {}, service: { name: "router" } },
+      { name: "probe", address: "127.0.0.1:0", http: {}, service: { name: "router" } },
+    ]);
+  });
+});

@@ -1,0 +1,108 @@
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { type Config, serializeConfig } from "miniflare";
+import { DEFAULT_COMPATIBILITY_DATE } from "../bundle.ts";
+import type { Build } from "../bundle-store.ts";
+import { identityPublicKeyBytes } from "../request-identity.ts";
+import type { Settings } from "../settings.ts";
+import { ROUTES_FILE } from "./router/protocol.js";
+
+/** workerd's config as typed data, and the files (config, routes file) that make it serve builds. */
+
+const ROUTER = "router";
+const BUNDLES = "bundles";
+const ROUTES = "routes";
+/** The router's modules (in router/), main first, by the names they import each other under. */
+const ROUTER_MODULES = ["router.js", "identity.js", "protocol.js"];
+
+/** The router's code, and Restate's request identity public key (raw, base64url) it checks against. */
+export interface Router {
+  modules: { name: string; esModule: string }[];
+  identityKey: string;
+}
+
+export function serviceName(build: Pick<Build, "name" | "buildId">): string {
+  return `${build.name}/${build.buildId}`;
+}
+
+/**
+ * A fixed config: the router reads the bundles dir (read-only) and compiles each build that the
+ * routes file in `routesDir` lists through the Worker Loader on first use, so deploys change
+ * files, never this config. The live workerd's routes file is in the bundles dir; a proof's is in
+ * a dir of its own and lists only the build being proved.
+ */
+export function loaderConfig(dirs: { bundles: string; routes: string }, address: string, router: Router): Config {
+  return {
+    services: [
+      {
+        name: ROUTER,
+        worker: {
+          compatibilityDate: DEFAULT_COMPATIBILITY_DATE,
+          modules: router.modules,
+          bindings: [
+            { name: "RESTATE_IDENTITY_KEY", text: router.identityKey },
+            { name: "LOADER", workerLoader: { id: "builds" } },
+            { name: "BUNDLES", service: { name: BUNDLES } },
+            { name: "ROUTES", service: { name: ROUTES } },
+          ],
+        },
+      },
+      { name: BUNDLES, disk: { path: dirs.bundles, writable: false } },
+      { name: ROUTES, disk: { path: dirs.routes, writable: false } },
+    ],
+    sockets: [
+      { name: "http", address, http: {}, service: { name: ROUTER } },
+      // A port of this workerd's own (it reports which on its control fd), so a supervisor can
+      // tell a new workerd sharing the http socket with an old one from the old one.
+      { name: "probe", address: "127.0.0.1:0", http: {}, service: { name: ROUTER } },
+    ],
+  };
+}
+
+/** The router, checking requests against this mesh's request identity key. */
+export async function readRouter(settings: Settings): Promise<Router> {
+  const read = async (name: string) => ({
+    name,
+    esModule: await readFile(new URL(`./router/${name}`, import.meta.url), "utf8"),
+  });
+  return {
+    modules: await Promise.all(ROUTER_MODULES.map(read)),
+    identityKey: (await identityPublicKeyBytes(settings)).toString("base64url"),
+  };
+}
+
+/** Writes beside the target and renames, so a reader never sees a half-written file. */
+async function writeAtomically(path: string, content: string | Uint8Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(`${path}.next`, content);
+  await rename(`${path}.next`, path);
+}
+
+/** Writes a config for the router at `address`, whose routes file is in `routesDir`. */
+export async function writeWorkerdConfig(
+  settings: Settings,
+  path: string,
+  routesDir: string,
+  address: string,
+): Promise<void> {
+  const config = loaderConfig({ bundles: settings.bundlesDir, routes: routesDir }, address, await readRouter(settings));
+  await writeAtomically(path, serializeConfig(config));
+}
+
+export function writeRoutes(dir: string, builds: Build[]): Promise<void> {
+  return writeAtomically(join(dir, ROUTES_FILE), `${JSON.stringify({ builds }, null, 2)}\n`);
+}
+
+export async function readRoutes(dir: string): Promise<Build[]> {
+  const text = await readFile(join(dir, ROUTES_FILE), "utf8").catch(() => undefined);
+  return text ? (JSON.parse(text) as { builds: Build[] }).builds : [];
+}
+
+/**
+ * The live workerd's config, written at every start so a changed port or key takes effect. Its
+ * routes file is in the bundles dir; deploys rewrite only that (writeRoutes) and tell the router.
+ */
+export function writeLiveConfig(settings: Settings): Promise<void> {
+  const address = `${settings.internalBind}:${settings.ports.workerd}`;
+  return writeWorkerdConfig(settings, settings.workerdConfigPath, settings.bundlesDir, address);
+}

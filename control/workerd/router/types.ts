@@ -1,0 +1,38 @@
+import type { Build } from "../../bundle-store.ts";
+
+/**
+ * Types for the router code that runs inside workerd (router.js, identity.js, checked by tsc with
+ * `// @ts-check`): the bindings config.ts gives it, as far as the router uses them.
+ */
+
+export interface Fetcher {
+  fetch(input: string | Request): Promise<Response>;
+}
+
+/** What the Worker Loader compiles: one entry per module, keyed by the kind of its content. */
+export type WorkerModule =
+  | { js: string }
+  | { cjs: string }
+  | { text: string }
+  | { json: unknown }
+  | { wasm: ArrayBuffer }
+  | { data: ArrayBuffer };
+
+export interface WorkerCode {
+  compatibilityDate: string;
+  compatibilityFlags: string[];
+  mainModule: string;
+  modules: Record<string, WorkerModule>;
+}
+
+export interface Env {
+  /** Restate's request identity public key, raw bytes in base64url. */
+  RESTATE_IDENTITY_KEY: string;
+  LOADER: { get(id: string, load: () => Promise<WorkerCode>): { getEntrypoint(): Fetcher } };
+  /** The bundles dir, read-only: `{name}/{buildId}/{module}`. */
+  BUNDLES: Fetcher;
+  /** The dir holding the routes file, read-only. */
+  ROUTES: Fetcher;
+}
+
+export type { Build };
