@@ -126,12 +126,17 @@ async function buildEscapingTars(): Promise<void> {
 
 async function buildEscapingZips(): Promise<void> {
   const src = join(root, "zip-src");
-  await writeTree(src, { "index.js": "export default {};", "__/x": "dotdot" });
+  await writeTree(src, { "index.js": "export default {};", "__/x": "dotdot", "e/sub/f": "through a link" });
   archives.set("/dotdot.zip", renamed(await zipOf(src, ["index.js", "__/x"]), "__/x", "../x"));
   const absolute = join(outside, "abs.txt");
   const placeholder = `_${absolute.slice(1)}`;
   await writeTree(src, { [placeholder]: "absolute" });
   archives.set("/absolute.zip", renamed(await zipOf(src, ["index.js", placeholder]), placeholder, absolute));
+  await symlink("/etc/passwd", join(src, "passwd.txt"));
+  archives.set("/symlink.zip", await zipOf(src, ["index.js", "passwd.txt"]));
+  // `d` links to `outside`; a later entry `d/sub/f` would be written through it.
+  await symlink(outside, join(src, "d"));
+  archives.set("/through-symlink.zip", renamed(await zipOf(src, ["d", "e/sub/f"]), "e/sub/f", "d/sub/f"));
 }
 
 /** Sends zeros without a Content-Length, for as long as the client reads them. */
@@ -386,6 +391,14 @@ const refusals: [string, Refusal][] = [
       path: "/absolute.zip",
       message: () => `cannot unpack the zip archive: absolute path: ${join(outside, "abs.txt")}`,
     },
+  ],
+  [
+    "a zip symbolic link to /etc/passwd",
+    { path: "/symlink.zip", message: () => "passwd.txt is a link; bundles must contain plain files" },
+  ],
+  [
+    "a zip entry written through a zip symbolic link to a directory outside",
+    { path: "/through-symlink.zip", message: () => "d is a link; bundles must contain plain files" },
   ],
 ];
 
