@@ -104,8 +104,9 @@ async function unpack(archive: Buffer, dir: string): Promise<void> {
     if (kind === "zip") {
       const file = `${dir}.zip`;
       await writeFile(file, archive);
-      // extract-zip refuses entries that would land outside `dir`.
-      await extractZip(file, { dir }).finally(() => rm(file, { force: true }));
+      // extract-zip refuses entries that would land outside `dir`, but it makes the symbolic links
+      // a zip holds, and makes a later entry's directories through one before that check.
+      await extractZip(file, { dir, onEntry: refuseZipLink }).finally(() => rm(file, { force: true }));
       return;
     }
     const links: string[] = [];
@@ -126,6 +127,16 @@ async function unpack(archive: Buffer, dir: string): Promise<void> {
   } catch (error) {
     if (error instanceof BundleError) throw error;
     throw new BundleError(`cannot unpack the ${kind} archive: ${error instanceof Error ? error.message : error}`);
+  }
+}
+
+const S_IFMT = 0o170000;
+const S_IFLNK = 0o120000;
+
+/** Called before each entry is written; the Unix mode is the high half, as extract-zip reads it. */
+function refuseZipLink(entry: { fileName: string; externalFileAttributes: number }): void {
+  if (((entry.externalFileAttributes >>> 16) & S_IFMT) === S_IFLNK) {
+    throw new BundleError(`${entry.fileName} is a link; bundles must contain plain files`);
   }
 }
 
