@@ -2,8 +2,8 @@ import * as restate from "@restatedev/restate-sdk";
 import { z } from "zod";
 import { AdminClient } from "./admin-client.ts";
 import { adminHeaders, requireAdmin } from "./admin-token.ts";
-import { BundleName, CompatibilityDate, CompatibilityFlags, Version } from "./bundle.ts";
-import { type Build, inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
+import { type Build, BundleName, CompatibilityDate, CompatibilityFlags, Version } from "./bundle.ts";
+import { inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
 import { crashableStep, crashPoint } from "./crash-switch.ts";
 import { asTerminalError, UserError } from "./errors.ts";
 import {
@@ -17,7 +17,8 @@ import {
   rollbackTarget,
   withState,
 } from "./lifecycle.ts";
-import { type ProtocolMode, type RegisterOptions, register, waitForDiscovery } from "./registration.ts";
+import type { ProtocolMode } from "./protocol-mode.ts";
+import { type RegisterOptions, register, waitForDiscovery } from "./registration.ts";
 import { withSourceDir } from "./remote-source.ts";
 import { identityHeaders } from "./request-identity.ts";
 import { ROUTES_KEY, type RoutesObject } from "./routes.ts";

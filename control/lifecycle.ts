@@ -1,6 +1,6 @@
-import type { Build } from "./bundle-store.ts";
+import type { Build } from "./bundle.ts";
 import type { Owners, TakenOver } from "./ownership.ts";
-import type { ProtocolMode } from "./registration.ts";
+import type { ProtocolMode } from "./protocol-mode.ts";
 
 /**
  * The life of a build, as pure rules over the deployer's records: the deployer object does the

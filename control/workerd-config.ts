@@ -1,8 +1,8 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { type Config, serializeConfig, type Worker_Binding, type Worker_Module } from "miniflare";
-import { DEFAULT_COMPATIBILITY_DATE } from "./bundle.ts";
-import { type Build, buildDir } from "./bundle-store.ts";
+import { type Build, DEFAULT_COMPATIBILITY_DATE } from "./bundle.ts";
+import { buildDir } from "./bundle-store.ts";
 import { identityPublicKeyBytes } from "./request-identity.ts";
 import type { Settings } from "./settings.ts";
 

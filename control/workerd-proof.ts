@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import getPort from "get-port";
 import { request } from "undici";
-import type { Build } from "./bundle-store.ts";
+import type { Build } from "./bundle.ts";
 import { BundleError } from "./errors.ts";
 import { binaries, rssMb, waitFor } from "./processes.ts";
 import { type Manifest, waitForDiscovery } from "./registration.ts";
