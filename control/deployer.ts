@@ -14,6 +14,7 @@ import {
   filesToDelete,
   isDrained,
   promote,
+  recordFailure,
   rollbackTarget,
   withState,
 } from "./lifecycle.ts";
@@ -177,13 +178,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
   const forgetFailed = async (ctx: Ctx, records: BuildRecord[], build: Build, error: string) => {
     await routes(ctx).remove(build, internal());
     await ctx.run("delete files of the failed build", () => removeBundle(settings.bundlesDir, build));
-    const failed: BuildRecord = {
-      ...build,
-      ...{ deploymentId: null, uri: "", services: [], filesKept: false, error },
-      state: "failed",
-      times: { failed: await now(ctx) },
-    };
-    ctx.set("builds", [...records.filter((r) => r.buildId !== build.buildId), failed]);
+    ctx.set("builds", recordFailure(records, build, error, await now(ctx)));
   };
 
   const replaceRecord = (records: BuildRecord[], record: BuildRecord) =>

@@ -9,6 +9,7 @@ import {
   filesToDelete,
   isDrained,
   promote,
+  recordFailure,
   rollbackTarget,
 } from "./lifecycle.ts";
 
@@ -73,6 +74,32 @@ describe("promote", () => {
       "t2",
     );
     expect(next.map((r) => `${r.buildId}:${r.state}`)).toEqual(["1-a:draining", "0-z:active"]);
+  });
+});
+
+describe("recordFailure", () => {
+  const failedAt = "2026-11-22T10:00:00.000Z";
+
+  test("adds a failed record with no deployment, no services and no files", () => {
+    const next = recordFailure([record("1-a", "active", "t1")], testBuild("counter", "2-b"), "bad bundle", failedAt);
+    expect(next.map((r) => `${r.buildId}:${r.state}`)).toEqual(["1-a:active", "2-b:failed"]);
+    expect(next[1]).toEqual({
+      ...testBuild("counter", "2-b"),
+      deploymentId: null,
+      uri: "",
+      services: [],
+      filesKept: false,
+      error: "bad bundle",
+      state: "failed",
+      times: { failed: failedAt },
+    });
+  });
+
+  test("the same content failing again replaces its earlier failed record", () => {
+    const earlier = record("2-b", "failed", "t0", { error: "first", times: { failed: "t0" } });
+    const next = recordFailure([earlier, record("1-a", "active", "t1")], testBuild("counter", "2-b"), "second", "t2");
+    expect(next.map((r) => `${r.buildId}:${r.state}:${r.error ?? ""}`)).toEqual(["1-a:active:", "2-b:failed:second"]);
+    expect(next[1]?.times).toEqual({ failed: "t2" });
   });
 });
 

@@ -82,6 +82,24 @@ export function promote(records: BuildRecord[], promoted: BuildRecord, now: stri
   return [...others, withState(promoted, "active", now)];
 }
 
+/**
+ * The records once `build` failed to activate, its route and files removed. The same content
+ * failing again replaces its earlier failed record, so retries leave one record, not a pile.
+ */
+export function recordFailure(records: BuildRecord[], build: Build, error: string, now: string): BuildRecord[] {
+  const failed: BuildRecord = {
+    ...build,
+    deploymentId: null,
+    uri: "",
+    services: [],
+    filesKept: false,
+    error,
+    state: "failed",
+    times: { failed: now },
+  };
+  return [...records.filter((r) => r.buildId !== build.buildId), failed];
+}
+
 /** The build a rollback goes to: the named one, else the most recently active one still on disk. */
 export function rollbackTarget(records: BuildRecord[], buildId?: string): BuildRecord | { error: string } {
   const candidates = records.filter((r) => r.state !== "active" && r.state !== "failed" && r.filesKept);
