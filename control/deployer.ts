@@ -7,11 +7,13 @@ import { inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
 import { crashableStep, crashPoint } from "./crash-switch.ts";
 import { asTerminalError, UserError } from "./errors.ts";
 import {
+  afterDrainCheck,
   type BuildRecord,
   type Drift,
   drainStep,
   driftOf,
   filesToDelete,
+  isCurrentDrainCheck,
   isDrained,
   promote,
   recordFailure,
@@ -242,35 +244,14 @@ export function deployerObject(settings: Settings, adminToken: string) {
           requireAdmin(ctx, adminToken, "checkDrain is internal to the deployer: a call to it");
           const records = await recordsOf(ctx);
           const record = records.find((r) => r.buildId === check.buildId);
-          if (!record?.deploymentId || record.watch !== check.watch) return;
-          if (record.state !== "draining" && record.state !== "drained") return;
-          const deploymentId = record.deploymentId;
-          const observed = await ctx.run("look at Restate", () => admin.observeDeployment(deploymentId));
-          const step = drainStep(record, observed, await ctx.date.now(), settings.drainGraceMs);
-          const at = await now(ctx);
-          let next: BuildRecord;
-          switch (step.kind) {
-            case "busy":
-              next = watchDrain(
-                ctx,
-                record.state === "drained" ? withState(record, "draining", at) : record,
-                settings.drainPollMs,
-              );
-              break;
-            case "drained":
-              next = watchDrain(
-                ctx,
-                withState(record, "drained", at),
-                Math.min(step.checkAgainMs, settings.drainPollMs),
-              );
-              break;
-            case "wait":
-              next = watchDrain(ctx, record, Math.min(step.checkAgainMs, settings.drainPollMs));
-              break;
-            case "prune":
-              next = await prune(ctx, record);
-              break;
-          }
+          if (!isCurrentDrainCheck(record, check.watch)) return;
+          const observed = await ctx.run("look at Restate", () => admin.observeDeployment(record.deploymentId));
+          const drain = drainStep(record, observed, await ctx.date.now(), settings.drainGraceMs);
+          const followUp = afterDrainCheck(record, drain, await now(ctx), settings.drainPollMs);
+          const next =
+            followUp.kind === "prune"
+              ? await prune(ctx, record)
+              : watchDrain(ctx, followUp.record, followUp.checkAgainMs);
           ctx.set("builds", await deleteOldFiles(ctx, replaceRecord(records, next)));
         },
       ),

@@ -1,12 +1,14 @@
 import { describe, expect, test } from "vitest";
 import { testBuild } from "./build.fixture.ts";
 import {
+  afterDrainCheck,
   type BuildRecord,
   type BuildState,
   type DrainObservation,
   drainStep,
   driftOf,
   filesToDelete,
+  isCurrentDrainCheck,
   isDrained,
   promote,
   recordFailure,
@@ -53,6 +55,66 @@ describe("drainStep", () => {
     expect(drainStep(drained, idle, t0 + grace, grace)).toEqual({ kind: "prune" }));
   test("work seen during the grace period makes it busy again", () =>
     expect(drainStep(drained, { ...idle, running: 1 }, t0 + grace, grace)).toEqual({ kind: "busy" }));
+});
+
+describe("isCurrentDrainCheck", () => {
+  const watched = record("1-a", "draining", "t1", { watch: "w1" });
+
+  test("holds for the current watch of a draining or drained build", () => {
+    expect(isCurrentDrainCheck(watched, "w1")).toBe(true);
+    expect(isCurrentDrainCheck({ ...watched, state: "drained" }, "w1")).toBe(true);
+  });
+  test("a check from an older watch is stale", () => expect(isCurrentDrainCheck(watched, "w0")).toBe(false));
+  test("a build gone from the records or never registered has nothing to drain", () => {
+    expect(isCurrentDrainCheck(undefined, "w1")).toBe(false);
+    expect(isCurrentDrainCheck({ ...watched, deploymentId: null }, "w1")).toBe(false);
+  });
+  test.each(["active", "pruned", "failed"] as const)("a %s build is not drained", (state) =>
+    expect(isCurrentDrainCheck({ ...watched, state }, "w1")).toBe(false),
+  );
+});
+
+describe("afterDrainCheck", () => {
+  const poll = 5_000;
+  const draining = record("1-a", "draining", "t1", { times: { active: "t1", draining: "t2" } });
+  const drained = { ...draining, state: "drained" as const, times: { ...draining.times, drained: "t3" } };
+
+  test("busy: a draining build is looked at again after one poll interval, unchanged", () =>
+    expect(afterDrainCheck(draining, { kind: "busy" }, "t4", poll)).toEqual({
+      kind: "watch",
+      record: draining,
+      checkAgainMs: poll,
+    }));
+  test("busy: a drained build goes back to draining", () =>
+    expect(afterDrainCheck(drained, { kind: "busy" }, "t4", poll)).toEqual({
+      kind: "watch",
+      record: { ...drained, state: "draining", times: { active: "t1", draining: "t4", drained: "t3" } },
+      checkAgainMs: poll,
+    }));
+  test("drained: the build is marked drained and looked at again within the poll interval", () => {
+    expect(afterDrainCheck(draining, { kind: "drained", checkAgainMs: 60_000 }, "t4", poll)).toEqual({
+      kind: "watch",
+      record: { ...draining, state: "drained", times: { active: "t1", draining: "t2", drained: "t4" } },
+      checkAgainMs: poll,
+    });
+    expect(afterDrainCheck(draining, { kind: "drained", checkAgainMs: 2_000 }, "t4", poll)).toMatchObject({
+      checkAgainMs: 2_000,
+    });
+  });
+  test("wait: the record stays, the next look is at the end of the grace period or the poll interval", () => {
+    expect(afterDrainCheck(drained, { kind: "wait", checkAgainMs: 40_000 }, "t4", poll)).toEqual({
+      kind: "watch",
+      record: drained,
+      checkAgainMs: poll,
+    });
+    expect(afterDrainCheck(drained, { kind: "wait", checkAgainMs: 1_500 }, "t4", poll)).toEqual({
+      kind: "watch",
+      record: drained,
+      checkAgainMs: 1_500,
+    });
+  });
+  test("prune: the build is pruned", () =>
+    expect(afterDrainCheck(drained, { kind: "prune" }, "t4", poll)).toEqual({ kind: "prune" }));
 });
 
 describe("promote", () => {

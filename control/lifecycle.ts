@@ -32,6 +32,9 @@ export interface BuildRecord extends Build {
   tookOver?: TakenOver[];
 }
 
+/** A build record with a Restate deployment. */
+export type DeployedRecord = BuildRecord & { deploymentId: string };
+
 /** What Restate's introspection says runs on a deployment right now. */
 export interface DrainObservation {
   /** Services for which this deployment is the latest: new calls would go to it. */
@@ -45,6 +48,15 @@ export interface DrainObservation {
 
 export function isDrained(o: DrainObservation): boolean {
   return o.latestFor.length === 0 && o.pinned === 0 && o.running === 0;
+}
+
+/**
+ * Whether a delayed drain check still has a replaced build to look at. A check is stale once a
+ * newer watch, a rollback or a prune took over its build; it then ends without a look.
+ */
+export function isCurrentDrainCheck(record: BuildRecord | undefined, watch: string): record is DeployedRecord {
+  if (!record?.deploymentId || record.watch !== watch) return false;
+  return record.state === "draining" || record.state === "drained";
 }
 
 export type DrainStep =
@@ -68,6 +80,33 @@ export function drainStep(
   if (drainedAt === undefined) return { kind: "drained", checkAgainMs: graceMs };
   const left = drainedAt + graceMs - nowMs;
   return left <= 0 ? { kind: "prune" } : { kind: "wait", checkAgainMs: left };
+}
+
+/** What follows one drain check: look again after `checkAgainMs` with `record` stored, or prune. */
+export type DrainFollowUp = { kind: "watch"; record: BuildRecord; checkAgainMs: number } | { kind: "prune" };
+
+/**
+ * The build's next record and next look after a drain step. It looks again at least every poll
+ * interval, so work that starts during the grace period is seen and starts it over: a drained
+ * build seen busy goes back to draining.
+ */
+export function afterDrainCheck(record: BuildRecord, step: DrainStep, now: string, pollMs: number): DrainFollowUp {
+  switch (step.kind) {
+    case "busy": {
+      const next = record.state === "drained" ? withState(record, "draining", now) : record;
+      return { kind: "watch", record: next, checkAgainMs: pollMs };
+    }
+    case "drained":
+      return {
+        kind: "watch",
+        record: withState(record, "drained", now),
+        checkAgainMs: Math.min(step.checkAgainMs, pollMs),
+      };
+    case "wait":
+      return { kind: "watch", record, checkAgainMs: Math.min(step.checkAgainMs, pollMs) };
+    case "prune":
+      return { kind: "prune" };
+  }
 }
 
 export function withState(record: BuildRecord, state: BuildState, now: string): BuildRecord {
