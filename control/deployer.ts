@@ -13,11 +13,14 @@ import {
   drainStep,
   driftOf,
   filesToDelete,
+  type InvocationCounts,
   isCurrentDrainCheck,
   isDrained,
+  liveBuilds,
   promote,
   recordFailure,
   rollbackTarget,
+  statusView,
   withState,
 } from "./lifecycle.ts";
 import type { ProtocolMode } from "./protocol-mode.ts";
@@ -320,36 +323,17 @@ export function deployerObject(settings: Settings, adminToken: string) {
 
       status: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext<DeployerState>) => {
         const records = await recordsOf(ctx);
-        const live = records.filter((r) => r.deploymentId && r.state !== "pruned" && r.state !== "failed");
         const counts = await ctx.run("count invocations", async () => {
-          const entries = [];
-          for (const r of live)
-            entries.push([r.buildId, await admin.observeDeployment(r.deploymentId as string)] as const);
-          return Object.fromEntries(entries.map(([id, o]) => [id, { pinned: o.pinned, paused: o.paused }]));
+          const entries: [string, InvocationCounts][] = [];
+          for (const r of liveBuilds(records)) {
+            const { pinned, paused } = await admin.observeDeployment(r.deploymentId);
+            entries.push([r.buildId, { pinned, paused }]);
+          }
+          return Object.fromEntries(entries);
         });
         const active = records.find((r) => r.state === "active");
         const drift = active ? await driftOfBuild(ctx, active) : undefined;
-        return {
-          name: ctx.key,
-          active: active?.buildId ?? null,
-          builds: records.map((r) => ({
-            version: r.version,
-            buildId: r.buildId,
-            deploymentId: r.deploymentId,
-            uri: r.uri,
-            services: r.services,
-            // An active build that does not serve as recorded is not shown as active.
-            state: r === active && drift?.problems.length ? ("drifted" as const) : r.state,
-            times: r.times,
-            filesKept: r.filesKept,
-            pinned: counts[r.buildId]?.pinned ?? 0,
-            paused: counts[r.buildId]?.paused ?? 0,
-            ...(r === active && drift?.problems.length ? { drift: drift.problems } : {}),
-            ...(r === active && drift && Object.keys(drift.movedTo).length ? { movedTo: drift.movedTo } : {}),
-            ...(r.tookOver ? { tookOver: r.tookOver } : {}),
-            ...(r.error ? { error: r.error } : {}),
-          })),
-        };
+        return statusView(ctx.key, records, counts, drift);
       }),
     },
     options: { asTerminalError },

@@ -10,9 +10,11 @@ import {
   filesToDelete,
   isCurrentDrainCheck,
   isDrained,
+  liveBuilds,
   promote,
   recordFailure,
   rollbackTarget,
+  statusView,
 } from "./lifecycle.ts";
 
 const idle: DrainObservation = { latestFor: [], pinned: 0, paused: 0, running: 0 };
@@ -234,5 +236,118 @@ describe("driftOf", () => {
   test("a service another bundle took over is reported as moved, not as drift", () => {
     const seen = { ...serving, latestFor: ["counter"], owners: { counter: "counter", tally: "ledger" } };
     expect(driftOf(active, seen)).toEqual({ problems: [], movedTo: { tally: "ledger" } });
+  });
+});
+
+describe("liveBuilds", () => {
+  test("lists the builds with a deployment that is neither pruned nor failed", () => {
+    const records = [
+      record("1-a", "pruned", "t1"),
+      record("2-b", "drained", "t2"),
+      record("3-c", "draining", "t3"),
+      record("4-d", "active", "t4"),
+      record("5-e", "failed", "t5"),
+      record("6-f", "active", "t6", { deploymentId: null }),
+    ];
+    expect(liveBuilds(records).map((r) => r.buildId)).toEqual(["2-b", "3-c", "4-d"]);
+  });
+});
+
+describe("statusView", () => {
+  const draining = record("1.0.0-a", "draining", "2026-11-01T00:00:00Z", { times: { draining: "t2" } });
+  const active = record("2.0.0-b", "active", "2026-11-02T00:00:00Z");
+  const serving = { problems: [], movedTo: {} };
+
+  test("shows each build with its counts, pinned and paused 0 when not counted", () => {
+    expect(statusView("counter", [draining, active], { "1.0.0-a": { pinned: 2, paused: 1 } }, serving)).toStrictEqual({
+      name: "counter",
+      active: "2.0.0-b",
+      builds: [
+        {
+          version: "1.0.0",
+          buildId: "1.0.0-a",
+          deploymentId: "dp_100a",
+          uri: "http://127.0.0.1:9080/counter/1.0.0-a",
+          services: ["counter"],
+          state: "draining",
+          times: { draining: "t2" },
+          filesKept: true,
+          pinned: 2,
+          paused: 1,
+        },
+        {
+          version: "2.0.0",
+          buildId: "2.0.0-b",
+          deploymentId: "dp_200b",
+          uri: "http://127.0.0.1:9080/counter/2.0.0-b",
+          services: ["counter"],
+          state: "active",
+          times: { active: "2026-11-02T00:00:00Z" },
+          filesKept: true,
+          pinned: 0,
+          paused: 0,
+        },
+      ],
+    });
+  });
+
+  test("with no active build, active is null", () => {
+    const view = statusView("counter", [draining], {}, undefined);
+    expect(view.active).toBeNull();
+    expect(view.builds.map((b) => b.state)).toEqual(["draining"]);
+  });
+
+  test("an active build with drift problems shows as drifted, with them", () => {
+    const drift = { problems: ["its route is gone: workerd does not serve it"], movedTo: {} };
+    const [shown] = statusView("counter", [active], {}, drift).builds;
+    expect(shown?.state).toBe("drifted");
+    expect(shown?.drift).toEqual(["its route is gone: workerd does not serve it"]);
+    expect(shown && "movedTo" in shown).toBe(false);
+  });
+
+  test("drift belongs to the active build only", () => {
+    const drift = { problems: ["its route is gone: workerd does not serve it"], movedTo: { counter: "ledger" } };
+    const [old] = statusView("counter", [draining, active], {}, drift).builds;
+    expect(old?.state).toBe("draining");
+    expect(old && ("drift" in old || "movedTo" in old)).toBe(false);
+  });
+
+  test("services moved to another bundle are shown as movedTo, not as drift", () => {
+    const [shown] = statusView("counter", [active], {}, { problems: [], movedTo: { counter: "ledger" } }).builds;
+    expect(shown?.state).toBe("active");
+    expect(shown?.movedTo).toEqual({ counter: "ledger" });
+    expect(shown && "drift" in shown).toBe(false);
+  });
+
+  test("fields come in the order the README documents", () => {
+    const tookOver = [{ service: "tally", from: "ledger" }];
+    const drift = { problems: ["its route is gone: workerd does not serve it"], movedTo: { counter: "ledger" } };
+    const [shown] = statusView("counter", [{ ...active, tookOver, error: "x" }], {}, drift).builds;
+    expect(Object.keys(shown ?? {})).toEqual([
+      "version",
+      "buildId",
+      "deploymentId",
+      "uri",
+      "services",
+      "state",
+      "times",
+      "filesKept",
+      "pinned",
+      "paused",
+      "drift",
+      "movedTo",
+      "tookOver",
+      "error",
+    ]);
+  });
+
+  test("tookOver and error only appear when the record has them", () => {
+    const tookOver = [{ service: "tally", from: "ledger" }];
+    const failed = record("3.0.0-c", "failed", "t3", { deploymentId: null, error: "bad bundle" });
+    const [taker, broken] = statusView("counter", [{ ...active, tookOver }, failed], {}, serving).builds;
+    expect(taker?.tookOver).toEqual(tookOver);
+    expect(broken?.error).toBe("bad bundle");
+    expect(taker && "error" in taker).toBe(false);
+    expect(broken && "tookOver" in broken).toBe(false);
   });
 });

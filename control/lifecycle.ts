@@ -199,3 +199,77 @@ export function driftOf(
   }
   return { problems, movedTo };
 }
+
+/** Builds whose deployment Restate still has, so invocations may be bound to them. */
+export function liveBuilds(records: BuildRecord[]): DeployedRecord[] {
+  return records.filter(
+    (r): r is DeployedRecord => Boolean(r.deploymentId) && r.state !== "pruned" && r.state !== "failed",
+  );
+}
+
+/** Invocations bound to a build's deployment now. */
+export type InvocationCounts = Pick<DrainObservation, "pinned" | "paused">;
+
+/** A build as `status` shows it. */
+export interface BuildView {
+  version: string;
+  buildId: string;
+  deploymentId: string | null;
+  uri: string;
+  services: string[];
+  state: BuildState | "drifted";
+  times: BuildRecord["times"];
+  filesKept: boolean;
+  pinned: number;
+  paused: number;
+  drift?: string[];
+  movedTo?: Record<string, string>;
+  tookOver?: TakenOver[];
+  error?: string;
+}
+
+export interface StatusView {
+  name: string;
+  active: string | null;
+  builds: BuildView[];
+}
+
+/**
+ * What `status` answers for a bundle. `counts` are by build id (a build not counted shows 0);
+ * `drift` is the active build's, as driftOf found it.
+ */
+export function statusView(
+  name: string,
+  records: BuildRecord[],
+  counts: Record<string, InvocationCounts>,
+  drift: Drift | undefined,
+): StatusView {
+  const active = records.find((r) => r.state === "active");
+  return {
+    name,
+    active: active?.buildId ?? null,
+    builds: records.map((r) => buildView(r, counts[r.buildId], r === active ? drift : undefined)),
+  };
+}
+
+function buildView(record: BuildRecord, counts: InvocationCounts | undefined, drift: Drift | undefined): BuildView {
+  const problems = drift?.problems ?? [];
+  const movedTo = drift?.movedTo ?? {};
+  return {
+    version: record.version,
+    buildId: record.buildId,
+    deploymentId: record.deploymentId,
+    uri: record.uri,
+    services: record.services,
+    // An active build that does not serve as recorded is not shown as active.
+    state: problems.length ? "drifted" : record.state,
+    times: record.times,
+    filesKept: record.filesKept,
+    pinned: counts?.pinned ?? 0,
+    paused: counts?.paused ?? 0,
+    ...(problems.length ? { drift: problems } : {}),
+    ...(Object.keys(movedTo).length ? { movedTo } : {}),
+    ...(record.tookOver ? { tookOver: record.tookOver } : {}),
+    ...(record.error ? { error: record.error } : {}),
+  };
+}
