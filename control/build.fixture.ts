@@ -1,4 +1,4 @@
-import type { Build } from "./bundle-store.ts";
+import type { Build } from "./bundle.ts";
 
 /** A build record for unit tests: one ES module, no files behind it. */
 export function testBuild(name: string, buildId: string): Build {

@@ -2,9 +2,10 @@ import { createHash } from "node:crypto";
 import { cp, mkdir, opendir, readFile, rename, rm, rmdir, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
 import {
+  type Build,
   BundleMetadata,
-  type BundleModule,
   buildIdFor,
+  type Compatibility,
   chooseMainModule,
   DEFAULT_COMPATIBILITY_DATE,
   DEFAULT_COMPATIBILITY_FLAGS,
@@ -18,22 +19,6 @@ const MAX_ENTRIES = 1_000;
 
 const DEFAULT_MAX_BYTES = 50 * 1024 * 1024;
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
-
-/** Everything workerd needs to run one build, stored in the bundles dir as `{name}/{buildId}`. */
-export interface Build {
-  name: string;
-  version: string;
-  buildId: string;
-  mainModule: string;
-  modules: BundleModule[];
-  compatibilityDate: string;
-  compatibilityFlags: string[];
-}
-
-export interface Compatibility {
-  compatibilityDate?: string | undefined;
-  compatibilityFlags?: string[] | undefined;
-}
 
 /** Reads and checks a wrangler outdir; nothing is written. */
 export async function inspectBundle(

@@ -4,8 +4,8 @@ import { z } from "zod";
 
 /**
  * A bundle is what `wrangler deploy --dry-run --outdir DIR` writes: a main ES module plus other
- * modules it imports by file name (the SDK's wasm core, for one). This file holds the pure rules
- * for reading such a directory; bundle-store.ts does the I/O.
+ * modules it imports by file name (the SDK's wasm core, for one). This file holds the build it
+ * makes and the pure rules for reading such a directory; bundle-store.ts does the I/O.
  */
 
 export type ModuleType = "esModule" | "commonJsModule" | "wasm" | "text" | "data" | "json";
@@ -13,6 +13,22 @@ export type ModuleType = "esModule" | "commonJsModule" | "wasm" | "text" | "data
 export interface BundleModule {
   name: string;
   type: ModuleType;
+}
+
+/** Everything workerd needs to run one build, stored in the bundles dir as `{name}/{buildId}`. */
+export interface Build {
+  name: string;
+  version: string;
+  buildId: string;
+  mainModule: string;
+  modules: BundleModule[];
+  compatibilityDate: string;
+  compatibilityFlags: string[];
+}
+
+export interface Compatibility {
+  compatibilityDate?: string | undefined;
+  compatibilityFlags?: string[] | undefined;
 }
 
 /**

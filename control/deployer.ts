@@ -2,22 +2,29 @@ import * as restate from "@restatedev/restate-sdk";
 import { z } from "zod";
 import { AdminClient } from "./admin-client.ts";
 import { adminHeaders, requireAdmin } from "./admin-token.ts";
-import { BundleName, CompatibilityDate, CompatibilityFlags, Version } from "./bundle.ts";
-import { type Build, inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
+import { type Build, BundleName, CompatibilityDate, CompatibilityFlags, Version } from "./bundle.ts";
+import { inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
 import { crashableStep, crashPoint } from "./crash-switch.ts";
 import { asTerminalError, UserError } from "./errors.ts";
 import {
+  afterDrainCheck,
   type BuildRecord,
   type Drift,
   drainStep,
   driftOf,
   filesToDelete,
+  type InvocationCounts,
+  isCurrentDrainCheck,
   isDrained,
+  liveBuilds,
   promote,
+  recordFailure,
   rollbackTarget,
+  statusView,
   withState,
 } from "./lifecycle.ts";
-import { type ProtocolMode, type RegisterOptions, register, waitForDiscovery } from "./registration.ts";
+import type { ProtocolMode } from "./protocol-mode.ts";
+import { type RegisterOptions, register, waitForDiscovery } from "./registration.ts";
 import { withSourceDir } from "./remote-source.ts";
 import { identityHeaders } from "./request-identity.ts";
 import { ROUTES_KEY, type RoutesObject } from "./routes.ts";
@@ -176,13 +183,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
   const forgetFailed = async (ctx: Ctx, records: BuildRecord[], build: Build, error: string) => {
     await routes(ctx).remove(build, internal());
     await ctx.run("delete files of the failed build", () => removeBundle(settings.bundlesDir, build));
-    const failed: BuildRecord = {
-      ...build,
-      ...{ deploymentId: null, uri: "", services: [], filesKept: false, error },
-      state: "failed",
-      times: { failed: await now(ctx) },
-    };
-    ctx.set("builds", [...records.filter((r) => r.buildId !== build.buildId), failed]);
+    ctx.set("builds", recordFailure(records, build, error, await now(ctx)));
   };
 
   const replaceRecord = (records: BuildRecord[], record: BuildRecord) =>
@@ -246,35 +247,14 @@ export function deployerObject(settings: Settings, adminToken: string) {
           requireAdmin(ctx, adminToken, "checkDrain is internal to the deployer: a call to it");
           const records = await recordsOf(ctx);
           const record = records.find((r) => r.buildId === check.buildId);
-          if (!record?.deploymentId || record.watch !== check.watch) return;
-          if (record.state !== "draining" && record.state !== "drained") return;
-          const deploymentId = record.deploymentId;
-          const observed = await ctx.run("look at Restate", () => admin.observeDeployment(deploymentId));
-          const step = drainStep(record, observed, await ctx.date.now(), settings.drainGraceMs);
-          const at = await now(ctx);
-          let next: BuildRecord;
-          switch (step.kind) {
-            case "busy":
-              next = watchDrain(
-                ctx,
-                record.state === "drained" ? withState(record, "draining", at) : record,
-                settings.drainPollMs,
-              );
-              break;
-            case "drained":
-              next = watchDrain(
-                ctx,
-                withState(record, "drained", at),
-                Math.min(step.checkAgainMs, settings.drainPollMs),
-              );
-              break;
-            case "wait":
-              next = watchDrain(ctx, record, Math.min(step.checkAgainMs, settings.drainPollMs));
-              break;
-            case "prune":
-              next = await prune(ctx, record);
-              break;
-          }
+          if (!isCurrentDrainCheck(record, check.watch)) return;
+          const observed = await ctx.run("look at Restate", () => admin.observeDeployment(record.deploymentId));
+          const drain = drainStep(record, observed, await ctx.date.now(), settings.drainGraceMs);
+          const followUp = afterDrainCheck(record, drain, await now(ctx), settings.drainPollMs);
+          const next =
+            followUp.kind === "prune"
+              ? await prune(ctx, record)
+              : watchDrain(ctx, followUp.record, followUp.checkAgainMs);
           ctx.set("builds", await deleteOldFiles(ctx, replaceRecord(records, next)));
         },
       ),
@@ -343,36 +323,17 @@ export function deployerObject(settings: Settings, adminToken: string) {
 
       status: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext<DeployerState>) => {
         const records = await recordsOf(ctx);
-        const live = records.filter((r) => r.deploymentId && r.state !== "pruned" && r.state !== "failed");
         const counts = await ctx.run("count invocations", async () => {
-          const entries = [];
-          for (const r of live)
-            entries.push([r.buildId, await admin.observeDeployment(r.deploymentId as string)] as const);
-          return Object.fromEntries(entries.map(([id, o]) => [id, { pinned: o.pinned, paused: o.paused }]));
+          const entries: [string, InvocationCounts][] = [];
+          for (const r of liveBuilds(records)) {
+            const { pinned, paused } = await admin.observeDeployment(r.deploymentId);
+            entries.push([r.buildId, { pinned, paused }]);
+          }
+          return Object.fromEntries(entries);
         });
         const active = records.find((r) => r.state === "active");
         const drift = active ? await driftOfBuild(ctx, active) : undefined;
-        return {
-          name: ctx.key,
-          active: active?.buildId ?? null,
-          builds: records.map((r) => ({
-            version: r.version,
-            buildId: r.buildId,
-            deploymentId: r.deploymentId,
-            uri: r.uri,
-            services: r.services,
-            // An active build that does not serve as recorded is not shown as active.
-            state: r === active && drift?.problems.length ? ("drifted" as const) : r.state,
-            times: r.times,
-            filesKept: r.filesKept,
-            pinned: counts[r.buildId]?.pinned ?? 0,
-            paused: counts[r.buildId]?.paused ?? 0,
-            ...(r === active && drift?.problems.length ? { drift: drift.problems } : {}),
-            ...(r === active && drift && Object.keys(drift.movedTo).length ? { movedTo: drift.movedTo } : {}),
-            ...(r.tookOver ? { tookOver: r.tookOver } : {}),
-            ...(r.error ? { error: r.error } : {}),
-          })),
-        };
+        return statusView(ctx.key, records, counts, drift);
       }),
     },
     options: { asTerminalError },

@@ -1,15 +1,20 @@
 import { describe, expect, test } from "vitest";
 import { testBuild } from "./build.fixture.ts";
 import {
+  afterDrainCheck,
   type BuildRecord,
   type BuildState,
   type DrainObservation,
   drainStep,
   driftOf,
   filesToDelete,
+  isCurrentDrainCheck,
   isDrained,
+  liveBuilds,
   promote,
+  recordFailure,
   rollbackTarget,
+  statusView,
 } from "./lifecycle.ts";
 
 const idle: DrainObservation = { latestFor: [], pinned: 0, paused: 0, running: 0 };
@@ -54,6 +59,66 @@ describe("drainStep", () => {
     expect(drainStep(drained, { ...idle, running: 1 }, t0 + grace, grace)).toEqual({ kind: "busy" }));
 });
 
+describe("isCurrentDrainCheck", () => {
+  const watched = record("1-a", "draining", "t1", { watch: "w1" });
+
+  test("holds for the current watch of a draining or drained build", () => {
+    expect(isCurrentDrainCheck(watched, "w1")).toBe(true);
+    expect(isCurrentDrainCheck({ ...watched, state: "drained" }, "w1")).toBe(true);
+  });
+  test("a check from an older watch is stale", () => expect(isCurrentDrainCheck(watched, "w0")).toBe(false));
+  test("a build gone from the records or never registered has nothing to drain", () => {
+    expect(isCurrentDrainCheck(undefined, "w1")).toBe(false);
+    expect(isCurrentDrainCheck({ ...watched, deploymentId: null }, "w1")).toBe(false);
+  });
+  test.each(["active", "pruned", "failed"] as const)("a %s build is not drained", (state) =>
+    expect(isCurrentDrainCheck({ ...watched, state }, "w1")).toBe(false),
+  );
+});
+
+describe("afterDrainCheck", () => {
+  const poll = 5_000;
+  const draining = record("1-a", "draining", "t1", { times: { active: "t1", draining: "t2" } });
+  const drained = { ...draining, state: "drained" as const, times: { ...draining.times, drained: "t3" } };
+
+  test("busy: a draining build is looked at again after one poll interval, unchanged", () =>
+    expect(afterDrainCheck(draining, { kind: "busy" }, "t4", poll)).toEqual({
+      kind: "watch",
+      record: draining,
+      checkAgainMs: poll,
+    }));
+  test("busy: a drained build goes back to draining", () =>
+    expect(afterDrainCheck(drained, { kind: "busy" }, "t4", poll)).toEqual({
+      kind: "watch",
+      record: { ...drained, state: "draining", times: { active: "t1", draining: "t4", drained: "t3" } },
+      checkAgainMs: poll,
+    }));
+  test("drained: the build is marked drained and looked at again within the poll interval", () => {
+    expect(afterDrainCheck(draining, { kind: "drained", checkAgainMs: 60_000 }, "t4", poll)).toEqual({
+      kind: "watch",
+      record: { ...draining, state: "drained", times: { active: "t1", draining: "t2", drained: "t4" } },
+      checkAgainMs: poll,
+    });
+    expect(afterDrainCheck(draining, { kind: "drained", checkAgainMs: 2_000 }, "t4", poll)).toMatchObject({
+      checkAgainMs: 2_000,
+    });
+  });
+  test("wait: the record stays, the next look is at the end of the grace period or the poll interval", () => {
+    expect(afterDrainCheck(drained, { kind: "wait", checkAgainMs: 40_000 }, "t4", poll)).toEqual({
+      kind: "watch",
+      record: drained,
+      checkAgainMs: poll,
+    });
+    expect(afterDrainCheck(drained, { kind: "wait", checkAgainMs: 1_500 }, "t4", poll)).toEqual({
+      kind: "watch",
+      record: drained,
+      checkAgainMs: 1_500,
+    });
+  });
+  test("prune: the build is pruned", () =>
+    expect(afterDrainCheck(drained, { kind: "prune" }, "t4", poll)).toEqual({ kind: "prune" }));
+});
+
 describe("promote", () => {
   test("the new build becomes active and the old active one starts draining", () => {
     const next = promote(
@@ -73,6 +138,32 @@ describe("promote", () => {
       "t2",
     );
     expect(next.map((r) => `${r.buildId}:${r.state}`)).toEqual(["1-a:draining", "0-z:active"]);
+  });
+});
+
+describe("recordFailure", () => {
+  const failedAt = "2026-11-22T10:00:00.000Z";
+
+  test("adds a failed record with no deployment, no services and no files", () => {
+    const next = recordFailure([record("1-a", "active", "t1")], testBuild("counter", "2-b"), "bad bundle", failedAt);
+    expect(next.map((r) => `${r.buildId}:${r.state}`)).toEqual(["1-a:active", "2-b:failed"]);
+    expect(next[1]).toEqual({
+      ...testBuild("counter", "2-b"),
+      deploymentId: null,
+      uri: "",
+      services: [],
+      filesKept: false,
+      error: "bad bundle",
+      state: "failed",
+      times: { failed: failedAt },
+    });
+  });
+
+  test("the same content failing again replaces its earlier failed record", () => {
+    const earlier = record("2-b", "failed", "t0", { error: "first", times: { failed: "t0" } });
+    const next = recordFailure([earlier, record("1-a", "active", "t1")], testBuild("counter", "2-b"), "second", "t2");
+    expect(next.map((r) => `${r.buildId}:${r.state}:${r.error ?? ""}`)).toEqual(["1-a:active:", "2-b:failed:second"]);
+    expect(next[1]?.times).toEqual({ failed: "t2" });
   });
 });
 
@@ -145,5 +236,118 @@ describe("driftOf", () => {
   test("a service another bundle took over is reported as moved, not as drift", () => {
     const seen = { ...serving, latestFor: ["counter"], owners: { counter: "counter", tally: "ledger" } };
     expect(driftOf(active, seen)).toEqual({ problems: [], movedTo: { tally: "ledger" } });
+  });
+});
+
+describe("liveBuilds", () => {
+  test("lists the builds with a deployment that is neither pruned nor failed", () => {
+    const records = [
+      record("1-a", "pruned", "t1"),
+      record("2-b", "drained", "t2"),
+      record("3-c", "draining", "t3"),
+      record("4-d", "active", "t4"),
+      record("5-e", "failed", "t5"),
+      record("6-f", "active", "t6", { deploymentId: null }),
+    ];
+    expect(liveBuilds(records).map((r) => r.buildId)).toEqual(["2-b", "3-c", "4-d"]);
+  });
+});
+
+describe("statusView", () => {
+  const draining = record("1.0.0-a", "draining", "2026-11-01T00:00:00Z", { times: { draining: "t2" } });
+  const active = record("2.0.0-b", "active", "2026-11-02T00:00:00Z");
+  const serving = { problems: [], movedTo: {} };
+
+  test("shows each build with its counts, pinned and paused 0 when not counted", () => {
+    expect(statusView("counter", [draining, active], { "1.0.0-a": { pinned: 2, paused: 1 } }, serving)).toStrictEqual({
+      name: "counter",
+      active: "2.0.0-b",
+      builds: [
+        {
+          version: "1.0.0",
+          buildId: "1.0.0-a",
+          deploymentId: "dp_100a",
+          uri: "http://127.0.0.1:9080/counter/1.0.0-a",
+          services: ["counter"],
+          state: "draining",
+          times: { draining: "t2" },
+          filesKept: true,
+          pinned: 2,
+          paused: 1,
+        },
+        {
+          version: "2.0.0",
+          buildId: "2.0.0-b",
+          deploymentId: "dp_200b",
+          uri: "http://127.0.0.1:9080/counter/2.0.0-b",
+          services: ["counter"],
+          state: "active",
+          times: { active: "2026-11-02T00:00:00Z" },
+          filesKept: true,
+          pinned: 0,
+          paused: 0,
+        },
+      ],
+    });
+  });
+
+  test("with no active build, active is null", () => {
+    const view = statusView("counter", [draining], {}, undefined);
+    expect(view.active).toBeNull();
+    expect(view.builds.map((b) => b.state)).toEqual(["draining"]);
+  });
+
+  test("an active build with drift problems shows as drifted, with them", () => {
+    const drift = { problems: ["its route is gone: workerd does not serve it"], movedTo: {} };
+    const [shown] = statusView("counter", [active], {}, drift).builds;
+    expect(shown?.state).toBe("drifted");
+    expect(shown?.drift).toEqual(["its route is gone: workerd does not serve it"]);
+    expect(shown && "movedTo" in shown).toBe(false);
+  });
+
+  test("drift belongs to the active build only", () => {
+    const drift = { problems: ["its route is gone: workerd does not serve it"], movedTo: { counter: "ledger" } };
+    const [old] = statusView("counter", [draining, active], {}, drift).builds;
+    expect(old?.state).toBe("draining");
+    expect(old && ("drift" in old || "movedTo" in old)).toBe(false);
+  });
+
+  test("services moved to another bundle are shown as movedTo, not as drift", () => {
+    const [shown] = statusView("counter", [active], {}, { problems: [], movedTo: { counter: "ledger" } }).builds;
+    expect(shown?.state).toBe("active");
+    expect(shown?.movedTo).toEqual({ counter: "ledger" });
+    expect(shown && "drift" in shown).toBe(false);
+  });
+
+  test("fields come in the order the README documents", () => {
+    const tookOver = [{ service: "tally", from: "ledger" }];
+    const drift = { problems: ["its route is gone: workerd does not serve it"], movedTo: { counter: "ledger" } };
+    const [shown] = statusView("counter", [{ ...active, tookOver, error: "x" }], {}, drift).builds;
+    expect(Object.keys(shown ?? {})).toEqual([
+      "version",
+      "buildId",
+      "deploymentId",
+      "uri",
+      "services",
+      "state",
+      "times",
+      "filesKept",
+      "pinned",
+      "paused",
+      "drift",
+      "movedTo",
+      "tookOver",
+      "error",
+    ]);
+  });
+
+  test("tookOver and error only appear when the record has them", () => {
+    const tookOver = [{ service: "tally", from: "ledger" }];
+    const failed = record("3.0.0-c", "failed", "t3", { deploymentId: null, error: "bad bundle" });
+    const [taker, broken] = statusView("counter", [{ ...active, tookOver }, failed], {}, serving).builds;
+    expect(taker?.tookOver).toEqual(tookOver);
+    expect(broken?.error).toBe("bad bundle");
+    expect(taker && "error" in taker).toBe(false);
+    expect(broken && "tookOver" in broken).toBe(false);
   });
 });

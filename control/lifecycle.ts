@@ -1,6 +1,6 @@
-import type { Build } from "./bundle-store.ts";
+import type { Build } from "./bundle.ts";
 import type { Owners, TakenOver } from "./ownership.ts";
-import type { ProtocolMode } from "./registration.ts";
+import type { ProtocolMode } from "./protocol-mode.ts";
 
 /**
  * The life of a build, as pure rules over the deployer's records: the deployer object does the
@@ -32,6 +32,9 @@ export interface BuildRecord extends Build {
   tookOver?: TakenOver[];
 }
 
+/** A build record with a Restate deployment. */
+export type DeployedRecord = BuildRecord & { deploymentId: string };
+
 /** What Restate's introspection says runs on a deployment right now. */
 export interface DrainObservation {
   /** Services for which this deployment is the latest: new calls would go to it. */
@@ -45,6 +48,15 @@ export interface DrainObservation {
 
 export function isDrained(o: DrainObservation): boolean {
   return o.latestFor.length === 0 && o.pinned === 0 && o.running === 0;
+}
+
+/**
+ * Whether a delayed drain check still has a replaced build to look at. A check is stale once a
+ * newer watch, a rollback or a prune took over its build; it then ends without a look.
+ */
+export function isCurrentDrainCheck(record: BuildRecord | undefined, watch: string): record is DeployedRecord {
+  if (!record?.deploymentId || record.watch !== watch) return false;
+  return record.state === "draining" || record.state === "drained";
 }
 
 export type DrainStep =
@@ -70,6 +82,33 @@ export function drainStep(
   return left <= 0 ? { kind: "prune" } : { kind: "wait", checkAgainMs: left };
 }
 
+/** What follows one drain check: look again after `checkAgainMs` with `record` stored, or prune. */
+export type DrainFollowUp = { kind: "watch"; record: BuildRecord; checkAgainMs: number } | { kind: "prune" };
+
+/**
+ * The build's next record and next look after a drain step. It looks again at least every poll
+ * interval, so work that starts during the grace period is seen and starts it over: a drained
+ * build seen busy goes back to draining.
+ */
+export function afterDrainCheck(record: BuildRecord, step: DrainStep, now: string, pollMs: number): DrainFollowUp {
+  switch (step.kind) {
+    case "busy": {
+      const next = record.state === "drained" ? withState(record, "draining", now) : record;
+      return { kind: "watch", record: next, checkAgainMs: pollMs };
+    }
+    case "drained":
+      return {
+        kind: "watch",
+        record: withState(record, "drained", now),
+        checkAgainMs: Math.min(step.checkAgainMs, pollMs),
+      };
+    case "wait":
+      return { kind: "watch", record, checkAgainMs: Math.min(step.checkAgainMs, pollMs) };
+    case "prune":
+      return { kind: "prune" };
+  }
+}
+
 export function withState(record: BuildRecord, state: BuildState, now: string): BuildRecord {
   return { ...record, state, times: { ...record.times, [state]: now } };
 }
@@ -80,6 +119,24 @@ export function promote(records: BuildRecord[], promoted: BuildRecord, now: stri
     .filter((r) => r.buildId !== promoted.buildId)
     .map((r) => (r.state === "active" ? withState(r, "draining", now) : r));
   return [...others, withState(promoted, "active", now)];
+}
+
+/**
+ * The records once `build` failed to activate, its route and files removed. The same content
+ * failing again replaces its earlier failed record, so retries leave one record, not a pile.
+ */
+export function recordFailure(records: BuildRecord[], build: Build, error: string, now: string): BuildRecord[] {
+  const failed: BuildRecord = {
+    ...build,
+    deploymentId: null,
+    uri: "",
+    services: [],
+    filesKept: false,
+    error,
+    state: "failed",
+    times: { failed: now },
+  };
+  return [...records.filter((r) => r.buildId !== build.buildId), failed];
 }
 
 /** The build a rollback goes to: the named one, else the most recently active one still on disk. */
@@ -141,4 +198,78 @@ export function driftOf(
     }
   }
   return { problems, movedTo };
+}
+
+/** Builds whose deployment Restate still has, so invocations may be bound to them. */
+export function liveBuilds(records: BuildRecord[]): DeployedRecord[] {
+  return records.filter(
+    (r): r is DeployedRecord => Boolean(r.deploymentId) && r.state !== "pruned" && r.state !== "failed",
+  );
+}
+
+/** Invocations bound to a build's deployment now. */
+export type InvocationCounts = Pick<DrainObservation, "pinned" | "paused">;
+
+/** A build as `status` shows it. */
+export interface BuildView {
+  version: string;
+  buildId: string;
+  deploymentId: string | null;
+  uri: string;
+  services: string[];
+  state: BuildState | "drifted";
+  times: BuildRecord["times"];
+  filesKept: boolean;
+  pinned: number;
+  paused: number;
+  drift?: string[];
+  movedTo?: Record<string, string>;
+  tookOver?: TakenOver[];
+  error?: string;
+}
+
+export interface StatusView {
+  name: string;
+  active: string | null;
+  builds: BuildView[];
+}
+
+/**
+ * What `status` answers for a bundle. `counts` are by build id (a build not counted shows 0);
+ * `drift` is the active build's, as driftOf found it.
+ */
+export function statusView(
+  name: string,
+  records: BuildRecord[],
+  counts: Record<string, InvocationCounts>,
+  drift: Drift | undefined,
+): StatusView {
+  const active = records.find((r) => r.state === "active");
+  return {
+    name,
+    active: active?.buildId ?? null,
+    builds: records.map((r) => buildView(r, counts[r.buildId], r === active ? drift : undefined)),
+  };
+}
+
+function buildView(record: BuildRecord, counts: InvocationCounts | undefined, drift: Drift | undefined): BuildView {
+  const problems = drift?.problems ?? [];
+  const movedTo = drift?.movedTo ?? {};
+  return {
+    version: record.version,
+    buildId: record.buildId,
+    deploymentId: record.deploymentId,
+    uri: record.uri,
+    services: record.services,
+    // An active build that does not serve as recorded is not shown as active.
+    state: problems.length ? "drifted" : record.state,
+    times: record.times,
+    filesKept: record.filesKept,
+    pinned: counts?.pinned ?? 0,
+    paused: counts?.paused ?? 0,
+    ...(problems.length ? { drift: problems } : {}),
+    ...(Object.keys(movedTo).length ? { movedTo } : {}),
+    ...(record.tookOver ? { tookOver: record.tookOver } : {}),
+    ...(record.error ? { error: record.error } : {}),
+  };
 }

@@ -1,4 +1,4 @@
-import type { Build } from "./bundle-store.ts";
+import type { Build } from "./bundle.ts";
 
 /**
  * Which bundle owns which Restate service name, as pure rules over the `routes` object's state.

@@ -3,6 +3,7 @@ import { request } from "undici";
 import { z } from "zod";
 import type { AdminClient } from "./admin-client.ts";
 import { BundleError } from "./errors.ts";
+import { ProtocolMode } from "./protocol-mode.ts";
 
 /** Making a routed build known to Restate: wait until it answers discovery, then register it. */
 
@@ -10,18 +11,12 @@ const DISCOVERY_TIMEOUT_MS = 15_000;
 const MANIFEST_TYPES =
   "application/vnd.restate.endpointmanifest.v4+json, application/vnd.restate.endpointmanifest.v3+json";
 
-/**
- * What a build's endpoint manifest declares: its services, and how Restate will talk to it.
- * BIDI_STREAM keeps one HTTP exchange open for the whole invocation; REQUEST_RESPONSE ends the
- * exchange at every step that needs an answer from Restate, which then calls again with the
- * journal so far.
- */
+/** What a build's endpoint manifest declares: its services, and how Restate will talk to it. */
 const Manifest = z.object({
-  protocolMode: z.enum(["BIDI_STREAM", "REQUEST_RESPONSE"]),
+  protocolMode: ProtocolMode,
   services: z.array(z.object({ name: z.string() })),
 });
 export type Manifest = z.infer<typeof Manifest>;
-export type ProtocolMode = Manifest["protocolMode"];
 
 /**
  * Waits until the build answers Restate discovery with an endpoint manifest, and returns it.

@@ -1,6 +1,6 @@
 import * as restate from "@restatedev/restate-sdk";
 import { requireAdmin } from "./admin-token.ts";
-import type { Build } from "./bundle-store.ts";
+import type { Build } from "./bundle.ts";
 import { crashableStep } from "./crash-switch.ts";
 import { asTerminalError, UserError } from "./errors.ts";
 import { claim, type Owners, type RoutedBuild, release, type TakenOver } from "./ownership.ts";

@@ -1,8 +1,8 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { type Config, serializeConfig } from "miniflare";
+import type { Build } from "../bundle.ts";
 import { DEFAULT_COMPATIBILITY_DATE } from "../bundle.ts";
-import type { Build } from "../bundle-store.ts";
 import { identityPublicKeyBytes } from "../request-identity.ts";
 import type { Settings } from "../settings.ts";
 import { ROUTES_FILE } from "./router/protocol.js";

@@ -4,7 +4,7 @@ import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import { binaries } from "../binaries.ts";
-import type { Build } from "../bundle-store.ts";
+import type { Build } from "../bundle.ts";
 import { BundleError } from "../errors.ts";
 import { rssMb } from "../memory.ts";
 import { type Manifest, waitForDiscovery } from "../registration.ts";

@@ -1,4 +1,4 @@
-import type { Build } from "../../bundle-store.ts";
+import type { Build } from "../../bundle.ts";
 
 /**
  * Types for the router code that runs inside workerd (router.js, identity.js, checked by tsc with
