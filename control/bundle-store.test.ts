@@ -5,6 +5,10 @@ import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { DEFAULT_COMPATIBILITY_DATE } from "./bundle.ts";
 import { buildDir, inspectBundle, storeBundle } from "./bundle-store.ts";
 import { BundleError } from "./errors.ts";
+import { loadSettings } from "./settings.ts";
+
+/** The default limit, as the deployer passes it. */
+const MAX = loadSettings({}).maxBundleBytes;
 
 let root: string;
 let source: string;
@@ -24,7 +28,7 @@ afterEach(() => rm(root, { recursive: true, force: true }));
 
 describe("inspectBundle", () => {
   test("reads a wrangler outdir, ignoring files that are not modules", async () => {
-    const build = await inspectBundle(source, "greeter", "1.0.0", {});
+    const build = await inspectBundle(source, "greeter", "1.0.0", {}, MAX);
     expect(build).toMatchObject({
       name: "greeter",
       version: "1.0.0",
@@ -40,15 +44,15 @@ describe("inspectBundle", () => {
   });
 
   test("the build id follows the content and settings, nothing else", async () => {
-    const first = await inspectBundle(source, "greeter", "1.0.0", {});
-    expect((await inspectBundle(source, "greeter", "1.0.0", {})).buildId).toBe(first.buildId);
+    const first = await inspectBundle(source, "greeter", "1.0.0", {}, MAX);
+    expect((await inspectBundle(source, "greeter", "1.0.0", {}, MAX)).buildId).toBe(first.buildId);
     await writeFile(join(source, "README.md"), "changed docs do not change the build");
-    expect((await inspectBundle(source, "greeter", "1.0.0", {})).buildId).toBe(first.buildId);
+    expect((await inspectBundle(source, "greeter", "1.0.0", {}, MAX)).buildId).toBe(first.buildId);
 
-    const flagged = await inspectBundle(source, "greeter", "1.0.0", { compatibilityFlags: ["nodejs_compat"] });
+    const flagged = await inspectBundle(source, "greeter", "1.0.0", { compatibilityFlags: ["nodejs_compat"] }, MAX);
     expect(flagged.buildId).not.toBe(first.buildId);
     await writeFile(join(source, "index.js"), "export default {};");
-    expect((await inspectBundle(source, "greeter", "1.0.0", {})).buildId).not.toBe(first.buildId);
+    expect((await inspectBundle(source, "greeter", "1.0.0", {}, MAX)).buildId).not.toBe(first.buildId);
   });
 
   test("takes settings from gridiron.json unless the request overrides them", async () => {
@@ -56,11 +60,11 @@ describe("inspectBundle", () => {
       join(source, "gridiron.json"),
       JSON.stringify({ compatibilityDate: "2025-01-01", compatibilityFlags: ["nodejs_compat"] }),
     );
-    expect(await inspectBundle(source, "x", "1", {})).toMatchObject({
+    expect(await inspectBundle(source, "x", "1", {}, MAX)).toMatchObject({
       compatibilityDate: "2025-01-01",
       compatibilityFlags: ["nodejs_compat"],
     });
-    expect(await inspectBundle(source, "x", "1", { compatibilityDate: "2026-01-01" })).toMatchObject({
+    expect(await inspectBundle(source, "x", "1", { compatibilityDate: "2026-01-01" }, MAX)).toMatchObject({
       compatibilityDate: "2026-01-01",
     });
   });
@@ -87,7 +91,7 @@ describe("inspectBundle", () => {
     ],
   ])("refuses %s", async (_, breakIt, message) => {
     await breakIt();
-    const attempt = inspectBundle(source, "x", "1", {});
+    const attempt = inspectBundle(source, "x", "1", {}, MAX);
     await expect(attempt).rejects.toThrow(BundleError);
     await expect(attempt).rejects.toThrow(message);
   });
@@ -96,7 +100,7 @@ describe("inspectBundle", () => {
 describe("storeBundle", () => {
   test("copies only the modules, once", async () => {
     const bundles = join(root, "bundles");
-    const build = await inspectBundle(source, "greeter", "1.0.0", {});
+    const build = await inspectBundle(source, "greeter", "1.0.0", {}, MAX);
     const dir = await storeBundle(bundles, source, build);
     expect(dir).toBe(buildDir(bundles, build));
     expect((await readdir(dir)).sort()).toEqual(["abc-core.wasm", "index.js"]);
@@ -110,7 +114,7 @@ describe("storeBundle", () => {
   test("a copy that fails leaves no partial build and no empty bundle dir", async () => {
     const bundles = join(root, "bundles");
     await mkdir(bundles);
-    const build = await inspectBundle(source, "greeter", "1.0.0", {});
+    const build = await inspectBundle(source, "greeter", "1.0.0", {}, MAX);
     await rm(join(source, "abc-core.wasm"));
     await expect(storeBundle(bundles, source, build)).rejects.toThrow(/ENOENT/);
     expect(await readdir(bundles)).toEqual([]);
@@ -125,5 +129,5 @@ test("a bundle over the size limit is refused before it is read", async () => {
 
 test("a source with far more files than a bundle stops the walk early", async () => {
   await Promise.all(Array.from({ length: 1_001 }, (_, i) => writeFile(join(source, `f${i}.txt`), "")));
-  await expect(inspectBundle(source, "x", "1", {})).rejects.toThrow(/more than 1000 files/);
+  await expect(inspectBundle(source, "x", "1", {}, MAX)).rejects.toThrow(/more than 1000 files/);
 });

@@ -13,20 +13,18 @@ import {
   moduleType,
 } from "./bundle.ts";
 import { BundleError } from "./errors.ts";
+import { mb } from "./memory.ts";
 
 /** A wrangler outdir holds a handful of files; far more means the source points somewhere else. */
 const MAX_ENTRIES = 1_000;
 
-const DEFAULT_MAX_BYTES = 50 * 1024 * 1024;
-const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
-
-/** Reads and checks a wrangler outdir; nothing is written. */
+/** Reads and checks a wrangler outdir whose modules may hold at most `maxBytes`; nothing is written. */
 export async function inspectBundle(
   sourceDir: string,
   name: string,
   version: string,
   requested: Compatibility,
-  maxBytes = DEFAULT_MAX_BYTES,
+  maxBytes: number,
 ): Promise<Build> {
   const info = await stat(sourceDir).catch(() => undefined);
   if (!info?.isDirectory()) throw new BundleError(`${sourceDir} is not a directory`);

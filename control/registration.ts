@@ -1,9 +1,9 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { request } from "undici";
 import { z } from "zod";
 import type { AdminClient } from "./admin-client.ts";
 import { BundleError } from "./errors.ts";
 import { ProtocolMode } from "./protocol-mode.ts";
+import { waitFor } from "./wait.ts";
 
 /** Making a routed build known to Restate: wait until it answers discovery, then register it. */
 
@@ -27,35 +27,45 @@ export async function waitForDiscovery(
   headers: Record<string, string>,
   timeoutMs = DISCOVERY_TIMEOUT_MS,
 ): Promise<Manifest> {
-  const deadline = Date.now() + timeoutMs;
+  let manifest: Manifest | undefined;
   let last = "no answer";
-  while (Date.now() < deadline) {
-    try {
-      const response = await request(`${uri}/discover`, {
-        headers: { ...headers, accept: MANIFEST_TYPES },
-        headersTimeout: 5_000,
-      });
-      const body = await response.body.text();
-      const type = String(response.headers["content-type"] ?? "");
-      if (response.statusCode === 200 && type.includes("endpointmanifest")) {
-        return Manifest.parse(JSON.parse(body));
-      }
-      if (response.statusCode === 200) {
-        // Something answers, but not the Restate SDK: waiting will not change that.
-        throw new BundleError(
-          `the build is not a Restate endpoint: ${uri}/discover answered ${type || "no content type"} instead of an endpoint manifest; serve it with createEndpointHandler from @restatedev/restate-sdk-cloudflare-workers/fetch`,
-        );
-      }
-      last = `HTTP ${response.statusCode}: ${body.slice(0, 500)}`;
-    } catch (error) {
+  const discovered = async () => {
+    const answer = await discover(uri, headers).catch((error: unknown) => {
       if (error instanceof BundleError) throw error;
-      last = (error as Error).message;
-    }
-    await sleep(200);
+      return error instanceof Error ? error.message : String(error);
+    });
+    if (typeof answer === "string") last = answer;
+    else manifest = answer;
+    return manifest !== undefined;
+  };
+  try {
+    await waitFor("discovery", discovered, timeoutMs, {
+      pollMs: 200,
+      isFinal: (error) => error instanceof BundleError,
+    });
+  } catch (error) {
+    if (error instanceof BundleError) throw error;
+    throw new BundleError(
+      `the build did not answer Restate discovery at ${uri}/discover within ${timeoutMs / 1000} s (${last})`,
+      502,
+    );
   }
+  return manifest as Manifest;
+}
+
+/** One discovery request: the manifest, or why there is none yet. */
+async function discover(uri: string, headers: Record<string, string>): Promise<Manifest | string> {
+  const response = await request(`${uri}/discover`, {
+    headers: { ...headers, accept: MANIFEST_TYPES },
+    headersTimeout: 5_000,
+  });
+  const body = await response.body.text();
+  const type = String(response.headers["content-type"] ?? "");
+  if (response.statusCode !== 200) return `HTTP ${response.statusCode}: ${body.slice(0, 500)}`;
+  if (type.includes("endpointmanifest")) return Manifest.parse(JSON.parse(body));
+  // Something answers, but not the Restate SDK: waiting will not change that.
   throw new BundleError(
-    `the build did not answer Restate discovery at ${uri}/discover within ${timeoutMs / 1000} s (${last})`,
-    502,
+    `the build is not a Restate endpoint: ${uri}/discover answered ${type || "no content type"} instead of an endpoint manifest; serve it with createEndpointHandler from @restatedev/restate-sdk-cloudflare-workers/fetch`,
   );
 }
 

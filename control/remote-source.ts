@@ -8,6 +8,7 @@ import extractZip from "extract-zip";
 import * as tar from "tar";
 import { Agent, interceptors, request } from "undici";
 import { BundleError } from "./errors.ts";
+import { mb } from "./memory.ts";
 
 export interface FetchLimits {
   maxBytes: number;
@@ -15,7 +16,6 @@ export interface FetchLimits {
 }
 
 const MAX_REDIRECTS = 5;
-const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
 
 /**
  * Makes a bundle source available as a local directory for `use`, then cleans up. A file:// URL

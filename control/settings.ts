@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { z } from "zod";
+import { MB } from "./memory.ts";
 
 const port = z.coerce.number().int().min(1).max(65535);
 
@@ -121,10 +122,10 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     drainPollMs: e.GRIDIRON_DRAIN_POLL_SECONDS * 1000,
     drainGraceMs: e.GRIDIRON_DRAIN_GRACE_SECONDS * 1000,
     keepBuilds: e.GRIDIRON_KEEP_BUILDS,
-    maxBundleBytes: e.GRIDIRON_MAX_BUNDLE_MB * 1024 * 1024,
+    maxBundleBytes: e.GRIDIRON_MAX_BUNDLE_MB * MB,
     // An https:// source's archive: at most as big as a bundle may be, fetched within the timeout.
     fetchLimits: {
-      maxBytes: e.GRIDIRON_MAX_BUNDLE_MB * 1024 * 1024,
+      maxBytes: e.GRIDIRON_MAX_BUNDLE_MB * MB,
       timeoutMs: e.GRIDIRON_FETCH_TIMEOUT_SECONDS * 1000,
     },
     restateDir,

@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import getPort from "get-port";
-import { afterAll, beforeAll } from "vitest";
+import { afterAll, beforeAll, vi } from "vitest";
 import { AdminClient } from "../control/admin-client.ts";
 import { readAdminToken } from "../control/admin-token.ts";
 import { loadSettings, type Settings } from "../control/settings.ts";
@@ -182,15 +182,7 @@ export async function findChild(mesh: TestMesh, needle: string): Promise<number>
   return pid;
 }
 
-/** Retries `check` until it passes, at most `timeoutMs`. */
-export async function eventually(check: () => Promise<void>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-  }
+/** Retries `check` until it passes, at most `timeoutMs`; fails with its last error (vitest's waitFor). */
+export function eventually(check: () => Promise<void>, timeoutMs = 30_000): Promise<void> {
+  return vi.waitFor(check, { timeout: timeoutMs, interval: 250 });
 }
