@@ -21,9 +21,28 @@ const QueryResult = z.object({ rows: z.array(z.record(z.string(), z.unknown())) 
 /** A journal entry as `sys_journal.entry_lite_json` shows it: a command or a notification. */
 const JournalEntry = z.union([
   z.object({ Command: z.record(z.string(), z.record(z.string(), z.unknown())) }),
-  z.object({ Notification: z.object({ id: z.record(z.string(), z.unknown()) }) }),
+  z.object({ Notification: z.looseObject({ id: z.record(z.string(), z.unknown()) }) }),
 ]);
 export type JournalEntry = z.infer<typeof JournalEntry>;
+
+/** One entry of an invocation's journal, as `sys_journal` lists it. */
+export interface JournalRow {
+  index: number;
+  /** E.g. "Command: Run", "Notification: Call". */
+  entryType: string;
+  /** A `ctx.run`'s name; empty for other entries. */
+  name: string;
+  appendedAt: string;
+  entry: JournalEntry | undefined;
+}
+
+const JournalRowSchema = z.object({
+  index: z.number(),
+  entry_type: z.string(),
+  name: z.string().nullish(),
+  appended_at: z.string(),
+  entry_lite_json: z.string().nullish(),
+});
 
 export interface RunningInvocation {
   id: string;
@@ -159,6 +178,31 @@ export class AdminClient {
     return rows.map((row) => String(row.id));
   }
 
+  /** The bundles the deployer keeps state for: its keys that hold state. */
+  async bundles(): Promise<string[]> {
+    const rows = await this.query(
+      "SELECT DISTINCT service_key FROM state WHERE service_name = 'deployer' ORDER BY service_key",
+    );
+    return rows.map((row) => String(row.service_key));
+  }
+
+  /** An invocation's journal so far, in order (empty once Restate no longer keeps it). */
+  async journal(invocationId: string): Promise<JournalRow[]> {
+    const rows = await this.query(
+      `SELECT index, entry_type, name, appended_at, entry_lite_json FROM sys_journal WHERE id = '${sqlInvocationId(invocationId)}' ORDER BY index`,
+    );
+    return rows.map((row) => {
+      const r = JournalRowSchema.parse(row);
+      return {
+        index: r.index,
+        entryType: r.entry_type,
+        name: r.name ?? "",
+        appendedAt: r.appended_at,
+        entry: journalEntry(r.entry_lite_json)[0],
+      };
+    });
+  }
+
   /** Runs SQL over Restate's introspection tables (sys_invocation, sys_deployment, ...). */
   async query(sql: string): Promise<Record<string, unknown>[]> {
     const body = await this.call("POST", "/query", { query: sql });
@@ -194,6 +238,11 @@ export class AdminClient {
 /** Deployment ids are interpolated into SQL, so only Restate's own id shape is let through. */
 function sqlId(id: string): string {
   if (!/^dp_[A-Za-z0-9]+$/.test(id)) throw new Error(`not a deployment id: ${id}`);
+  return id;
+}
+
+function sqlInvocationId(id: string): string {
+  if (!/^inv_[A-Za-z0-9]+$/.test(id)) throw new Error(`not an invocation id: ${id}`);
   return id;
 }
 

@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import { arch, platform } from "node:os";
+import { dirname, join } from "node:path";
 
 const require = createRequire(import.meta.url);
 
@@ -11,3 +12,6 @@ export const binaries = {
   restateServer: () => require.resolve(`@restatedev/restate-server-${platform()}-${arch()}/bin/restate-server`),
   workerd: () => require.resolve("workerd/bin/workerd"),
 };
+
+/** wrangler's CLI, a JavaScript file run with this Node (its package exports no bin path). */
+export const wranglerCli = () => join(dirname(require.resolve("wrangler/package.json")), "bin", "wrangler.js");

@@ -17,6 +17,7 @@ import {
   isCurrentDrainCheck,
   isDrained,
   liveBuilds,
+  type Origin,
   promote,
   recordFailure,
   rollbackTarget,
@@ -50,6 +51,8 @@ export const ActivateRequest = z
     breaking: z.boolean().optional(),
     /** Services another bundle owns that this bundle takes over (see ownership.ts). */
     takeOver: z.array(z.string().min(1).max(255)).max(100).optional(),
+    /** What this build changes, in the deployer's words; shown in status. */
+    message: z.string().max(1000).optional(),
   })
   .refine((request) => !request.source.startsWith("https:") || request.sha256, {
     message: "an https:// source needs sha256: the hex SHA-256 of the archive (`sha256sum FILE`)",
@@ -180,10 +183,10 @@ export function deployerObject(settings: Settings, adminToken: string) {
   };
 
   /** Undoes a failed activation (route, services, files) and records it as failed. */
-  const forgetFailed = async (ctx: Ctx, records: BuildRecord[], build: Build, error: string) => {
+  const forgetFailed = async (ctx: Ctx, records: BuildRecord[], build: Build, error: string, origin: Origin) => {
     await routes(ctx).remove(build, internal());
     await ctx.run("delete files of the failed build", () => removeBundle(settings.bundlesDir, build));
-    ctx.set("builds", recordFailure(records, build, error, await now(ctx)));
+    ctx.set("builds", recordFailure(records, build, error, await now(ctx), origin));
   };
 
   const replaceRecord = (records: BuildRecord[], record: BuildRecord) =>
@@ -224,13 +227,14 @@ export function deployerObject(settings: Settings, adminToken: string) {
             });
           } catch (error) {
             if (!known && (error instanceof restate.TerminalError || error instanceof UserError)) {
-              await forgetFailed(ctx, records, build, error.message);
+              await forgetFailed(ctx, records, build, error.message, originOf(input));
             }
             throw error;
           }
           const record: BuildRecord = {
             ...build,
             ...served,
+            origin: originOf(input),
             times: known?.times ?? {},
             state: "active",
             filesKept: true,
@@ -361,6 +365,10 @@ function pruneCandidate(records: BuildRecord[], buildId: string): BuildRecord {
     throw new UserError(`build ${buildId} is active; activate or roll back to another build first`, 409);
   }
   return record;
+}
+
+function originOf(input: ActivateRequest): Origin {
+  return { source: input.source, ...(input.message ? { message: input.message } : {}) };
 }
 
 function resultOf(record: BuildRecord): ActivateResult {

@@ -30,6 +30,14 @@ export interface BuildRecord extends Build {
   error?: string;
   /** Services this build's bundle took over from other bundles when it was activated. */
   tookOver?: TakenOver[];
+  /** Where the build came from and what its deployer said of it (absent in older records). */
+  origin?: Origin;
+}
+
+export interface Origin {
+  /** The activation's source URL. */
+  source: string;
+  message?: string;
 }
 
 /** A build record with a Restate deployment. */
@@ -125,9 +133,16 @@ export function promote(records: BuildRecord[], promoted: BuildRecord, now: stri
  * The records once `build` failed to activate, its route and files removed. The same content
  * failing again replaces its earlier failed record, so retries leave one record, not a pile.
  */
-export function recordFailure(records: BuildRecord[], build: Build, error: string, now: string): BuildRecord[] {
+export function recordFailure(
+  records: BuildRecord[],
+  build: Build,
+  error: string,
+  now: string,
+  origin?: Origin,
+): BuildRecord[] {
   const failed: BuildRecord = {
     ...build,
+    ...(origin ? { origin } : {}),
     deploymentId: null,
     uri: "",
     services: [],
@@ -226,6 +241,8 @@ export interface BuildView {
   movedTo?: Record<string, string>;
   tookOver?: TakenOver[];
   error?: string;
+  source?: string;
+  message?: string;
 }
 
 export interface StatusView {
@@ -271,5 +288,7 @@ function buildView(record: BuildRecord, counts: InvocationCounts | undefined, dr
     ...(Object.keys(movedTo).length ? { movedTo } : {}),
     ...(record.tookOver ? { tookOver: record.tookOver } : {}),
     ...(record.error ? { error: record.error } : {}),
+    ...(record.origin ? { source: record.origin.source } : {}),
+    ...(record.origin?.message ? { message: record.origin.message } : {}),
   };
 }

@@ -3,6 +3,7 @@ import * as clients from "@restatedev/restate-sdk-clients";
 import { AdminClient } from "./admin-client.ts";
 import { readAdminToken } from "./admin-token.ts";
 import type { DeployerObject } from "./deployer.ts";
+import type { StatusView } from "./lifecycle.ts";
 import type { Settings } from "./settings.ts";
 
 /** Whether each of the four processes answers, whatever supervises them (npm start or runit). */
@@ -44,30 +45,28 @@ function listens(port: number): Promise<boolean> {
 
 /** Every bundle ever activated and each of its builds, as rows for `npx just status`. */
 export async function statusRows(settings: Settings): Promise<Record<string, string>[]> {
-  // The deployer's keys are the bundle names; Restate's state table lists the keys that hold state.
-  const keys = await new AdminClient({ socketPath: settings.adminSocket }).query(
-    "SELECT DISTINCT service_key FROM state WHERE service_name = 'deployer' ORDER BY service_key",
-  );
-  const names = keys.map((row) => String(row.service_key));
+  const names = await new AdminClient({ socketPath: settings.adminSocket }).bundles();
   const ingress = clients.connect({ url: settings.ingressUrl });
   const rows: Record<string, string>[] = [];
   for (const name of names) {
-    const status = await ingress.objectClient<DeployerObject>({ name: "deployer" }, name).status();
-    for (const build of status.builds) {
-      rows.push({
-        bundle: name,
-        version: build.version,
-        build: build.buildId,
-        state: build.state,
-        deployment: build.deploymentId ?? "",
-        pinned: String(build.pinned),
-        paused: String(build.paused),
-        // A drifted build is still the active one by its record.
-        since: build.times[build.state === "drifted" ? "active" : build.state] ?? "",
-      });
-    }
+    rows.push(...buildRows(await ingress.objectClient<DeployerObject>({ name: "deployer" }, name).status()));
   }
   return rows;
+}
+
+/** One row per build of a bundle's status. */
+export function buildRows(status: StatusView): Record<string, string>[] {
+  return status.builds.map((build) => ({
+    bundle: status.name,
+    version: build.version,
+    build: build.buildId,
+    state: build.state,
+    deployment: build.deploymentId ?? "",
+    pinned: String(build.pinned),
+    paused: String(build.paused),
+    // A drifted build is still the active one by its record.
+    since: build.times[build.state === "drifted" ? "active" : build.state] ?? "",
+  }));
 }
 
 /** Plain aligned columns; a table library would be more code to configure than this. */

@@ -1,0 +1,203 @@
+import { randomUUID } from "node:crypto";
+import { confirm, isCancel } from "@clack/prompts";
+import * as clients from "@restatedev/restate-sdk-clients";
+import type { Command } from "commander";
+import type { ActivateRequest, ActivateResult, DeployerObject } from "../deployer.ts";
+import type { BuildView } from "../lifecycle.ts";
+import { loadSettings } from "../settings.ts";
+import { buildRows, formatTable } from "../status.ts";
+import { admin, type Connection, deployer, ingress, requireToken, resolveConnection } from "./connection.ts";
+import { Progress } from "./progress.ts";
+import { prepareSource } from "./project.ts";
+import { watch } from "./watch.ts";
+
+interface Globals {
+  ingressUrl?: string;
+  adminUrl?: string;
+  token?: string;
+  json?: boolean;
+}
+
+/** The version a deploy gets when neither --version nor the project's package.json names one. */
+const DEFAULT_VERSION = "0.0.0";
+
+/** Registers every subcommand of `gridiron` on `program`. */
+export function commands(program: Command): void {
+  const globals = () => program.opts<Globals>();
+  const connect = () => resolveConnection(globals());
+  const print = (json: unknown, human: () => string) =>
+    process.stdout.write(globals().json ? `${JSON.stringify(json, null, 2)}\n` : human());
+
+  program
+    .command("deploy")
+    .description("build a wrangler project (or take a built outdir) and activate it as a new build")
+    .argument("[path]", "a wrangler project dir (wrangler.toml/json/jsonc) or a built outdir", ".")
+    .option("--name <name>", "bundle name (default: the wrangler config's name)")
+    .option("--version <version>", `version (default: package.json's version, else ${DEFAULT_VERSION})`)
+    .option("--message <text>", "what this build changes; shown by status and builds")
+    .option("--breaking", "let Restate accept a schema change it would refuse, like a removed handler")
+    .option("--take-over <services...>", "services of other bundles this bundle takes over")
+    .action(async (path: string, options: DeployOptions) => {
+      const connection = await connect();
+      const progress = new Progress(Boolean(globals().json));
+      const source = await prepareSource(path, (line) => progress.note(line));
+      try {
+        const name = options.name ?? source.name;
+        if (!name) throw new Error(`${path} is a built outdir: pass --name`);
+        const request = activateRequest(source.outdir, options, source.version);
+        progress.note(`activating ${name} ${request.version}`);
+        const send = await sendClient(connection, name).activate(request, attachable());
+        const result = await watch(connection, send, progress);
+        print(result, () => activated(result));
+      } finally {
+        await source.cleanup();
+      }
+    });
+
+  program
+    .command("status")
+    .description("every bundle and its builds, or one bundle's")
+    .argument("[name]", "bundle name")
+    .action(async (name?: string) => {
+      const connection = await connect();
+      const names = name ? [name] : await admin(connection).bundles();
+      const statuses = await Promise.all(names.map((n) => deployer(connection, n).status()));
+      print(name ? statuses[0] : statuses, () =>
+        statuses.length
+          ? formatTable(statuses.flatMap(buildRows))
+          : "no bundles deployed yet (try `gridiron deploy`)\n",
+      );
+    });
+
+  program
+    .command("builds")
+    .description("a bundle's builds: version, state, when each state began, message, source")
+    .argument("<name>", "bundle name")
+    .action(async (name: string) => {
+      const status = await deployer(await connect(), name).status();
+      print(status.builds, () =>
+        status.builds.length ? formatTable(status.builds.map(historyRow)) : `no builds of ${name}\n`,
+      );
+    });
+
+  program
+    .command("rollback")
+    .description("send new calls to the previous build again (or to BUILD)")
+    .argument("<name>", "bundle name")
+    .argument("[build]", "build id to roll back to (default: the previous active build)")
+    .action(async (name: string, buildId?: string) => {
+      const connection = await connect();
+      requireToken(connection);
+      const send = await sendClient(connection, name).rollback(buildId ? { buildId } : undefined, attachable());
+      const result = await watch(connection, send, new Progress(Boolean(globals().json)));
+      print(
+        result,
+        () => `rolled ${name} back to ${result.version} (${result.buildId}), deployment ${result.deploymentId}\n`,
+      );
+    });
+
+  program
+    .command("prune")
+    .description("unregister and unroute every drained build now, or BUILD (which must be drained unless --force)")
+    .argument("<name>", "bundle name")
+    .argument("[build]", "build id")
+    .option("--force", "prune BUILD even while invocations still run on it (they fail)")
+    .option("--yes", "do not ask for confirmation (needed without a terminal)")
+    .action(async (name: string, buildId: string | undefined, options: { force?: boolean; yes?: boolean }) => {
+      const connection = await connect();
+      requireToken(connection);
+      const what = buildId
+        ? `build ${buildId} of ${name}${options.force ? ", even if calls still run on it" : ""}`
+        : `every drained build of ${name}`;
+      if (!options.yes) await confirmOrStop(`Prune ${what}?`);
+      const body = buildId ? { buildId, ...(options.force ? { force: true } : {}) } : undefined;
+      const send = await sendClient(connection, name).prune(body, attachable());
+      const result = await watch(connection, send, new Progress(Boolean(globals().json)));
+      print(result, () =>
+        result.pruned.length
+          ? result.pruned.map((p) => `pruned ${p.buildId} (${p.affectedInvocations} invocation(s) affected)\n`).join("")
+          : `nothing of ${name} to prune\n`,
+      );
+    });
+
+  program
+    .command("resume")
+    .description("move invocations paused on replaced builds to the active build")
+    .argument("<name>", "bundle name")
+    .action(async (name: string) => {
+      const connection = await connect();
+      requireToken(connection);
+      const result = await deployer(connection, name).resumePaused();
+      print(result, () => `resumed ${result.resumed.length} invocation(s)\n`);
+    });
+
+  program
+    .command("start")
+    .description("run the mesh in the foreground (what `npm start` runs); Ctrl-C stops everything")
+    .action(async () => {
+      const { runWithWorkerdSocket } = await import("../launcher.ts");
+      const entry = new URL("../main.ts", import.meta.url).pathname;
+      process.exitCode = await runWithWorkerdSocket(loadSettings(), entry);
+    });
+}
+
+interface DeployOptions {
+  name?: string;
+  version?: string;
+  message?: string;
+  breaking?: boolean;
+  takeOver?: string[];
+}
+
+function sendClient(connection: Connection, name: string) {
+  return ingress(connection).objectSendClient<DeployerObject>({ name: "deployer" }, name);
+}
+
+/** A send whose result Restate keeps, so `watch` can attach to it. */
+const attachable = <I>() => clients.rpc.sendOpts<I>({ idempotencyKey: randomUUID() });
+
+function activateRequest(outdir: string, options: DeployOptions, projectVersion: string | undefined): ActivateRequest {
+  return {
+    source: `file://${outdir}`,
+    version: options.version ?? projectVersion ?? DEFAULT_VERSION,
+    ...(options.message ? { message: options.message } : {}),
+    ...(options.breaking ? { breaking: true } : {}),
+    ...(options.takeOver ? { takeOver: options.takeOver } : {}),
+  };
+}
+
+function activated(result: ActivateResult): string {
+  const lines = [
+    `${result.name} ${result.version} is active`,
+    `  build       ${result.buildId}`,
+    `  deployment  ${result.deploymentId}`,
+    `  services    ${result.services.join(", ")}`,
+    `  protocol    ${result.protocolMode ?? "unknown"}`,
+  ];
+  if (result.protocolMode === "REQUEST_RESPONSE") {
+    lines.push(
+      "  warning: request-response mode costs Restate a request and a replay per ctx.run, call or sleep;",
+      "  pass bidirectional: true to createEndpointHandler to keep one stream per invocation",
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+function historyRow(build: BuildView): Record<string, string> {
+  return {
+    version: build.version,
+    build: build.buildId,
+    state: build.state,
+    activated: build.times.active ?? "",
+    // A drifted build is still the active one by its record.
+    since: build.times[build.state === "drifted" ? "active" : build.state] ?? "",
+    message: build.message ?? build.error ?? "",
+    source: build.source ?? "",
+  };
+}
+
+async function confirmOrStop(question: string): Promise<void> {
+  if (!process.stdin.isTTY) throw new Error("not asking without a terminal: pass --yes to confirm");
+  const answer = await confirm({ message: question });
+  if (isCancel(answer) || !answer) throw new Error("cancelled; nothing changed");
+}

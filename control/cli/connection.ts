@@ -1,0 +1,62 @@
+import * as clients from "@restatedev/restate-sdk-clients";
+import { z } from "zod";
+import { AdminClient } from "../admin-client.ts";
+import { adminHeaders, readAdminToken } from "../admin-token.ts";
+import type { DeployerObject } from "../deployer.ts";
+import { loadSettings } from "../settings.ts";
+
+/** Where the CLI reaches a mesh, and with which credential. */
+export interface Connection {
+  ingressUrl: string;
+  adminUrl: string;
+  /** The admin token; undefined when none was given and the data dir has none (reads still work). */
+  token: string | undefined;
+}
+
+export interface ConnectionFlags {
+  ingressUrl?: string;
+  adminUrl?: string;
+  token?: string;
+}
+
+const Url = z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" });
+
+/**
+ * Flags first, then GRIDIRON_INGRESS_URL / GRIDIRON_ADMIN_URL / GRIDIRON_ADMIN_TOKEN, then the
+ * local mesh's own settings and data dir (what `npm start` in this directory uses).
+ */
+export async function resolveConnection(flags: ConnectionFlags, env = process.env): Promise<Connection> {
+  const settings = loadSettings(env);
+  const url = (what: string, value: string | undefined, fallback: string) => {
+    const parsed = Url.safeParse(value ?? fallback);
+    if (!parsed.success) throw new Error(`${what} ${value}: ${parsed.error.issues[0]?.message}`);
+    return parsed.data.replace(/\/+$/, "");
+  };
+  return {
+    ingressUrl: url("ingress URL", flags.ingressUrl ?? env.GRIDIRON_INGRESS_URL, settings.ingressUrl),
+    adminUrl: url("admin URL", flags.adminUrl ?? env.GRIDIRON_ADMIN_URL, settings.adminUrl),
+    token: flags.token ?? (await readAdminToken(settings).catch(() => undefined)),
+  };
+}
+
+export function requireToken(connection: Connection): string {
+  if (connection.token) return connection.token;
+  throw new Error(
+    "this needs the admin token: pass --token, set GRIDIRON_ADMIN_TOKEN, or run where the mesh's data dir is (.gridiron/admin-token)",
+  );
+}
+
+export function ingress(connection: Connection) {
+  return clients.connect({
+    url: connection.ingressUrl,
+    ...(connection.token ? { headers: adminHeaders(connection.token) } : {}),
+  });
+}
+
+export function deployer(connection: Connection, bundle: string) {
+  return ingress(connection).objectClient<DeployerObject>({ name: "deployer" }, bundle);
+}
+
+export function admin(connection: Connection): AdminClient {
+  return new AdminClient({ url: connection.adminUrl, token: requireToken(connection) });
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+import { HttpCallError } from "@restatedev/restate-sdk-clients";
+import { Command } from "commander";
+import { z } from "zod";
+import { commands } from "./commands.ts";
+
+const EXAMPLES = `
+Examples:
+  $ gridiron deploy demo/greeter --message "friendlier greeting"
+  $ gridiron status greeter
+  $ gridiron builds greeter --json
+  $ gridiron rollback greeter
+  $ gridiron prune greeter --yes
+
+The mesh is found from --ingress-url/--admin-url, else GRIDIRON_INGRESS_URL/GRIDIRON_ADMIN_URL,
+else the local mesh's settings (GRIDIRON_INGRESS_PORT, GRIDIRON_ADMIN_PORT). The admin token
+comes from --token, else GRIDIRON_ADMIN_TOKEN, else the data dir's admin-token file.`;
+
+const program = new Command("gridiron")
+  .description("Deploy and operate Restate services on a Gridiron mesh")
+  .option("--ingress-url <url>", "Restate's ingress of the mesh")
+  .option("--admin-url <url>", "Gridiron's admin API front of the mesh")
+  .option("--token <token>", "the admin token")
+  .option("--json", "print the result as JSON on stdout, and no progress")
+  .showHelpAfterError()
+  .addHelpText("after", EXAMPLES);
+commands(program);
+
+program.parseAsync().catch((error: unknown) => {
+  console.error(`error: ${describe(error)}`);
+  process.exit(1);
+});
+
+const ErrorBody = z.object({ message: z.string() });
+
+function messageIn(text: string): string | undefined {
+  try {
+    return ErrorBody.safeParse(JSON.parse(text)).data?.message;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The deployer's own terminal message when there is one, not a stack. */
+function describe(error: unknown): string {
+  if (error instanceof HttpCallError) return `${messageIn(error.responseText) ?? error.message} (HTTP ${error.status})`;
+  if (!(error instanceof Error)) return String(error);
+  const code = (error.cause as { code?: string } | undefined)?.code;
+  if (code === "ECONNREFUSED") return `${error.message}: nothing answers there; is the mesh running (npm start)?`;
+  return error.message;
+}
