@@ -4,10 +4,8 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 set positional-arguments := false
 
-ingress := "http://127.0.0.1:" + env("GRIDIRON_INGRESS_PORT", "8080")
+ingress := env("GRIDIRON_INGRESS_URL", "http://127.0.0.1:" + env("GRIDIRON_INGRESS_PORT", "8080"))
 export WRANGLER_SEND_METRICS := "false"
-# The deployer's admin token: GRIDIRON_ADMIN_TOKEN, else the file `npm start` generated.
-token := env("GRIDIRON_ADMIN_TOKEN", `cat "${GRIDIRON_DATA_DIR:-.gridiron}/admin-token" 2>/dev/null || true`)
 
 # List the recipes
 default:
@@ -19,16 +17,13 @@ build NAME *FLAGS:
     @echo "built demo/{{NAME}}/dist"
 
 # Build and activate the demo greeter and counter
-deploy-demo: (build "greeter") (build "counter")
-    @just deploy greeter 1.0.0 demo/greeter/dist
-    @just deploy counter 1.0.0 demo/counter/dist
+deploy-demo:
+    @node control/cli/main.ts deploy demo/greeter --version 1.0.0
+    @node control/cli/main.ts deploy demo/counter --version 1.0.0
 
-# Activate the wrangler outdir DIR as VERSION of bundle NAME
+# Activate DIR (a wrangler project, or a wrangler outdir) as VERSION of bundle NAME
 deploy NAME VERSION DIR:
-    @curl -sS --fail-with-body {{ingress}}/deployer/{{NAME}}/activate \
-      -H 'content-type: application/json' -H "authorization: Bearer {{token}}" \
-      -d "{\"source\":\"file://$(realpath '{{DIR}}')\",\"version\":\"{{VERSION}}\"}"
-    @echo
+    @node control/cli/main.ts deploy '{{DIR}}' --name '{{NAME}}' --version '{{VERSION}}'
 
 # Greet NAME (World when empty)
 test-greeter NAME="":

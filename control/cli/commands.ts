@@ -39,6 +39,7 @@ export function commands(program: Command): void {
     .option("--take-over <services...>", "services of other bundles this bundle takes over")
     .action(async (path: string, options: DeployOptions) => {
       const connection = await connect();
+      requireToken(connection);
       const progress = new Progress(Boolean(globals().json));
       const source = await prepareSource(path, (line) => progress.note(line));
       try {

@@ -1,0 +1,121 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { execa } from "execa";
+import getPort from "get-port";
+import { afterAll, describe, expect, test } from "vitest";
+import type { ActivateResult } from "../control/deployer.ts";
+import type { BuildView, StatusView } from "../control/lifecycle.ts";
+import { useTestMesh } from "./mesh.ts";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const CLI = join(ROOT, "control/cli/main.ts");
+
+/** `npx gridiron` against a real mesh, found the way a user's shell finds it: its settings. */
+describe("the gridiron CLI", () => {
+  const fx = useTestMesh({});
+  const scratch = mkdtemp(join(tmpdir(), "gridiron-cli-"));
+  afterAll(async () => rm(await scratch, { recursive: true, force: true }));
+
+  const gridiron = (args: string[], env: Record<string, string> = {}) =>
+    execa(process.execPath, [CLI, ...args], {
+      cwd: ROOT,
+      reject: false,
+      timeout: 120_000,
+      env: {
+        GRIDIRON_DATA_DIR: fx.mesh.settings.dataDir,
+        GRIDIRON_INGRESS_PORT: String(fx.mesh.settings.ports.ingress),
+        GRIDIRON_ADMIN_PORT: String(fx.mesh.settings.ports.admin),
+        ...env,
+      },
+    });
+
+  test("deploy builds a wrangler project dir and shows each journaled step; --json is the result", async () => {
+    const shown = await gridiron(["deploy", "demo/greeter", "--version", "2.0.0", "--message", "from the CLI"]);
+    expect(shown.exitCode, shown.stderr).toBe(0);
+    for (const step of ["copy bundle", "prove build", "route build", "wait for discovery", "register with Restate"]) {
+      expect(shown.stderr).toMatch(new RegExp(`✓ ${step}  \\d+\\.\\d\\d s`));
+    }
+    expect(shown.stdout).toMatch(/^greeter 2\.0\.0 is active\n {2}build {7}2\.0\.0-[0-9a-f]{12}\n/);
+
+    const json = await gridiron(["--json", "deploy", "demo/counter", "--version", "2.0.0"]);
+    expect(json.exitCode, json.stderr).toBe(0);
+    expect(json.stderr).toBe("");
+    const result = JSON.parse(json.stdout) as ActivateResult;
+    expect(result).toMatchObject({
+      name: "counter",
+      version: "2.0.0",
+      services: ["counter"],
+      protocolMode: "BIDI_STREAM",
+    });
+    expect(result.deploymentId).toMatch(/^dp_/);
+    expect(await fx.ingress.call("counter/cli/add")).toBe(1);
+    expect(await fx.ingress.call("greeter/greet", "cli")).toMatch(/^Hello, cli! /);
+  });
+
+  test("status, builds, rollback and prune with --json parse and say what the deployer says", async () => {
+    const second = await gridiron(["--json", "deploy", "demo/greeter", "--version", "2.0.1"]);
+    expect(second.exitCode, second.stderr).toBe(0);
+
+    const status = JSON.parse((await gridiron(["--json", "status", "greeter"])).stdout) as StatusView;
+    expect(status.active).toBe((JSON.parse(second.stdout) as ActivateResult).buildId);
+    const all = JSON.parse((await gridiron(["--json", "status"])).stdout) as StatusView[];
+    expect(all.map((s) => s.name).sort()).toEqual(["counter", "greeter"]);
+
+    const builds = JSON.parse((await gridiron(["--json", "builds", "greeter"])).stdout) as BuildView[];
+    expect(builds.map((b) => [b.version, b.state])).toEqual([
+      ["2.0.0", "draining"],
+      ["2.0.1", "active"],
+    ]);
+    expect(builds[0]).toMatchObject({ message: "from the CLI", source: expect.stringMatching(/^file:\/\//) });
+
+    const rollback = await gridiron(["--json", "rollback", "greeter"]);
+    expect(rollback.exitCode, rollback.stderr).toBe(0);
+    expect(JSON.parse(rollback.stdout)).toMatchObject({ version: "2.0.0" });
+
+    const unasked = await gridiron(["prune", "greeter"]);
+    expect(unasked.exitCode).toBe(1);
+    expect(unasked.stderr).toBe("error: not asking without a terminal: pass --yes to confirm");
+    const pruned = await gridiron(["--json", "prune", "greeter", "--yes"]);
+    expect(JSON.parse(pruned.stdout)).toEqual({ pruned: [] });
+  });
+
+  test("a failing deploy exits 1 with the deployer's message on one error line, not a stack", async () => {
+    const broken = join(await scratch, "broken");
+    await mkdir(broken, { recursive: true });
+    await writeFile(join(broken, "index.js"), "export default {");
+    const failed = await gridiron(["deploy", broken, "--name", "broken"]);
+    expect(failed.exitCode).toBe(1);
+    expect(failed.stderr).toMatch(/✗ prove build {2}\d+\.\d\d s {2}failed/);
+    const errors = failed.stderr.split("\n").filter((line) => line.startsWith("error: "));
+    expect(errors).toEqual([
+      expect.stringMatching(/^error: workerd cannot load the build: broken\/0\.0\.0-[0-9a-f]{12} does not load/),
+    ]);
+    expect(failed.stderr).toMatch(/\(HTTP 400\)$/);
+    expect(failed.stderr).not.toMatch(/node:internal|at Command\./);
+  });
+
+  test("without the admin token, a project or a mesh, the CLI says so and changes nothing", async () => {
+    const statusNow = async () => JSON.parse((await gridiron(["--json", "status"])).stdout) as StatusView[];
+    const before = await statusNow();
+    const anonymous = await gridiron(["deploy", "demo/greeter"], { GRIDIRON_DATA_DIR: join(await scratch, "none") });
+    expect(anonymous.exitCode).toBe(1);
+    expect(anonymous.stderr).toMatch(/^error: this needs the admin token: pass --token/);
+    const wrong = await gridiron(["resume", "greeter", "--token", "not-the-admin-token"]);
+    expect(wrong.exitCode).toBe(1);
+    expect(wrong.stderr).toMatch(
+      /^error: this deployer call needs the header 'Authorization: Bearer <token>'.*\(HTTP 401\)$/,
+    );
+    const empty = join(await scratch, "empty");
+    await mkdir(empty, { recursive: true });
+    const nothing = await gridiron(["deploy", empty]);
+    expect(nothing.exitCode).toBe(1);
+    expect(nothing.stderr).toContain("is neither a wrangler project");
+    const unreachable = await gridiron(["status"], { GRIDIRON_INGRESS_URL: `http://127.0.0.1:${await getPort()}` });
+    expect(unreachable.exitCode).toBe(1);
+    expect(unreachable.stderr).toMatch(/^error: .*nothing answers there; is the mesh running/);
+    expect(JSON.parse((await gridiron(["--json", "status", "greeter"])).stdout)).toMatchObject({
+      active: expect.any(String),
+    });
+  });
+});
