@@ -96,7 +96,13 @@ describe("the gridiron CLI", () => {
   });
 
   test("without the admin token, a project or a mesh, the CLI says so and changes nothing", async () => {
-    const statusNow = async () => JSON.parse((await gridiron(["--json", "status"])).stdout) as StatusView[];
+    // What a refused call could change; drain checks may move builds between draining and drained meanwhile.
+    const statusNow = async () =>
+      (JSON.parse((await gridiron(["--json", "status"])).stdout) as StatusView[]).map((s) => ({
+        name: s.name,
+        active: s.active,
+        builds: s.builds.map((b) => [b.buildId, b.deploymentId]),
+      }));
     const before = await statusNow();
     const anonymous = await gridiron(["deploy", "demo/greeter"], { GRIDIRON_DATA_DIR: join(await scratch, "none") });
     expect(anonymous.exitCode).toBe(1);
