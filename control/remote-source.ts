@@ -11,7 +11,10 @@ import { BundleError } from "./errors.ts";
 import { mb } from "./memory.ts";
 
 export interface FetchLimits {
+  /** The largest download. */
   maxBytes: number;
+  /** The most an archive may unpack to, its files' sizes summed. */
+  maxUnpackedBytes: number;
   timeoutMs: number;
 }
 
@@ -36,7 +39,7 @@ export async function withSourceDir<T>(
   const archive = await download(url, sha256, limits);
   const dir = join(workDir, randomUUID());
   try {
-    await unpack(archive, dir);
+    await unpack(archive, dir, limits.maxUnpackedBytes);
     return await use(await outdirIn(dir));
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -96,20 +99,26 @@ export function archiveKind(bytes: Uint8Array): ArchiveKind | undefined {
   return undefined;
 }
 
-async function unpack(archive: Buffer, dir: string): Promise<void> {
+async function unpack(archive: Buffer, dir: string, maxUnpacked: number): Promise<void> {
   const kind = archiveKind(archive);
   if (!kind) throw new BundleError("the downloaded file is not a tar, tar.gz or zip archive");
   await mkdir(dir, { recursive: true });
+  const unpacked = unpackedSize(maxUnpacked);
   try {
     if (kind === "zip") {
       const file = `${dir}.zip`;
       await writeFile(file, archive);
       // extract-zip refuses entries that would land outside `dir`, but it makes the symbolic links
       // a zip holds, and makes a later entry's directories through one before that check.
-      await extractZip(file, { dir, onEntry: refuseZipLink }).finally(() => rm(file, { force: true }));
+      const onEntry = (entry: ZipEntry) => {
+        refuseZipLink(entry);
+        if (!unpacked.fits(entry.uncompressedSize)) throw unpacked.error();
+      };
+      await extractZip(file, { dir, onEntry }).finally(() => rm(file, { force: true }));
       return;
     }
     const links: string[] = [];
+    let tooBig = false;
     await pipeline(
       Readable.from(archive),
       // strict: an entry with `..` or an absolute path is an error, not a warning.
@@ -119,22 +128,46 @@ async function unpack(archive: Buffer, dir: string): Promise<void> {
         filter: (path, entry) => {
           const isLink = "type" in entry && (entry.type === "SymbolicLink" || entry.type === "Link");
           if (isLink) links.push(path);
-          return !isLink;
+          tooBig ||= !unpacked.fits("size" in entry ? (entry.size ?? 0) : 0);
+          return !isLink && !tooBig;
         },
       }),
     );
     if (links.length > 0) throw new BundleError(`${links[0]} is a link; bundles must contain plain files`);
+    if (tooBig) throw unpacked.error();
   } catch (error) {
     if (error instanceof BundleError) throw error;
     throw new BundleError(`cannot unpack the ${kind} archive: ${error instanceof Error ? error.message : error}`);
   }
 }
 
+/** Counts what an archive unpacks to, entry by entry, against `max`. */
+function unpackedSize(max: number) {
+  let total = 0;
+  return {
+    /** Whether everything so far, this entry's `bytes` included, fits. */
+    fits(bytes: number): boolean {
+      total += bytes;
+      return total <= max;
+    },
+    error: () =>
+      new BundleError(
+        `the archive unpacks to more than ${mb(max)} MB, the limit for what an archive unpacks to (see GRIDIRON_MAX_BUNDLE_MB)`,
+      ),
+  };
+}
+
+interface ZipEntry {
+  fileName: string;
+  externalFileAttributes: number;
+  uncompressedSize: number;
+}
+
 const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
 
 /** Called before each entry is written; the Unix mode is the high half, as extract-zip reads it. */
-function refuseZipLink(entry: { fileName: string; externalFileAttributes: number }): void {
+function refuseZipLink(entry: ZipEntry): void {
   if (((entry.externalFileAttributes >>> 16) & S_IFMT) === S_IFLNK) {
     throw new BundleError(`${entry.fileName} is a link; bundles must contain plain files`);
   }

@@ -4,6 +4,12 @@ import { MB } from "./memory.ts";
 
 const port = z.coerce.number().int().min(1).max(65535);
 
+/**
+ * An `https://` archive may unpack to this many times GRIDIRON_MAX_BUNDLE_MB: room for the source
+ * maps and READMEs beside a bundle's modules, while a compressed bomb cannot fill the disk.
+ */
+const UNPACKED_FACTOR = 4;
+
 /** A setting users may set: what it does, as `help` and the README's Settings table show it. */
 const documented = <T extends z.ZodType>(schema: T, description: string, shownDefault?: string) =>
   schema.meta({ description, ...(shownDefault ? { shownDefault } : {}) });
@@ -33,7 +39,7 @@ const EnvSchema = z.object({
   ),
   GRIDIRON_MAX_BUNDLE_MB: documented(
     z.coerce.number().positive().default(50),
-    "largest bundle (sum of its modules), and largest `https://` archive, `activate` accepts",
+    `largest bundle (sum of its modules), and largest \`https://\` archive, \`activate\` accepts; an archive may unpack to ${UNPACKED_FACTOR} times that`,
   ),
   GRIDIRON_FETCH_TIMEOUT_SECONDS: documented(
     z.coerce.number().positive().default(60),
@@ -126,6 +132,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     // An https:// source's archive: at most as big as a bundle may be, fetched within the timeout.
     fetchLimits: {
       maxBytes: e.GRIDIRON_MAX_BUNDLE_MB * MB,
+      maxUnpackedBytes: e.GRIDIRON_MAX_BUNDLE_MB * MB * UNPACKED_FACTOR,
       timeoutMs: e.GRIDIRON_FETCH_TIMEOUT_SECONDS * 1000,
     },
     restateDir,
