@@ -44,6 +44,23 @@ const JournalRowSchema = z.object({
   entry_lite_json: z.string().nullish(),
 });
 
+/** A call to the deployer that is still running (or backing off, or paused). */
+export interface DeployerCall {
+  id: string;
+  bundle: string;
+  handler: string;
+  status: string;
+  since: string;
+}
+
+const DeployerCallRow = z.object({
+  id: z.string(),
+  target_service_key: z.string(),
+  target_handler_name: z.string(),
+  status: z.string(),
+  created_at: z.string(),
+});
+
 export interface RunningInvocation {
   id: string;
   target: string;
@@ -184,6 +201,25 @@ export class AdminClient {
       "SELECT DISTINCT service_key FROM state WHERE service_name = 'deployer' ORDER BY service_key",
     );
     return rows.map((row) => String(row.service_key));
+  }
+
+  /** The deployer's activations, rollbacks and prunes that have not completed yet. */
+  async deployerCallsInFlight(): Promise<DeployerCall[]> {
+    const rows = await this.query(
+      "SELECT id, target_service_key, target_handler_name, status, created_at FROM sys_invocation WHERE target_service_name = 'deployer' AND target_handler_name IN ('activate', 'rollback', 'prune') AND status <> 'completed' ORDER BY created_at",
+    );
+    return rows.map((row) => {
+      const r = DeployerCallRow.parse(row);
+      return { id: r.id, bundle: r.target_service_key, handler: r.target_handler_name, status: r.status, since: r.created_at };
+    });
+  }
+
+  /** Up to `limit` invocations pinned to a deployment that have not completed. */
+  async pinnedInvocations(deploymentId: string, limit: number): Promise<string[]> {
+    const rows = await this.query(
+      `SELECT id FROM sys_invocation_status WHERE pinned_deployment_id = '${sqlId(deploymentId)}' AND status <> 'completed' LIMIT ${Math.trunc(limit)}`,
+    );
+    return rows.map((row) => String(row.id));
   }
 
   /** An invocation's journal so far, in order (empty once Restate no longer keeps it). */

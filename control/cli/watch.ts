@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Send } from "@restatedev/restate-sdk-clients";
 import type { Connection } from "./connection.ts";
 import { admin, ingress } from "./connection.ts";
-import { type Step, stepsOf } from "./steps.ts";
+import { type Step, stepsOf } from "../journal-steps.ts";
 
 const POLL_MS = 250;
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { JournalRow } from "../admin-client.ts";
+import type { JournalRow } from "./admin-client.ts";
 
 /**
  * Pure: the journaled steps of a deployer call, from its journal in Restate. A step starts with

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
-import type { JournalEntry, JournalRow } from "../admin-client.ts";
-import { duration, stepsOf } from "./steps.ts";
+import type { JournalEntry, JournalRow } from "./admin-client.ts";
+import { duration, stepsOf } from "./journal-steps.ts";
 
 function row(index: number, entryType: string, name: string, appendedAt: string, entry: JournalEntry): JournalRow {
   return { index, entryType, name, appendedAt, entry };

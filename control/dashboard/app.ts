@@ -1,0 +1,123 @@
+import { randomBytes } from "node:crypto";
+import * as clients from "@restatedev/restate-sdk-clients";
+import { type Context, Hono } from "hono";
+import { deleteCookie, getSignedCookie, setSignedCookie } from "hono/cookie";
+import { csrf } from "hono/csrf";
+import { z } from "zod";
+import { AdminClient } from "../admin-client.ts";
+import { adminHeaders, authorized } from "../admin-token.ts";
+import type { DeployerObject } from "../deployer.ts";
+import type { Settings } from "../settings.ts";
+import { loadDashboard } from "./data.ts";
+import { content, page, type Viewer } from "./page.ts";
+
+const SESSION = "gridiron_admin";
+const FLASH = "gridiron_flash";
+const SESSION_SECONDS = 8 * 3600;
+
+const Bundle = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/);
+const BuildId = z.string().max(100).optional();
+
+type DeployerClient = ReturnType<typeof deployerClient>;
+
+function deployerClient(settings: Settings, adminToken: string, bundle: string) {
+  return clients
+    .connect({ url: settings.ingressUrl, headers: adminHeaders(adminToken) })
+    .objectClient<DeployerObject>({ name: "deployer" }, bundle);
+}
+
+/** An action: the form fields it takes, and the deployer call it makes, saying what it did. */
+const defineAction = <S extends z.ZodType<{ bundle: string }>>(
+  schema: S,
+  run: (deployer: DeployerClient, input: z.infer<S>) => Promise<string>,
+) => ({ schema, run });
+
+const ACTIONS = {
+  rollback: defineAction(z.object({ bundle: Bundle, buildId: BuildId }), async (deployer, { bundle, buildId }) => {
+    const result = await deployer.rollback(buildId ? { buildId } : undefined);
+    return `rolled ${bundle} back to ${result.version} (${result.buildId})`;
+  }),
+  prune: defineAction(
+    z.object({ bundle: Bundle, buildId: BuildId, force: z.literal("true").optional() }),
+    async (deployer, { bundle, buildId, force }) => {
+      const { pruned } = await deployer.prune(buildId ? { buildId, ...(force ? { force: true } : {}) } : undefined);
+      if (pruned.length === 0) return `nothing of ${bundle} to prune`;
+      return `pruned ${pruned.map((p) => p.buildId).join(", ")} of ${bundle}`;
+    },
+  ),
+  resume: defineAction(z.object({ bundle: Bundle }), async (deployer, { bundle }) => {
+    const { resumed } = await deployer.resumePaused();
+    return `resumed ${resumed.length} invocation(s) of ${bundle}`;
+  }),
+};
+
+/**
+ * The deployments dashboard: reading is open, like `status`; actions need a session made by
+ * signing in with the admin token (a form, so the token never travels in a URL). The session is
+ * a cookie signed with a key that lives as long as this process, HttpOnly and SameSite=Strict,
+ * and form posts from other origins are refused, so another site cannot act with it. Every
+ * action is a call to the `deployer` object, exactly as the API makes it.
+ */
+export function dashboardApp(settings: Settings, adminToken: string): Hono {
+  const secret = randomBytes(32);
+  const admin = new AdminClient({ socketPath: settings.adminSocket });
+  const viewer = async (c: Context): Promise<Viewer> => {
+    const flash = await getSignedCookie(c, secret, FLASH);
+    if (flash) deleteCookie(c, FLASH, { path: "/" });
+    return { admin: (await getSignedCookie(c, secret, SESSION)) === "admin", ...(flash ? { flash } : {}) };
+  };
+  const back = async (c: Context, flash: string, status: 303 | 401 = 303) => {
+    await setSignedCookie(c, FLASH, flash, secret, { httpOnly: true, sameSite: "Strict", path: "/" });
+    return status === 303 ? c.redirect("./", 303) : c.text(flash, 401);
+  };
+
+  const app = new Hono();
+  app.use(csrf());
+  app.get("/", async (c) => c.html(page(await loadDashboard(settings, admin), await viewer(c))));
+  app.get("/fragment", async (c) => c.html(content(await loadDashboard(settings, admin), await viewer(c))));
+
+  app.post("/login", async (c) => {
+    const token = String((await c.req.parseBody()).token ?? "");
+    if (!authorized(`Bearer ${token}`, adminToken)) return back(c, "that is not the admin token", 401);
+    await setSignedCookie(c, SESSION, "admin", secret, {
+      httpOnly: true,
+      sameSite: "Strict",
+      path: "/",
+      maxAge: SESSION_SECONDS,
+    });
+    return back(c, "signed in: actions are available");
+  });
+  app.post("/logout", async (c) => {
+    deleteCookie(c, SESSION, { path: "/" });
+    return back(c, "signed out");
+  });
+
+  app.post("/actions/:action", async (c) => {
+    if ((await getSignedCookie(c, secret, SESSION)) !== "admin") {
+      return c.text("sign in with the admin token first: actions need it\n", 401);
+    }
+    const name = c.req.param("action");
+    const action = Object.hasOwn(ACTIONS, name) ? ACTIONS[name as keyof typeof ACTIONS] : undefined;
+    if (!action) return c.text(`no action ${name}\n`, 404);
+    const input = action.schema.safeParse(await c.req.parseBody());
+    if (!input.success) return c.text(`bad ${name} request: ${z.prettifyError(input.error)}\n`, 400);
+    const deployer = deployerClient(settings, adminToken, input.data.bundle);
+    // Each action's schema and run belong together; TypeScript cannot follow that through the lookup.
+    const run = action.run as (deployer: DeployerClient, input: unknown) => Promise<string>;
+    const outcome = await run(deployer, input.data).catch((error: unknown) => `${name} failed: ${messageOf(error)}`);
+    return back(c, outcome);
+  });
+  return app;
+}
+
+/** The deployer's terminal message from an ingress error body, else the error's own. */
+function messageOf(error: unknown): string {
+  if (error instanceof clients.HttpCallError) {
+    try {
+      return String(JSON.parse(error.responseText).message ?? error.message);
+    } catch {
+      return error.message;
+    }
+  }
+  return error instanceof Error ? error.message : String(error);
+}

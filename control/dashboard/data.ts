@@ -1,0 +1,51 @@
+import * as clients from "@restatedev/restate-sdk-clients";
+import type { AdminClient, DeployerCall } from "../admin-client.ts";
+import type { DeployerObject } from "../deployer.ts";
+import { type Step, stepsOf } from "../journal-steps.ts";
+import type { StatusView } from "../lifecycle.ts";
+import type { Settings } from "../settings.ts";
+
+/** Invocations listed per build; the rest are a click away in Restate's UI. */
+const PINNED_SHOWN = 5;
+
+/** What the dashboard shows, read fresh for every page: each bundle's status, and calls in flight. */
+export interface Dashboard {
+  bundles: StatusView[];
+  /** Pinned invocation ids per deployment, at most PINNED_SHOWN each. */
+  pinned: Record<string, string[]>;
+  inFlight: (DeployerCall & { steps: Step[] })[];
+  /** When this was read; drain deadlines are shown relative to it. */
+  now: number;
+  graceMs: number;
+  pollMs: number;
+  /** Restate's web UI behind the admin front, for links. */
+  restateUi: string;
+}
+
+/** Reads through the deployer's own `status` (as the API does) and Restate's introspection. */
+export async function loadDashboard(settings: Settings, admin: AdminClient): Promise<Dashboard> {
+  const ingress = clients.connect({ url: settings.ingressUrl });
+  const names = await admin.bundles();
+  const bundles = await Promise.all(
+    names.map((name) => ingress.objectClient<DeployerObject>({ name: "deployer" }, name).status()),
+  );
+  const pinned: Record<string, string[]> = {};
+  for (const build of bundles.flatMap((b) => b.builds)) {
+    if (build.deploymentId && build.pinned > 0) {
+      pinned[build.deploymentId] = await admin.pinnedInvocations(build.deploymentId, PINNED_SHOWN);
+    }
+  }
+  const calls = await admin.deployerCallsInFlight();
+  const inFlight = await Promise.all(
+    calls.map(async (call) => ({ ...call, steps: stepsOf(await admin.journal(call.id)) })),
+  );
+  return {
+    bundles,
+    pinned,
+    inFlight,
+    now: Date.now(),
+    graceMs: settings.drainGraceMs,
+    pollMs: settings.drainPollMs,
+    restateUi: `${settings.adminUrl}/ui`,
+  };
+}

@@ -1,0 +1,177 @@
+import { html, raw } from "hono/html";
+import type { HtmlEscapedString } from "hono/utils/html";
+import { duration, type Step } from "../journal-steps.ts";
+import type { BuildView, StatusView } from "../lifecycle.ts";
+import type { Dashboard } from "./data.ts";
+
+/** The dashboard's HTML, rendered on the server; a small script polls `fragment` and confirms actions. */
+
+type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
+
+export interface Viewer {
+  /** Whether this browser signed in with the admin token: only then are actions offered. */
+  admin: boolean;
+  /** What the last action did, or why it failed. */
+  flash?: string;
+}
+
+const STYLE = `
+body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
+header{display:flex;gap:1rem;align-items:center;padding:.7rem 1.2rem;background:#1d2330;color:#fff}
+header h1{font-size:1.05rem;margin:0;flex:1} header a{color:#9cc3ff}
+main{padding:1rem 1.2rem;max-width:1200px}
+section{background:#fff;border:1px solid #dde1e7;border-radius:6px;margin:0 0 1rem;padding:.8rem 1rem}
+h2{font-size:1.05rem;margin:.1rem 0 .6rem} table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:.3rem .5rem;border-top:1px solid #eef0f3;vertical-align:top}
+th{font-weight:600;color:#56607a;border-top:0}
+.badge{display:inline-block;padding:0 .5rem;border-radius:9px;font-size:12px;font-weight:600}
+.active{background:#d7f5df;color:#116329}.draining{background:#fff1c7;color:#7a5300}
+.drained{background:#e3e8ff;color:#2e3d99}.pruned{background:#eceef2;color:#56607a}
+.failed,.drifted{background:#ffdede;color:#9b1c1c}
+code{font-size:12px;background:#f1f3f6;padding:0 .25rem;border-radius:3px}
+button{font:inherit;cursor:pointer} form{display:inline} .muted{color:#6b7488}
+.flash{background:#fffbe6;border:1px solid #f0d98a;padding:.5rem .8rem;border-radius:6px;margin-bottom:1rem}
+ol.steps{margin:.2rem 0;padding-left:1.3rem}
+`;
+
+const SCRIPT = `
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  for (const key of ["confirm", "confirmAgain"]) {
+    const question = form.dataset[key];
+    if (question && !window.confirm(question)) return event.preventDefault();
+  }
+});
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-copy]");
+  if (button) navigator.clipboard?.writeText(button.dataset.copy);
+});
+setInterval(async () => {
+  const response = await fetch("fragment", { credentials: "same-origin" }).catch(() => undefined);
+  if (response?.ok) document.getElementById("content").innerHTML = await response.text();
+}, 2000);
+`;
+
+export function page(dashboard: Dashboard, viewer: Viewer): Html {
+  return html`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Gridiron deployments</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>${raw(STYLE)}</style></head>
+<body><header><h1>Gridiron deployments</h1>${account(viewer)}<a href="${dashboard.restateUi}/">Restate UI</a></header>
+<main>${viewer.flash ? html`<p class="flash" role="status">${viewer.flash}</p>` : ""}
+<div id="content">${content(dashboard, viewer)}</div></main>
+<script>${raw(SCRIPT)}</script></body></html>`;
+}
+
+/** What the page polls: everything below the header. */
+export function content(dashboard: Dashboard, viewer: Viewer): Html {
+  if (dashboard.bundles.length === 0 && dashboard.inFlight.length === 0) {
+    return html`<section><p>No bundles deployed yet. Try <code>npx gridiron deploy demo/greeter</code>.</p></section>`;
+  }
+  return html`${dashboard.inFlight.length ? inFlight(dashboard) : ""}${dashboard.bundles.map((bundle) => bundleSection(bundle, dashboard, viewer))}`;
+}
+
+function account(viewer: Viewer): Html {
+  if (viewer.admin) return html`<form method="post" action="logout"><button>Sign out</button></form>`;
+  return html`<form method="post" action="login"><input type="password" name="token" placeholder="admin token" aria-label="admin token" required> <button>Sign in</button></form>`;
+}
+
+function inFlight(dashboard: Dashboard): Html {
+  return html`<section><h2>Running now</h2>${dashboard.inFlight.map(
+    (
+      call,
+    ) => html`<p><strong>${call.handler} ${call.bundle}</strong> <span class="muted">${call.status} since ${call.since}</span>
+      <a href="${dashboard.restateUi}/invocations/${call.id}">${call.id}</a></p>
+      <ol class="steps">${call.steps.map(stepItem)}</ol>`,
+  )}</section>`;
+}
+
+function stepItem(step: Step): Html {
+  const state = step.failed ? "failed" : step.endedAt ? duration(step) : "running…";
+  return html`<li>${step.label} <span class="muted">${state}</span></li>`;
+}
+
+function bundleSection(bundle: StatusView, dashboard: Dashboard, viewer: Viewer): Html {
+  const active = bundle.builds.find((b) => b.buildId === bundle.active);
+  const drained = bundle.builds.filter((b) => b.state === "drained");
+  const paused = bundle.builds.reduce((n, b) => n + b.paused, 0);
+  return html`<section data-bundle="${bundle.name}"><h2>${bundle.name}
+    ${active ? html`<span class="badge ${active.state}">${active.version} ${active.state}</span>` : html`<span class="badge pruned">no active build</span>`}</h2>
+    ${viewer.admin ? bundleActions(bundle.name, drained, paused) : ""}
+    <table><thead><tr><th>version</th><th>build</th><th>state</th><th>since</th><th>invocations</th><th>message / source</th>${viewer.admin ? html`<th></th>` : ""}</tr></thead>
+    <tbody>${bundle.builds.map((build) => buildRow(bundle.name, build, dashboard, viewer))}</tbody></table></section>`;
+}
+
+function bundleActions(name: string, drained: BuildView[], paused: number): Html {
+  const list = drained.map((b) => `${b.version} (${b.buildId})`).join(", ");
+  return html`<p>
+    ${action("rollback", { bundle: name }, "Roll back", `Roll ${name} back? New calls go to its previous build; calls running now finish where they are.`)}
+    ${drained.length ? action("prune", { bundle: name }, `Prune ${drained.length} drained`, `Prune these drained builds of ${name}: ${list}? They are unregistered from Restate; their files stay for rollback while kept.`) : ""}
+    ${paused ? action("resume", { bundle: name }, `Resume ${paused} paused`, `Move the ${paused} invocation(s) paused on replaced builds of ${name} to its active build?`) : ""}
+  </p>`;
+}
+
+function buildRow(name: string, build: BuildView, dashboard: Dashboard, viewer: Viewer): Html {
+  const ids = build.deploymentId ? (dashboard.pinned[build.deploymentId] ?? []) : [];
+  return html`<tr data-build="${build.buildId}"><td>${build.version}</td>
+    <td><code>${build.buildId}</code> <button type="button" data-copy="${build.buildId}" title="copy">copy</button>
+      ${build.deploymentId ? html`<br><code>${build.deploymentId}</code> <button type="button" data-copy="${build.deploymentId}" title="copy">copy</button>` : ""}</td>
+    <td><span class="badge ${build.state}">${build.state}</span>${build.drift ? html`<br><span class="muted">${build.drift.join("; ")}</span>` : ""}</td>
+    <td>${timeline(build, dashboard)}</td>
+    <td>${build.pinned} pinned, ${build.paused} paused${ids.map((id) => html`<br><a href="${dashboard.restateUi}/invocations/${id}">${id}</a>`)}</td>
+    <td>${build.error ? html`<strong>${build.error}</strong>` : (build.message ?? "")}${build.source ? html`<br><span class="muted">${build.source}</span>` : ""}</td>
+    ${viewer.admin ? html`<td>${buildActions(name, build)}</td>` : ""}</tr>`;
+}
+
+/** When the build entered each state, and for a replaced build what the drain check waits for. */
+function timeline(build: BuildView, dashboard: Dashboard): Html {
+  const entries = Object.entries(build.times).sort(([, a], [, b]) => (a ?? "").localeCompare(b ?? ""));
+  const drainedAt = build.times.drained ? Date.parse(build.times.drained) : undefined;
+  const graceLeft = drainedAt === undefined ? 0 : Math.max(0, drainedAt + dashboard.graceMs - dashboard.now);
+  const note =
+    build.state === "draining"
+      ? `checked every ${dashboard.pollMs / 1000} s until nothing runs on it`
+      : build.state === "drained"
+        ? `pruned in about ${Math.ceil(graceLeft / 1000)} s unless it gets work again`
+        : "";
+  return html`${entries.map(([state, at]) => html`${state} ${at}<br>`)}${note ? html`<span class="muted">${note}</span>` : ""}`;
+}
+
+function buildActions(name: string, build: BuildView): Html {
+  const canRollBack = build.state !== "active" && build.state !== "failed" && build.state !== "drifted";
+  const rollback = canRollBack
+    ? action(
+        "rollback",
+        { bundle: name, buildId: build.buildId },
+        "Roll back to this",
+        `Make ${build.version} (${build.buildId}) receive all new calls of ${name}?`,
+      )
+    : "";
+  if (build.state === "active" || build.state === "drifted" || build.state === "pruned") return html`${rollback}`;
+  const prune =
+    build.state === "drained"
+      ? action(
+          "prune",
+          { bundle: name, buildId: build.buildId },
+          "Prune",
+          `Prune ${build.version} (${build.buildId}) of ${name}?`,
+        )
+      : action(
+          "prune",
+          { bundle: name, buildId: build.buildId, force: "true" },
+          "Force prune",
+          `Prune ${build.version} (${build.buildId}) of ${name} although it is ${build.state}?`,
+          `${build.pinned} invocation(s) still pinned to it will fail. Prune it anyway?`,
+        );
+  return html`${rollback} ${prune}`;
+}
+
+function action(
+  name: string,
+  fields: Record<string, string>,
+  label: string,
+  confirm: string,
+  confirmAgain?: string,
+): Html {
+  return html`<form method="post" action="actions/${name}" data-confirm="${confirm}"${confirmAgain ? html` data-confirm-again="${confirmAgain}"` : ""}>
+    ${Object.entries(fields).map(([key, value]) => html`<input type="hidden" name="${key}" value="${value}">`)}<button>${label}</button></form>`;
+}
