@@ -12,7 +12,8 @@ import type { ProtocolMode } from "./protocol-mode.ts";
  *   failed: activation did not get as far as serving.
  */
 
-export type BuildState = "active" | "draining" | "drained" | "pruned" | "failed";
+export const BUILD_STATES = ["active", "draining", "drained", "pruned", "failed"] as const;
+export type BuildState = (typeof BUILD_STATES)[number];
 
 export interface BuildRecord extends Build {
   deploymentId: string | null;
@@ -39,12 +40,15 @@ export interface BuildRecord extends Build {
 }
 
 /**
- * One thing done to a build: an activation made it active, a rollback made it active again, an
- * activation of it failed, or it was pruned.
+ * What can be done to a build: an activation makes it active, a rollback makes it active again,
+ * an activation of it fails, or it is pruned.
  */
+export const BUILD_EVENTS = ["activated", "rolled back to", "failed", "pruned"] as const;
+export type BuildEvent = (typeof BUILD_EVENTS)[number];
+
 export interface HistoryEntry {
   at: string;
-  event: "activated" | "rolled back to" | "failed" | "pruned";
+  event: BuildEvent;
   /** For an activation, successful or failed: from the handler's start to the record's write. */
   durationMs?: number;
 }
