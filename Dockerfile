@@ -21,8 +21,12 @@ ENV GRIDIRON_HOME=/app \
     GRIDIRON_DATA_DIR=/data \
     GRIDIRON_BIND=0.0.0.0
 VOLUME ["/data"]
-# Only the authenticated ports: the ingress (anyone may call services, as with Restate) and the
-# admin API front (admin token). workerd and the deployer listen on the container's loopback.
-EXPOSE 8080 9070
+# The ingress (anyone may call services, as with Restate), the admin API front (admin token) and
+# the read-only ops port (metrics and health). workerd and the deployer listen on the container's
+# loopback.
+EXPOSE 8080 9070 9082
+# Ready when restate-server, its ingress, workerd and the deployer all answer (see README, Operations).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD curl -fsS "http://127.0.0.1:${GRIDIRON_OPS_PORT:-9082}/readyz" || exit 1
 
 ENTRYPOINT ["runsvdir", "-P", "/etc/gridiron/service"]

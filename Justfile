@@ -52,7 +52,7 @@ docker-build:
 # Run the mesh in a container, data in the gridiron-data volume. demo/ is mounted at the same
 # path as on the host, so `deploy-demo` and `deploy` hand the container paths it can read.
 docker-run:
-    docker run -d --name gridiron -p 8080:8080 -p 9070:9070 \
+    docker run -d --name gridiron -p 8080:8080 -p 9070:9070 -p 9082:9082 \
       -e GRIDIRON_ADMIN_TOKEN -v gridiron-data:/data -v {{justfile_directory()}}/demo:{{justfile_directory()}}/demo:ro {{image}}
 
 # A shell in the running container

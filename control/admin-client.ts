@@ -1,7 +1,7 @@
 import { Agent, type Dispatcher, request } from "undici";
 import { z } from "zod";
 import { UserError } from "./errors.ts";
-import type { DrainObservation } from "./lifecycle.ts";
+import type { DrainObservation, InvocationCounts } from "./lifecycle.ts";
 import { answers } from "./wait.ts";
 
 /**
@@ -80,13 +80,18 @@ const ErrorBody = z.object({ message: z.string(), restate_code: z.string().optio
  */
 export type AdminTarget = { socketPath: string } | { url: string; token: string };
 
+const CALL_TIMEOUT_MS = 60_000;
+
 /** The few calls Gridiron makes to Restate's admin API. */
 export class AdminClient {
   private readonly baseUrl: string;
   private readonly headers: Record<string, string>;
   private readonly dispatcher: Dispatcher | undefined;
+  private readonly timeoutMs: number;
 
-  constructor(target: AdminTarget) {
+  /** `timeoutMs` bounds the wait for each call's answer, and then between parts of its body. */
+  constructor(target: AdminTarget, { timeoutMs = CALL_TIMEOUT_MS }: { timeoutMs?: number } = {}) {
+    this.timeoutMs = timeoutMs;
     if ("socketPath" in target) {
       this.baseUrl = "http://restate-admin";
       this.headers = {};
@@ -170,19 +175,26 @@ export class AdminClient {
   async observeDeployment(deploymentId: string): Promise<DrainObservation> {
     const id = sqlId(deploymentId);
     const latest = await this.query(`SELECT name FROM sys_service WHERE deployment_id = '${id}'`);
-    const pinned = await this.query(
-      `SELECT status, count(*) AS n FROM sys_invocation_status WHERE pinned_deployment_id = '${id}' AND status != 'completed' GROUP BY status`,
-    );
+    const pinned = await this.pinnedWhere(`pinned_deployment_id = '${id}'`);
     const [running] = await this.query(
       `SELECT count(*) AS n FROM sys_invocation_state WHERE in_flight AND last_attempt_deployment_id = '${id}'`,
     );
-    const count = (row: Record<string, unknown> | undefined) => Number(row?.n ?? 0);
     return {
       latestFor: latest.map((row) => String(row.name)),
-      pinned: pinned.reduce((sum, row) => sum + count(row), 0),
-      paused: count(pinned.find((row) => row.status === "paused")),
-      running: count(running),
+      ...(pinned.get(id) ?? { pinned: 0, paused: 0 }),
+      running: Number(running?.n ?? 0),
     };
+  }
+
+  /** Invocations pinned to each deployment that has any, in one query (deployment id -> counts). */
+  pinnedByDeployment(): Promise<Map<string, InvocationCounts>> {
+    return this.pinnedWhere("pinned_deployment_id IS NOT NULL");
+  }
+
+  /** Whether some deployment of Restate's serves the service `name` (it is registered). */
+  async hasService(name: string): Promise<boolean> {
+    const rows = await this.query(`SELECT name FROM sys_service WHERE name = '${sqlText(name)}'`);
+    return rows.length > 0;
   }
 
   /** Paused invocations pinned to any of these deployments. */
@@ -239,6 +251,24 @@ export class AdminClient {
     });
   }
 
+  /**
+   * Invocations pinned to deployments, by deployment: every one not completed (paused ones
+   * included, as they keep their pin) and the paused ones.
+   */
+  private async pinnedWhere(where: string): Promise<Map<string, InvocationCounts>> {
+    const rows = await this.query(
+      `SELECT pinned_deployment_id AS id, status, count(*) AS n FROM sys_invocation_status WHERE ${where} AND status != 'completed' GROUP BY pinned_deployment_id, status`,
+    );
+    const counts = new Map<string, InvocationCounts>();
+    for (const row of rows) {
+      const id = String(row.id);
+      const n = Number(row.n ?? 0);
+      const now = counts.get(id) ?? { pinned: 0, paused: 0 };
+      counts.set(id, { pinned: now.pinned + n, paused: now.paused + (row.status === "paused" ? n : 0) });
+    }
+    return counts;
+  }
+
   /** Runs SQL over Restate's introspection tables (sys_invocation, sys_deployment, ...). */
   async query(sql: string): Promise<Record<string, unknown>[]> {
     const body = await this.call("POST", "/query", { query: sql });
@@ -250,8 +280,8 @@ export class AdminClient {
       method,
       headers: { ...this.headers, "content-type": "application/json", accept: "application/json" },
       body: json === undefined ? null : JSON.stringify(json),
-      headersTimeout: 60_000,
-      bodyTimeout: 60_000,
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
       ...this.via(),
     });
     const text = await response.body.text();

@@ -11,12 +11,13 @@ import { workerdArgs, workerdFds } from "./workerd/process.ts";
 const RESTATE_CONFIG = new URL("../config/restate.toml", import.meta.url).pathname;
 const CLI_ENTRY = new URL("./main.ts", import.meta.url).pathname;
 
-export const Component = z.enum(["restate", "admin", "workerd", "deployer"]);
+export const Component = z.enum(["restate", "admin", "workerd", "deployer", "ops"]);
 type Component = z.infer<typeof Component>;
 
 /**
- * How each of the four processes is started. The Node supervisor (`npm start`) and the runit
- * run scripts both take their command lines from here, so the two modes cannot drift apart.
+ * How each process is started. The Node supervisor (`npm start`) and the runit run scripts both
+ * take their command lines from here, so the two modes cannot drift apart. The supervisor serves
+ * the ops port itself (it counts what it sees happen); under runit `ops` is a process of its own.
  */
 export function componentSpecs(settings: Settings): Record<Component, ChildSpec> {
   // Under the supervisor, every workerd serves the socket the launcher bound and reports its
@@ -48,6 +49,7 @@ export function componentSpecs(settings: Settings): Record<Component, ChildSpec>
       extraFds: workerdFds(supervised),
     },
     deployer: { name: "deployer", file: process.execPath, args: [CLI_ENTRY, "deployer"], ipc: true },
+    ops: { name: "ops", file: process.execPath, args: [CLI_ENTRY, "ops"] },
   };
 }
 

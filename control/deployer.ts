@@ -13,6 +13,7 @@ import {
   drainStep,
   driftOf,
   filesToDelete,
+  type HistoryEntry,
   type InvocationCounts,
   isCurrentDrainCheck,
   isDrained,
@@ -20,9 +21,9 @@ import {
   type Origin,
   promote,
   recordFailure,
+  recordPrune,
   rollbackTarget,
   statusView,
-  withState,
 } from "./lifecycle.ts";
 import type { ProtocolMode } from "./protocol-mode.ts";
 import { type RegisterOptions, register, waitForDiscovery } from "./registration.ts";
@@ -92,6 +93,11 @@ export function deployerObject(settings: Settings, adminToken: string) {
   const internal = <I, O>() => restate.rpc.opts<I, O>({ headers: adminHeaders(adminToken) });
   const routes = (ctx: Pick<Ctx, "objectClient">) => ctx.objectClient<RoutesObject>({ name: "routes" }, ROUTES_KEY);
   const now = async (ctx: Ctx) => new Date(await ctx.date.now()).toISOString();
+  /** Now, and how long since `startedMs`; both journaled, so a replay measures the same. */
+  const since = async (ctx: Ctx, startedMs: number) => {
+    const endMs = await ctx.date.now();
+    return { at: new Date(endMs).toISOString(), durationMs: endMs - startedMs };
+  };
   const recordsOf = async (ctx: restate.ObjectSharedContext<DeployerState>) => (await ctx.get("builds")) ?? [];
 
   /** A journaled step of activate or prune, after which the crash switch may end the process. */
@@ -154,10 +160,13 @@ export function deployerObject(settings: Settings, adminToken: string) {
     return { ...record, watch };
   };
 
-  /** Stores `next` with `promoted` active, and starts watching the build it replaced. */
-  const makeActive = async (ctx: Ctx, records: BuildRecord[], promoted: BuildRecord) => {
+  /**
+   * Stores the records with `promoted` active and `entry` in its history, and starts watching the
+   * build it replaced.
+   */
+  const makeActive = (ctx: Ctx, records: BuildRecord[], promoted: BuildRecord, entry: HistoryEntry) => {
     const replaced = records.find((r) => r.state === "active" && r.buildId !== promoted.buildId)?.buildId;
-    const next = promote(records, promoted, await now(ctx));
+    const next = promote(records, promoted, entry);
     ctx.set(
       "builds",
       next.map((r) => (r.buildId === replaced ? watchDrain(ctx, r, settings.drainPollMs) : r)),
@@ -170,8 +179,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
     if (deploymentId) await step(ctx, "unregister from Restate", () => admin.deleteDeployment(deploymentId));
     await routes(ctx).remove({ name: record.name, buildId: record.buildId }, internal());
     await crashPoint(settings.dataDir, "unroute build");
-    const { watch: _ended, ...rest } = record;
-    return withState(rest, "pruned", await now(ctx));
+    return recordPrune(record, await now(ctx));
   };
 
   const deleteOldFiles = async (ctx: Ctx, records: BuildRecord[]): Promise<BuildRecord[]> => {
@@ -182,11 +190,25 @@ export function deployerObject(settings: Settings, adminToken: string) {
     return records.map((r) => (doomed.has(r.buildId) ? { ...r, filesKept: false } : r));
   };
 
-  /** Undoes a failed activation (route, services, files) and records it as failed. */
-  const forgetFailed = async (ctx: Ctx, records: BuildRecord[], build: Build, error: string, origin: Origin) => {
-    await routes(ctx).remove(build, internal());
-    await ctx.run("delete files of the failed build", () => removeBundle(settings.bundlesDir, build));
-    ctx.set("builds", recordFailure(records, build, error, await now(ctx), origin));
+  /**
+   * Records a failed activation that started at `startedMs`. A build that never served is undone
+   * first (route, services, files); one that served before keeps them for rollback.
+   */
+  const recordFailed = async (
+    ctx: Ctx,
+    records: BuildRecord[],
+    build: Build,
+    known: boolean,
+    error: string,
+    startedMs: number,
+    origin: Origin,
+  ) => {
+    if (!known) {
+      await routes(ctx).remove(build, internal());
+      await ctx.run("delete files of the failed build", () => removeBundle(settings.bundlesDir, build));
+    }
+    const { at, durationMs } = await since(ctx, startedMs);
+    ctx.set("builds", recordFailure(records, build, error, at, durationMs, origin));
   };
 
   const replaceRecord = (records: BuildRecord[], record: BuildRecord) =>
@@ -200,6 +222,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
         async (ctx: Ctx, input: ActivateRequest): Promise<ActivateResult> => {
           requireAdmin(ctx, adminToken);
           const name = bundleName(ctx.key);
+          const startedMs = await ctx.date.now();
           const build = await step(ctx, "copy bundle", () =>
             withSourceDir(input.source, input.sha256, settings.downloadsDir, settings.fetchLimits, async (dir) => {
               const inspected = await inspectBundle(dir, name, input.version, input, settings.maxBundleBytes);
@@ -226,8 +249,8 @@ export function deployerObject(settings: Settings, adminToken: string) {
               takeOver: input.takeOver ?? [],
             });
           } catch (error) {
-            if (!known && (error instanceof restate.TerminalError || error instanceof UserError)) {
-              await forgetFailed(ctx, records, build, error.message, originOf(input));
+            if (error instanceof restate.TerminalError || error instanceof UserError) {
+              await recordFailed(ctx, records, build, Boolean(known), error.message, startedMs, originOf(input));
             }
             throw error;
           }
@@ -239,7 +262,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
             state: "active",
             filesKept: true,
           };
-          await makeActive(ctx, records, record);
+          makeActive(ctx, records, record, { event: "activated", ...(await since(ctx, startedMs)) });
           return resultOf(record);
         },
       ),
@@ -309,7 +332,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
         // services must still be its bundle's.
         const options = { force: true, breaking: true, takeOver: [] };
         const record: BuildRecord = { ...build, ...(await serve(ctx, build, target.services, options)) };
-        await makeActive(ctx, records, record);
+        makeActive(ctx, records, record, { at: await now(ctx), event: "rolled back to" });
         return resultOf(record);
       }),
 

@@ -13,6 +13,7 @@ import {
   liveBuilds,
   promote,
   recordFailure,
+  recordPrune,
   rollbackTarget,
   statusView,
 } from "./lifecycle.ts";
@@ -120,11 +121,13 @@ describe("afterDrainCheck", () => {
 });
 
 describe("promote", () => {
+  const activated = { at: "t2", event: "activated", durationMs: 900 } as const;
+
   test("the new build becomes active and the old active one starts draining", () => {
     const next = promote(
       [record("1-a", "active", "t1"), record("0-z", "pruned", "t0")],
       record("2-b", "failed", "x"),
-      "t2",
+      activated,
     );
     expect(next.map((r) => `${r.buildId}:${r.state}`)).toEqual(["1-a:draining", "0-z:pruned", "2-b:active"]);
     expect(next[0]?.times).toEqual({ active: "t1", draining: "t2" });
@@ -135,9 +138,32 @@ describe("promote", () => {
     const next = promote(
       [record("1-a", "active", "t1"), record("0-z", "drained", "t0")],
       record("0-z", "drained", "t0"),
-      "t2",
+      activated,
     );
     expect(next.map((r) => `${r.buildId}:${r.state}`)).toEqual(["1-a:draining", "0-z:active"]);
+  });
+
+  test("the activation or rollback is appended to the history the build has in the records", () => {
+    const pruned = { at: "t1", event: "pruned" } as const;
+    const earlier = record("0-z", "pruned", "t0", { history: [pruned] });
+    // A rollback's record is rebuilt from the target; the records hold its history.
+    const rolledBack = { at: "t3", event: "rolled back to" } as const;
+    const next = promote([earlier], { ...earlier, history: [] }, rolledBack);
+    expect(next[0]?.history).toEqual([pruned, rolledBack]);
+    // A new build starts its history; the build it replaces gains no entry by draining.
+    const [draining, fresh] = promote(next, record("2-b", "active", "t4"), activated);
+    expect(draining?.history).toEqual([pruned, rolledBack]);
+    expect(fresh?.history).toEqual([activated]);
+  });
+
+  test("a successful activation keeps the history of the same content's earlier failure", () => {
+    const failure = { at: "t1", event: "failed", durationMs: 300 } as const;
+    const next = promote(
+      [record("2-b", "failed", "t1", { history: [failure] })],
+      record("2-b", "active", "t2"),
+      activated,
+    );
+    expect(next.map((r) => r.history)).toEqual([[failure, activated]]);
   });
 });
 
@@ -145,7 +171,13 @@ describe("recordFailure", () => {
   const failedAt = "2026-11-22T10:00:00.000Z";
 
   test("adds a failed record with no deployment, no services and no files", () => {
-    const next = recordFailure([record("1-a", "active", "t1")], testBuild("counter", "2-b"), "bad bundle", failedAt);
+    const next = recordFailure(
+      [record("1-a", "active", "t1")],
+      testBuild("counter", "2-b"),
+      "bad bundle",
+      failedAt,
+      1_200,
+    );
     expect(next.map((r) => `${r.buildId}:${r.state}`)).toEqual(["1-a:active", "2-b:failed"]);
     expect(next[1]).toEqual({
       ...testBuild("counter", "2-b"),
@@ -156,14 +188,56 @@ describe("recordFailure", () => {
       error: "bad bundle",
       state: "failed",
       times: { failed: failedAt },
+      history: [{ at: failedAt, event: "failed", durationMs: 1_200 }],
     });
   });
 
   test("the same content failing again replaces its earlier failed record", () => {
-    const earlier = record("2-b", "failed", "t0", { error: "first", times: { failed: "t0" } });
-    const next = recordFailure([earlier, record("1-a", "active", "t1")], testBuild("counter", "2-b"), "second", "t2");
+    const first = { at: "t0", event: "failed", durationMs: 10 } as const;
+    const earlier = record("2-b", "failed", "t0", { error: "first", times: { failed: "t0" }, history: [first] });
+    const next = recordFailure(
+      [earlier, record("1-a", "active", "t1")],
+      testBuild("counter", "2-b"),
+      "second",
+      "t2",
+      20,
+    );
     expect(next.map((r) => `${r.buildId}:${r.state}:${r.error ?? ""}`)).toEqual(["1-a:active:", "2-b:failed:second"]);
     expect(next[1]?.times).toEqual({ failed: "t2" });
+    // Replaced, not forgotten: both failures stay counted.
+    expect(next[1]?.history).toEqual([first, { at: "t2", event: "failed", durationMs: 20 }]);
+  });
+
+  test("a build that served before keeps its record and state; only its history gains the failure", () => {
+    const pruned = record("1-a", "pruned", "t0", { history: [{ at: "t1", event: "pruned" }] });
+    const active = record("2-b", "active", "t2");
+    const next = recordFailure([pruned, active], testBuild("counter", "1-a"), "service taken", "t3", 50);
+    expect(next).toEqual([
+      {
+        ...pruned,
+        history: [
+          { at: "t1", event: "pruned" },
+          { at: "t3", event: "failed", durationMs: 50 },
+        ],
+      },
+      active,
+    ]);
+  });
+});
+
+describe("recordPrune", () => {
+  test("the build is pruned, its drain watch ended, the prune in its history", () => {
+    const draining = record("1-a", "drained", "t0", { watch: "w1", history: [{ at: "t0", event: "activated" }] });
+    const pruned = recordPrune(draining, "t5");
+    expect(pruned).toEqual({
+      ...record("1-a", "pruned", "t0"),
+      times: { active: "t0", pruned: "t5" },
+      history: [
+        { at: "t0", event: "activated" },
+        { at: "t5", event: "pruned" },
+      ],
+    });
+    expect(pruned).not.toHaveProperty("watch");
   });
 });
 

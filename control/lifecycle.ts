@@ -12,7 +12,8 @@ import type { ProtocolMode } from "./protocol-mode.ts";
  *   failed: activation did not get as far as serving.
  */
 
-export type BuildState = "active" | "draining" | "drained" | "pruned" | "failed";
+export const BUILD_STATES = ["active", "draining", "drained", "pruned", "failed"] as const;
+export type BuildState = (typeof BUILD_STATES)[number];
 
 export interface BuildRecord extends Build {
   deploymentId: string | null;
@@ -32,6 +33,26 @@ export interface BuildRecord extends Build {
   tookOver?: TakenOver[];
   /** Where the build came from and what its deployer said of it (absent in older records). */
   origin?: Origin;
+  /**
+   * What was done to the build, oldest first, written in the same state write as the change. The
+   * ops port counts deploys, rollbacks and prunes from it, so a handler Restate retried or
+   * replayed is counted once. Absent in records written before it existed.
+   */
+  history?: HistoryEntry[];
+}
+
+/**
+ * What can be done to a build: an activation makes it active, a rollback makes it active again,
+ * an activation of it fails, or it is pruned.
+ */
+export const BUILD_EVENTS = ["activated", "rolled back to", "failed", "pruned"] as const;
+export type BuildEvent = (typeof BUILD_EVENTS)[number];
+
+export interface HistoryEntry {
+  at: string;
+  event: BuildEvent;
+  /** For an activation, successful or failed: from the handler's start to the record's write. */
+  durationMs?: number;
 }
 
 export interface Origin {
@@ -121,25 +142,46 @@ export function withState(record: BuildRecord, state: BuildState, now: string): 
   return { ...record, state, times: { ...record.times, [state]: now } };
 }
 
-/** Makes `promoted` the active build; the build it replaces starts draining. */
-export function promote(records: BuildRecord[], promoted: BuildRecord, now: string): BuildRecord[] {
-  const others = records
-    .filter((r) => r.buildId !== promoted.buildId)
-    .map((r) => (r.state === "active" ? withState(r, "draining", now) : r));
-  return [...others, withState(promoted, "active", now)];
+/**
+ * The history a build has in `records`. It outlives the record it was written in: a failed
+ * record replaced by a successful activation of the same content, a pruned one by a rollback.
+ */
+function historyOf(records: BuildRecord[], buildId: string): HistoryEntry[] {
+  return records.find((r) => r.buildId === buildId)?.history ?? [];
+}
+
+function withEvent(record: BuildRecord, entry: HistoryEntry, history = record.history ?? []): BuildRecord {
+  return { ...record, history: [...history, entry] };
 }
 
 /**
- * The records once `build` failed to activate, its route and files removed. The same content
- * failing again replaces its earlier failed record, so retries leave one record, not a pile.
+ * Makes `promoted` the active build, recording `entry` (an activation or a rollback, at
+ * `entry.at`) in its history; the build it replaces starts draining.
+ */
+export function promote(records: BuildRecord[], promoted: BuildRecord, entry: HistoryEntry): BuildRecord[] {
+  const others = records
+    .filter((r) => r.buildId !== promoted.buildId)
+    .map((r) => (r.state === "active" ? withState(r, "draining", entry.at) : r));
+  return [...others, withEvent(withState(promoted, "active", entry.at), entry, historyOf(records, promoted.buildId))];
+}
+
+/**
+ * The records once an activation of `build` failed `durationMs` after it started. A build that
+ * never served is recorded as failed, its route and files removed; the same content failing again
+ * replaces its earlier failed record, so retries leave one record, not a pile. A build that did
+ * serve before keeps its record and state, and only its history tells of the failure.
  */
 export function recordFailure(
   records: BuildRecord[],
   build: Build,
   error: string,
   now: string,
+  durationMs: number,
   origin?: Origin,
 ): BuildRecord[] {
+  const entry: HistoryEntry = { at: now, event: "failed", durationMs };
+  const known = records.find((r) => r.buildId === build.buildId && r.state !== "failed");
+  if (known) return records.map((r) => (r === known ? withEvent(r, entry) : r));
   const failed: BuildRecord = {
     ...build,
     ...(origin ? { origin } : {}),
@@ -151,7 +193,16 @@ export function recordFailure(
     state: "failed",
     times: { failed: now },
   };
-  return [...records.filter((r) => r.buildId !== build.buildId), failed];
+  return [
+    ...records.filter((r) => r.buildId !== build.buildId),
+    withEvent(failed, entry, historyOf(records, build.buildId)),
+  ];
+}
+
+/** A build once it is unregistered and unrouted: pruned, its drain watch ended. */
+export function recordPrune(record: BuildRecord, now: string): BuildRecord {
+  const { watch: _ended, ...rest } = record;
+  return withEvent(withState(rest, "pruned", now), { at: now, event: "pruned" });
 }
 
 /** The build a rollback goes to: the named one, else the most recently active one still on disk. */
@@ -216,9 +267,11 @@ export function driftOf(
 }
 
 /** Builds whose deployment Restate still has, so invocations may be bound to them. */
-export function liveBuilds(records: BuildRecord[]): DeployedRecord[] {
+export function liveBuilds<R extends Pick<BuildRecord, "deploymentId" | "state">>(
+  records: R[],
+): (R & { deploymentId: string })[] {
   return records.filter(
-    (r): r is DeployedRecord => Boolean(r.deploymentId) && r.state !== "pruned" && r.state !== "failed",
+    (r): r is R & { deploymentId: string } => Boolean(r.deploymentId) && r.state !== "pruned" && r.state !== "failed",
   );
 }
 

@@ -2,6 +2,7 @@ import { serveAdminFront } from "./admin-front.ts";
 import { Component, componentSpecs, prepareDataDir, shellCommand } from "./components.ts";
 import { serveDeployer } from "./endpoint.ts";
 import { runWithWorkerdSocket } from "./launcher.ts";
+import { serveOps } from "./ops/server.ts";
 import { loadSettings, settingDocs } from "./settings.ts";
 import { formatTable, serviceRows, statusRows } from "./status.ts";
 import { startMesh } from "./supervisor.ts";
@@ -13,10 +14,11 @@ Commands:
              restarted when they die, all stopped on Ctrl-C (this is what \`npm start\` runs)
   status     print whether each service is up, then every bundle and its builds
              (what \`npx just status\` runs)
-  command C  print the shell command that starts component C (restate, admin, workerd or deployer);
+  command C  print the shell command that starts component C (restate, admin, workerd, deployer or ops);
              the runit run scripts exec it
   deployer   serve only the deployer's Restate endpoint (the supervisor runs this itself)
   admin-front  serve only the authenticated front of Restate's admin API (likewise)
+  ops        serve only the ops port: /metrics, /livez, /readyz (the supervisor serves it itself)
   help       show this text
 
 Environment (defaults in brackets):
@@ -51,10 +53,19 @@ async function main(command: string | undefined): Promise<void> {
       return serveDeployer(loadSettings());
     case "admin-front":
       return serveAdminFront(loadSettings());
+    case "ops": {
+      const settings = loadSettings();
+      await serveOps(settings, "ops");
+      console.log(`ops port at http://${settings.bind}:${settings.ports.ops}: /metrics, /livez, /readyz`);
+      const stop = () => process.exit(0);
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+      return;
+    }
     case "command": {
       // For runit run scripts: `eval "exec $(node control/main.ts command workerd)"`.
       const component = Component.safeParse(process.argv[3]);
-      if (!component.success) throw new Error("usage: command restate|admin|workerd|deployer");
+      if (!component.success) throw new Error("usage: command restate|admin|workerd|deployer|ops");
       const settings = loadSettings();
       // stdout is the command line here, so notes go to stderr.
       await prepareDataDir(settings, (line) => console.error(line));

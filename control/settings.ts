@@ -18,12 +18,16 @@ const documented = <T extends z.ZodType>(schema: T, description: string, shownDe
 const EnvSchema = z.object({
   GRIDIRON_BIND: documented(
     z.string().default("127.0.0.1"),
-    "address the ingress and the admin API front bind to (workerd and the deployer stay on 127.0.0.1)",
+    "address the ingress, the admin API front and the ops port bind to (workerd and the deployer stay on 127.0.0.1)",
   ),
   GRIDIRON_INGRESS_PORT: documented(port.default(8080), "Restate ingress: call services here"),
   GRIDIRON_ADMIN_PORT: documented(port.default(9070), "Restate's admin API and web UI, behind the admin token"),
   GRIDIRON_WORKERD_PORT: documented(port.default(9080), "workerd, serving `/{name}/{buildId}/...`"),
   GRIDIRON_DEPLOYER_PORT: documented(port.default(9081), "the deployer's Restate endpoint"),
+  GRIDIRON_OPS_PORT: documented(
+    port.default(9082),
+    "operations: `/metrics` for Prometheus, `/livez`, `/readyz` (see Operations)",
+  ),
   GRIDIRON_DATA_DIR: documented(z.string().default(".gridiron"), "everything Gridiron stores"),
   GRIDIRON_DRAIN_POLL_SECONDS: documented(
     z.coerce.number().positive().default(30),
@@ -117,6 +121,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
       admin: e.GRIDIRON_ADMIN_PORT,
       workerd: e.GRIDIRON_WORKERD_PORT,
       deployer: e.GRIDIRON_DEPLOYER_PORT,
+      ops: e.GRIDIRON_OPS_PORT,
     },
     dataDir,
     releaseAfter: e.GRIDIRON_RELEASE_AFTER,
@@ -146,5 +151,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     ingressUrl: `http://${local}:${e.GRIDIRON_INGRESS_PORT}`,
     workerdUrl: `http://${local}:${e.GRIDIRON_WORKERD_PORT}`,
     deployerUrl: `http://${local}:${e.GRIDIRON_DEPLOYER_PORT}`,
+    opsUrl: `http://${local}:${e.GRIDIRON_OPS_PORT}`,
   };
 }

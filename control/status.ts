@@ -5,8 +5,12 @@ import { readAdminToken } from "./admin-token.ts";
 import type { DeployerObject } from "./deployer.ts";
 import type { StatusView } from "./lifecycle.ts";
 import type { Settings } from "./settings.ts";
+import { answers } from "./wait.ts";
 
-/** Whether each of the four processes answers, whatever supervises them (npm start or runit). */
+/**
+ * Whether each process answers, whatever supervises them (npm start, or runit, where the ops port
+ * is a process of its own).
+ */
 export async function serviceRows(settings: Settings): Promise<Record<string, string>[]> {
   const restateUp = await new AdminClient({ socketPath: settings.adminSocket }).healthy();
   const frontUp = await new AdminClient({ url: settings.adminUrl, token: await readAdminToken(settings) }).healthy();
@@ -14,6 +18,7 @@ export async function serviceRows(settings: Settings): Promise<Record<string, st
     .then((response) => response.json() as Promise<{ builds: number }>)
     .catch(() => undefined);
   const deployerListens = await listens(settings.ports.deployer);
+  const opsUp = await answers(`${settings.opsUrl}/livez`);
   return [
     {
       service: "restate",
@@ -27,6 +32,7 @@ export async function serviceRows(settings: Settings): Promise<Record<string, st
       detail: `${settings.workerdUrl}${routerAnswer ? `, ${routerAnswer.builds} live build(s)` : ""}`,
     },
     { service: "deployer", state: deployerListens ? "up" : "down", detail: settings.deployerUrl },
+    { service: "ops", state: opsUp ? "up" : "down", detail: `${settings.opsUrl} (/metrics, /livez, /readyz)` },
   ];
 }
 

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa, type Options, type ResultPromise } from "execa";
+import { restarts } from "./ops/supervisor-metrics.ts";
 
 export type Child = ResultPromise<{ ipc: true; all: true; buffer: false; reject: false }>;
 
@@ -37,6 +38,7 @@ export class Supervised {
     this.spec = spec;
     this.onStart = onStart;
     this.log = log;
+    restarts.inc({ component: spec.name }, 0);
   }
 
   start(): Child {
@@ -61,6 +63,7 @@ export class Supervised {
       this.child = undefined;
       if (Date.now() - startedAt > HEALTHY_AFTER_MS) this.backoffMs = 500;
       const how = result.signal ? `signal ${result.signal}` : `code ${result.exitCode}`;
+      restarts.inc({ component: this.spec.name });
       this.log(`[gridiron] ${this.spec.name} exited with ${how}; restarting in ${this.backoffMs} ms`);
       setTimeout(() => {
         if (!this.stopping && !this.child) this.start();

@@ -1,6 +1,7 @@
 import { AdminClient } from "./admin-client.ts";
 import { readAdminToken } from "./admin-token.ts";
 import { componentSpecs, prepareDataDir } from "./components.ts";
+import { serveOps } from "./ops/server.ts";
 import type { Settings } from "./settings.ts";
 import { type Child, Supervised } from "./supervised.ts";
 import { deployerReady, serveWorkerdHandovers } from "./supervisor-ipc.ts";
@@ -21,6 +22,8 @@ export interface Mesh {
  */
 export async function startMesh(settings: Settings, log: (line: string) => void = console.log): Promise<Mesh> {
   await prepareDataDir(settings, log);
+  // First, so /livez answers and /readyz says what is missing while the rest starts.
+  const ops = await serveOps(settings, "supervisor");
   const admin = new AdminClient({ socketPath: settings.adminSocket });
   const adminFront = new AdminClient({ url: settings.adminUrl, token: await readAdminToken(settings) });
   const specs = componentSpecs(settings);
@@ -42,7 +45,7 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
   // stopping before its exit is taken for a crash and restarted.
   const stop = async () => {
     watching.abort();
-    await Promise.all(all.map((child) => child.stop()));
+    await Promise.all([...all.map((child) => child.stop()), ops.close()]);
   };
 
   try {
@@ -65,7 +68,7 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
     throw error;
   }
   log(
-    `[gridiron] ready: ingress ${settings.ingressUrl}, admin ${settings.adminUrl}, workerd ${settings.workerdUrl}, deployer ${settings.deployerUrl}`,
+    `[gridiron] ready: ingress ${settings.ingressUrl}, admin ${settings.adminUrl}, workerd ${settings.workerdUrl}, deployer ${settings.deployerUrl}, ops ${settings.opsUrl}`,
   );
   return { stop };
 }

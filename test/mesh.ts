@@ -33,6 +33,7 @@ export async function meshEnv(dir: string): Promise<Record<string, string>> {
     GRIDIRON_ADMIN_PORT: String(await getPort()),
     GRIDIRON_WORKERD_PORT: String(await getPort()),
     GRIDIRON_DEPLOYER_PORT: String(await getPort()),
+    GRIDIRON_OPS_PORT: String(await getPort()),
   };
 }
 

@@ -11,7 +11,7 @@ import { Ingress } from "./ingress.ts";
 import { buildWorker, eventually, isAlive, meshEnv } from "./mesh.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const SERVICES = ["restate", "admin", "workerd", "deployer"] as const;
+const SERVICES = ["restate", "admin", "workerd", "deployer", "ops"] as const;
 const startRunsvdir = (serviceDir: string, env: Record<string, string>) =>
   execa("runsvdir", ["-P", serviceDir], { env, reject: false, stdio: "ignore" });
 const hasRunit = (await execa("sh", ["-c", "command -v runsvdir && command -v sv"], { reject: false })).exitCode === 0;
@@ -90,6 +90,15 @@ describe.skipIf(!hasRunit)("the mesh under runit", () => {
     expect(await pidOf("workerd")).toBe(workerdBeforeDeploys);
     expect(await ingress.call("greeter/greet", "runit")).toMatch(/^Hello, runit! /);
     expect(await ingress.call("counter/k/add")).toBe(1);
+  });
+
+  test("the ops service answers /readyz and counts deploys from durable state, without the supervisor's counters", async () => {
+    await eventually(async () => expect((await fetch(`${settings.opsUrl}/readyz`)).status).toBe(200));
+    const metrics = await (await fetch(`${settings.opsUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^gridiron_info\{version="[^"]+",process="ops"\} 1$/m);
+    expect(metrics).toMatch(/^gridiron_deploys_total\{bundle="greeter",result="activated"\} 1$/m);
+    expect(metrics).toMatch(/^gridiron_workerd_resident_memory_bytes [1-9]\d+$/m);
+    expect(metrics).not.toContain("gridiron_restarts_total");
   });
 
   test("`just status` shows each service up", async () => {

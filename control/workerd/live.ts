@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
+import { workerdHandovers } from "../ops/supervisor-metrics.ts";
 import type { Settings } from "../settings.ts";
 import { type Child, type ChildSpec, Supervised } from "../supervised.ts";
 import { CONTROL_FD, listeningPort } from "./process.ts";
@@ -45,7 +46,7 @@ export class LiveWorkerd implements WatchedWorkerd {
    * old one is asked to finish its requests and exit: at no moment does nothing accept.
    */
   async handover(): Promise<void> {
-    await this.process.handover(
+    const handover = this.process.handover(
       async (next) => warm(this.settings, this.url(await this.probePort(next)), WARM_TIMEOUT_MS),
       async (old) => {
         // workerd closes idle keep-alive connections when it drains, and Restate may be sending
@@ -56,6 +57,13 @@ export class LiveWorkerd implements WatchedWorkerd {
           this.log("[gridiron] the old workerd did not confirm it drains; stopping it anyway");
         }
         await sleep(DRAIN_LEAD_MS);
+      },
+    );
+    await handover.then(
+      () => workerdHandovers.inc({ result: "ok" }),
+      (error: unknown) => {
+        workerdHandovers.inc({ result: "failed" });
+        throw error;
       },
     );
   }

@@ -30,6 +30,12 @@ export function workerdArgs(configPath: string, options: WorkerdOptions): string
   ];
 }
 
+/** Whether a process's argv is a workerd serving the config at `configPath` (see workerdArgs). */
+export function servesConfig(argv: string[], configPath: string): boolean {
+  const binary = argv.indexOf("--binary");
+  return argv[1] === "serve" && binary !== -1 && argv[binary + 1] === configPath;
+}
+
 /** A child's fds from 3 on, for execa's `stdio`: the shared socket (ours, passed on) and the control pipe. */
 export function workerdFds(options: WorkerdOptions): ExtraFds {
   return [options.sharedSocket ? SHARED_SOCKET_FD : "ignore", options.control ? "pipe" : "ignore"];

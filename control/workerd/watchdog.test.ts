@@ -15,13 +15,18 @@ describe("verdict", () => {
 
   test("silence as long as the limit kills it, saying why", () => {
     const decision = verdict({ silentSinceMs: 40_000, rssMb: 300 }, 50_000, limits);
-    expect(decision).toMatchObject({ kind: "kill", reason: expect.stringMatching(/not answered for 10 s/) });
+    expect(decision).toMatchObject({
+      kind: "kill",
+      cause: "hang",
+      reason: expect.stringMatching(/not answered for 10 s/),
+    });
   });
 
   test("memory over the limit kills it, even while it still answers", () => {
     const decision = verdict({ silentSinceMs: undefined, rssMb: 2049 }, 50_000, limits);
     expect(decision).toMatchObject({
       kind: "kill",
+      cause: "memory",
       reason: expect.stringMatching(/2049 MB, over GRIDIRON_WORKERD_MAX_MB=2048/),
     });
   });

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AdminClient, JournalEntry } from "../admin-client.ts";
 import { rssMb } from "../memory.ts";
+import { watchdogKills } from "../ops/supervisor-metrics.ts";
 import { answers } from "../wait.ts";
 
 /**
@@ -20,19 +21,24 @@ export interface Health {
   rssMb: number;
 }
 
-export type Verdict = { kind: "ok" } | { kind: "kill"; reason: string };
+/** Which limit workerd broke: it stopped answering, or it uses too much memory. */
+export type KillCause = "hang" | "memory";
+
+export type Verdict = { kind: "ok" } | { kind: "kill"; cause: KillCause; reason: string };
 
 /** Pure: whether workerd must be killed, and why in words an operator can act on. */
 export function verdict(health: Health, nowMs: number, limits: WatchdogLimits): Verdict {
   if (health.rssMb > limits.maxMb) {
     return {
       kind: "kill",
+      cause: "memory",
       reason: `workerd uses ${Math.round(health.rssMb)} MB, over GRIDIRON_WORKERD_MAX_MB=${limits.maxMb} (a handler allocating without bound?)`,
     };
   }
   if (health.silentSinceMs !== undefined && nowMs - health.silentSinceMs >= limits.hangMs) {
     return {
       kind: "kill",
+      cause: "hang",
       reason: `workerd has not answered for ${Math.round((nowMs - health.silentSinceMs) / 1000)} s (a handler that never yields?)`,
     };
   }
@@ -111,6 +117,7 @@ export async function watchWorkerd(
       (invocation) => !waitsOnRestate(invocation.journal),
     );
     log(`[gridiron] ${decision.reason}; killing it`);
+    watchdogKills.inc({ reason: decision.cause });
     workerd.kill();
     silentSinceMs = undefined;
     for (const id of culprits(

@@ -1,0 +1,79 @@
+import type { Server } from "node:http";
+import { createAdaptorServer } from "@hono/node-server";
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { readAdminToken } from "../admin-token.ts";
+import { dashboardApp } from "../dashboard/app.ts";
+import type { Settings } from "../settings.ts";
+import { cached } from "./cached.ts";
+import { healthReport, livenessChecks, readinessChecks, runChecks } from "./health.ts";
+import { type OpsProcess, opsRegistry } from "./metrics.ts";
+
+/** One look at the mesh serves every /readyz for this long, so probing it cannot load Restate. */
+const READY_CACHE_MS = 1_000;
+/** Plenty for a scrape; a client slower than this, or holding a connection idle, is cut off. */
+const REQUEST_TIMEOUT_MS = 10_000;
+/** Bounds the file descriptors a flood of connections can take from the process serving this. */
+const MAX_CONNECTIONS = 64;
+/** The dashboard's forms are a few fields; nothing posted here needs more. */
+const MAX_BODY_BYTES = 16 * 1024;
+const PROBES = ["/metrics", "/livez", "/readyz"];
+
+export interface OpsServer {
+  close(): Promise<void>;
+}
+
+/**
+ * The operations port: `/metrics` for Prometheus, `/livez` and `/readyz`, and the deployments
+ * dashboard at `/`. The probes are read-only (GET and HEAD) and answer with bundle names, build
+ * ids, counts and fixed sentences only. The dashboard reads what `status` shows to anyone; its
+ * actions need a session signed in with the admin token (dashboard/app.ts). Binds like the
+ * ingress, since whoever runs the mesh scrapes and opens it from elsewhere.
+ */
+export async function serveOps(settings: Settings, servedBy: OpsProcess): Promise<OpsServer> {
+  const registry = opsRegistry(settings, servedBy);
+  const ready = cached(() => runChecks(readinessChecks(settings)), READY_CACHE_MS);
+  const text = (report: { status: number; body: string }) =>
+    new Response(report.body, { status: report.status, headers: { "content-type": "text/plain; charset=utf-8" } });
+
+  const app = new Hono();
+  app.get(
+    "/metrics",
+    async () => new Response(await registry.metrics(), { headers: { "content-type": registry.contentType } }),
+  );
+  app.get("/livez", async (c) =>
+    text(healthReport("livez", await runChecks(livenessChecks), c.req.query("verbose") !== undefined)),
+  );
+  app.get("/readyz", async (c) => text(healthReport("readyz", await ready(), c.req.query("verbose") !== undefined)));
+  app.all("/metrics", probeOnly);
+  app.all("/livez", probeOnly);
+  app.all("/readyz", probeOnly);
+  app.use(bodyLimit({ maxSize: MAX_BODY_BYTES }));
+  app.route("/", dashboardApp(settings, await readAdminToken(settings)));
+  app.notFound((c) => c.text(`not found: try /, ${PROBES.join(", ")}\n`, 404));
+  app.onError((_error, c) => c.text("internal error\n", 500));
+
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.headersTimeout = REQUEST_TIMEOUT_MS;
+  server.maxConnections = MAX_CONNECTIONS;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(settings.ports.ops, settings.bind, resolve);
+  });
+  return { close: () => close(server) };
+}
+
+function probeOnly(): Response {
+  return new Response("GET or HEAD only\n", {
+    status: 405,
+    headers: { allow: "GET, HEAD", "content-type": "text/plain" },
+  });
+}
+
+/** Stops listening and ends open connections too: a scraper's keep-alive must not hold up a stop. */
+function close(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  return closed;
+}
