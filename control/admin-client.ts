@@ -222,7 +222,13 @@ export class AdminClient {
     );
     return rows.map((row) => {
       const r = DeployerCallRow.parse(row);
-      return { id: r.id, bundle: r.target_service_key, handler: r.target_handler_name, status: r.status, since: r.created_at };
+      return {
+        id: r.id,
+        bundle: r.target_service_key,
+        handler: r.target_handler_name,
+        status: r.status,
+        since: r.created_at,
+      };
     });
   }
 

@@ -23,9 +23,11 @@ describe.skipIf(!existsSync(CHROMIUM))("the deployments dashboard, in headless C
   const activate = (name: string, source: string | undefined, version: string) =>
     fx.ingress.call<ActivateResult>(`deployer/${name}/activate`, { source, version });
   const states = (bundle: string) =>
-    page.locator(`[data-bundle="${bundle}"] tr[data-build]`).evaluateAll((rows) =>
-      rows.map((row) => [row.children[0]?.textContent?.trim(), row.querySelector(".badge")?.textContent?.trim()]),
-    );
+    page
+      .locator(`[data-bundle="${bundle}"] tr[data-build]`)
+      .evaluateAll((rows) =>
+        rows.map((row) => [row.children[0]?.textContent?.trim(), row.querySelector(".badge")?.textContent?.trim()]),
+      );
 
   beforeAll(async () => {
     // What `just deploy-demo` and a second greeter build leave behind.
@@ -52,7 +54,10 @@ describe.skipIf(!existsSync(CHROMIUM))("the deployments dashboard, in headless C
     await page.goto(dashboard());
     expect(await page.locator('form[action="actions/rollback"]').count()).toBe(0);
     const status = await page.evaluate(async () => {
-      const response = await fetch("actions/rollback", { method: "POST", body: new URLSearchParams({ bundle: "greeter" }) });
+      const response = await fetch("actions/rollback", {
+        method: "POST",
+        body: new URLSearchParams({ bundle: "greeter" }),
+      });
       return response.status;
     });
     expect(status).toBe(401);
@@ -71,12 +76,12 @@ describe.skipIf(!existsSync(CHROMIUM))("the deployments dashboard, in headless C
     await page.fill('input[name="token"]', fx.ingress.token as string);
     await page.click("text=Sign in");
     await expect.poll(() => page.locator(".flash").textContent()).toBe("signed in: actions are available");
-    await page.locator('[data-bundle="greeter"] p form[action="actions/rollback"] button').click();
+    await page.locator('[data-bundle="greeter"] .actions form[action="actions/rollback"] button').click();
     await expect.poll(() => page.locator(".flash").textContent()).toMatch(/^rolled greeter back to 1\.0\.0 /);
     expect(await fx.ingress.call("greeter/greet", "page")).toMatch(/^Hello, page! /);
     expect(await states("greeter")).toEqual([
-      ["1.0.0", "active"],
       ["2.0.0", "draining"],
+      ["1.0.0", "active"],
     ]);
   });
 

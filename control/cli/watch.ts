@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Send } from "@restatedev/restate-sdk-clients";
+import { type Step, stepsOf } from "../journal-steps.ts";
 import type { Connection } from "./connection.ts";
 import { admin, ingress } from "./connection.ts";
-import { type Step, stepsOf } from "../journal-steps.ts";
 
 const POLL_MS = 250;
 

@@ -66,9 +66,10 @@ export function dashboardApp(settings: Settings, adminToken: string): Hono {
     if (flash) deleteCookie(c, FLASH, { path: "/" });
     return { admin: (await getSignedCookie(c, secret, SESSION)) === "admin", ...(flash ? { flash } : {}) };
   };
-  const back = async (c: Context, flash: string, status: 303 | 401 = 303) => {
+  /** Back to the page, which says once what happened (post, redirect, get). */
+  const back = async (c: Context, flash: string) => {
     await setSignedCookie(c, FLASH, flash, secret, { httpOnly: true, sameSite: "Strict", path: "/" });
-    return status === 303 ? c.redirect("./", 303) : c.text(flash, 401);
+    return c.redirect("/", 303);
   };
 
   const app = new Hono();
@@ -78,7 +79,7 @@ export function dashboardApp(settings: Settings, adminToken: string): Hono {
 
   app.post("/login", async (c) => {
     const token = String((await c.req.parseBody()).token ?? "");
-    if (!authorized(`Bearer ${token}`, adminToken)) return back(c, "that is not the admin token", 401);
+    if (!authorized(`Bearer ${token}`, adminToken)) return back(c, "that is not the admin token");
     await setSignedCookie(c, SESSION, "admin", secret, {
       httpOnly: true,
       sameSite: "Strict",

@@ -31,7 +31,7 @@ th{font-weight:600;color:#56607a;border-top:0}
 code{font-size:12px;background:#f1f3f6;padding:0 .25rem;border-radius:3px}
 button{font:inherit;cursor:pointer} form{display:inline} .muted{color:#6b7488}
 .flash{background:#fffbe6;border:1px solid #f0d98a;padding:.5rem .8rem;border-radius:6px;margin-bottom:1rem}
-ol.steps{margin:.2rem 0;padding-left:1.3rem}
+ol.steps{margin:.2rem 0;padding-left:1.3rem} .actions{margin:0 0 .5rem}
 `;
 
 const SCRIPT = `
@@ -103,11 +103,11 @@ function bundleSection(bundle: StatusView, dashboard: Dashboard, viewer: Viewer)
 
 function bundleActions(name: string, drained: BuildView[], paused: number): Html {
   const list = drained.map((b) => `${b.version} (${b.buildId})`).join(", ");
-  return html`<p>
+  return html`<div class="actions">
     ${action("rollback", { bundle: name }, "Roll back", `Roll ${name} back? New calls go to its previous build; calls running now finish where they are.`)}
     ${drained.length ? action("prune", { bundle: name }, `Prune ${drained.length} drained`, `Prune these drained builds of ${name}: ${list}? They are unregistered from Restate; their files stay for rollback while kept.`) : ""}
     ${paused ? action("resume", { bundle: name }, `Resume ${paused} paused`, `Move the ${paused} invocation(s) paused on replaced builds of ${name} to its active build?`) : ""}
-  </p>`;
+  </div>`;
 }
 
 function buildRow(name: string, build: BuildView, dashboard: Dashboard, viewer: Viewer): Html {
