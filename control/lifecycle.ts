@@ -296,6 +296,8 @@ export interface BuildView {
   error?: string;
   source?: string;
   message?: string;
+  /** What was done to the build, oldest first: activations, rollbacks to it, failures, its prune. */
+  history?: HistoryEntry[];
 }
 
 export interface StatusView {
@@ -343,5 +345,6 @@ function buildView(record: BuildRecord, counts: InvocationCounts | undefined, dr
     ...(record.error ? { error: record.error } : {}),
     ...(record.origin ? { source: record.origin.source } : {}),
     ...(record.origin?.message ? { message: record.origin.message } : {}),
+    ...(record.history?.length ? { history: record.history } : {}),
   };
 }

@@ -72,6 +72,10 @@ describe("the gridiron CLI", () => {
     const rollback = await gridiron(["--json", "rollback", "greeter"]);
     expect(rollback.exitCode, rollback.stderr).toBe(0);
     expect(JSON.parse(rollback.stdout)).toMatchObject({ version: "2.0.0" });
+    const after = JSON.parse((await gridiron(["--json", "builds", "greeter"])).stdout) as BuildView[];
+    const back = after.find((b) => b.version === "2.0.0");
+    expect(back?.history?.map((h) => h.event)).toEqual(["activated", "rolled back to"]);
+    expect((await gridiron(["builds", "greeter"])).stdout).toMatch(/2\.0\.0 .* rolled back to at 20\d\d-/);
 
     const unasked = await gridiron(["prune", "greeter"]);
     expect(unasked.exitCode).toBe(1);

@@ -194,7 +194,16 @@ function historyRow(build: BuildView): Record<string, string> {
     since: build.times[build.state === "drifted" ? "active" : build.state] ?? "",
     message: build.message ?? build.error ?? "",
     source: build.source ?? "",
+    "last event": lastEvent(build),
   };
+}
+
+/** The build's latest history entry: what made it what it is, e.g. "rolled back to at …". */
+function lastEvent(build: BuildView): string {
+  const last = build.history?.at(-1);
+  if (!last) return "";
+  const took = last.durationMs === undefined ? "" : ` in ${(last.durationMs / 1000).toFixed(2)} s`;
+  return `${last.event} at ${last.at}${took}`;
 }
 
 async function confirmOrStop(question: string): Promise<void> {
