@@ -34,11 +34,21 @@ export async function watch<T>(connection: Connection, send: Send<T>, events: St
       reported.set(i, step.endedAt ? "finished" : "started");
     });
   };
-  // Progress is a view: a failed look at the journal must not fail the call it shows.
-  while (!settled) {
+  // Ctrl-C stops the watching, not the call: it is Restate's now and runs to its end.
+  const interrupted = () => {
+    console.error(`\nstopped watching; the call goes on in Restate as ${send.invocationId} (see gridiron status)`);
+    process.exit(130);
+  };
+  process.once("SIGINT", interrupted);
+  try {
+    // Progress is a view: a failed look at the journal must not fail the call it shows.
+    while (!settled) {
+      await report().catch(() => {});
+      await Promise.race([result, sleep(POLL_MS)]).catch(() => {});
+    }
     await report().catch(() => {});
-    await Promise.race([result, sleep(POLL_MS)]).catch(() => {});
+    return await result;
+  } finally {
+    process.off("SIGINT", interrupted);
   }
-  await report().catch(() => {});
-  return result;
 }
