@@ -82,22 +82,32 @@ describe("afterDrainCheck", () => {
   const draining = record("1-a", "draining", "t1", { times: { active: "t1", draining: "t2" } });
   const drained = { ...draining, state: "drained" as const, times: { ...draining.times, drained: "t3" } };
 
-  test("busy: a draining build is looked at again after one poll interval, unchanged", () =>
+  test("busy: a draining build is looked at again after one poll interval, only the check recorded", () =>
     expect(afterDrainCheck(draining, { kind: "busy" }, "t4", poll)).toEqual({
       kind: "watch",
-      record: draining,
+      record: { ...draining, lastDrainCheck: "t4" },
       checkAgainMs: poll,
     }));
   test("busy: a drained build goes back to draining", () =>
     expect(afterDrainCheck(drained, { kind: "busy" }, "t4", poll)).toEqual({
       kind: "watch",
-      record: { ...drained, state: "draining", times: { active: "t1", draining: "t4", drained: "t3" } },
+      record: {
+        ...drained,
+        state: "draining",
+        times: { active: "t1", draining: "t4", drained: "t3" },
+        lastDrainCheck: "t4",
+      },
       checkAgainMs: poll,
     }));
   test("drained: the build is marked drained and looked at again within the poll interval", () => {
     expect(afterDrainCheck(draining, { kind: "drained", checkAgainMs: 60_000 }, "t4", poll)).toEqual({
       kind: "watch",
-      record: { ...draining, state: "drained", times: { active: "t1", draining: "t2", drained: "t4" } },
+      record: {
+        ...draining,
+        state: "drained",
+        times: { active: "t1", draining: "t2", drained: "t4" },
+        lastDrainCheck: "t4",
+      },
       checkAgainMs: poll,
     });
     expect(afterDrainCheck(draining, { kind: "drained", checkAgainMs: 2_000 }, "t4", poll)).toMatchObject({
@@ -107,12 +117,12 @@ describe("afterDrainCheck", () => {
   test("wait: the record stays, the next look is at the end of the grace period or the poll interval", () => {
     expect(afterDrainCheck(drained, { kind: "wait", checkAgainMs: 40_000 }, "t4", poll)).toEqual({
       kind: "watch",
-      record: drained,
+      record: { ...drained, lastDrainCheck: "t4" },
       checkAgainMs: poll,
     });
     expect(afterDrainCheck(drained, { kind: "wait", checkAgainMs: 1_500 }, "t4", poll)).toEqual({
       kind: "watch",
-      record: drained,
+      record: { ...drained, lastDrainCheck: "t4" },
       checkAgainMs: 1_500,
     });
   });

@@ -33,6 +33,8 @@ export interface BuildRecord extends Build {
   tookOver?: TakenOver[];
   /** Where the build came from and what its deployer said of it (absent in older records). */
   origin?: Origin;
+  /** When a drain check last looked at this replaced build. */
+  lastDrainCheck?: string;
   /**
    * What was done to the build, oldest first, written in the same state write as the change. The
    * ops port counts deploys, rollbacks and prunes from it, so a handler Restate retried or
@@ -120,19 +122,20 @@ export type DrainFollowUp = { kind: "watch"; record: BuildRecord; checkAgainMs: 
  * build seen busy goes back to draining.
  */
 export function afterDrainCheck(record: BuildRecord, step: DrainStep, now: string, pollMs: number): DrainFollowUp {
+  const checked = { ...record, lastDrainCheck: now };
   switch (step.kind) {
     case "busy": {
-      const next = record.state === "drained" ? withState(record, "draining", now) : record;
+      const next = record.state === "drained" ? withState(checked, "draining", now) : checked;
       return { kind: "watch", record: next, checkAgainMs: pollMs };
     }
     case "drained":
       return {
         kind: "watch",
-        record: withState(record, "drained", now),
+        record: withState(checked, "drained", now),
         checkAgainMs: Math.min(step.checkAgainMs, pollMs),
       };
     case "wait":
-      return { kind: "watch", record, checkAgainMs: Math.min(step.checkAgainMs, pollMs) };
+      return { kind: "watch", record: checked, checkAgainMs: Math.min(step.checkAgainMs, pollMs) };
     case "prune":
       return { kind: "prune" };
   }
@@ -298,6 +301,7 @@ export interface BuildView {
   message?: string;
   /** What was done to the build, oldest first: activations, rollbacks to it, failures, its prune. */
   history?: HistoryEntry[];
+  lastDrainCheck?: string;
 }
 
 export interface StatusView {
@@ -346,5 +350,6 @@ function buildView(record: BuildRecord, counts: InvocationCounts | undefined, dr
     ...(record.origin ? { source: record.origin.source } : {}),
     ...(record.origin?.message ? { message: record.origin.message } : {}),
     ...(record.history?.length ? { history: record.history } : {}),
+    ...(record.lastDrainCheck ? { lastDrainCheck: record.lastDrainCheck } : {}),
   };
 }

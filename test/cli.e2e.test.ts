@@ -92,6 +92,7 @@ describe("the gridiron CLI", () => {
     expect(failed.exitCode).toBe(1);
     expect(failed.stderr).toMatch(/✗ prove build {2}\d+\.\d\d s {2}failed/);
     const errors = failed.stderr.split("\n").filter((line) => line.startsWith("error: "));
+    expect(failed.stderr.split("\n").at(-1)).toBe(errors[0]);
     expect(errors).toEqual([
       expect.stringMatching(/^error: workerd cannot load the build: broken\/0\.0\.0-[0-9a-f]{12} does not load/),
     ]);

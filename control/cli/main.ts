@@ -27,7 +27,8 @@ const program = new Command("gridiron")
 commands(program);
 
 program.parseAsync().catch((error: unknown) => {
-  console.error(`error: ${describe(error)}`);
+  // One line: a load error from workerd carries its source position on a line of its own.
+  console.error(`error: ${describe(error).replace(/\s*\n\s*/g, " ")}`);
   process.exit(1);
 });
 

@@ -127,11 +127,12 @@ function timeline(build: BuildView, dashboard: Dashboard): Html {
   const entries = Object.entries(build.times).sort(([, a], [, b]) => (a ?? "").localeCompare(b ?? ""));
   const drainedAt = build.times.drained ? Date.parse(build.times.drained) : undefined;
   const graceLeft = drainedAt === undefined ? 0 : Math.max(0, drainedAt + dashboard.graceMs - dashboard.now);
+  const checked = build.lastDrainCheck ? `; last checked ${build.lastDrainCheck}` : "";
   const note =
     build.state === "draining"
-      ? `checked every ${dashboard.pollMs / 1000} s until nothing runs on it`
+      ? `checked every ${dashboard.pollMs / 1000} s until nothing runs on it${checked}`
       : build.state === "drained"
-        ? `pruned in about ${Math.ceil(graceLeft / 1000)} s unless it gets work again`
+        ? `pruned in about ${Math.ceil(graceLeft / 1000)} s unless it gets work again${checked}`
         : "";
   return html`${entries.map(([state, at]) => html`${state} ${at}<br>`)}${note ? html`<span class="muted">${note}</span>` : ""}`;
 }
