@@ -13,7 +13,7 @@ export async function waitFor(
   what: string,
   check: () => Promise<boolean>,
   timeoutMs: number,
-  { pollMs = POLL_MS, isFinal = (_error: unknown) => false } = {},
+  { pollMs = POLL_MS, isFinal = (_error: unknown): boolean => false } = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
