@@ -98,19 +98,22 @@ interface Results {
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "gridiron-bench-deploy-"));
-  console.error(`[bench] building the counter and ${MAX} bundles`);
-  const sources = await buildSources(dir);
-  console.error("[bench] starting a mesh");
-  const mesh = await startTestMesh({
-    GRIDIRON_DRAIN_POLL_SECONDS: String(DRAIN_POLL_MS / 1000),
-    GRIDIRON_DRAIN_GRACE_SECONDS: String(DRAIN_GRACE_MS / 1000),
-  });
-  const fleet = new NodeFleet(new AdminClient({ socketPath: mesh.settings.adminSocket }));
   try {
-    console.log(await report(await bench(mesh, fleet, sources), mesh.settings.releaseAfter));
+    console.error(`[bench] building the counter and ${MAX} bundles`);
+    const sources = await buildSources(dir);
+    console.error("[bench] starting a mesh");
+    const mesh = await startTestMesh({
+      GRIDIRON_DRAIN_POLL_SECONDS: String(DRAIN_POLL_MS / 1000),
+      GRIDIRON_DRAIN_GRACE_SECONDS: String(DRAIN_GRACE_MS / 1000),
+    });
+    const fleet = new NodeFleet(new AdminClient({ socketPath: mesh.settings.adminSocket }));
+    try {
+      console.log(await report(await bench(mesh, fleet, sources), mesh.settings.releaseAfter));
+    } finally {
+      await fleet.stopAll();
+      await mesh.stop();
+    }
   } finally {
-    await fleet.stopAll();
-    await mesh.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }
