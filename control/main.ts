@@ -1,11 +1,7 @@
-import { serveAdminFront } from "./admin-front.ts";
-import { Component, componentSpecs, prepareDataDir, shellCommand } from "./components.ts";
-import { serveDeployer } from "./endpoint.ts";
-import { runWithWorkerdSocket } from "./launcher.ts";
-import { serveOps } from "./ops/server.ts";
 import { loadSettings, settingDocs } from "./settings.ts";
-import { formatTable, serviceRows, statusRows } from "./status.ts";
-import { startMesh } from "./supervisor.ts";
+
+// Each command imports what it needs when it runs: the launcher and the admin front are long-lived
+// processes, and loading the supervisor's or the deployer's modules too cost each ~90-140 MB.
 
 const HELP = `Usage: node control/main.ts <command>
 
@@ -32,9 +28,11 @@ async function main(command: string | undefined): Promise<void> {
     case "start": {
       const settings = loadSettings();
       if (!settings.workerdSocketInherited) {
+        const { runWithWorkerdSocket } = await import("./launcher.ts");
         process.exitCode = await runWithWorkerdSocket(settings, import.meta.filename);
         return;
       }
+      const { startMesh } = await import("./supervisor.ts");
       const mesh = await startMesh(settings);
       let stopping = false;
       const shutdown = async (signal: string) => {
@@ -49,11 +47,16 @@ async function main(command: string | undefined): Promise<void> {
       process.on("SIGTERM", () => void shutdown("SIGTERM"));
       return;
     }
-    case "deployer":
+    case "deployer": {
+      const { serveDeployer } = await import("./endpoint.ts");
       return serveDeployer(loadSettings());
-    case "admin-front":
+    }
+    case "admin-front": {
+      const { serveAdminFront } = await import("./admin-front.ts");
       return serveAdminFront(loadSettings());
+    }
     case "ops": {
+      const { serveOps } = await import("./ops/server.ts");
       const settings = loadSettings();
       await serveOps(settings, "ops");
       console.log(`ops port at http://${settings.bind}:${settings.ports.ops}: /metrics, /livez, /readyz`);
@@ -64,6 +67,7 @@ async function main(command: string | undefined): Promise<void> {
     }
     case "command": {
       // For runit run scripts: `eval "exec $(node control/main.ts command workerd)"`.
+      const { Component, componentSpecs, prepareDataDir, shellCommand } = await import("./components.ts");
       const component = Component.safeParse(process.argv[3]);
       if (!component.success) throw new Error("usage: command restate|admin|workerd|deployer|ops");
       const settings = loadSettings();
@@ -73,6 +77,7 @@ async function main(command: string | undefined): Promise<void> {
       return;
     }
     case "status": {
+      const { formatTable, serviceRows, statusRows } = await import("./status.ts");
       const settings = loadSettings();
       const services = await serviceRows(settings);
       process.stdout.write(`${formatTable(services)}\n`);
