@@ -1,3 +1,5 @@
+import { ingressMessage } from "../control/ingress-error.ts";
+
 /** Calls through Restate's ingress with plain HTTP, the way curl and `just call` do. */
 export class Ingress {
   readonly url: string;
@@ -43,17 +45,8 @@ export class IngressError extends Error {
   readonly status: number;
 
   constructor(status: number, body: string) {
-    super(`ingress answered ${status}: ${messageOf(body)}`);
+    // The message is what tests look for.
+    super(`ingress answered ${status}: ${ingressMessage(body) ?? body}`);
     this.status = status;
-  }
-}
-
-/** Restate's error bodies are JSON with a `message`; the message is what tests look for. */
-function messageOf(body: string): string {
-  try {
-    const { message } = JSON.parse(body) as { message?: unknown };
-    return typeof message === "string" ? message : body;
-  } catch {
-    return body;
   }
 }

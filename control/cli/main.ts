@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { HttpCallError } from "@restatedev/restate-sdk-clients";
 import { Command } from "commander";
-import { z } from "zod";
+import { callFailure } from "../ingress-error.ts";
 import { commands } from "./commands.ts";
 
 const EXAMPLES = `
@@ -32,19 +32,9 @@ program.parseAsync().catch((error: unknown) => {
   process.exit(1);
 });
 
-const ErrorBody = z.object({ message: z.string() });
-
-function messageIn(text: string): string | undefined {
-  try {
-    return ErrorBody.safeParse(JSON.parse(text)).data?.message;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The deployer's own terminal message when there is one, not a stack. */
 function describe(error: unknown): string {
-  if (error instanceof HttpCallError) return `${messageIn(error.responseText) ?? error.message} (HTTP ${error.status})`;
+  if (error instanceof HttpCallError) return `${callFailure(error)} (HTTP ${error.status})`;
   if (!(error instanceof Error)) return String(error);
   const code = (error.cause as { code?: string } | undefined)?.code;
   if (code === "ECONNREFUSED") return `${error.message}: nothing answers there; is the mesh running (npm start)?`;

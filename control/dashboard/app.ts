@@ -7,6 +7,7 @@ import { z } from "zod";
 import { AdminClient } from "../admin-client.ts";
 import { adminHeaders, authorized } from "../admin-token.ts";
 import type { DeployerObject } from "../deployer.ts";
+import { callFailure } from "../ingress-error.ts";
 import type { Settings } from "../settings.ts";
 import { loadDashboard } from "./data.ts";
 import { content, page, type Viewer } from "./page.ts";
@@ -105,20 +106,8 @@ export function dashboardApp(settings: Settings, adminToken: string): Hono {
     const deployer = deployerClient(settings, adminToken, input.data.bundle);
     // Each action's schema and run belong together; TypeScript cannot follow that through the lookup.
     const run = action.run as (deployer: DeployerClient, input: unknown) => Promise<string>;
-    const outcome = await run(deployer, input.data).catch((error: unknown) => `${name} failed: ${messageOf(error)}`);
+    const outcome = await run(deployer, input.data).catch((error: unknown) => `${name} failed: ${callFailure(error)}`);
     return back(c, outcome);
   });
   return app;
-}
-
-/** The deployer's terminal message from an ingress error body, else the error's own. */
-function messageOf(error: unknown): string {
-  if (error instanceof clients.HttpCallError) {
-    try {
-      return String(JSON.parse(error.responseText).message ?? error.message);
-    } catch {
-      return error.message;
-    }
-  }
-  return error instanceof Error ? error.message : String(error);
 }
