@@ -20,3 +20,10 @@ test.each(["http://x/'; --", "http://x/\\"])("the uri prefix %j never reaches Re
 test("a well-formed id is sent on (and here fails to connect)", async () => {
   await expect(admin.hasDeployment("dp_15TcG1wVP14pQnshxTw31Sx")).rejects.toThrow(/ENOENT|connect/);
 });
+
+test.each(["inv_1' OR '1'='1", "dp_123", "", "inv_1 --"])(
+  "the invocation id %j never reaches Restate's SQL",
+  async (id) => {
+    await expect(admin.journal(id)).rejects.toThrow(/not an invocation id/);
+  },
+);
