@@ -1,9 +1,10 @@
-import { chmod, mkdir } from "node:fs/promises";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { z } from "zod";
 import { ensureAdminToken } from "./admin-token.ts";
 import { binaries } from "./binaries.ts";
+import { hostPort, nodeAddress, restateClusterConfig } from "./cluster/restate-config.ts";
 import { ensureIdentityKey } from "./request-identity.ts";
-import { RESTATE_NODE_NAME, type Settings } from "./settings.ts";
+import type { Settings } from "./settings.ts";
 import type { ChildSpec } from "./supervised.ts";
 import { writeLiveConfig } from "./workerd/config.ts";
 import { workerdArgs, workerdFds } from "./workerd/process.ts";
@@ -27,13 +28,14 @@ export function componentSpecs(settings: Settings): Record<Component, ChildSpec>
     restate: {
       name: "restate",
       file: binaries.restateServer(),
-      args: ["--config-file", RESTATE_CONFIG, "--base-dir", settings.restateDir, "--no-logo"],
+      args: ["--config-file", restateConfigPath(settings), "--base-dir", settings.restateDir, "--no-logo"],
       env: {
-        RESTATE_NODE_NAME: RESTATE_NODE_NAME,
-        // Restate 1.7 has no authentication: its admin API and node port listen only on unix
-        // sockets in the data dir, and admins reach the admin API through the front (admin-front.ts).
-        RESTATE_LISTEN_MODE: "unix",
-        RESTATE_ADVERTISED_ADDRESS: `unix:${settings.fabricSocket}`,
+        RESTATE_NODE_NAME: settings.nodeName,
+        // Restate 1.7 has no authentication: its admin API listens only on a unix socket in the
+        // data dir, and admins reach it through the front (admin-front.ts). The node port too, but
+        // in a cluster, where peers must reach it: then on the node's cluster address.
+        ...nodePortEnv(settings),
+        RESTATE_ADMIN__LISTEN_MODE: "unix",
         RESTATE_ADMIN__ADVERTISED_ADMIN_ENDPOINT: settings.adminUrl,
         RESTATE_INGRESS__LISTEN_MODE: "tcp",
         RESTATE_INGRESS__BIND_ADDRESS: `${settings.bind}:${settings.ports.ingress}`,
@@ -53,6 +55,22 @@ export function componentSpecs(settings: Settings): Record<Component, ChildSpec>
   };
 }
 
+function restateConfigPath(settings: Settings): string {
+  return settings.cluster ? settings.restateClusterConfigPath : RESTATE_CONFIG;
+}
+
+function nodePortEnv(settings: Settings): Record<string, string> {
+  if (!settings.cluster) {
+    return { RESTATE_LISTEN_MODE: "unix", RESTATE_ADVERTISED_ADDRESS: `unix:${settings.fabricSocket}` };
+  }
+  const { address } = settings.cluster.self;
+  return {
+    RESTATE_LISTEN_MODE: "tcp",
+    RESTATE_BIND_ADDRESS: hostPort(address, settings.clusterPort),
+    RESTATE_ADVERTISED_ADDRESS: nodeAddress(address, settings.clusterPort),
+  };
+}
+
 /**
  * Creates the data dirs, on a first start the admin token and the identity key, and the live
  * workerd's config (so a changed port or key takes effect on start).
@@ -65,6 +83,13 @@ export async function prepareDataDir(settings: Settings, log?: (line: string) =>
   await ensureAdminToken(settings, log);
   await ensureIdentityKey(settings, log);
   await writeLiveConfig(settings);
+  if (settings.cluster) {
+    const base = await readFile(RESTATE_CONFIG, "utf8");
+    await writeFile(
+      settings.restateClusterConfigPath,
+      restateClusterConfig(base, settings.cluster, settings.clusterPort),
+    );
+  }
 }
 
 /** A shell command line (`env K=V ... file args`) for a runit run script to `exec`. */

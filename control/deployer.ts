@@ -4,6 +4,8 @@ import { AdminClient } from "./admin-client.ts";
 import { adminHeaders, requireAdmin } from "./admin-token.ts";
 import { type Build, BundleName, CompatibilityDate, CompatibilityFlags, Version } from "./bundle.ts";
 import { inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
+import { waitUntilServed } from "./cluster/nodes.ts";
+import { removeStoredBuild, uploadBuild } from "./cluster/store.ts";
 import { crashableStep, crashPoint } from "./crash-switch.ts";
 import { asTerminalError, UserError } from "./errors.ts";
 import {
@@ -114,6 +116,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
       internal(),
     );
     await crashPoint(settings.dataDir, "route build");
+    if (settings.cluster) await step(ctx, "wait for every node", () => waitUntilServed(settings, build));
     const uri = `${settings.workerdUrl}/${build.name}/${build.buildId}`;
     const { protocolMode } = await step(ctx, "wait for discovery", async () =>
       waitForDiscovery(uri, await identityHeaders(settings, "/discover")),
@@ -182,10 +185,22 @@ export function deployerObject(settings: Settings, adminToken: string) {
     return recordPrune(record, await now(ctx));
   };
 
+  /** Puts a build's files where nodes serve them from: the bundles dir, and in a cluster the store first. */
+  const keepFiles = async (dir: string, build: Build, activationId: string) => {
+    if (settings.cluster) await uploadBuild(settings.ingressUrl, adminToken, dir, build, activationId);
+    await storeBundle(settings.bundlesDir, dir, build);
+  };
+
+  /** Deletes a build's files here, and in a cluster from the store, whence every node's agent deletes its own. */
+  const deleteFiles = async (build: Build) => {
+    if (settings.cluster) await removeStoredBuild(settings.ingressUrl, adminToken, build);
+    await removeBundle(settings.bundlesDir, build);
+  };
+
   const deleteOldFiles = async (ctx: Ctx, records: BuildRecord[]): Promise<BuildRecord[]> => {
     const doomed = new Set(filesToDelete(records, settings.keepBuilds).map((r) => r.buildId));
     for (const record of records.filter((r) => doomed.has(r.buildId))) {
-      await ctx.run(`delete files of ${record.buildId}`, () => removeBundle(settings.bundlesDir, record));
+      await ctx.run(`delete files of ${record.buildId}`, () => deleteFiles(record));
     }
     return records.map((r) => (doomed.has(r.buildId) ? { ...r, filesKept: false } : r));
   };
@@ -205,7 +220,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
   ) => {
     if (!known) {
       await routes(ctx).remove(build, internal());
-      await ctx.run("delete files of the failed build", () => removeBundle(settings.bundlesDir, build));
+      await ctx.run("delete files of the failed build", () => deleteFiles(build));
     }
     const { at, durationMs } = await since(ctx, startedMs);
     ctx.set("builds", recordFailure(records, build, error, at, durationMs, origin));
@@ -223,10 +238,11 @@ export function deployerObject(settings: Settings, adminToken: string) {
           requireAdmin(ctx, adminToken);
           const name = bundleName(ctx.key);
           const startedMs = await ctx.date.now();
+          const activationId = ctx.request().id;
           const build = await step(ctx, "copy bundle", () =>
             withSourceDir(input.source, input.sha256, settings.downloadsDir, settings.fetchLimits, async (dir) => {
               const inspected = await inspectBundle(dir, name, input.version, input, settings.maxBundleBytes);
-              await storeBundle(settings.bundlesDir, dir, inspected);
+              await keepFiles(dir, inspected, activationId);
               return inspected;
             }),
           );

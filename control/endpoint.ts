@@ -2,6 +2,7 @@ import { createServer } from "node:http2";
 import * as restate from "@restatedev/restate-sdk";
 import { AdminClient } from "./admin-client.ts";
 import { readAdminToken } from "./admin-token.ts";
+import { bundlesObject } from "./cluster/store.ts";
 import { deployerObject } from "./deployer.ts";
 import { identityPublicKey } from "./request-identity.ts";
 import { routesObject } from "./routes.ts";
@@ -19,7 +20,12 @@ const REGISTER_TIMEOUT_MS = 60_000;
 export async function serveDeployer(settings: Settings): Promise<void> {
   const token = await readAdminToken(settings);
   const handler = restate.createEndpointHandler({
-    services: [deployerObject(settings, token), routesObject(settings, token)],
+    // In a cluster, builds are also stored in Restate for every node to fetch (cluster/store.ts).
+    services: [
+      deployerObject(settings, token),
+      routesObject(settings, token),
+      ...(settings.cluster ? [bundlesObject(token)] : []),
+    ],
     // Only restate-server, which signs with the mesh's key, may call the deployer.
     identityKeys: [await identityPublicKey(settings)],
   });

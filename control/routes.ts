@@ -1,4 +1,5 @@
 import * as restate from "@restatedev/restate-sdk";
+import type { AdminClient } from "./admin-client.ts";
 import { requireAdmin } from "./admin-token.ts";
 import type { Build } from "./bundle.ts";
 import { crashableStep } from "./crash-switch.ts";
@@ -9,7 +10,7 @@ import { requestHandover } from "./supervisor-ipc.ts";
 import { serviceName, writeRoutes } from "./workerd/config.ts";
 import { refreshRoutes } from "./workerd/router-client.ts";
 
-/** The one key of the `routes` object: there is one workerd per Gridiron node. */
+/** The one key of the `routes` object: what every node's workerd serves. */
 export const ROUTES_KEY = "local";
 
 type RoutesState = { builds: RoutedBuild[]; owners: Owners; removedSinceRelease: number };
@@ -41,9 +42,13 @@ export function routesObject(settings: Settings, adminToken: string) {
   const step = (ctx: Ctx, name: string, action: () => Promise<void>) =>
     crashableStep(ctx, settings.dataDir, name, action);
 
+  // On one node, this object serves the routes itself; in a cluster every node's agent serves
+  // what it stores here (cluster/agent.ts).
   const apply = async (ctx: Ctx, next: RoutedBuild[]) => {
-    await step(ctx, "write routes file", () => writeRoutes(settings.bundlesDir, next));
-    await step(ctx, "refresh workerd's routes", () => refreshRoutes(settings, next.length));
+    if (!settings.cluster) {
+      await step(ctx, "write routes file", () => writeRoutes(settings.bundlesDir, next));
+      await step(ctx, "refresh workerd's routes", () => refreshRoutes(settings, next.length));
+    }
     ctx.set("builds", next);
   };
 
@@ -83,6 +88,7 @@ export function routesObject(settings: Settings, adminToken: string) {
         // A removed build stays compiled until its workerd ends (the Worker Loader never unloads).
         // A fresh workerd frees it, but compiles every live build again, so it takes over once
         // every few removals.
+        if (settings.cluster) return;
         const held = ((await ctx.get("removedSinceRelease")) ?? 0) + 1;
         if (held < settings.releaseAfter) return ctx.set("removedSinceRelease", held);
         await step(ctx, "release removed builds' memory", requestHandover);
@@ -103,3 +109,12 @@ export function routesObject(settings: Settings, adminToken: string) {
 }
 
 export type RoutesObject = ReturnType<typeof routesObject>;
+
+/** The builds the `routes` object routes, read through Restate's admin API (any node's). */
+export async function routedBuilds(admin: AdminClient): Promise<RoutedBuild[]> {
+  const rows = await admin.query(
+    `SELECT value_utf8 FROM state WHERE service_name = 'routes' AND service_key = '${ROUTES_KEY}' AND key = 'builds'`,
+  );
+  const value = rows[0]?.value_utf8;
+  return typeof value === "string" ? (JSON.parse(value) as RoutedBuild[]) : [];
+}

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { expect, test } from "vitest";
+import { describe, expect, it, test } from "vitest";
 import { loadSettings, settingDocs } from "./settings.ts";
 
 test("the README's Settings table is the settings' own documentation, row for row", async () => {
@@ -20,4 +20,33 @@ test("a data dir too long for Restate's unix sockets is refused at start", () =>
   expect(() => loadSettings({ GRIDIRON_DATA_DIR: `/tmp/${"d".repeat(100)}` })).toThrow(
     /too long: Restate's unix sockets/,
   );
+});
+
+describe("a cluster node's settings", () => {
+  const node = {
+    GRIDIRON_NODE_NAME: "n2",
+    GRIDIRON_CLUSTER_PEERS: "n1=10.0.0.1,n2=10.0.0.2,n3=10.0.0.3",
+    GRIDIRON_ADMIN_TOKEN: "a-token-of-sixteen-or-more",
+  };
+
+  it("names restate-server after the node and keeps its sockets under that name", () => {
+    const settings = loadSettings(node);
+    expect(settings.nodeName).toBe("n2");
+    expect(settings.cluster?.provisions).toBe(false);
+    expect(settings.adminSocket).toMatch(/restate\/n2\/admin\.sock$/);
+  });
+
+  it.each([
+    [{ ...node, GRIDIRON_CLUSTER_PEERS: undefined }, "needs both GRIDIRON_NODE_NAME and GRIDIRON_CLUSTER_PEERS"],
+    [{ ...node, GRIDIRON_NODE_NAME: undefined }, "needs both GRIDIRON_NODE_NAME and GRIDIRON_CLUSTER_PEERS"],
+    [{ ...node, GRIDIRON_ADMIN_TOKEN: undefined }, "needs GRIDIRON_ADMIN_TOKEN, the same on every node"],
+    [{ ...node, GRIDIRON_CLUSTER_PEERS: "n1=10.0.0.1,n2=10.0.0.1" }, "gives address 10.0.0.1 to two nodes"],
+  ])("refuses a half-configured node at start (%#)", (env, message) => {
+    expect(() => loadSettings(env)).toThrow(message);
+  });
+
+  it("reaches public ports at the address they bind to, or at loopback when they bind to all", () => {
+    expect(loadSettings({ GRIDIRON_BIND: "10.0.0.2" }).ingressUrl).toBe("http://10.0.0.2:8080");
+    expect(loadSettings({ GRIDIRON_BIND: "0.0.0.0" }).ingressUrl).toBe("http://127.0.0.1:8080");
+  });
 });

@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { z } from "zod";
+import { type ClusterMembership, parseMembership } from "./cluster/peers.ts";
 import { MB } from "./memory.ts";
 
 const port = z.coerce.number().int().min(1).max(65535);
@@ -66,6 +67,20 @@ const EnvSchema = z.object({
     z.coerce.number().positive().default(2048),
     "workerd using more memory than this is killed and restarted",
   ),
+  GRIDIRON_NODE_NAME: documented(
+    z.string().optional(),
+    "this node's name in a cluster, one of GRIDIRON_CLUSTER_PEERS; unset, Gridiron runs as one node (see Cluster)",
+    "unset",
+  ),
+  GRIDIRON_CLUSTER_PEERS: documented(
+    z.string().optional(),
+    "every node of the cluster as name=address, comma-separated, in the same order on every node (e.g. `n1=10.0.0.1,n2=10.0.0.2,n3=10.0.0.3`); the first one provisions the cluster",
+    "unset",
+  ),
+  GRIDIRON_CLUSTER_PORT: documented(
+    port.default(5122),
+    "Restate's node-to-node port, on every node's cluster address (a private network only: it has no authentication)",
+  ),
   // Set by the launcher (launcher.ts): workerd's listening socket is open as fd 3.
   GRIDIRON_WORKERD_SOCKET_FD: z.literal("3").optional(),
 });
@@ -90,8 +105,8 @@ export function settingDocs(): SettingDoc[] {
 
 export type Settings = ReturnType<typeof loadSettings>;
 
-/** restate-server's node name; its data and unix sockets live in `{restateDir}/{name}/`. */
-export const RESTATE_NODE_NAME = "gridiron";
+/** restate-server's node name on a single node; its data and unix sockets live in `{restateDir}/{name}/`. */
+const SINGLE_NODE_NAME = "gridiron";
 /** The longest path a unix socket can have on Linux (sun_path less its terminating zero). */
 const MAX_SOCKET_PATH = 107;
 
@@ -101,10 +116,13 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     throw new Error(`invalid environment: ${z.prettifyError(parsed.error)}`);
   }
   const e = parsed.data;
+  const cluster = clusterOf(e);
+  const nodeName = cluster?.self.name ?? SINGLE_NODE_NAME;
   const dataDir = resolve(e.GRIDIRON_DATA_DIR);
   const restateDir = resolve(dataDir, "restate");
-  // Restate's admin API and node port listen only on unix sockets, reachable by this user alone.
-  const socket = (name: string) => resolve(restateDir, RESTATE_NODE_NAME, `${name}.sock`);
+  // Restate's admin API (and on a single node its node port) listen only on unix sockets,
+  // reachable by this user alone.
+  const socket = (name: string) => resolve(restateDir, nodeName, `${name}.sock`);
   if (socket("fabric").length > MAX_SOCKET_PATH) {
     throw new Error(
       `invalid environment: GRIDIRON_DATA_DIR ${dataDir} is too long: Restate's unix sockets under it would exceed ${MAX_SOCKET_PATH} characters`,
@@ -113,8 +131,13 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
   // Restate and the deployer talk to workerd and to each other over loopback even when the
   // public ports (ingress, admin front) bind elsewhere, so internal ports listen on 127.0.0.1.
   const local = "127.0.0.1";
+  // The public ports are reached at their own address, or at loopback when they bind to all.
+  const reachable = ["0.0.0.0", "::"].includes(e.GRIDIRON_BIND) ? local : e.GRIDIRON_BIND;
   return {
     bind: e.GRIDIRON_BIND,
+    nodeName,
+    cluster,
+    clusterPort: e.GRIDIRON_CLUSTER_PORT,
     internalBind: local,
     ports: {
       ingress: e.GRIDIRON_INGRESS_PORT,
@@ -141,16 +164,37 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
       timeoutMs: e.GRIDIRON_FETCH_TIMEOUT_SECONDS * 1000,
     },
     restateDir,
+    /** restate-server's config on a cluster node, written from the peers (cluster/restate-config.ts). */
+    restateClusterConfigPath: resolve(dataDir, "restate-cluster.toml"),
     adminSocket: socket("admin"),
     fabricSocket: socket("fabric"),
     bundlesDir: resolve(dataDir, "bundles"),
     downloadsDir: resolve(dataDir, "downloads"),
     workerdConfigPath: resolve(dataDir, "workerd", "config.bin"),
     /** Gridiron's authenticated front for Restate's admin API. */
-    adminUrl: `http://${local}:${e.GRIDIRON_ADMIN_PORT}`,
-    ingressUrl: `http://${local}:${e.GRIDIRON_INGRESS_PORT}`,
+    adminUrl: `http://${reachable}:${e.GRIDIRON_ADMIN_PORT}`,
+    ingressUrl: `http://${reachable}:${e.GRIDIRON_INGRESS_PORT}`,
     workerdUrl: `http://${local}:${e.GRIDIRON_WORKERD_PORT}`,
     deployerUrl: `http://${local}:${e.GRIDIRON_DEPLOYER_PORT}`,
-    opsUrl: `http://${local}:${e.GRIDIRON_OPS_PORT}`,
+    opsUrl: `http://${reachable}:${e.GRIDIRON_OPS_PORT}`,
   };
+}
+
+type Env = z.infer<typeof EnvSchema>;
+
+/** This node's membership when it runs in a cluster; a half-configured cluster is an error. */
+function clusterOf(e: Env): ClusterMembership | undefined {
+  const fail = (problem: string) => {
+    throw new Error(`invalid environment: ${problem}`);
+  };
+  if (!e.GRIDIRON_NODE_NAME && !e.GRIDIRON_CLUSTER_PEERS) return undefined;
+  if (!e.GRIDIRON_NODE_NAME || !e.GRIDIRON_CLUSTER_PEERS) {
+    return fail("a cluster node needs both GRIDIRON_NODE_NAME and GRIDIRON_CLUSTER_PEERS");
+  }
+  // Every node's deployer checks the token on calls that another node's deployer may have sent.
+  if (!e.GRIDIRON_ADMIN_TOKEN) {
+    return fail("a cluster node needs GRIDIRON_ADMIN_TOKEN, the same on every node (e.g. `openssl rand -hex 32`)");
+  }
+  const membership = parseMembership(e.GRIDIRON_CLUSTER_PEERS, e.GRIDIRON_NODE_NAME);
+  return "error" in membership ? fail(membership.error) : membership;
 }

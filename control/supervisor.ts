@@ -1,5 +1,6 @@
 import { AdminClient } from "./admin-client.ts";
 import { readAdminToken } from "./admin-token.ts";
+import { NodeAgent } from "./cluster/agent.ts";
 import { componentSpecs, prepareDataDir } from "./components.ts";
 import { serveOps } from "./ops/server.ts";
 import type { Settings } from "./settings.ts";
@@ -16,20 +17,23 @@ export interface Mesh {
 }
 
 /**
- * Starts restate-server, the admin API front, workerd and the deployer endpoint, waits until the
- * deployer has registered itself with Restate, and keeps all four running until `stop`. Runs
+ * Starts workerd, restate-server, the admin API front and the deployer endpoint, waits until the
+ * deployer has registered itself with Restate, and keeps all four running until `stop`. On a
+ * cluster node, the node agent first serves what the cluster routes, then keeps doing so. Runs
  * under the launcher (launcher.ts), which hands it workerd's listening socket.
  */
 export async function startMesh(settings: Settings, log: (line: string) => void = console.log): Promise<Mesh> {
   await prepareDataDir(settings, log);
-  // First, so /livez answers and /readyz says what is missing while the rest starts.
-  const ops = await serveOps(settings, "supervisor");
+  const token = await readAdminToken(settings);
   const admin = new AdminClient({ socketPath: settings.adminSocket });
-  const adminFront = new AdminClient({ url: settings.adminUrl, token: await readAdminToken(settings) });
+  const adminFront = new AdminClient({ url: settings.adminUrl, token });
   const specs = componentSpecs(settings);
   const restate = new Supervised(specs.restate, undefined, log);
   const front = new Supervised(specs.admin, undefined, log);
   const workerd = new LiveWorkerd(settings, specs.workerd, log);
+  const agent = settings.cluster && new NodeAgent(settings, settings.cluster, token, () => workerd.handover(), log);
+  // First, so /livez answers and /readyz says what is missing while the rest starts.
+  const ops = await serveOps(settings, "supervisor", agent || undefined);
   let registered: Promise<void> = Promise.resolve();
   const deployer = new Supervised(
     specs.deployer,
@@ -49,6 +53,10 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
   };
 
   try {
+    log("[gridiron] starting workerd");
+    await workerd.start();
+    // Before restate-server: a node that leads a partition must already serve every live build.
+    if (agent) await agent.catchUp();
     log("[gridiron] starting restate-server");
     restate.start();
     await waitFor("restate-server admin API", () => admin.healthy(), STARTUP_TIMEOUT_MS);
@@ -56,13 +64,12 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
     log("[gridiron] starting the admin API front");
     front.start();
     await waitFor("the admin API front", () => adminFront.healthy(), STARTUP_TIMEOUT_MS);
-    log("[gridiron] starting workerd");
-    await workerd.start();
     void watchWorkerd(workerd, admin, settings.workerdUrl, settings.watchdog, log, watching.signal);
     log("[gridiron] starting the deployer");
     deployer.start();
     // The deployer registers itself with Restate once it listens (see endpoint.ts).
     await withTimeout(registered, STARTUP_TIMEOUT_MS, "the deployer did not register with Restate");
+    if (agent) void agent.run(watching.signal);
   } catch (error) {
     await stop();
     throw error;

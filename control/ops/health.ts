@@ -1,4 +1,5 @@
 import { AdminClient } from "../admin-client.ts";
+import type { NodeAgent } from "../cluster/agent.ts";
 import type { Settings } from "../settings.ts";
 import { answers, withTimeout } from "../wait.ts";
 
@@ -26,8 +27,11 @@ const CHECK_TIMEOUT_MS = 1_000;
 
 export const livenessChecks: Check[] = [{ name: "ping", failure: "", passes: async () => true }];
 
-/** The parts a call or a deploy needs: Restate's admin API and ingress, workerd, the deployer. */
-export function readinessChecks(settings: Settings): Check[] {
+/**
+ * The parts a call or a deploy needs: Restate's admin API and ingress, workerd, the deployer, and
+ * on a cluster node, the builds the cluster routes.
+ */
+export function readinessChecks(settings: Settings, agent?: NodeAgent): Check[] {
   const admin = new AdminClient({ socketPath: settings.adminSocket }, { timeoutMs: CHECK_TIMEOUT_MS });
   const probe = { timeoutMs: CHECK_TIMEOUT_MS };
   return [
@@ -47,6 +51,15 @@ export function readinessChecks(settings: Settings): Check[] {
       failure: "Restate has no deployment of the deployer service",
       passes: () => admin.hasService("deployer"),
     },
+    ...(agent
+      ? [
+          {
+            name: "builds-served",
+            failure: "this node has not yet served the builds the cluster routes",
+            passes: async () => agent.report().caughtUp,
+          },
+        ]
+      : []),
   ];
 }
 

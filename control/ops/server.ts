@@ -3,6 +3,7 @@ import { createAdaptorServer } from "@hono/node-server";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { readAdminToken } from "../admin-token.ts";
+import type { NodeAgent } from "../cluster/agent.ts";
 import { dashboardApp } from "../dashboard/app.ts";
 import type { Settings } from "../settings.ts";
 import { cached } from "./cached.ts";
@@ -17,7 +18,7 @@ const REQUEST_TIMEOUT_MS = 10_000;
 const MAX_CONNECTIONS = 64;
 /** The dashboard's forms are a few fields; nothing posted here needs more. */
 const MAX_BODY_BYTES = 16 * 1024;
-const PROBES = ["/metrics", "/livez", "/readyz"];
+const PROBES = ["/metrics", "/livez", "/readyz", "/node"];
 
 export interface OpsServer {
   close(): Promise<void>;
@@ -27,12 +28,13 @@ export interface OpsServer {
  * The operations port: `/metrics` for Prometheus, `/livez` and `/readyz`, and the deployments
  * dashboard at `/`. The probes are read-only (GET and HEAD) and answer with bundle names, build
  * ids, counts and fixed sentences only. The dashboard reads what `status` shows to anyone; its
- * actions need a session signed in with the admin token (dashboard/app.ts). Binds like the
- * ingress, since whoever runs the mesh scrapes and opens it from elsewhere.
+ * actions need a session signed in with the admin token (dashboard/app.ts). On a cluster node,
+ * `/node` says which builds this node serves, for its peers' deployers. Binds like the ingress,
+ * since whoever runs the mesh scrapes and opens it from elsewhere.
  */
-export async function serveOps(settings: Settings, servedBy: OpsProcess): Promise<OpsServer> {
+export async function serveOps(settings: Settings, servedBy: OpsProcess, agent?: NodeAgent): Promise<OpsServer> {
   const registry = opsRegistry(settings, servedBy);
-  const ready = cached(() => runChecks(readinessChecks(settings)), READY_CACHE_MS);
+  const ready = cached(() => runChecks(readinessChecks(settings, agent)), READY_CACHE_MS);
   const text = (report: { status: number; body: string }) =>
     new Response(report.body, { status: report.status, headers: { "content-type": "text/plain; charset=utf-8" } });
 
@@ -45,9 +47,11 @@ export async function serveOps(settings: Settings, servedBy: OpsProcess): Promis
     text(healthReport("livez", await runChecks(livenessChecks), c.req.query("verbose") !== undefined)),
   );
   app.get("/readyz", async (c) => text(healthReport("readyz", await ready(), c.req.query("verbose") !== undefined)));
+  app.get("/node", (c) => (agent ? c.json(agent.report()) : c.text("not a cluster node\n", 404)));
   app.all("/metrics", probeOnly);
   app.all("/livez", probeOnly);
   app.all("/readyz", probeOnly);
+  app.all("/node", probeOnly);
   app.use(bodyLimit({ maxSize: MAX_BODY_BYTES }));
   app.route("/", dashboardApp(settings, await readAdminToken(settings)));
   app.notFound((c) => c.text(`not found: try /, ${PROBES.join(", ")}\n`, 404));

@@ -1,0 +1,154 @@
+import { readdir } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import { AdminClient } from "../admin-client.ts";
+import type { Build } from "../bundle.ts";
+import { removeBundle } from "../bundle-store.ts";
+import { routedBuilds } from "../routes.ts";
+import type { Settings } from "../settings.ts";
+import { writeRoutes } from "../workerd/config.ts";
+import { refreshRoutes } from "../workerd/router-client.ts";
+import type { ClusterMembership } from "./peers.ts";
+import { fetchBuild, storedBuilds, storeKey } from "./store.ts";
+
+/** How often a node compares what it serves with what the `routes` object says should be served. */
+const SYNC_MS = 1_000;
+/** How long one peer may take to answer before catch-up asks the next. */
+const PEER_TIMEOUT_MS = 3_000;
+
+/** What this node serves, for the deployer's "every live node serves it" and for status. */
+export interface NodeReport {
+  node: string;
+  /** `{name}@{buildId}` of every build this node's workerd serves. */
+  builds: string[];
+  /** Whether this node has served what the cluster routes at least once since it started. */
+  caughtUp: boolean;
+}
+
+/**
+ * A cluster node's agent: makes this node's workerd serve exactly the builds the `routes` object
+ * routes, fetching each from the bundle store (Restate's replicated state) into the local bundles
+ * dir, and deletes the files of builds no longer stored. The supervisor runs it, and runs its
+ * catch-up before this node's restate-server starts, so the node serves every live build before
+ * it can lead a partition.
+ */
+export class NodeAgent {
+  private served: Build[] | undefined;
+  private removedSinceRelease = 0;
+  private lastError = "";
+  private readonly settings: Settings;
+  private readonly cluster: ClusterMembership;
+  private readonly adminToken: string;
+  private readonly release: () => Promise<void>;
+  private readonly log: (line: string) => void;
+
+  /** `release` lets a fresh workerd take over, to free the memory of builds no longer served. */
+  constructor(
+    settings: Settings,
+    cluster: ClusterMembership,
+    adminToken: string,
+    release: () => Promise<void>,
+    log: (line: string) => void,
+  ) {
+    this.settings = settings;
+    this.cluster = cluster;
+    this.adminToken = adminToken;
+    this.release = release;
+    this.log = log;
+  }
+
+  report(): NodeReport {
+    return {
+      node: this.cluster.self.name,
+      builds: (this.served ?? []).map(storeKey),
+      caughtUp: this.served !== undefined,
+    };
+  }
+
+  /**
+   * Serves what the cluster routes, read from the first peer that answers. Without any (the whole
+   * cluster is starting), the node starts with the routes it served before.
+   */
+  async catchUp(): Promise<void> {
+    for (const peer of this.cluster.peers.filter((p) => p !== this.cluster.self)) {
+      const url = `http://${peer.address}:${this.settings.ports.admin}`;
+      const admin = new AdminClient({ url, token: this.adminToken }, { timeoutMs: PEER_TIMEOUT_MS });
+      try {
+        await this.sync(admin);
+        this.log(`[gridiron] caught up from ${peer.name}: serving ${this.served?.length ?? 0} build(s)`);
+        return;
+      } catch (error) {
+        this.log(`[gridiron] could not catch up from ${peer.name}: ${(error as Error).message}`);
+      }
+    }
+    this.log("[gridiron] no peer answered; starting with the builds served before");
+  }
+
+  /** Syncs through this node's own restate-server every second until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    const admin = new AdminClient({ socketPath: this.settings.adminSocket });
+    while (!signal.aborted) {
+      try {
+        await this.sync(admin);
+        this.lastError = "";
+      } catch (error) {
+        const message = (error as Error).message;
+        if (message !== this.lastError) this.log(`[gridiron] node agent: ${message}`);
+        this.lastError = message;
+      }
+      await sleep(SYNC_MS, undefined, { signal }).catch(() => {});
+    }
+  }
+
+  /** One pass: fetch what is routed and missing, serve exactly that, delete what is gone. */
+  private async sync(admin: AdminClient): Promise<void> {
+    const routed = await routedBuilds(admin);
+    for (const build of routed) await fetchBuild(admin, this.settings.bundlesDir, build, this.settings.maxBundleBytes);
+    const keys = routed.map(storeKey);
+    const before = (this.served ?? []).map(storeKey);
+    if (this.served === undefined || keys.join() !== before.join()) {
+      await writeRoutes(this.settings.bundlesDir, routed);
+      await refreshRoutes(this.settings, routed.length);
+      await this.countRemovals(before.filter((key) => !keys.includes(key)).length);
+    }
+    this.served = routed;
+    await this.deleteUnstored(admin, new Set(keys));
+  }
+
+  /** A removed build stays compiled until its workerd ends; a fresh one takes over now and then. */
+  private async countRemovals(removed: number): Promise<void> {
+    this.removedSinceRelease += removed;
+    if (this.removedSinceRelease < this.settings.releaseAfter) return;
+    await this.release();
+    this.removedSinceRelease = 0;
+  }
+
+  /**
+   * Deletes local builds neither routed nor stored. The local dirs are listed before the store is
+   * read: the deployer stores a build before it copies it here, so a new build is never taken
+   * for a deleted one.
+   */
+  private async deleteUnstored(admin: AdminClient, routed: Set<string>): Promise<void> {
+    const local = await localBuilds(this.settings.bundlesDir);
+    if (local.length === 0) return;
+    const stored = await storedBuilds(admin);
+    for (const build of local) {
+      const key = storeKey(build);
+      if (routed.has(key) || stored.has(key)) continue;
+      await removeBundle(this.settings.bundlesDir, build);
+      this.log(`[gridiron] deleted the files of ${key}: no longer stored`);
+    }
+  }
+}
+
+/** Every `{name}/{buildId}` dir in the bundles dir (not a half-written `.partial` one). */
+async function localBuilds(bundlesDir: string): Promise<{ name: string; buildId: string }[]> {
+  const names = await readdir(bundlesDir, { withFileTypes: true }).catch(() => []);
+  const builds: { name: string; buildId: string }[] = [];
+  for (const name of names.filter((entry) => entry.isDirectory())) {
+    const ids = await readdir(`${bundlesDir}/${name.name}`, { withFileTypes: true });
+    for (const id of ids) {
+      if (id.isDirectory() && !id.name.endsWith(".partial")) builds.push({ name: name.name, buildId: id.name });
+    }
+  }
+  return builds;
+}

@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { parseMembership } from "./peers.ts";
+import { restateClusterConfig } from "./restate-config.ts";
+
+const three = "n1=10.0.0.1,n2=10.0.0.2,n3=10.0.0.3";
+
+describe("parseMembership", () => {
+  it("finds this node, every peer in order, and lets only the first provision", () => {
+    expect(parseMembership(three, "n2")).toEqual({
+      self: { name: "n2", address: "10.0.0.2" },
+      peers: [
+        { name: "n1", address: "10.0.0.1" },
+        { name: "n2", address: "10.0.0.2" },
+        { name: "n3", address: "10.0.0.3" },
+      ],
+      provisions: false,
+    });
+    expect(parseMembership(three, "n1")).toMatchObject({ provisions: true });
+    expect(parseMembership("a=node-a.internal, b=node-b.internal", "b")).toMatchObject({
+      self: { address: "node-b.internal" },
+    });
+  });
+
+  it.each([
+    ["n1=10.0.0.1,n1=10.0.0.2", "n1", 'names node "n1" twice'],
+    ["n1=10.0.0.1,n2=10.0.0.1", "n1", "gives address 10.0.0.1 to two nodes"],
+    ["n1=10.0.0.1,n2", "n1", '"n2" is not name=address'],
+    ["n1=10.0.0.1,,n2=10.0.0.2", "n1", '"" is not name=address'],
+    ["N1=10.0.0.1", "N1", 'node name "N1" must be'],
+    ["n1=10.0.0.1;rm -rf", "n1", "is not an IP address or host name"],
+    [three, "n4", 'GRIDIRON_NODE_NAME "n4" is not in GRIDIRON_CLUSTER_PEERS (n1, n2, n3)'],
+  ])("refuses %j for %s", (peers, self, message) => {
+    const result = parseMembership(peers, self);
+    expect(result).toHaveProperty("error");
+    expect((result as { error: string }).error).toContain(message);
+  });
+});
+
+describe("restateClusterConfig", () => {
+  it("puts the provisioning and replication keys before the base's tables, and lists every node", () => {
+    const membership = parseMembership(three, "n1");
+    if ("error" in membership) throw new Error(membership.error);
+    const text = restateClusterConfig('cluster-name = "gridiron"\n\n[worker.invoker]\nx = 1\n', membership, 5122);
+    const lines = text.split("\n");
+    expect(lines.indexOf("auto-provision = true")).toBeLessThan(lines.indexOf("[worker.invoker]"));
+    expect(lines.indexOf("default-replication = 2")).toBeLessThan(lines.indexOf("[worker.invoker]"));
+    expect(text).toContain('addresses = ["http://10.0.0.1:5122/", "http://10.0.0.2:5122/", "http://10.0.0.3:5122/"]');
+  });
+});
