@@ -33,9 +33,9 @@ test-greeter NAME="":
 test-counter KEY="default":
     @just call counter/{{KEY}} add
 
-# Every deployed bundle and its builds
+# Every deployed bundle and its builds (and a cluster's nodes); of the mesh GRIDIRON_INGRESS_URL names, if set
 status:
-    @node control/main.ts status
+    @{{ if env("GRIDIRON_INGRESS_URL", "") == "" { "node control/main.ts status" } else { "node control/cli/main.ts status" } }}
 
 # Call HANDLER of SERVICE (for objects: SERVICE/KEY) with an optional JSON body ARGS
 call SERVICE HANDLER ARGS="":

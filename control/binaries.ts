@@ -11,6 +11,7 @@ const require = createRequire(import.meta.url);
 export const binaries = {
   restateServer: () => require.resolve(`@restatedev/restate-server-${platform()}-${arch()}/bin/restate-server`),
   workerd: () => require.resolve("workerd/bin/workerd"),
+  restatectl: () => require.resolve(`@restatedev/restatectl-${platform()}-${arch()}/bin/restatectl`),
 };
 
 /** wrangler's CLI, a JavaScript file run with this Node (its package exports no bin path). */

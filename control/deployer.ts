@@ -4,7 +4,7 @@ import { AdminClient } from "./admin-client.ts";
 import { adminHeaders, requireAdmin } from "./admin-token.ts";
 import { type Build, BundleName, CompatibilityDate, CompatibilityFlags, Version } from "./bundle.ts";
 import { inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
-import { waitUntilServed } from "./cluster/nodes.ts";
+import { askNodes, servingNodes, waitUntilServed } from "./cluster/nodes.ts";
 import { removeStoredBuild, uploadBuild } from "./cluster/store.ts";
 import { crashableStep, crashPoint } from "./crash-switch.ts";
 import { asTerminalError, UserError } from "./errors.ts";
@@ -376,7 +376,10 @@ export function deployerObject(settings: Settings, adminToken: string) {
         });
         const active = records.find((r) => r.state === "active");
         const drift = active ? await driftOfBuild(ctx, active) : undefined;
-        return statusView(ctx.key, records, counts, drift);
+        const serving = settings.cluster
+          ? servingNodes(await ctx.run("ask every node", () => askNodes(settings)), ctx.key)
+          : undefined;
+        return statusView(ctx.key, records, counts, drift, serving);
       }),
     },
     options: { asTerminalError },

@@ -2,6 +2,7 @@ import { createServer } from "node:http2";
 import * as restate from "@restatedev/restate-sdk";
 import { AdminClient } from "./admin-client.ts";
 import { readAdminToken } from "./admin-token.ts";
+import { clusterService } from "./cluster/service.ts";
 import { bundlesObject } from "./cluster/store.ts";
 import { deployerObject } from "./deployer.ts";
 import { identityPublicKey } from "./request-identity.ts";
@@ -20,11 +21,12 @@ const REGISTER_TIMEOUT_MS = 60_000;
 export async function serveDeployer(settings: Settings): Promise<void> {
   const token = await readAdminToken(settings);
   const handler = restate.createEndpointHandler({
-    // In a cluster, builds are also stored in Restate for every node to fetch (cluster/store.ts).
+    // In a cluster, builds are also stored in Restate for every node to fetch (cluster/store.ts),
+    // and `cluster` tells what each node serves.
     services: [
       deployerObject(settings, token),
       routesObject(settings, token),
-      ...(settings.cluster ? [bundlesObject(token)] : []),
+      ...(settings.cluster ? [bundlesObject(token), clusterService(settings)] : []),
     ],
     // Only restate-server, which signs with the mesh's key, may call the deployer.
     identityKeys: [await identityPublicKey(settings)],

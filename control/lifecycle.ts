@@ -302,6 +302,8 @@ export interface BuildView {
   /** What was done to the build, oldest first: activations, rollbacks to it, failures, its prune. */
   history?: HistoryEntry[];
   lastDrainCheck?: string;
+  /** In a cluster: the nodes whose workerd serves the build now. */
+  nodes?: string[];
 }
 
 export interface StatusView {
@@ -312,19 +314,24 @@ export interface StatusView {
 
 /**
  * What `status` answers for a bundle. `counts` are by build id (a build not counted shows 0);
- * `drift` is the active build's, as driftOf found it.
+ * `drift` is the active build's, as driftOf found it; in a cluster, `serving` lists by build id
+ * the nodes that serve it.
  */
 export function statusView(
   name: string,
   records: BuildRecord[],
   counts: Record<string, InvocationCounts>,
   drift: Drift | undefined,
+  serving?: Record<string, string[]>,
 ): StatusView {
   const active = records.find((r) => r.state === "active");
   return {
     name,
     active: active?.buildId ?? null,
-    builds: records.map((r) => buildView(r, counts[r.buildId], r === active ? drift : undefined)),
+    builds: records.map((r) => ({
+      ...buildView(r, counts[r.buildId], r === active ? drift : undefined),
+      ...(serving ? { nodes: serving[r.buildId] ?? [] } : {}),
+    })),
   };
 }
 

@@ -8,8 +8,8 @@ const HELP = `Usage: node control/main.ts <command>
 Commands:
   start      run the mesh in the foreground: restate-server, the admin API front, workerd and the deployer,
              restarted when they die, all stopped on Ctrl-C (this is what \`npm start\` runs)
-  status     print whether each service is up, then every bundle and its builds
-             (what \`npx just status\` runs)
+  status     print whether each service is up, on a cluster node every node, then every bundle
+             and its builds (what \`npx just status\` runs)
   command C  print the shell command that starts component C (restate, admin, workerd, deployer or ops);
              the runit run scripts exec it
   deployer   serve only the deployer's Restate endpoint (the supervisor runs this itself)
@@ -77,11 +77,15 @@ async function main(command: string | undefined): Promise<void> {
       return;
     }
     case "status": {
-      const { formatTable, serviceRows, statusRows } = await import("./status.ts");
+      const { formatTable, nodeRows, serviceRows, statusRows } = await import("./status.ts");
       const settings = loadSettings();
       const services = await serviceRows(settings);
       process.stdout.write(`${formatTable(services)}\n`);
       if (services[0]?.state !== "up") throw new Error("restate-server is down: start the mesh with `npm start`");
+      if (settings.cluster) {
+        const { clusterNodes } = await import("./cluster/members.ts");
+        process.stdout.write(`${formatTable(nodeRows(await clusterNodes(settings)))}\n`);
+      }
       process.stdout.write(formatTable(await statusRows(settings)));
       return;
     }

@@ -2,6 +2,7 @@ import { connect } from "node:net";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { AdminClient } from "./admin-client.ts";
 import { readAdminToken } from "./admin-token.ts";
+import type { ClusterNode } from "./cluster/members.ts";
 import type { DeployerObject } from "./deployer.ts";
 import type { StatusView } from "./lifecycle.ts";
 import type { Settings } from "./settings.ts";
@@ -72,6 +73,18 @@ export function buildRows(status: StatusView): Record<string, string>[] {
     paused: String(build.paused),
     // A drifted build is still the active one by its record.
     since: build.times[build.state === "drifted" ? "active" : build.state] ?? "",
+    ...(build.nodes ? { nodes: build.nodes.join(",") } : {}),
+  }));
+}
+
+/** One row per node of a cluster: Restate's view of it, and what its workerd serves. */
+export function nodeRows(nodes: ClusterNode[]): Record<string, string>[] {
+  return nodes.map((node) => ({
+    node: node.name,
+    address: node.address,
+    alive: node.alive ? "yes" : "no",
+    "partitions led": String(node.partitionsLed),
+    "builds served": node.caughtUp ? String(node.builds.length) : "catching up",
   }));
 }
 

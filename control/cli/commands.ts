@@ -2,10 +2,12 @@ import { randomUUID } from "node:crypto";
 import { confirm, isCancel } from "@clack/prompts";
 import * as clients from "@restatedev/restate-sdk-clients";
 import type { Command } from "commander";
+import type { ClusterNode } from "../cluster/members.ts";
+import type { ClusterService } from "../cluster/service.ts";
 import type { ActivateRequest, ActivateResult, DeployerObject } from "../deployer.ts";
 import type { BuildView } from "../lifecycle.ts";
 import { loadSettings } from "../settings.ts";
-import { buildRows, formatTable } from "../status.ts";
+import { buildRows, formatTable, nodeRows } from "../status.ts";
 import { admin, type Connection, deployer, ingress, requireToken, resolveConnection } from "./connection.ts";
 import { Progress } from "./progress.ts";
 import { prepareSource } from "./project.ts";
@@ -16,6 +18,16 @@ interface Globals {
   adminUrl?: string;
   token?: string;
   json?: boolean;
+}
+
+/** A cluster's nodes, or undefined for a mesh of one node (which has no `cluster` service). */
+async function clusterNodes(connection: Connection): Promise<ClusterNode[] | undefined> {
+  try {
+    return await ingress(connection).serviceClient<ClusterService>({ name: "cluster" }).nodes();
+  } catch (error) {
+    if (error instanceof clients.HttpCallError && error.status === 404) return undefined;
+    throw error;
+  }
 }
 
 /** The version a deploy gets when neither --version nor the project's package.json names one. */
@@ -63,11 +75,26 @@ export function commands(program: Command): void {
       const connection = await connect();
       const names = name ? [name] : await admin(connection).bundles();
       const statuses = await Promise.all(names.map((n) => deployer(connection, n).status()));
-      print(name ? statuses[0] : statuses, () =>
-        statuses.length
-          ? formatTable(statuses.flatMap(buildRows))
-          : "no bundles deployed yet (try `gridiron deploy`)\n",
+      // A cluster's nodes first, as `npx just status` shows them.
+      const nodes = name || globals().json ? undefined : await clusterNodes(connection);
+      print(
+        name ? statuses[0] : statuses,
+        () =>
+          (nodes ? `${formatTable(nodeRows(nodes))}\n` : "") +
+          (statuses.length
+            ? formatTable(statuses.flatMap(buildRows))
+            : "no bundles deployed yet (try `gridiron deploy`)\n"),
       );
+    });
+
+  program
+    .command("nodes")
+    .description("a cluster's nodes: alive, partitions led, builds served")
+    .action(async () => {
+      const nodes = await clusterNodes(await connect());
+      if (!nodes)
+        throw new Error("this mesh runs as one node: `nodes` is for a cluster (see the README's Cluster section)");
+      print(nodes, () => formatTable(nodeRows(nodes)));
     });
 
   program

@@ -11,6 +11,7 @@ Examples:
   $ gridiron builds greeter --json
   $ gridiron rollback greeter
   $ gridiron prune greeter --yes
+  $ gridiron nodes
 
 The mesh is found from --ingress-url/--admin-url, else GRIDIRON_INGRESS_URL/GRIDIRON_ADMIN_URL,
 else the local mesh's settings (GRIDIRON_INGRESS_PORT, GRIDIRON_ADMIN_PORT). The admin token

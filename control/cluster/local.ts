@@ -30,6 +30,8 @@ export interface LocalCluster {
   /** Where the nodes' data dirs, logs and the admin token live. */
   dir: string;
   net: Network;
+  /** More settings for every node (the tests' shorter retention, say). */
+  nodeEnv?: Record<string, string>;
 }
 
 export interface NodeInfo {
@@ -110,6 +112,7 @@ export async function startNode(cluster: LocalCluster, node: string, log: (line:
   const child = spawn("ip", ["netns", "exec", namespaceOf(cluster.net, node), process.execPath, MAIN, "start"], {
     env: {
       ...process.env,
+      ...cluster.nodeEnv,
       GRIDIRON_DATA_DIR: join(cluster.dir, node),
       GRIDIRON_BIND: "0.0.0.0",
       GRIDIRON_NODE_NAME: node,

@@ -14,6 +14,8 @@ export interface Network {
 
 export const namespaceOf = (net: Network, node: string) => `${net.prefix}-${node}`;
 const bridgeOf = (net: Network) => `${net.prefix}-br`;
+/** The host's end of a node's veth. */
+const vethOf = (net: Network, node: string) => `${namespaceOf(net, node)}-h`;
 export const hostAddress = (net: Network) => `${net.subnet}.254`;
 export const nodeAddressOf = (net: Network, index: number) => `${net.subnet}.${index + 1}`;
 
@@ -38,7 +40,7 @@ export async function createBridge(net: Network): Promise<void> {
 /** A namespace for `node` at `address`, its loopback up and a veth into the bridge. */
 export async function createHost(net: Network, node: string, address: string): Promise<void> {
   const ns = namespaceOf(net, node);
-  const outside = `${ns}-h`;
+  const outside = vethOf(net, node);
   await ip("netns", "add", ns);
   await ip("link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", ns);
   await ip("link", "set", outside, "master", bridgeOf(net), "up");
@@ -71,12 +73,18 @@ export async function killAllIn(net: Network, node: string): Promise<void> {
   throw new Error(`processes in ${namespaceOf(net, node)} survived SIGKILL`);
 }
 
-/** Kills everything in the network and removes it: namespaces (and their veths), then the bridge. */
+/**
+ * Kills everything in the network and removes it: veths, namespaces, then the bridge. The veths go
+ * first and by name: a deleted namespace lingers in the kernel while its sockets wind down, and
+ * its veth with it, which would block the next network of the same names.
+ */
 export async function removeNetwork(net: Network, nodes: string[]): Promise<void> {
   for (const node of nodes) {
-    if (!(await namespaceExists(net, node))) continue;
-    await killAllIn(net, node);
-    await ip("netns", "delete", namespaceOf(net, node));
+    if (await namespaceExists(net, node)) {
+      await killAllIn(net, node);
+      await ip("netns", "delete", namespaceOf(net, node));
+    }
+    await ip("link", "delete", vethOf(net, node)).catch(() => {});
   }
   await ip("link", "delete", bridgeOf(net)).catch(() => {});
 }

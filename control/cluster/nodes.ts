@@ -48,6 +48,18 @@ export function lagging(states: PeerState[], build: Pick<Build, "name" | "buildI
   return states.filter((s) => s.report && !s.report.builds.includes(storeKey(build))).map((s) => s.peer.name);
 }
 
+/** For each build of bundle `name` some node serves: the nodes serving it. */
+export function servingNodes(states: PeerState[], name: string): Record<string, string[]> {
+  const serving: Record<string, string[]> = {};
+  for (const { peer, report } of states) {
+    for (const key of report?.builds ?? []) {
+      const [bundle, buildId] = key.split("@");
+      if (bundle === name && buildId) serving[buildId] = [...(serving[buildId] ?? []), peer.name];
+    }
+  }
+  return serving;
+}
+
 /**
  * Waits until every node that answers serves `build`: a node that is down catches up before its
  * restate-server starts, so it needs no waiting for. Returns the nodes that serve it.

@@ -1,0 +1,268 @@
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execa } from "execa";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AdminClient } from "../control/admin-client.ts";
+import {
+  down,
+  killNode,
+  LOCAL_NODES,
+  type LocalCluster,
+  logPath,
+  nodeInfo,
+  nodes,
+  readToken,
+  startNode,
+  up,
+  waitReady,
+} from "../control/cluster/local.ts";
+import { namespaceExists, pidsIn } from "../control/cluster/netns.ts";
+import { incrementEverywhere } from "./cluster-load.ts";
+import { buildWorker, eventually } from "./mesh.ts";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const log = (line: string) => console.log(line);
+
+/**
+ * Three real nodes (restate-server, workerd, the deployer, each node's agent) in network
+ * namespaces this file creates and removes, on a subnet and names of its own so a user's local
+ * cluster can run beside it.
+ */
+describe("a cluster of three nodes", () => {
+  let cluster: LocalCluster;
+  let token: string;
+  let buildsDir: string;
+  const sources: Record<string, string> = {};
+  const info = (node: string) => nodeInfo(cluster, node, true);
+  const ingresses = () => LOCAL_NODES.map((n) => info(n).ingress);
+
+  /** The gridiron CLI against `node`, as a user with the node's URLs and the token would run it. */
+  const cli = async (node: string, ...args: string[]) => {
+    const { stdout } = await execa(process.execPath, [join(ROOT, "control/cli/main.ts"), ...args, "--json"], {
+      env: {
+        GRIDIRON_INGRESS_URL: info(node).ingress,
+        GRIDIRON_ADMIN_URL: info(node).admin,
+        GRIDIRON_ADMIN_TOKEN: token,
+      },
+      timeout: 180_000,
+    });
+    return JSON.parse(stdout);
+  };
+  const call = async (node: string, path: string) => {
+    const response = await fetch(`${info(node).ingress}/${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`${path} on ${node}: ${response.status} ${text}`);
+    return JSON.parse(text);
+  };
+  const served = async (node: string): Promise<string[]> => {
+    const response = await fetch(`${info(node).ops}/node`, { signal: AbortSignal.timeout(2_000) });
+    return ((await response.json()) as { builds: string[] }).builds;
+  };
+  const localBuilds = async (node: string, bundle: string) =>
+    (await readdir(join(cluster.dir, node, "bundles", bundle)).catch(() => [] as string[])).sort();
+
+  beforeAll(async () => {
+    const dir = await mkdtemp(join(tmpdir(), "gridiron-cluster-"));
+    buildsDir = join(dir, "builds");
+    cluster = {
+      dir: join(dir, "cluster"),
+      net: { prefix: "grt", subnet: "10.78.0" },
+      // One replaced build's files kept, so a prune deletes files (and every node follows).
+      nodeEnv: { GRIDIRON_KEEP_BUILDS: "1" },
+    };
+    const [, built] = await Promise.all([
+      up(cluster, log),
+      (async () => {
+        sources.counter2 = await buildWorker("counter", join(buildsDir, "counter2"), { STEP: "10" });
+      })(),
+    ]);
+    void built;
+    token = await readToken(cluster);
+  }, 300_000);
+
+  afterAll(async () => {
+    if (!cluster) return;
+    await down(cluster);
+    // Nothing left running or configured: no namespace, no link of this network.
+    for (const node of LOCAL_NODES) expect(await namespaceExists(cluster.net, node)).toBe(false);
+    expect((await execa("ip", ["-o", "link"])).stdout).not.toContain(`${cluster.net.prefix}-`);
+    await rm(resolve(cluster.dir, ".."), { recursive: true, force: true });
+  }, 60_000);
+
+  it("(a) deploy-demo through n1; greeter and counter answer through every node's ingress", async () => {
+    const deployed = await execa(join(ROOT, "node_modules/.bin/just"), ["deploy-demo"], {
+      cwd: ROOT,
+      env: {
+        GRIDIRON_INGRESS_URL: info("n1").ingress,
+        GRIDIRON_ADMIN_URL: info("n1").admin,
+        GRIDIRON_ADMIN_TOKEN: token,
+      },
+      all: true,
+      timeout: 240_000,
+    });
+    expect(deployed.all).toContain("✓ wait for every node");
+    expect(deployed.all).toContain("greeter 1.0.0 is active");
+    expect(deployed.all).toContain("counter 1.0.0 is active");
+    for (const node of LOCAL_NODES) {
+      expect(await call(node, "greeter/greet")).toContain("Hello");
+      expect(await call(node, "counter/a/add")).toBe(LOCAL_NODES.indexOf(node) + 1);
+      expect(await served(node)).toHaveLength(2);
+    }
+    const status = await cli("n2", "status", "counter");
+    expect(status.builds[0].nodes).toEqual(["n1", "n2", "n3"]);
+    const listed = await cli("n3", "nodes");
+    expect(listed.map((n: { name: string; alive: boolean }) => [n.name, n.alive])).toEqual([
+      ["n1", true],
+      ["n2", true],
+      ["n3", true],
+    ]);
+  }, 300_000);
+
+  it("refuses the bundle store to anyone without the admin token, and stores nothing", async () => {
+    const response = await fetch(`${info("n1").ingress}/bundles/greeter@9.9.9-evil/put`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ file: "index.js", index: 0, data: Buffer.from("evil").toString("base64") }),
+    });
+    expect(response.status).toBe(401);
+    const admin = new AdminClient({ url: info("n2").admin, token });
+    expect(
+      await admin.query("SELECT key FROM state WHERE service_name = 'bundles' AND service_key LIKE '%evil%'"),
+    ).toEqual([]);
+  });
+
+  /** The node leading the most partitions: losing it moves the most leaderships. */
+  const busiest = async (): Promise<string> => {
+    const listed: { name: string; partitionsLed: number }[] = await cli("n1", "nodes");
+    return listed.reduce((a, b) => (b.partitionsLed > a.partitionsLed ? b : a)).name;
+  };
+  const partitionsLed = async (node: string): Promise<number> =>
+    ((await cli("n1", "nodes")) as { name: string; partitionsLed: number }[]).find((n) => n.name === node)
+      ?.partitionsLed ?? 0;
+
+  it("(b, c) 600 idempotent increments over every ingress with one node killed halfway: each counts once; the node comes back serving", async () => {
+    const keys = Array.from({ length: 30 }, (_, i) => `load-${i}`);
+    const victim = await busiest();
+    console.log(`[cluster] killing ${victim}, which leads ${await partitionsLed(victim)} partition(s)`);
+    let killed: Promise<void> | undefined;
+    const result = await incrementEverywhere({
+      ingresses: ingresses(),
+      keys,
+      total: 600,
+      concurrency: 12,
+      run: "load",
+      onProgress: (completed) => {
+        if (completed === 300) killed = killNode(cluster, victim);
+      },
+    });
+    await killed;
+    console.log(
+      `[cluster] 600 increments, ${victim} killed at 300: ${result.retried} retried on another ingress, longest gap ${result.longestGapMs} ms, slowest call ${result.slowestMs} ms`,
+    );
+    for (const key of keys) expect(await call("n1", `counter/${key}/get`)).toBe(result.sent.get(key));
+
+    // (c) The node catches up from a peer before its restate-server starts, then leads again.
+    await startNode(cluster, victim, log);
+    await waitReady(cluster, victim, log);
+    const lines = (await readFile(logPath(cluster, victim), "utf8")).split("\n");
+    const restart = lines.findLastIndex((l) => l.includes("starting workerd"));
+    const caughtUp = lines.findIndex((l, i) => i > restart && l.includes("caught up from"));
+    const restateStarted = lines.findIndex((l, i) => i > restart && l.includes("starting restate-server"));
+    expect(caughtUp).toBeGreaterThan(restart);
+    expect(restateStarted).toBeGreaterThan(caughtUp);
+    const other = LOCAL_NODES.find((n) => n !== victim) as string;
+    expect((await served(victim)).sort()).toEqual((await served(other)).sort());
+    // Restate gives it back partitions to lead; calls for them run on its workerd and never
+    // wait on a missing build.
+    await eventually(async () => expect(await partitionsLed(victim)).toBeGreaterThan(0), 60_000);
+    const after = await incrementEverywhere({ ingresses: ingresses(), keys, total: 120, concurrency: 6, run: "after" });
+    console.log(
+      `[cluster] after ${victim} rejoined and leads ${await partitionsLed(victim)} partition(s): slowest of 120 calls ${after.slowestMs} ms`,
+    );
+    expect(after.retried).toBe(0);
+    for (const key of keys)
+      expect(await call(victim, `counter/${key}/get`)).toBe((result.sent.get(key) ?? 0) + (after.sent.get(key) ?? 0));
+  }, 400_000);
+
+  it("(d) an activation while n2 is down succeeds, and n2 returns serving the new build", async () => {
+    await killNode(cluster, "n2");
+    const result = await cli(
+      "n1",
+      "deploy",
+      fileURLToPath(sources.counter2 as string),
+      "--name",
+      "counter",
+      "--version",
+      "2.0.0",
+    );
+    expect(result.version).toBe("2.0.0");
+    const before = (await call("n3", "counter/d/add")) as number;
+    expect(before).toBe(10);
+    await startNode(cluster, "n2", log);
+    await waitReady(cluster, "n2", log);
+    expect(await served("n2")).toContain(`counter@${result.buildId}`);
+    expect(await call("n2", "counter/d/add")).toBe(20);
+  }, 300_000);
+
+  it("(e) a node's workerd alone killed: its partitions stall briefly, every call completes", async () => {
+    const node = await busiest();
+    const workerd = [];
+    for (const pid of await pidsIn(cluster.net, node)) {
+      const name = await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "");
+      if (name.trim() === "workerd") workerd.push(pid);
+    }
+    expect(workerd.length).toBeGreaterThan(0);
+    const led = await partitionsLed(node);
+    for (const pid of workerd) process.kill(pid, "SIGKILL");
+    const keys = Array.from({ length: 24 }, (_, i) => `stall-${i}`);
+    const result = await incrementEverywhere({
+      ingresses: ingresses(),
+      keys,
+      total: 48,
+      concurrency: 24,
+      run: "stall",
+    });
+    console.log(
+      `[cluster] workerd of ${node} (leading ${led} partition(s)) killed: slowest call ${result.slowestMs} ms, the longest its partitions stalled`,
+    );
+    for (const key of keys) expect(await call("n2", `counter/${key}/get`)).toBe((result.sent.get(key) as number) * 10);
+  }, 300_000);
+
+  it("(f) rollback and prune leave every node's routes and files as status says", async () => {
+    const rolledBack = await cli("n2", "rollback", "counter");
+    expect(rolledBack.version).toBe("1.0.0");
+    const replaced = (await cli("n1", "status", "counter")).builds.find(
+      (b: { version: string }) => b.version === "2.0.0",
+    );
+    await cli("n3", "prune", "counter", replaced.buildId, "--force", "--yes");
+    const status = await cli("n1", "status", "counter");
+    const live = status.builds.filter((b: { state: string }) => b.state === "active" || b.state === "draining");
+    const kept = status.builds
+      .filter((b: { filesKept: boolean }) => b.filesKept)
+      .map((b: { buildId: string }) => b.buildId);
+    expect(kept).not.toContain(replaced.buildId);
+    await eventually(async () => {
+      for (const node of LOCAL_NODES) {
+        const counterServed = (await served(node)).filter((k) => k.startsWith("counter@"));
+        expect(counterServed.sort()).toEqual(live.map((b: { buildId: string }) => `counter@${b.buildId}`).sort());
+        const routes = JSON.parse(await readFile(join(cluster.dir, node, "bundles", "routes.json"), "utf8"));
+        expect(
+          routes.builds
+            .filter((b: { name: string }) => b.name === "counter")
+            .map((b: { buildId: string }) => b.buildId)
+            .sort(),
+        ).toEqual(live.map((b: { buildId: string }) => b.buildId).sort());
+        expect(await localBuilds(node, "counter")).toEqual([...kept].sort());
+      }
+    }, 30_000);
+    for (const node of LOCAL_NODES) expect(await call(node, "counter/f/add")).toBeGreaterThan(0);
+    expect((await nodes(cluster)).every((n) => n.alive)).toBe(true);
+  }, 300_000);
+});
