@@ -5,7 +5,7 @@ import { adminHeaders, requireAdmin } from "./admin-token.ts";
 import { type Build, BundleName, CompatibilityDate, CompatibilityFlags, Version } from "./bundle.ts";
 import { inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
 import { askNodes, servingNodes, waitUntilServed } from "./cluster/nodes.ts";
-import { removeStoredBuild, uploadBuild } from "./cluster/store.ts";
+import { StoreClient } from "./cluster/store.ts";
 import { crashableStep, crashPoint } from "./crash-switch.ts";
 import { asTerminalError, UserError } from "./errors.ts";
 import {
@@ -185,15 +185,17 @@ export function deployerObject(settings: Settings, adminToken: string) {
     return recordPrune(record, await now(ctx));
   };
 
+  const store = settings.cluster ? new StoreClient(settings.ingressUrl, adminToken) : undefined;
+
   /** Puts a build's files where nodes serve them from: the bundles dir, and in a cluster the store first. */
   const keepFiles = async (dir: string, build: Build, activationId: string) => {
-    if (settings.cluster) await uploadBuild(settings.ingressUrl, adminToken, dir, build, activationId);
+    await store?.upload(dir, build, activationId);
     await storeBundle(settings.bundlesDir, dir, build);
   };
 
   /** Deletes a build's files here, and in a cluster from the store, whence every node's agent deletes its own. */
   const deleteFiles = async (build: Build) => {
-    if (settings.cluster) await removeStoredBuild(settings.ingressUrl, adminToken, build);
+    await store?.remove(build);
     await removeBundle(settings.bundlesDir, build);
   };
 

@@ -7,7 +7,7 @@ function routed(name: string, buildId: string, services: string[]): RoutedBuild 
 }
 
 describe("reservedProblem", () => {
-  test.each(["deployer", "routes", "Deployer", "gridiron", "gridiron-admin", "GridironMetrics"])(
+  test.each(["deployer", "routes", "bundles", "cluster", "Deployer", "gridiron", "gridiron-admin", "GridironMetrics"])(
     "%s is the control plane's",
     (name) => expect(reservedProblem(name)).toMatch(/reserved for Gridiron's control plane/),
   );

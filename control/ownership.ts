@@ -9,7 +9,7 @@ import type { Build } from "./bundle.ts";
  */
 
 /** The control plane's own services; any name starting with `gridiron` is kept for it too. */
-const CONTROL_PLANE_SERVICES = ["deployer", "routes"];
+const CONTROL_PLANE_SERVICES = ["deployer", "routes", "bundles", "cluster"];
 const RESERVED_PREFIX = "gridiron";
 
 /** A build that workerd serves, with the services its manifest declares. */

@@ -1,6 +1,6 @@
 import * as restate from "@restatedev/restate-sdk";
-import type { AdminClient } from "./admin-client.ts";
-import { requireAdmin } from "./admin-token.ts";
+import * as clients from "@restatedev/restate-sdk-clients";
+import { adminHeaders, requireAdmin } from "./admin-token.ts";
 import type { Build } from "./bundle.ts";
 import { crashableStep } from "./crash-switch.ts";
 import { asTerminalError, UserError } from "./errors.ts";
@@ -12,6 +12,9 @@ import { refreshRoutes } from "./workerd/router-client.ts";
 
 /** The one key of the `routes` object: what every node's workerd serves. */
 export const ROUTES_KEY = "local";
+
+/** A node asking what to serve gives up after this long, and asks again (or another peer). */
+const ROUTES_CALL_TIMEOUT_MS = 10_000;
 
 type RoutesState = { builds: RoutedBuild[]; owners: Owners; removedSinceRelease: number };
 type Ctx = restate.ObjectContext<RoutesState>;
@@ -32,7 +35,7 @@ export interface RoutesView {
  * virtual object, Restate runs its exclusive handlers one at a time, so concurrent activations of
  * different bundles queue here: every config it writes holds every live build, and of two
  * bundles claiming one service name only the first gets it. Internal to the control plane: only
- * the deployer, which passes the admin token, or an admin may call it.
+ * the deployer and cluster nodes' agents, which pass the admin token, or an admin may call it.
  */
 export function routesObject(settings: Settings, adminToken: string) {
   const internal = (ctx: Pick<restate.ObjectSharedContext, "request">) =>
@@ -103,18 +106,27 @@ export function routesObject(settings: Settings, adminToken: string) {
           return { builds: builds.map(({ name, buildId, services }) => ({ name, buildId, services })), owners };
         },
       ),
+
+      /** Every routed build, whole: what each cluster node's agent makes its workerd serve. */
+      served: restate.handlers.object.shared(
+        async (ctx: restate.ObjectSharedContext<RoutesState>): Promise<RoutedBuild[]> => {
+          internal(ctx);
+          return (await stateOf(ctx)).builds;
+        },
+      ),
     },
-    options: { ingressPrivate: true, asTerminalError },
+    // Reachable through the ingress, for the agents of nodes whose own restate-server is not up
+    // yet; every handler checks the admin token first.
+    options: { asTerminalError },
   });
 }
 
 export type RoutesObject = ReturnType<typeof routesObject>;
 
-/** The builds the `routes` object routes, read through Restate's admin API (any node's). */
-export async function routedBuilds(admin: AdminClient): Promise<RoutedBuild[]> {
-  const rows = await admin.query(
-    `SELECT value_utf8 FROM state WHERE service_name = 'routes' AND service_key = '${ROUTES_KEY}' AND key = 'builds'`,
-  );
-  const value = rows[0]?.value_utf8;
-  return typeof value === "string" ? (JSON.parse(value) as RoutedBuild[]) : [];
+/** The builds the `routes` object routes, asked through an ingress (any node's) with the admin token. */
+export async function routedBuilds(ingressUrl: string, adminToken: string): Promise<RoutedBuild[]> {
+  return await clients
+    .connect({ url: ingressUrl, headers: adminHeaders(adminToken) })
+    .objectClient<RoutesObject>({ name: "routes" }, ROUTES_KEY)
+    .served(clients.rpc.opts({ timeout: ROUTES_CALL_TIMEOUT_MS }));
 }

@@ -84,7 +84,7 @@ export function nodeRows(nodes: ClusterNode[]): Record<string, string>[] {
     address: node.address,
     alive: node.alive ? "yes" : "no",
     "partitions led": String(node.partitionsLed),
-    "builds served": node.caughtUp ? String(node.builds.length) : "catching up",
+    "builds served": !node.answers ? "no answer" : node.caughtUp ? String(node.builds.length) : "catching up",
   }));
 }
 

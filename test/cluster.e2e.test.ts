@@ -1,4 +1,5 @@
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,6 +20,7 @@ import {
   waitReady,
 } from "../control/cluster/local.ts";
 import { namespaceExists, pidsIn } from "../control/cluster/netns.ts";
+import { MB } from "../control/memory.ts";
 import { incrementEverywhere } from "./cluster-load.ts";
 import { buildWorker, eventually } from "./mesh.ts";
 
@@ -81,6 +83,9 @@ describe("a cluster of three nodes", () => {
       up(cluster, log),
       (async () => {
         sources.counter2 = await buildWorker("counter", join(buildsDir, "counter2"), { STEP: "10" });
+        // A bundle at the size limit: a small service and 47 MB of data that does not compress.
+        sources.big = await buildWorker("test/fixtures/shape", join(buildsDir, "big"), { OBJECT: "false" });
+        await writeFile(join(buildsDir, "big", "blob.bin"), randomBytes(47 * MB));
       })(),
     ]);
     void built;
@@ -261,8 +266,27 @@ describe("a cluster of three nodes", () => {
         ).toEqual(live.map((b: { buildId: string }) => b.buildId).sort());
         expect(await localBuilds(node, "counter")).toEqual([...kept].sort());
       }
-    }, 30_000);
+    }, 60_000);
     for (const node of LOCAL_NODES) expect(await call(node, "counter/f/add")).toBeGreaterThan(0);
     expect((await nodes(cluster)).every((n) => n.alive)).toBe(true);
+  }, 300_000);
+
+  it("(g) a 50 MB bundle reaches every node through the store, hash-checked", async () => {
+    const started = Date.now();
+    const result = await cli(
+      "n2",
+      "deploy",
+      fileURLToPath(sources.big as string),
+      "--name",
+      "big",
+      "--version",
+      "1.0.0",
+    );
+    console.log(`[cluster] a 48.8 MB bundle activated on three nodes in ${Date.now() - started} ms`);
+    for (const node of LOCAL_NODES) {
+      expect(await call(node, "shape/kind")).toBe("service");
+      const blob = await readFile(join(cluster.dir, node, "bundles", "big", result.buildId, "blob.bin"));
+      expect(blob.equals(await readFile(join(buildsDir, "big", "blob.bin")))).toBe(true);
+    }
   }, 300_000);
 });

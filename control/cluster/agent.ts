@@ -1,6 +1,5 @@
 import { readdir } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { AdminClient } from "../admin-client.ts";
 import type { Build } from "../bundle.ts";
 import { removeBundle } from "../bundle-store.ts";
 import { routedBuilds } from "../routes.ts";
@@ -8,12 +7,12 @@ import type { Settings } from "../settings.ts";
 import { writeRoutes } from "../workerd/config.ts";
 import { refreshRoutes } from "../workerd/router-client.ts";
 import type { ClusterMembership } from "./peers.ts";
-import { fetchBuild, storedBuilds, storeKey } from "./store.ts";
+import { StoreClient, storeKey } from "./store.ts";
 
 /** How often a node compares what it serves with what the `routes` object says should be served. */
 const SYNC_MS = 1_000;
-/** How long one peer may take to answer before catch-up asks the next. */
-const PEER_TIMEOUT_MS = 3_000;
+/** How often files of builds neither routed nor stored are looked for, besides after each change. */
+const CLEANUP_EVERY_SYNCS = 10;
 
 /** What this node serves, for the deployer's "every live node serves it" and for status. */
 export interface NodeReport {
@@ -34,6 +33,7 @@ export interface NodeReport {
 export class NodeAgent {
   private served: Build[] | undefined;
   private removedSinceRelease = 0;
+  private syncs = 0;
   private lastError = "";
   private readonly settings: Settings;
   private readonly cluster: ClusterMembership;
@@ -70,10 +70,8 @@ export class NodeAgent {
    */
   async catchUp(): Promise<void> {
     for (const peer of this.cluster.peers.filter((p) => p !== this.cluster.self)) {
-      const url = `http://${peer.address}:${this.settings.ports.admin}`;
-      const admin = new AdminClient({ url, token: this.adminToken }, { timeoutMs: PEER_TIMEOUT_MS });
       try {
-        await this.sync(admin);
+        await this.sync(`http://${peer.address}:${this.settings.ports.ingress}`);
         this.log(`[gridiron] caught up from ${peer.name}: serving ${this.served?.length ?? 0} build(s)`);
         return;
       } catch (error) {
@@ -85,10 +83,9 @@ export class NodeAgent {
 
   /** Syncs through this node's own restate-server every second until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    const admin = new AdminClient({ socketPath: this.settings.adminSocket });
     while (!signal.aborted) {
       try {
-        await this.sync(admin);
+        await this.sync(this.settings.ingressUrl);
         this.lastError = "";
       } catch (error) {
         const message = (error as Error).message;
@@ -99,19 +96,24 @@ export class NodeAgent {
     }
   }
 
-  /** One pass: fetch what is routed and missing, serve exactly that, delete what is gone. */
-  private async sync(admin: AdminClient): Promise<void> {
-    const routed = await routedBuilds(admin);
-    for (const build of routed) await fetchBuild(admin, this.settings.bundlesDir, build, this.settings.maxBundleBytes);
+  /**
+   * One pass through the ingress at `ingressUrl`: fetch what is routed and missing, serve exactly
+   * that, and now and then delete what is gone.
+   */
+  private async sync(ingressUrl: string): Promise<void> {
+    const store = new StoreClient(ingressUrl, this.adminToken);
+    const routed = await routedBuilds(ingressUrl, this.adminToken);
+    for (const build of routed) await store.fetch(this.settings.bundlesDir, build, this.settings.maxBundleBytes);
     const keys = routed.map(storeKey);
     const before = (this.served ?? []).map(storeKey);
-    if (this.served === undefined || keys.join() !== before.join()) {
+    const changed = this.served === undefined || keys.join() !== before.join();
+    if (changed) {
       await writeRoutes(this.settings.bundlesDir, routed);
       await refreshRoutes(this.settings, routed.length);
       await this.countRemovals(before.filter((key) => !keys.includes(key)).length);
     }
     this.served = routed;
-    await this.deleteUnstored(admin, new Set(keys));
+    if (changed || ++this.syncs % CLEANUP_EVERY_SYNCS === 0) await this.deleteUnstored(store, new Set(keys));
   }
 
   /** A removed build stays compiled until its workerd ends; a fresh one takes over now and then. */
@@ -123,17 +125,14 @@ export class NodeAgent {
   }
 
   /**
-   * Deletes local builds neither routed nor stored. The local dirs are listed before the store is
-   * read: the deployer stores a build before it copies it here, so a new build is never taken
-   * for a deleted one.
+   * Deletes local builds neither routed nor stored. Each dir is listed before the store is asked:
+   * the deployer stores a build before it copies it here, so a new build is never taken for a
+   * deleted one.
    */
-  private async deleteUnstored(admin: AdminClient, routed: Set<string>): Promise<void> {
-    const local = await localBuilds(this.settings.bundlesDir);
-    if (local.length === 0) return;
-    const stored = await storedBuilds(admin);
-    for (const build of local) {
+  private async deleteUnstored(store: StoreClient, routed: Set<string>): Promise<void> {
+    for (const build of await localBuilds(this.settings.bundlesDir)) {
       const key = storeKey(build);
-      if (routed.has(key) || stored.has(key)) continue;
+      if (routed.has(key) || (await store.isStored(build))) continue;
       await removeBundle(this.settings.bundlesDir, build);
       this.log(`[gridiron] deleted the files of ${key}: no longer stored`);
     }

@@ -15,6 +15,8 @@ export interface ClusterNode {
   alive: boolean;
   /** Partitions whose leader runs on this node. */
   partitionsLed: number;
+  /** Whether the node's agent answered (on its ops port, `/node`). */
+  answers: boolean;
   /** Builds (`{name}@{buildId}`) this node's workerd serves; empty when it does not answer. */
   builds: string[];
   /** Whether the node's agent has served what the cluster routes since it started. */
@@ -39,6 +41,7 @@ export async function clusterNodes(settings: Settings): Promise<ClusterNode[]> {
       address: peer.address,
       alive: member?.state === "alive",
       partitionsLed: member?.led ?? 0,
+      answers: report !== undefined,
       builds: report?.builds ?? [],
       caughtUp: report?.caughtUp ?? false,
     };

@@ -4,7 +4,6 @@ import { dirname, join } from "node:path";
 import * as restate from "@restatedev/restate-sdk";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { z } from "zod";
-import type { AdminClient } from "../admin-client.ts";
 import { adminHeaders, requireAdmin } from "../admin-token.ts";
 import type { Build } from "../bundle.ts";
 import { buildDir, inspectBundle } from "../bundle-store.ts";
@@ -15,20 +14,22 @@ import { MB } from "../memory.ts";
  * `bundles`, keyed by `{name}@{buildId}`: every build's modules in Restate's own replicated state,
  * in chunks, so each node of a cluster can fetch any build without a shared disk. The deployer
  * writes a build here (through the ingress, so 50 MB never sits in a journal) before any node is
- * asked to serve it; nodes read it back with SQL through the admin API.
+ * asked to serve it; nodes read it back through the ingress too, a chunk at a time.
  */
 
 /** Small enough for one Restate message with room to spare, big enough that 50 MB is 50 calls. */
 const CHUNK_BYTES = 1 * MB;
+/** One chunk's call; a store call that hangs (a paused invocation, say) fails the step instead. */
+const CALL_TIMEOUT_MS = 30_000;
 
-const Chunk = z.strictObject({
-  file: z.string().min(1).max(255),
-  index: z.number().int().min(0),
-  /** The chunk's bytes, base64. */
-  data: z.string().max(2 * CHUNK_BYTES),
-});
+const ChunkId = z.strictObject({ file: z.string().min(1).max(255), index: z.number().int().min(0) });
+type ChunkId = z.infer<typeof ChunkId>;
+/** A chunk's bytes, base64. */
+const Chunk = ChunkId.extend({ data: z.string().max(2 * CHUNK_BYTES) });
+type Chunk = z.infer<typeof Chunk>;
 
 const StoredFile = z.object({ name: z.string(), chunks: z.number().int().min(1), sha256: z.string() });
+type StoredFile = z.infer<typeof StoredFile>;
 /** What a stored build holds: the build (its id is a hash of all of it) and its files' chunking. */
 const Manifest = z.object({ build: z.custom<Build>(), files: z.array(StoredFile) });
 type Manifest = z.infer<typeof Manifest>;
@@ -37,132 +38,138 @@ const chunkKey = (file: string, index: number) => `chunk:${file}:${index}`;
 export const storeKey = (build: Pick<Build, "name" | "buildId">) => `${build.name}@${build.buildId}`;
 const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
 
+type Ctx = restate.ObjectContext;
+type SharedCtx = restate.ObjectSharedContext;
+
 export function bundlesObject(adminToken: string) {
-  const internal = (ctx: restate.ObjectContext) =>
+  const internal = (ctx: Pick<Ctx, "request">) =>
     requireAdmin(ctx, adminToken, "bundles is internal to Gridiron's control plane: a call to it");
   return restate.object({
     name: "bundles",
     handlers: {
-      put: restate.handlers.object.exclusive(
-        { input: restate.serde.schema(Chunk) },
-        async (ctx: restate.ObjectContext, chunk: z.infer<typeof Chunk>) => {
-          internal(ctx);
-          ctx.set(chunkKey(chunk.file, chunk.index), chunk.data);
-        },
-      ),
+      put: restate.handlers.object.exclusive({ input: restate.serde.schema(Chunk) }, async (ctx: Ctx, chunk: Chunk) => {
+        internal(ctx);
+        ctx.set(chunkKey(chunk.file, chunk.index), chunk.data);
+      }),
       /** Written last: a build without a manifest is not (yet) stored. */
       seal: restate.handlers.object.exclusive(
         { input: restate.serde.schema(Manifest) },
-        async (ctx: restate.ObjectContext, manifest: Manifest) => {
+        async (ctx: Ctx, manifest: Manifest) => {
           internal(ctx);
           ctx.set("manifest", manifest);
         },
       ),
-      remove: async (ctx: restate.ObjectContext) => {
+      remove: async (ctx: Ctx) => {
         internal(ctx);
         ctx.clearAll();
       },
+      manifest: restate.handlers.object.shared(async (ctx: SharedCtx): Promise<Manifest | null> => {
+        internal(ctx);
+        return (await ctx.get<Manifest>("manifest")) ?? null;
+      }),
+      chunk: restate.handlers.object.shared(
+        { input: restate.serde.schema(ChunkId) },
+        async (ctx: SharedCtx, id: ChunkId): Promise<string | null> => {
+          internal(ctx);
+          return (await ctx.get<string>(chunkKey(id.file, id.index))) ?? null;
+        },
+      ),
     },
-    options: { asTerminalError },
+    // Lazy: a build's chunks add up to 50 MB, which Restate would otherwise load into every call;
+    // each handler reads the one key it needs.
+    options: { asTerminalError, enableLazyState: true },
   });
 }
 
 export type BundlesObject = ReturnType<typeof bundlesObject>;
 
-function storeClient(ingressUrl: string, adminToken: string, build: Pick<Build, "name" | "buildId">) {
-  return clients
-    .connect({ url: ingressUrl, headers: adminHeaders(adminToken) })
-    .objectClient<BundlesObject>({ name: "bundles" }, storeKey(build));
-}
+const timed = <I, O>() => clients.rpc.opts<I, O>({ timeout: CALL_TIMEOUT_MS });
 
-/**
- * Stores the build whose modules are in `dir`. Safe to repeat with the same `uploadId` (the
- * activation's invocation id): every call has an idempotency key made from it. A new activation
- * of a build removed before stores it again.
- */
-export async function uploadBuild(
-  ingressUrl: string,
-  adminToken: string,
-  dir: string,
-  build: Build,
-  uploadId: string,
-): Promise<void> {
-  const store = storeClient(ingressUrl, adminToken, build);
-  const once = <I>(what: string) => clients.rpc.opts<I, void>({ idempotencyKey: `${uploadId}/${what}` });
-  const files: z.infer<typeof StoredFile>[] = [];
-  for (const module of build.modules) {
-    const bytes = await readFile(join(dir, module.name));
-    const chunks = Math.max(1, Math.ceil(bytes.length / CHUNK_BYTES));
-    for (let index = 0; index < chunks; index++) {
-      const data = bytes.subarray(index * CHUNK_BYTES, (index + 1) * CHUNK_BYTES).toString("base64");
-      await store.put({ file: module.name, index, data }, once(`${module.name}/${index}`));
-    }
-    files.push({ name: module.name, chunks, sha256: sha256(bytes) });
+/** The bundle store as a node reaches it: through an ingress (its own, or a peer's), with the token. */
+export class StoreClient {
+  private readonly ingress: clients.Ingress;
+
+  constructor(ingressUrl: string, adminToken: string) {
+    this.ingress = clients.connect({ url: ingressUrl, headers: adminHeaders(adminToken) });
   }
-  await store.seal({ build, files }, once("manifest"));
-}
 
-export async function removeStoredBuild(ingressUrl: string, adminToken: string, build: Build): Promise<void> {
-  await storeClient(ingressUrl, adminToken, build).remove();
-}
+  private object(build: Pick<Build, "name" | "buildId">) {
+    return this.ingress.objectClient<BundlesObject>({ name: "bundles" }, storeKey(build));
+  }
 
-const sql = (text: string) => `'${text.replaceAll("'", "''")}'`;
-
-async function stateValue(admin: AdminClient, key: string, stateKey: string): Promise<unknown> {
-  const rows = await admin.query(
-    `SELECT value_utf8 FROM state WHERE service_name = 'bundles' AND service_key = ${sql(key)} AND key = ${sql(stateKey)}`,
-  );
-  const value = rows[0]?.value_utf8;
-  return typeof value === "string" ? JSON.parse(value) : undefined;
-}
-
-/** The keys (`{name}@{buildId}`) of every build stored completely. */
-export async function storedBuilds(admin: AdminClient): Promise<Set<string>> {
-  const rows = await admin.query("SELECT service_key FROM state WHERE service_name = 'bundles' AND key = 'manifest'");
-  return new Set(rows.map((r) => String(r.service_key)));
-}
-
-/**
- * Fetches a stored build into `bundlesDir`, checks every file's hash and that its content makes
- * the same build id, and only then moves it into place. Safe to repeat.
- */
-export async function fetchBuild(
-  admin: AdminClient,
-  bundlesDir: string,
-  build: Build,
-  maxBytes: number,
-): Promise<void> {
-  const target = buildDir(bundlesDir, build);
-  if (await stat(target).catch(() => undefined)) return;
-  const manifest = Manifest.safeParse(await stateValue(admin, storeKey(build), "manifest"));
-  if (!manifest.success) throw new Error(`build ${storeKey(build)} is not in the bundle store`);
-  const partial = `${target}.partial`;
-  await rm(partial, { recursive: true, force: true });
-  try {
-    for (const file of manifest.data.files) {
-      const parts: Buffer[] = [];
-      for (let index = 0; index < file.chunks; index++) {
-        const data = await stateValue(admin, storeKey(build), chunkKey(file.name, index));
-        if (typeof data !== "string")
-          throw new Error(`chunk ${index} of ${file.name} of ${storeKey(build)} is missing`);
-        parts.push(Buffer.from(data, "base64"));
+  /**
+   * Stores the build whose modules are in `dir`. Safe to repeat with the same `uploadId` (the
+   * activation's invocation id): every call has an idempotency key made from it. A new
+   * activation of a build removed before stores it again.
+   */
+  async upload(dir: string, build: Build, uploadId: string): Promise<void> {
+    const store = this.object(build);
+    const once = <I>(what: string) =>
+      clients.rpc.opts<I, void>({ idempotencyKey: `${uploadId}/${what}`, timeout: CALL_TIMEOUT_MS });
+    const files: StoredFile[] = [];
+    for (const module of build.modules) {
+      const bytes = await readFile(join(dir, module.name));
+      const chunks = Math.max(1, Math.ceil(bytes.length / CHUNK_BYTES));
+      for (let index = 0; index < chunks; index++) {
+        const data = bytes.subarray(index * CHUNK_BYTES, (index + 1) * CHUNK_BYTES).toString("base64");
+        await store.put({ file: module.name, index, data }, once(`${module.name}/${index}`));
       }
-      const bytes = Buffer.concat(parts);
-      if (sha256(bytes) !== file.sha256) throw new Error(`${file.name} of ${storeKey(build)} does not match its hash`);
-      await mkdir(dirname(join(partial, file.name)), { recursive: true });
-      await writeFile(join(partial, file.name), bytes);
+      files.push({ name: module.name, chunks, sha256: sha256(bytes) });
     }
-    // The main module is part of the build id; name it as the original's gridiron.json may have.
-    const metadata = join(partial, "gridiron.json");
-    await writeFile(metadata, JSON.stringify({ main: build.mainModule }));
-    const fetched = await inspectBundle(partial, build.name, build.version, build, maxBytes);
-    await rm(metadata);
-    if (fetched.buildId !== build.buildId) {
-      throw new Error(`the stored files of ${storeKey(build)} make build ${fetched.buildId}`);
-    }
-    await rename(partial, target);
-  } catch (error) {
+    await store.seal({ build, files }, once("manifest"));
+  }
+
+  async remove(build: Build): Promise<void> {
+    await this.object(build).remove(timed());
+  }
+
+  async isStored(build: Pick<Build, "name" | "buildId">): Promise<boolean> {
+    return (await this.object(build).manifest(timed())) !== null;
+  }
+
+  /**
+   * Fetches a stored build into `bundlesDir`, checks every file's hash and that its content makes
+   * the same build id, and only then moves it into place. Safe to repeat.
+   */
+  async fetch(bundlesDir: string, build: Build, maxBytes: number): Promise<void> {
+    const target = buildDir(bundlesDir, build);
+    if (await stat(target).catch(() => undefined)) return;
+    const store = this.object(build);
+    const manifest = await store.manifest(timed());
+    if (!manifest) throw new Error(`build ${storeKey(build)} is not in the bundle store`);
+    const partial = `${target}.partial`;
     await rm(partial, { recursive: true, force: true });
-    throw error;
+    try {
+      for (const file of manifest.files) {
+        const parts: Buffer[] = [];
+        for (let index = 0; index < file.chunks; index++) {
+          const data = await store.chunk({ file: file.name, index }, timed());
+          if (data === null) throw new Error(`chunk ${index} of ${file.name} of ${storeKey(build)} is missing`);
+          parts.push(Buffer.from(data, "base64"));
+        }
+        const bytes = Buffer.concat(parts);
+        if (sha256(bytes) !== file.sha256)
+          throw new Error(`${file.name} of ${storeKey(build)} does not match its hash`);
+        await mkdir(dirname(join(partial, file.name)), { recursive: true });
+        await writeFile(join(partial, file.name), bytes);
+      }
+      await checkBuildId(partial, build, maxBytes);
+      await rename(partial, target);
+    } catch (error) {
+      await rm(partial, { recursive: true, force: true });
+      throw error;
+    }
+  }
+}
+
+/** Whether the files in `dir` make exactly `build`: its id hashes the modules, main and flags. */
+async function checkBuildId(dir: string, build: Build, maxBytes: number): Promise<void> {
+  // The main module is part of the build id; name it as the original's gridiron.json may have.
+  const metadata = join(dir, "gridiron.json");
+  await writeFile(metadata, JSON.stringify({ main: build.mainModule }));
+  const fetched = await inspectBundle(dir, build.name, build.version, build, maxBytes);
+  await rm(metadata);
+  if (fetched.buildId !== build.buildId) {
+    throw new Error(`the stored files of ${storeKey(build)} make build ${fetched.buildId}`);
   }
 }
