@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import autocannon from "autocannon";
@@ -11,6 +10,7 @@ import { waitFor } from "../control/wait.ts";
 import { Ingress } from "../test/ingress.ts";
 import { buildWorker, findChild, startTestMesh } from "../test/mesh.ts";
 import { endpointRequests } from "../test/restate-metrics.ts";
+import { cpuSeconds, parentOf } from "./proc.ts";
 import { versions } from "./versions.ts";
 
 /**
@@ -169,26 +169,6 @@ async function measure(
     cpu,
     requestsPerCall: (requestsAfter - requestsBefore) / calls,
   };
-}
-
-/** The fields of /proc/<pid>/stat after the command name (so field 4, the parent, is [1]). */
-async function statFields(pid: number): Promise<string[]> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-}
-
-async function parentOf(pid: number): Promise<number> {
-  return Number((await statFields(pid))[1]);
-}
-
-/** User plus system CPU seconds so far, from /proc (clock ticks are 1/100 s on Linux). */
-async function cpuSeconds(pids: Record<string, number>): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const [name, pid] of Object.entries(pids)) {
-    const fields = await statFields(pid);
-    out[name] = (Number(fields[11]) + Number(fields[12])) / 100;
-  }
-  return out;
 }
 
 function row(name: string, g: Measured, n: Measured): string {
