@@ -18,7 +18,8 @@ import { versions } from "./versions.ts";
  * endpoint, behind one restate-server, under the same closed-loop load from autocannon over
  * loopback. Gridiron serves two builds of them: bidirectional, as the demos are, and in
  * request-response mode, the Workers SDK's default. Prints two markdown tables. BENCH_SECONDS
- * (default 10) and BENCH_CONNECTIONS (default 32) set the load.
+ * (default 10) and BENCH_CONNECTIONS (default 32) set the load; BENCH_WORKLOADS (a comma list of
+ * workload names' first words, e.g. "greeter,counter") runs only those, for quick A/B runs.
  */
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -38,13 +39,15 @@ interface Workload {
   request: (prefix: string, i: number) => { path: string; body: string };
 }
 
-const WORKLOADS: Workload[] = [
+const ALL_WORKLOADS: Workload[] = [
   { name: "greeter (stateless)", request: (p) => ({ path: `/${p}greeter/greet`, body: '"bench"' }) },
   { name: `counter add, ${KEYS} keys`, request: (p, i) => ({ path: `/${p}counter/k${i % KEYS}/add`, body: "" }) },
   { name: "3 ctx.run steps", request: (p) => ({ path: `/${p}steps/run`, body: "3" }) },
   { name: "9 ctx.run steps", request: (p) => ({ path: `/${p}steps/run`, body: "9" }) },
   { name: "call chain A -> B", request: (p) => ({ path: `/${p}front/greet`, body: '"bench"' }) },
 ];
+const CHOSEN = process.env.BENCH_WORKLOADS?.split(",");
+const WORKLOADS = ALL_WORKLOADS.filter((w) => !CHOSEN || CHOSEN.some((first) => w.name.startsWith(first)));
 
 interface Measured {
   rps: number;
