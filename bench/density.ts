@@ -1,27 +1,23 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { cpus, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { cpus, totalmem } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import autocannon from "autocannon";
-import { AdminClient } from "../control/admin-client.ts";
 import { readAdminToken } from "../control/admin-token.ts";
 import { rssMb } from "../control/memory.ts";
 import { Ingress } from "../test/ingress.ts";
-import { findChild, startTestMesh, type TestMesh } from "../test/mesh.ts";
+import { findChild, type TestMesh } from "../test/mesh.ts";
 import { cpuSeconds, pssMb } from "./proc.ts";
 import {
   activate,
   answeredBy,
-  buildSources,
   bundleName,
-  DRAIN_ENV,
   DRAIN_GRACE_MS,
   DRAIN_POLL_MS,
   gridironOwnPids,
-  NodeFleet,
+  type NodeFleet,
   type Sources,
   sumOf,
   waitForPrunes,
+  withSides,
   workerdPid,
 } from "./sides.ts";
 import { versions } from "./versions.ts";
@@ -90,30 +86,16 @@ interface Measured {
 }
 
 async function main(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), "gridiron-bench-density-"));
-  try {
-    progress("building the ping bundle with wrangler");
-    const sources = await buildSources(dir);
-    progress("starting a mesh");
-    const mesh = await startTestMesh({
-      ...DRAIN_ENV,
-      GRIDIRON_RELEASE_AFTER: String(RELEASE_AFTER),
-      // The bench measures workerd's memory; the watchdog must not cut a run short at 100 builds.
-      GRIDIRON_WORKERD_MAX_MB: "8192",
-    });
-    const fleet = new NodeFleet(new AdminClient({ socketPath: mesh.settings.adminSocket }));
-    try {
-      const ingress = new Ingress(mesh.settings.ingressUrl, await readAdminToken(mesh.settings));
-      const sides = [gridironSide(mesh, ingress, sources), nodeSide(fleet)];
-      const results = await bench(mesh, ingress, sides);
-      console.log(await report(results));
-    } finally {
-      await fleet.stopAll();
-      await mesh.stop();
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  const env = {
+    GRIDIRON_RELEASE_AFTER: String(RELEASE_AFTER),
+    // The bench measures workerd's memory; the watchdog must not cut a run short at 100 builds.
+    GRIDIRON_WORKERD_MAX_MB: "8192",
+  };
+  const results = await withSides(env, async (mesh, fleet, sources) => {
+    const ingress = new Ingress(mesh.settings.ingressUrl, await readAdminToken(mesh.settings));
+    return bench(mesh, ingress, [gridironSide(mesh, ingress, sources), nodeSide(fleet)]);
+  });
+  console.log(await report(results));
 }
 
 function gridironSide(mesh: TestMesh, ingress: Ingress, sources: Sources): Side {

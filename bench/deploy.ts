@@ -1,24 +1,20 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { cpus, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { cpus, totalmem } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import autocannon from "autocannon";
-import { AdminClient } from "../control/admin-client.ts";
 import { readAdminToken } from "../control/admin-token.ts";
 import { Ingress } from "../test/ingress.ts";
-import { startTestMesh, type TestMesh } from "../test/mesh.ts";
+import type { TestMesh } from "../test/mesh.ts";
 import { failedAttempts } from "../test/restate-metrics.ts";
 import {
   activate,
   answeredBy,
-  buildSources,
   bundleName,
-  DRAIN_ENV,
   DRAIN_GRACE_MS,
   DRAIN_POLL_MS,
-  NodeFleet,
+  type NodeFleet,
   type Sources,
   waitForPrunes,
+  withSides,
   workerdMb,
   workerdPid,
 } from "./sides.ts";
@@ -72,22 +68,11 @@ interface Results {
 }
 
 async function main(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), "gridiron-bench-deploy-"));
-  try {
-    console.error("[bench] building the counter and the ping bundle");
-    const sources = await buildSources(dir);
-    console.error("[bench] starting a mesh");
-    const mesh = await startTestMesh(DRAIN_ENV);
-    const fleet = new NodeFleet(new AdminClient({ socketPath: mesh.settings.adminSocket }));
-    try {
-      console.log(await report(await bench(mesh, fleet, sources), mesh.settings.releaseAfter));
-    } finally {
-      await fleet.stopAll();
-      await mesh.stop();
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  const results = await withSides({}, async (mesh, fleet, sources) => ({
+    results: await bench(mesh, fleet, sources),
+    releaseAfter: mesh.settings.releaseAfter,
+  }));
+  console.log(await report(results.results, results.releaseAfter));
 }
 
 /**
@@ -208,10 +193,13 @@ async function pruneCycles(
   return { beforeMb, afterMb: await workerdMb(mesh) };
 }
 
-/** Why Restate retried, in its own words, and what workerd logged as errors, so a nonzero count can be looked into. */
+/**
+ * Why Restate retried, in its own words, and what else logged an error (workerd's lines come
+ * unprefixed, straight from workerd), so a nonzero count can be looked into.
+ */
 function logFailures(said: string[], label: string): void {
   const retries = said.filter((line) => line.includes("Invocation error")).map((line) => line.replace(/.*error=/, ""));
-  const failures = said.filter((line) => line.startsWith("[workerd]") && /error|exception/i.test(line));
+  const failures = said.filter((line) => !line.includes("Invocation error") && /error|exception/i.test(line));
   for (const line of new Set(
     [...retries, ...failures].map((l) => l.slice(0, 200).concat(l.includes("500") ? l.slice(200, 1200) : "")),
   )) {

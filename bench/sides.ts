@@ -1,15 +1,16 @@
-import { cp, readdir, readFile, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { execa } from "execa";
 import getPort from "get-port";
-import type { AdminClient } from "../control/admin-client.ts";
+import { AdminClient } from "../control/admin-client.ts";
 import { type BuildRecord, drainStep } from "../control/lifecycle.ts";
 import { rssMb } from "../control/memory.ts";
 import { waitFor } from "../control/wait.ts";
 import { type Ingress, IngressError } from "../test/ingress.ts";
-import { buildWorker, findChild, findChildren, type TestMesh } from "../test/mesh.ts";
+import { buildWorker, findChild, findChildren, startTestMesh, type TestMesh } from "../test/mesh.ts";
 
 /**
  * The two sides `npm run bench:density` and `npm run bench:deploy` compare, behind one
@@ -26,10 +27,36 @@ export const DRAIN_POLL_MS = 1_000;
 export const DRAIN_GRACE_MS = 2_000;
 
 /** The mesh settings both benches run with: the drain timers above. */
-export const DRAIN_ENV = {
+const DRAIN_ENV = {
   GRIDIRON_DRAIN_POLL_SECONDS: String(DRAIN_POLL_MS / 1000),
   GRIDIRON_DRAIN_GRACE_SECONDS: String(DRAIN_GRACE_MS / 1000),
 };
+
+/**
+ * Runs `bench` on a mesh of its own (drain timers above, plus `env`), with the bundles built and a
+ * Node fleet registered with the same restate-server; stops every process and removes every file after.
+ */
+export async function withSides<T>(
+  env: Record<string, string>,
+  bench: (mesh: TestMesh, fleet: NodeFleet, sources: Sources) => Promise<T>,
+): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), "gridiron-bench-"));
+  try {
+    console.error("[bench] building the counter and the ping bundle with wrangler");
+    const sources = await buildSources(dir);
+    console.error("[bench] starting a mesh");
+    const mesh = await startTestMesh({ ...DRAIN_ENV, ...env });
+    const fleet = new NodeFleet(new AdminClient({ socketPath: mesh.settings.adminSocket }));
+    try {
+      return await bench(mesh, fleet, sources);
+    } finally {
+      await fleet.stopAll();
+      await mesh.stop();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
 
 /** The Gridiron bundle serving the i-th ping service, `ping{i}`; Node serves it as `node_ping{i}`. */
 export const bundleName = (i: number) => `b${i}`;
