@@ -1,3 +1,4 @@
+import { rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import autocannon from "autocannon";
@@ -132,6 +133,7 @@ async function main(): Promise<void> {
   } finally {
     nodeEndpoint.kill("SIGTERM");
     await mesh.stop();
+    await rm(buildsDir, { recursive: true, force: true });
   }
 }
 
