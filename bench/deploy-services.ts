@@ -1,15 +1,15 @@
 import type * as Restate from "@restatedev/restate-sdk";
 
 /**
- * The services `npm run bench:deploy` deploys, written once and served twice: by Gridiron
+ * The services `npm run bench:density` and `npm run bench:deploy` deploy, written once and served twice: by Gridiron
  * (bench/deploy-worker, through the Workers SDK) and by one Node SDK process per service
  * (bench/node-service.ts). Both SDKs export the same API; the names keep the two sides apart in
  * one restate-server.
  */
 
-/** The small service every live bundle or process serves. */
-export function pingService(restate: typeof Restate, name: string) {
-  return restate.service({ name, handlers: { ping: async () => "pong" } });
+/** The small service every live bundle or process serves; it answers with its version, so a caller knows which one served. */
+export function pingService(restate: typeof Restate, name: string, version: string) {
+  return restate.service({ name, handlers: { ping: async () => `pong ${version}` } });
 }
 
 /** The service taking the load: adds its input to a key's count, as demo/counter does. */

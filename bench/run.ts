@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import autocannon from "autocannon";
@@ -11,6 +11,7 @@ import { waitFor } from "../control/wait.ts";
 import { Ingress } from "../test/ingress.ts";
 import { buildWorker, findChild, startTestMesh } from "../test/mesh.ts";
 import { endpointRequests } from "../test/restate-metrics.ts";
+import { cpuSeconds, parentOf } from "./proc.ts";
 import { versions } from "./versions.ts";
 
 /**
@@ -18,7 +19,8 @@ import { versions } from "./versions.ts";
  * endpoint, behind one restate-server, under the same closed-loop load from autocannon over
  * loopback. Gridiron serves two builds of them: bidirectional, as the demos are, and in
  * request-response mode, the Workers SDK's default. Prints two markdown tables. BENCH_SECONDS
- * (default 10) and BENCH_CONNECTIONS (default 32) set the load.
+ * (default 10) and BENCH_CONNECTIONS (default 32) set the load; BENCH_WORKLOADS (a comma list of
+ * workload names' first words, e.g. "greeter,counter") runs only those, for quick A/B runs.
  */
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -38,13 +40,15 @@ interface Workload {
   request: (prefix: string, i: number) => { path: string; body: string };
 }
 
-const WORKLOADS: Workload[] = [
+const ALL_WORKLOADS: Workload[] = [
   { name: "greeter (stateless)", request: (p) => ({ path: `/${p}greeter/greet`, body: '"bench"' }) },
   { name: `counter add, ${KEYS} keys`, request: (p, i) => ({ path: `/${p}counter/k${i % KEYS}/add`, body: "" }) },
   { name: "3 ctx.run steps", request: (p) => ({ path: `/${p}steps/run`, body: "3" }) },
   { name: "9 ctx.run steps", request: (p) => ({ path: `/${p}steps/run`, body: "9" }) },
   { name: "call chain A -> B", request: (p) => ({ path: `/${p}front/greet`, body: '"bench"' }) },
 ];
+const CHOSEN = process.env.BENCH_WORKLOADS?.split(",");
+const WORKLOADS = ALL_WORKLOADS.filter((w) => !CHOSEN || CHOSEN.some((first) => w.name.startsWith(first)));
 
 interface Measured {
   rps: number;
@@ -129,6 +133,7 @@ async function main(): Promise<void> {
   } finally {
     nodeEndpoint.kill("SIGTERM");
     await mesh.stop();
+    await rm(buildsDir, { recursive: true, force: true });
   }
 }
 
@@ -169,26 +174,6 @@ async function measure(
     cpu,
     requestsPerCall: (requestsAfter - requestsBefore) / calls,
   };
-}
-
-/** The fields of /proc/<pid>/stat after the command name (so field 4, the parent, is [1]). */
-async function statFields(pid: number): Promise<string[]> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-}
-
-async function parentOf(pid: number): Promise<number> {
-  return Number((await statFields(pid))[1]);
-}
-
-/** User plus system CPU seconds so far, from /proc (clock ticks are 1/100 s on Linux). */
-async function cpuSeconds(pids: Record<string, number>): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const [name, pid] of Object.entries(pids)) {
-    const fields = await statFields(pid);
-    out[name] = (Number(fields[11]) + Number(fields[12])) / 100;
-  }
-  return out;
 }
 
 function row(name: string, g: Measured, n: Measured): string {

@@ -15,6 +15,12 @@ export interface ChildSpec {
    * us), a new pipe (e.g. workerd's control messages), or nothing.
    */
   extraFds?: ExtraFds;
+  /**
+   * Where its stdout and stderr go: through us, line by line behind its name (the default), or
+   * straight to ours, for a child whose output grows with the traffic (workerd logs a line per
+   * invocation), so relaying it does not cost CPU on every call.
+   */
+  output?: "relay" | "direct";
 }
 
 const STOP_GRACE_MS = 10_000;
@@ -23,7 +29,8 @@ const MAX_BACKOFF_MS = 30_000;
 const HEALTHY_AFTER_MS = 60_000;
 
 /**
- * One supervised process: its output is printed line by line behind its name, and when it exits
+ * One supervised process: its output is printed line by line behind its name (or goes straight to
+ * our stdout and stderr, see ChildSpec.output), and when it exits
  * without being asked to it is started again, with a backoff that grows while it keeps crashing.
  */
 export class Supervised {
@@ -43,20 +50,22 @@ export class Supervised {
 
   start(): Child {
     this.stopping = false;
+    const relayed = this.spec.output !== "direct";
+    const output = relayed ? "pipe" : "inherit";
     const options = {
       env: this.spec.env ?? {},
       ipc: this.spec.ipc ?? false,
-      all: true,
+      all: relayed,
       buffer: false,
       reject: false,
-      stdio: ["ignore", "pipe", "pipe", ...(this.spec.extraFds ?? [])],
+      stdio: ["ignore", output, output, ...(this.spec.extraFds ?? [])],
       // A child dies with us even if we are killed without cleaning up.
       cleanup: true,
     } satisfies Options;
     const child = execa(this.spec.file, this.spec.args, options) as unknown as Child;
     this.child = child;
     const startedAt = Date.now();
-    this.pipeOutput(child);
+    if (relayed) this.relayOutput(child);
     this.onStart(child);
     void child.then((result) => {
       if (this.child !== child || this.stopping) return;
@@ -128,7 +137,7 @@ export class Supervised {
     }
   }
 
-  private pipeOutput(child: Child): void {
+  private relayOutput(child: Child): void {
     const prefix = `[${this.spec.name}]`;
     void (async () => {
       for await (const line of child.iterable({ from: "all" })) this.log(`${prefix} ${line}`);

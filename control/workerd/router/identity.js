@@ -59,16 +59,17 @@ class Problem extends Error {}
  * @param {Request} request
  * @param {Pick<Env, "RESTATE_IDENTITY_KEY">} env
  * @param {string} base
+ * @param {string} pathname the request's, if the caller has parsed its URL already
  * @returns {Promise<string | undefined>}
  */
-export async function identityProblem(request, env, base) {
+export async function identityProblem(request, env, base, pathname = new URL(request.url).pathname) {
   if (request.headers.get("x-restate-signature-scheme") !== "v1") return "no Restate request signature (scheme v1)";
   const token = request.headers.get("x-restate-jwt-v1") ?? "";
   if (token.split(".").length !== 3) return "the x-restate-jwt-v1 header is not a JWT";
   try {
     const { aud, nbf, exp } = await verifiedClaims(token, env);
     const now = Date.now() / 1000;
-    if (`${base}${aud}` !== new URL(request.url).pathname) return "the request JWT was signed for another path";
+    if (`${base}${aud}` !== pathname) return "the request JWT was signed for another path";
     if (!(nbf <= now && now <= exp)) return "the request JWT has expired or is not valid yet";
   } catch (error) {
     return error instanceof Problem ? error.message : "the request JWT cannot be read";

@@ -79,16 +79,16 @@ export default {
   async fetch(request, env) {
     const { pathname } = new URL(request.url);
     if (pathname.startsWith(CONTROL_PREFIX)) return control(request, env, pathname);
-    let live;
+    let live = routes;
     try {
-      live = await liveBuilds(env);
+      live ??= await liveBuilds(env);
     } catch (error) {
       return new Response(`${error}\n`, { status: 500 });
     }
     if (pathname === "/") return Response.json({ builds: live.size });
 
     const [, name, buildId] = pathname.split("/");
-    const problem = await identityProblem(request, env, `/${name}/${buildId}`);
+    const problem = await identityProblem(request, env, `/${name}/${buildId}`, pathname);
     if (problem) return refuse(problem);
     const id = `${name}/${buildId}`;
     const build = live.get(id);
@@ -151,9 +151,13 @@ async function control(request, env, pathname) {
  * @param {Request} request
  */
 async function serve(env, id, build, request) {
-  const loaded = code.get(id) ?? (await readBuild(env, id, build));
-  code.set(id, loaded);
-  return env.LOADER.get(id, async () => loaded)
+  let loaded = code.get(id);
+  if (!loaded) {
+    loaded = await readBuild(env, id, build);
+    code.set(id, loaded);
+  }
+  const compiled = /** @type {WorkerCode} */ (loaded);
+  return env.LOADER.get(id, async () => compiled)
     .getEntrypoint()
     .fetch(request);
 }
