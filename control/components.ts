@@ -91,7 +91,7 @@ export async function prepareDataDir(settings: Settings, log?: (line: string) =>
     const base = await readFile(RESTATE_CONFIG, "utf8");
     await writeFile(
       settings.restateClusterConfigPath,
-      restateClusterConfig(base, settings.cluster, settings.clusterPort),
+      restateClusterConfig(base, settings.cluster, settings.clusterPort, settings.snapshots),
     );
   }
 }

@@ -41,6 +41,7 @@ describe("a cluster node's settings", () => {
     [{ ...node, GRIDIRON_NODE_NAME: undefined }, "needs both GRIDIRON_NODE_NAME and GRIDIRON_CLUSTER_PEERS"],
     [{ ...node, GRIDIRON_ADMIN_TOKEN: undefined }, "needs GRIDIRON_ADMIN_TOKEN, the same on every node"],
     [{ ...node, GRIDIRON_CLUSTER_PEERS: "n1=10.0.0.1,n2=10.0.0.1" }, "gives address 10.0.0.1 to two nodes"],
+    [{ ...node, GRIDIRON_CLUSTER_SNAPSHOTS: "file:///shared/snapshots" }, "must be an s3:// URL"],
   ])("refuses a half-configured node at start (%#)", (env, message) => {
     expect(() => loadSettings(env)).toThrow(message);
   });

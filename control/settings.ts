@@ -77,6 +77,15 @@ const EnvSchema = z.object({
     "every node of the cluster as name=address, comma-separated, in the same order on every node (e.g. `n1=10.0.0.1,n2=10.0.0.2,n3=10.0.0.3`); the first one provisions the cluster",
     "unset",
   ),
+  GRIDIRON_CLUSTER_SNAPSHOTS: documented(
+    z
+      .string()
+      // restate-server 1.7 refuses file:// here, and crash-loops on it: refused at start instead.
+      .regex(/^s3:\/\/./, "GRIDIRON_CLUSTER_SNAPSHOTS must be an s3:// URL of a bucket every node reaches")
+      .optional(),
+    "where the cluster's nodes keep Restate's partition snapshots: an S3-compatible bucket every node reaches; without it Restate never trims its log, and a new node cannot join (see Cluster)",
+    "unset",
+  ),
   GRIDIRON_CLUSTER_PORT: documented(
     port.default(5122),
     "Restate's node-to-node port, on every node's cluster address (a private network only: it has no authentication)",
@@ -138,6 +147,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     nodeName,
     cluster,
     clusterPort: e.GRIDIRON_CLUSTER_PORT,
+    snapshots: e.GRIDIRON_CLUSTER_SNAPSHOTS,
     internalBind: local,
     ports: {
       ingress: e.GRIDIRON_INGRESS_PORT,

@@ -94,8 +94,9 @@ export async function up(cluster: LocalCluster, log: (line: string) => void): Pr
     for (const node of LOCAL_NODES) await startNode(cluster, node, log);
     await Promise.all(LOCAL_NODES.map((node) => waitReady(cluster, node, log)));
   } catch (error) {
-    log(`[cluster] ${error instanceof Error ? error.message : String(error)}; removing the cluster`);
-    await down(cluster);
+    // Stop everything, but keep the logs to read: `down` removes them.
+    log(`[cluster] ${error instanceof Error ? error.message : String(error)}; stopping every node`);
+    await removeNetwork(cluster.net, [...LOCAL_NODES]);
     throw error;
   }
   return nodes(cluster);

@@ -40,7 +40,12 @@ describe("restateClusterConfig", () => {
   it("puts the provisioning and replication keys before the base's tables, and lists every node", () => {
     const membership = parseMembership(three, "n1");
     if ("error" in membership) throw new Error(membership.error);
-    const text = restateClusterConfig('cluster-name = "gridiron"\n\n[worker.invoker]\nx = 1\n', membership, 5122);
+    const text = restateClusterConfig(
+      'cluster-name = "gridiron"\n\n[worker.invoker]\nx = 1\n',
+      membership,
+      5122,
+      undefined,
+    );
     const lines = text.split("\n");
     expect(lines.indexOf("auto-provision = true")).toBeLessThan(lines.indexOf("[worker.invoker]"));
     expect(lines.indexOf("default-replication = 2")).toBeLessThan(lines.indexOf("[worker.invoker]"));

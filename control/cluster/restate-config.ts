@@ -15,10 +15,16 @@ export function nodeAddress(address: string, port: number): string {
 
 /**
  * restate-server's config for one node of a cluster: Gridiron's own settings (`base`, the text of
- * config/restate.toml) with replicated metadata and log, and the first peer provisioning. TOML
- * keys before the first table are top-level, hence the order.
+ * config/restate.toml) with replicated metadata and log, the first peer provisioning, and the
+ * snapshot repository if there is one. TOML keys before the first table are top-level, hence the
+ * order.
  */
-export function restateClusterConfig(base: string, cluster: ClusterMembership, port: number): string {
+export function restateClusterConfig(
+  base: string,
+  cluster: ClusterMembership,
+  port: number,
+  snapshots: string | undefined,
+): string {
   const replication = Math.min(REPLICATION, cluster.peers.length);
   const addresses = cluster.peers.map((p) => JSON.stringify(nodeAddress(p.address, port)));
   return [
@@ -33,6 +39,7 @@ export function restateClusterConfig(base: string, cluster: ClusterMembership, p
     "[metadata-client]",
     'type = "replicated"',
     `addresses = [${addresses.join(", ")}]`,
+    ...(snapshots ? ["", "[worker.snapshots]", `destination = ${JSON.stringify(snapshots)}`] : []),
     "",
   ].join("\n");
 }
