@@ -193,6 +193,15 @@ export function deployerObject(settings: Settings, adminToken: string) {
     await storeBundle(settings.bundlesDir, dir, build);
   };
 
+  /**
+   * Proves a build on this node's disk. In a cluster, a retry can run on another node than the
+   * one whose "copy bundle" step copied the files there: that node fetches them from the store.
+   */
+  const proveHere = async (build: Build) => {
+    await store?.fetch(settings.bundlesDir, build, settings.maxBundleBytes);
+    return proveBuild(settings, build);
+  };
+
   /** Deletes a build's files here, and in a cluster from the store, whence every node's agent deletes its own. */
   const deleteFiles = async (build: Build) => {
     await store?.remove(build);
@@ -259,8 +268,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
           let served: Awaited<ReturnType<typeof serve>>;
           try {
             const services =
-              known?.services ??
-              (await step(ctx, "prove build", () => proveBuild(settings, build))).services.map((s) => s.name);
+              known?.services ?? (await step(ctx, "prove build", () => proveHere(build))).services.map((s) => s.name);
             served = await serve(ctx, build, services, {
               force: Boolean(known?.deploymentId),
               breaking: input.breaking ?? false,

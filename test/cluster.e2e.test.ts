@@ -26,6 +26,8 @@ import { buildWorker, eventually } from "./mesh.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const log = (line: string) => console.log(line);
+/** One replaced build's files kept, so a prune deletes files (and every node follows). */
+const NODE_ENV = { GRIDIRON_KEEP_BUILDS: "1" };
 
 /**
  * Three real nodes (restate-server, workerd, the deployer, each node's agent) in network
@@ -67,6 +69,19 @@ describe("a cluster of three nodes", () => {
     const response = await fetch(`${info(node).ops}/node`, { signal: AbortSignal.timeout(2_000) });
     return ((await response.json()) as { builds: string[] }).builds;
   };
+  /** A Justfile recipe against this file's cluster, as a user runs it against theirs. */
+  const just = (...args: string[]) =>
+    execa(join(ROOT, "node_modules/.bin/just"), args, {
+      cwd: ROOT,
+      env: {
+        GRIDIRON_LOCAL_CLUSTER_DIR: cluster.dir,
+        GRIDIRON_LOCAL_CLUSTER_PREFIX: cluster.net.prefix,
+        GRIDIRON_LOCAL_CLUSTER_SUBNET: cluster.net.subnet,
+        ...NODE_ENV,
+      },
+      all: true,
+      timeout: 240_000,
+    });
   const localBuilds = async (node: string, bundle: string) =>
     (await readdir(join(cluster.dir, node, "bundles", bundle)).catch(() => [] as string[])).sort();
 
@@ -76,8 +91,7 @@ describe("a cluster of three nodes", () => {
     cluster = {
       dir: join(dir, "cluster"),
       net: { prefix: "grt", subnet: "10.78.0" },
-      // One replaced build's files kept, so a prune deletes files (and every node follows).
-      nodeEnv: { GRIDIRON_KEEP_BUILDS: "1" },
+      nodeEnv: NODE_ENV,
     };
     const [, built] = await Promise.all([
       up(cluster, log),
@@ -122,6 +136,14 @@ describe("a cluster of three nodes", () => {
     }
     const status = await cli("n2", "status", "counter");
     expect(status.builds[0].nodes).toEqual(["n1", "n2", "n3"]);
+    const recipe = JSON.parse((await just("cluster-nodes")).stdout) as {
+      name: string;
+      ingress: string;
+      alive: boolean;
+    }[];
+    expect(recipe).toEqual(
+      LOCAL_NODES.map((name) => expect.objectContaining({ name, ingress: info(name).ingress, alive: true })),
+    );
     const listed = await cli("n3", "nodes");
     expect(listed.map((n: { name: string; alive: boolean }) => [n.name, n.alive])).toEqual([
       ["n1", true],
@@ -197,7 +219,8 @@ describe("a cluster of three nodes", () => {
   }, 400_000);
 
   it("(d) an activation while n2 is down succeeds, and n2 returns serving the new build", async () => {
-    await killNode(cluster, "n2");
+    await just("cluster-kill", "n2");
+    expect(await pidsIn(cluster.net, "n2")).toEqual([]);
     const result = await cli(
       "n1",
       "deploy",
@@ -210,8 +233,7 @@ describe("a cluster of three nodes", () => {
     expect(result.version).toBe("2.0.0");
     const before = (await call("n3", "counter/d/add")) as number;
     expect(before).toBe(10);
-    await startNode(cluster, "n2", log);
-    await waitReady(cluster, "n2", log);
+    await just("cluster-start", "n2");
     expect(await served("n2")).toContain(`counter@${result.buildId}`);
     expect(await call("n2", "counter/d/add")).toBe(20);
   }, 300_000);
