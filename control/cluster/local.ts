@@ -66,7 +66,7 @@ export function nodeInfo(cluster: LocalCluster, node: string, alive: boolean): N
   };
 }
 
-export function checkNodeName(node: string): void {
+function checkNodeName(node: string): void {
   if (!(LOCAL_NODES as readonly string[]).includes(node)) {
     throw new Error(`no node "${node}" in the local cluster: its nodes are ${LOCAL_NODES.join(", ")}`);
   }

@@ -16,7 +16,7 @@ export const namespaceOf = (net: Network, node: string) => `${net.prefix}-${node
 const bridgeOf = (net: Network) => `${net.prefix}-br`;
 /** The host's end of a node's veth. */
 const vethOf = (net: Network, node: string) => `${namespaceOf(net, node)}-h`;
-export const hostAddress = (net: Network) => `${net.subnet}.254`;
+const hostAddress = (net: Network) => `${net.subnet}.254`;
 export const nodeAddressOf = (net: Network, index: number) => `${net.subnet}.${index + 1}`;
 
 const ip = (...args: string[]) => execa("ip", args);

@@ -81,7 +81,7 @@ export function bundlesObject(adminToken: string) {
   });
 }
 
-export type BundlesObject = ReturnType<typeof bundlesObject>;
+type BundlesObject = ReturnType<typeof bundlesObject>;
 
 const timed = <I, O>() => clients.rpc.opts<I, O>({ timeout: CALL_TIMEOUT_MS });
 
