@@ -155,13 +155,25 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
     ]);
   }, 300_000);
 
-  it("refuses the bundle store to anyone without the admin token, and stores nothing", async () => {
-    const response = await fetch(`${info("n1").ingress}/bundles/greeter@9.9.9-evil/put`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ file: "index.js", index: 0, data: Buffer.from("evil").toString("base64") }),
-    });
-    expect(response.status).toBe(401);
+  it("refuses the bundle store and the routes to anyone without the admin token, and nothing changes", async () => {
+    const anonymous = (path: string, body: unknown = {}) =>
+      fetch(`${info("n1").ingress}/${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      }).then((r) => r.status);
+    const evilChunk = { file: "index.js", index: 0, data: Buffer.from("evil").toString("base64") };
+    expect(await anonymous("bundles/greeter@9.9.9-evil/put", evilChunk)).toBe(401);
+    const [greeterKey] = (await served("n1")).filter((k) => k.startsWith("greeter@"));
+    expect(await anonymous(`bundles/${greeterKey}/remove`)).toBe(401);
+    expect(await anonymous(`bundles/${greeterKey}/chunk`, { file: "index.js", index: 0 })).toBe(401);
+    expect(await anonymous("routes/local/served")).toBe(401);
+    expect(await anonymous("routes/local/remove", { name: "greeter", buildId: greeterKey?.split("@")[1] })).toBe(401);
+    // Still stored and served everywhere.
+    for (const node of LOCAL_NODES) {
+      expect(await served(node)).toContain(greeterKey);
+      expect(await call(node, "greeter/greet")).toContain("Hello");
+    }
     const admin = new AdminClient({ url: info("n2").admin, token });
     expect(
       await admin.query("SELECT key FROM state WHERE service_name = 'bundles' AND service_key LIKE '%evil%'"),

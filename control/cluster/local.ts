@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { openSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { loadSettings } from "../settings.ts";
 import { answers, waitFor } from "../wait.ts";
 import {
   createBridge,
@@ -56,14 +57,21 @@ const addressOf = (cluster: LocalCluster, node: string) =>
 
 export function nodeInfo(cluster: LocalCluster, node: string, alive: boolean): NodeInfo {
   const address = addressOf(cluster, node);
+  // Every node has the ports its settings give, from the environment it is started with.
+  const { ports } = loadSettings({ ...portSettings(process.env), ...portSettings(cluster.nodeEnv ?? {}) });
   return {
     name: node,
     address,
-    ingress: `http://${address}:8080`,
-    admin: `http://${address}:9070`,
-    ops: `http://${address}:9082`,
+    ingress: `http://${address}:${ports.ingress}`,
+    admin: `http://${address}:${ports.admin}`,
+    ops: `http://${address}:${ports.ops}`,
     alive,
   };
+}
+
+/** The port settings among `env`: the only ones the host needs to reach a node. */
+function portSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([key]) => /^GRIDIRON_[A-Z]+_PORT$/.test(key)));
 }
 
 function checkNodeName(node: string): void {
