@@ -7,7 +7,7 @@ import { inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
 import { askNodes, servingNodes, waitUntilServed } from "./cluster/nodes.ts";
 import { StoreClient } from "./cluster/store.ts";
 import { crashableStep, crashPoint } from "./crash-switch.ts";
-import { asTerminalError, UserError } from "./errors.ts";
+import { asTerminalError, BundleError, UserError } from "./errors.ts";
 import {
   afterDrainCheck,
   type BuildRecord,
@@ -27,6 +27,7 @@ import {
   rollbackTarget,
   statusView,
 } from "./lifecycle.ts";
+import { type RecordedManifest, registrationDifference, servicesOf } from "./manifest.ts";
 import type { ProtocolMode } from "./protocol-mode.ts";
 import { type RegisterOptions, register, waitForDiscovery } from "./registration.ts";
 import { withSourceDir } from "./remote-source.ts";
@@ -107,12 +108,15 @@ export function deployerObject(settings: Settings, adminToken: string) {
     crashableStep(ctx, settings.dataDir, name, action);
 
   /**
-   * Routes the build, waits for it to answer and registers it; it becomes the latest deployment.
-   * `force` re-registers a uri Restate already knew; `breaking` accepts schema changes.
+   * Routes the build with the manifest its proof recorded, waits for it to answer and registers
+   * it; it becomes the latest deployment. `force` re-registers a uri Restate already knew;
+   * `breaking` accepts schema changes. Restate must register exactly the proved services, or the
+   * registration is undone.
    */
-  const serve = async (ctx: Ctx, build: Build, services: string[], options: ServeOptions) => {
+  const serve = async (ctx: Ctx, build: Build, manifest: RecordedManifest, options: ServeOptions) => {
+    const services = servicesOf(manifest);
     const { takenOver } = await routes(ctx).add(
-      { build: { ...build, services }, takeOver: options.takeOver },
+      { build: { ...build, services, manifest }, takeOver: options.takeOver },
       internal(),
     );
     await crashPoint(settings.dataDir, "route build");
@@ -127,6 +131,14 @@ export function deployerObject(settings: Settings, adminToken: string) {
       );
     }
     const registered = await step(ctx, "register with Restate", () => register(admin, uri, options));
+    const difference = registrationDifference(
+      services,
+      registered.services.map((s) => s.name),
+    );
+    if (difference) {
+      await step(ctx, "undo a registration unlike the proof", () => admin.deleteDeployment(registered.id));
+      throw new BundleError(`the build showed Restate other services than its proof: ${difference}; it was undone`);
+    }
     return {
       uri,
       deploymentId: registered.id,
@@ -202,6 +214,10 @@ export function deployerObject(settings: Settings, adminToken: string) {
     return proveBuild(settings, build);
   };
 
+  /** The manifest a build's proof recorded: kept in its record, or proved now for older records. */
+  const manifestOf = async (ctx: Ctx, build: Build, record: BuildRecord | undefined) =>
+    record?.manifest ?? (await step(ctx, "prove build", () => proveHere(build))).recorded;
+
   /** Deletes a build's files here, and in a cluster from the store, whence every node's agent deletes its own. */
   const deleteFiles = async (build: Build) => {
     await store?.remove(build);
@@ -266,10 +282,10 @@ export function deployerObject(settings: Settings, adminToken: string) {
             return resultOf(known);
           }
           let served: Awaited<ReturnType<typeof serve>>;
+          let manifest: RecordedManifest;
           try {
-            const services =
-              known?.services ?? (await step(ctx, "prove build", () => proveHere(build))).services.map((s) => s.name);
-            served = await serve(ctx, build, services, {
+            manifest = await manifestOf(ctx, build, known);
+            served = await serve(ctx, build, manifest, {
               force: Boolean(known?.deploymentId),
               breaking: input.breaking ?? false,
               takeOver: input.takeOver ?? [],
@@ -283,6 +299,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
           const record: BuildRecord = {
             ...build,
             ...served,
+            manifest,
             origin: originOf(input),
             times: known?.times ?? {},
             state: "active",
@@ -357,7 +374,8 @@ export function deployerObject(settings: Settings, adminToken: string) {
         // Going back is an explicit choice, so the old build's schema is accepted as it was; its
         // services must still be its bundle's.
         const options = { force: true, breaking: true, takeOver: [] };
-        const record: BuildRecord = { ...build, ...(await serve(ctx, build, target.services, options)) };
+        const manifest = await manifestOf(ctx, build, target);
+        const record: BuildRecord = { ...build, manifest, ...(await serve(ctx, build, manifest, options)) };
         makeActive(ctx, records, record, { at: await now(ctx), event: "rolled back to" });
         return resultOf(record);
       }),

@@ -1,4 +1,5 @@
 import type { Build } from "./bundle.ts";
+import type { RecordedManifest } from "./manifest.ts";
 import type { Owners, TakenOver } from "./ownership.ts";
 import type { ProtocolMode } from "./protocol-mode.ts";
 
@@ -21,6 +22,8 @@ export interface BuildRecord extends Build {
   services: string[];
   /** As the build's manifest declared it; absent if it failed before discovery. */
   protocolMode?: ProtocolMode;
+  /** The manifest its proof read: what Restate is shown (manifest.ts); absent in older records. */
+  manifest?: RecordedManifest;
   state: BuildState;
   /** When the build last entered each state (ISO times). */
   times: Partial<Record<BuildState, string>>;

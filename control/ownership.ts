@@ -1,4 +1,5 @@
 import type { Build } from "./bundle.ts";
+import type { RecordedManifest } from "./manifest.ts";
 
 /**
  * Which bundle owns which Restate service name, as pure rules over the `routes` object's state.
@@ -15,6 +16,8 @@ const RESERVED_PREFIX = "gridiron";
 /** A build that workerd serves, with the services its manifest declares. */
 export interface RoutedBuild extends Build {
   services: string[];
+  /** The manifest its proof read, which the live router shows Restate (absent in older routes). */
+  manifest?: RecordedManifest;
 }
 
 /** Service name -> the bundle that owns it. */

@@ -1,8 +1,7 @@
 import { request } from "undici";
-import { z } from "zod";
 import type { AdminClient } from "./admin-client.ts";
 import { BundleError } from "./errors.ts";
-import { ProtocolMode } from "./protocol-mode.ts";
+import { type ProvedManifest, readManifest } from "./manifest.ts";
 import { waitFor } from "./wait.ts";
 
 /** Making a routed build known to Restate: wait until it answers discovery, then register it. */
@@ -10,13 +9,6 @@ import { waitFor } from "./wait.ts";
 const DISCOVERY_TIMEOUT_MS = 15_000;
 const MANIFEST_TYPES =
   "application/vnd.restate.endpointmanifest.v4+json, application/vnd.restate.endpointmanifest.v3+json";
-
-/** What a build's endpoint manifest declares: its services, and how Restate will talk to it. */
-const Manifest = z.object({
-  protocolMode: ProtocolMode,
-  services: z.array(z.object({ name: z.string() })),
-});
-export type Manifest = z.infer<typeof Manifest>;
 
 /**
  * Waits until the build answers Restate discovery with an endpoint manifest, and returns it.
@@ -26,8 +18,8 @@ export async function waitForDiscovery(
   uri: string,
   headers: Record<string, string>,
   timeoutMs = DISCOVERY_TIMEOUT_MS,
-): Promise<Manifest> {
-  let manifest: Manifest | undefined;
+): Promise<ProvedManifest> {
+  let manifest: ProvedManifest | undefined;
   let last = "no answer";
   const discovered = async () => {
     const answer = await discover(uri, headers).catch((error: unknown) => {
@@ -50,11 +42,11 @@ export async function waitForDiscovery(
       502,
     );
   }
-  return manifest as Manifest;
+  return manifest as ProvedManifest;
 }
 
 /** One discovery request: the manifest, or why there is none yet. */
-async function discover(uri: string, headers: Record<string, string>): Promise<Manifest | string> {
+async function discover(uri: string, headers: Record<string, string>): Promise<ProvedManifest | string> {
   const response = await request(`${uri}/discover`, {
     headers: { ...headers, accept: MANIFEST_TYPES },
     headersTimeout: 5_000,
@@ -62,7 +54,7 @@ async function discover(uri: string, headers: Record<string, string>): Promise<M
   const body = await response.body.text();
   const type = String(response.headers["content-type"] ?? "");
   if (response.statusCode !== 200) return `HTTP ${response.statusCode}: ${body.slice(0, 500)}`;
-  if (type.includes("endpointmanifest")) return Manifest.parse(JSON.parse(body));
+  if (type.includes("endpointmanifest")) return readManifest(body, type);
   // Something answers, but not the Restate SDK: waiting will not change that.
   throw new BundleError(
     `the build is not a Restate endpoint: ${uri}/discover answered ${type || "no content type"} instead of an endpoint manifest; serve it with createEndpointHandler from @restatedev/restate-sdk-cloudflare-workers/fetch`,

@@ -74,7 +74,14 @@ export function routesObject(settings: Settings, adminToken: string) {
         const { builds, owners } = await stateOf(ctx);
         const claimed = claim(owners, builds, build, takeOver);
         if ("error" in claimed) throw new UserError(claimed.error, 409);
-        if (!builds.some((b) => serviceName(b) === serviceName(build))) await apply(ctx, [...builds, build]);
+        const routed = builds.find((b) => serviceName(b) === serviceName(build));
+        if (!routed) await apply(ctx, [...builds, build]);
+        // A build routed before manifests were recorded gets its proof's manifest now.
+        else if (!routed.manifest)
+          await apply(
+            ctx,
+            builds.map((b) => (b === routed ? build : b)),
+          );
         ctx.set("owners", claimed.owners);
         return { takenOver: claimed.takenOver };
       },

@@ -36,6 +36,8 @@ describe("trust boundaries", () => {
       counterClone: tenant("counter", true),
       shared: tenant("shared"),
       intruder: tenant("intruder"),
+      chameleonDeployer: ["test/fixtures/chameleon", { IMPOSTOR: '"deployer"' }],
+      chameleonCounter: ["test/fixtures/chameleon", { SERVICE: '"chameleon2"', IMPOSTOR: '"counter"' }],
     },
     // A low memory limit, so the proof's memory cap is reached quickly.
     { GRIDIRON_WORKERD_MAX_MB: "512" },
@@ -132,6 +134,46 @@ describe("trust boundaries", () => {
     expect(await readdir(fx.mesh.settings.bundlesDir)).not.toContain(winner.name === "left" ? "right" : "left");
     await expectAgreement();
   });
+
+  test.each([
+    ["the control plane's deployer", "chameleonDeployer", "chameleon", "deployer"],
+    ["another bundle's virtual object", "chameleonCounter", "chameleon2", "counter"],
+  ])(
+    "a build that shows restate-server a second face cannot take over %s: Restate registers what was proved",
+    async (_, source, service, impostor) => {
+      const bundle = `${service}-bundle`;
+      const before = await snapshot();
+      const impostorDeployment = async () =>
+        (await fx.admin.query(`SELECT deployment_id FROM sys_service WHERE name = '${impostor}'`))[0]?.deployment_id;
+      const owner = await impostorDeployment();
+
+      const activated = await activate(bundle, fx.sources[source]);
+      expect(activated.services).toEqual([service]);
+      const registered = await fx.admin.query(
+        `SELECT name FROM sys_service WHERE deployment_id = '${activated.deploymentId}' ORDER BY name`,
+      );
+      expect(registered.map((row) => row.name)).toEqual([service]);
+      expect(await impostorDeployment()).toBe(owner);
+      // restate-server's discovery never reached the build: it was answered from the proof's record.
+      expect(fx.mesh.output.join("\n")).not.toMatch(/chameleon: \S+\/discover from restate-server: true/);
+      // A signed call for the undeclared service does not reach the build either.
+      const path = `/invoke/${impostor}/status`;
+      const invoke = await fetch(`${fx.mesh.settings.workerdUrl}/${bundle}/${activated.buildId}${path}`, {
+        method: "POST",
+        headers: await identityHeaders(fx.mesh.settings, path),
+      });
+      expect(invoke.status).toBe(404);
+
+      // The control plane and the counter are still what they were: an admin call goes to the real
+      // deployer (whose status holds no token), and the counter's state is untouched.
+      await activate("greeter", fx.sources.greeter);
+      const anonymous = new Ingress(fx.ingress.url);
+      expect(JSON.stringify(await anonymous.call("deployer/greeter/status"))).not.toContain(token());
+      expect(await fx.ingress.call("counter/kept/get")).toBe(before.count);
+      expect((await status("greeter")).builds[0]?.state).toBe("active");
+      await expectAgreement();
+    },
+  );
 
   test("tenant code calling the control plane's internal handlers through Restate is refused", async () => {
     await activate("intruder", fx.sources.intruder);

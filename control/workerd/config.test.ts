@@ -12,7 +12,11 @@ const router = {
 test("service names are name/buildId", () => expect(serviceName({ name: "a", buildId: "1-b" })).toBe("a/1-b"));
 
 describe("loaderConfig", () => {
-  const config = loaderConfig({ bundles: "/data/bundles", routes: "/data/proof-1" }, "127.0.0.1:9080", router);
+  const config = loaderConfig(
+    "/data/bundles",
+    { routesDir: "/data/proof-1", address: "127.0.0.1:9080", discovery: "build" },
+    router,
+  );
 
   test("gives the router the Worker Loader, the bundles dir and the routes dir, read-only, and nothing per build", () => {
     expect(config.services).toEqual([
@@ -26,6 +30,7 @@ describe("loaderConfig", () => {
           ],
           bindings: [
             { name: "RESTATE_IDENTITY_KEY", text: "KEY" },
+            { name: "DISCOVERY", text: "build" },
             { name: "LOADER", workerLoader: { id: "builds" } },
             { name: "BUNDLES", service: { name: "bundles" } },
             { name: "ROUTES", service: { name: "routes" } },

@@ -21,6 +21,19 @@ export interface Router {
   identityKey: string;
 }
 
+/**
+ * Who answers a build's discovery: the build itself (only in a proof, which reads its manifest),
+ * or the router, from the manifest the proof recorded (every live workerd: see manifest.ts).
+ */
+export type Discovery = "build" | "recorded";
+
+/** Where a workerd listens, where its routes file is, and who answers discovery. */
+export interface Placement {
+  routesDir: string;
+  address: string;
+  discovery: Discovery;
+}
+
 export function serviceName(build: Pick<Build, "name" | "buildId">): string {
   return `${build.name}/${build.buildId}`;
 }
@@ -31,7 +44,7 @@ export function serviceName(build: Pick<Build, "name" | "buildId">): string {
  * files, never this config. The live workerd's routes file is in the bundles dir; a proof's is in
  * a dir of its own and lists only the build being proved.
  */
-export function loaderConfig(dirs: { bundles: string; routes: string }, address: string, router: Router): Config {
+export function loaderConfig(bundlesDir: string, placement: Placement, router: Router): Config {
   return {
     services: [
       {
@@ -41,17 +54,18 @@ export function loaderConfig(dirs: { bundles: string; routes: string }, address:
           modules: router.modules,
           bindings: [
             { name: "RESTATE_IDENTITY_KEY", text: router.identityKey },
+            { name: "DISCOVERY", text: placement.discovery },
             { name: "LOADER", workerLoader: { id: "builds" } },
             { name: "BUNDLES", service: { name: BUNDLES } },
             { name: "ROUTES", service: { name: ROUTES } },
           ],
         },
       },
-      { name: BUNDLES, disk: { path: dirs.bundles, writable: false } },
-      { name: ROUTES, disk: { path: dirs.routes, writable: false } },
+      { name: BUNDLES, disk: { path: bundlesDir, writable: false } },
+      { name: ROUTES, disk: { path: placement.routesDir, writable: false } },
     ],
     sockets: [
-      { name: "http", address, http: {}, service: { name: ROUTER } },
+      { name: "http", address: placement.address, http: {}, service: { name: ROUTER } },
       // A port of this workerd's own (it reports which on its control fd), so a supervisor can
       // tell a new workerd sharing the http socket with an old one from the old one.
       { name: "probe", address: "127.0.0.1:0", http: {}, service: { name: ROUTER } },
@@ -78,24 +92,14 @@ async function writeAtomically(path: string, content: string | Uint8Array): Prom
   await rename(`${path}.next`, path);
 }
 
-/** Writes a config for the router at `address`, whose routes file is in `routesDir`. */
-export async function writeWorkerdConfig(
-  settings: Settings,
-  path: string,
-  routesDir: string,
-  address: string,
-): Promise<void> {
-  const config = loaderConfig({ bundles: settings.bundlesDir, routes: routesDir }, address, await readRouter(settings));
+/** Writes a config for a router placed as `placement` says. */
+export async function writeWorkerdConfig(settings: Settings, path: string, placement: Placement): Promise<void> {
+  const config = loaderConfig(settings.bundlesDir, placement, await readRouter(settings));
   await writeAtomically(path, serializeConfig(config));
 }
 
 export function writeRoutes(dir: string, builds: Build[]): Promise<void> {
   return writeAtomically(join(dir, ROUTES_FILE), `${JSON.stringify({ builds }, null, 2)}\n`);
-}
-
-export async function readRoutes(dir: string): Promise<Build[]> {
-  const text = await readFile(join(dir, ROUTES_FILE), "utf8").catch(() => undefined);
-  return text ? (JSON.parse(text) as { builds: Build[] }).builds : [];
 }
 
 /**
@@ -104,5 +108,9 @@ export async function readRoutes(dir: string): Promise<Build[]> {
  */
 export function writeLiveConfig(settings: Settings): Promise<void> {
   const address = `${settings.internalBind}:${settings.ports.workerd}`;
-  return writeWorkerdConfig(settings, settings.workerdConfigPath, settings.bundlesDir, address);
+  return writeWorkerdConfig(settings, settings.workerdConfigPath, {
+    routesDir: settings.bundlesDir,
+    address,
+    discovery: "recorded",
+  });
 }

@@ -6,8 +6,9 @@ import { execa } from "execa";
 import { binaries } from "../binaries.ts";
 import type { Build } from "../bundle.ts";
 import { BundleError } from "../errors.ts";
+import type { ProvedManifest } from "../manifest.ts";
 import { rssMb } from "../memory.ts";
-import { type Manifest, waitForDiscovery } from "../registration.ts";
+import { waitForDiscovery } from "../registration.ts";
 import { identityHeaders } from "../request-identity.ts";
 import type { Settings } from "../settings.ts";
 import { serviceName, writeRoutes, writeWorkerdConfig } from "./config.ts";
@@ -34,19 +35,19 @@ export function loadTimeoutMs(settings: Settings): number {
  * does not finish within loadTimeoutMs or grows workerd past GRIDIRON_WORKERD_MAX_MB, or a build
  * that is not a Restate endpoint. Nothing of it is left behind.
  */
-export async function proveBuild(settings: Settings, build: Build): Promise<Manifest> {
+export async function proveBuild(settings: Settings, build: Build): Promise<ProvedManifest> {
   const dir = await mkdtemp(join(settings.dataDir, "proof-"));
   try {
     await writeRoutes(dir, [build]);
     const config = join(dir, "config.bin");
-    await writeWorkerdConfig(settings, config, dir, "127.0.0.1:0");
+    await writeWorkerdConfig(settings, config, { routesDir: dir, address: "127.0.0.1:0", discovery: "build" });
     return await proveWith(settings, config, build);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-async function proveWith(settings: Settings, config: string, build: Build): Promise<Manifest> {
+async function proveWith(settings: Settings, config: string, build: Build): Promise<ProvedManifest> {
   const options = { sharedSocket: false, control: true };
   const workerd = execa(binaries.workerd(), workerdArgs(config, options), {
     stdio: ["ignore", "pipe", "pipe", ...workerdFds(options)],

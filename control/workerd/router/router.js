@@ -14,7 +14,7 @@
 import { identityProblem, refuse } from "./identity.js";
 import { CONTROL_PREFIX, DRAIN_PATH, LOAD_FAILED, ROUTES_FILE, ROUTES_PATH, WARM_PATH } from "./protocol.js";
 
-/** @import { Build, Env, WorkerCode, WorkerModule } from "./types.ts" */
+/** @import { Build, Env, RoutedBuild, WorkerCode, WorkerModule } from "./types.ts" */
 /** @import { ModuleType } from "../../bundle.ts" */
 
 const HOLD_MS = 100;
@@ -25,7 +25,7 @@ let draining = false;
 // use I/O (a response body, a pending fetch) that another started, and a request that finds
 // something missing reads it itself.
 
-/** @type {Map<string, Build> | undefined} id "name/buildId" -> build record, as the routes file lists them. */
+/** @type {Map<string, RoutedBuild> | undefined} id "name/buildId" -> build record, as the routes file lists them. */
 let routes;
 /** @type {Map<string, WorkerCode>} id -> the code the Worker Loader compiles, once read from the bundles dir. */
 const code = new Map();
@@ -35,7 +35,7 @@ async function readRoutes(env) {
   const response = await env.ROUTES.fetch(`http://routes/${ROUTES_FILE}`);
   if (response.status === 404) return new Map();
   if (!response.ok) throw new Error(`cannot read ${ROUTES_FILE}: ${response.status}`);
-  const { builds } = /** @type {{ builds: Build[] }} */ (await response.json());
+  const { builds } = /** @type {{ builds: RoutedBuild[] }} */ (await response.json());
   return new Map(builds.map((build) => [`${build.name}/${build.buildId}`, build]));
 }
 
@@ -93,10 +93,39 @@ export default {
     const id = `${name}/${buildId}`;
     const build = live.get(id);
     if (!build) return new Response(`no build "${id}" is live on this workerd\n`, { status: 404 });
+    const answered = env.DISCOVERY === "recorded" ? answeredByRouter(build, pathname) : undefined;
+    if (answered) return answered;
     if (draining) await new Promise((resolve) => setTimeout(resolve, HOLD_MS));
     return serve(env, id, build, request);
   },
 };
+
+/**
+ * What a live router answers itself rather than let the build answer: discovery, from the manifest
+ * the proof recorded (manifest.ts), so restate-server never sees a second face of the build; and a
+ * call to a service the build did not declare. Paths are read by the same suffix rules as the
+ * Restate SDK's, which is what would answer otherwise.
+ * @param {RoutedBuild} build
+ * @param {string} pathname
+ * @returns {Response | undefined}
+ */
+function answeredByRouter(build, pathname) {
+  const fragments = pathname.split("/");
+  if (fragments.length >= 3 && fragments.at(-3) === "invoke") {
+    const service = fragments.at(-2) ?? "";
+    if (build.services.includes(service)) return undefined;
+    return new Response(`build ${build.name}/${build.buildId} does not declare service "${service}"\n`, {
+      status: 404,
+    });
+  }
+  if (fragments.at(-1) !== "discover") return undefined;
+  if (!build.manifest) {
+    return new Response(`no manifest was recorded for ${build.name}/${build.buildId}; activate it again\n`, {
+      status: 409,
+    });
+  }
+  return new Response(build.manifest.body, { headers: { "content-type": build.manifest.contentType } });
+}
 
 /** @param {Env} env */
 async function liveBuilds(env) {

@@ -1,4 +1,5 @@
 import type { Build } from "../../bundle.ts";
+import type { RoutedBuild } from "../../ownership.ts";
 
 /**
  * Types for the router code that runs inside workerd (router.js, identity.js, checked by tsc with
@@ -28,6 +29,8 @@ export interface WorkerCode {
 export interface Env {
   /** Restate's request identity public key, raw bytes in base64url. */
   RESTATE_IDENTITY_KEY: string;
+  /** Who answers discovery (config.ts's Discovery). */
+  DISCOVERY: "build" | "recorded";
   LOADER: { get(id: string, load: () => Promise<WorkerCode>): { getEntrypoint(): Fetcher } };
   /** The bundles dir, read-only: `{name}/{buildId}/{module}`. */
   BUNDLES: Fetcher;
@@ -35,4 +38,4 @@ export interface Env {
   ROUTES: Fetcher;
 }
 
-export type { Build };
+export type { Build, RoutedBuild };
