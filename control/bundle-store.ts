@@ -3,9 +3,9 @@ import { cp, mkdir, opendir, readFile, rename, rm, rmdir, stat } from "node:fs/p
 import { join, relative } from "node:path";
 import {
   type Build,
+  type BuildSettings,
   BundleMetadata,
   buildIdFor,
-  type Compatibility,
   chooseMainModule,
   DEFAULT_COMPATIBILITY_DATE,
   DEFAULT_COMPATIBILITY_FLAGS,
@@ -23,7 +23,7 @@ export async function inspectBundle(
   sourceDir: string,
   name: string,
   version: string,
-  requested: Compatibility,
+  requested: BuildSettings,
   maxBytes: number,
 ): Promise<Build> {
   const info = await stat(sourceDir).catch(() => undefined);
@@ -52,7 +52,9 @@ export async function inspectBundle(
   }
 
   const hash = createHash("sha256");
-  hash.update(JSON.stringify({ main, compatibilityDate, compatibilityFlags }));
+  // Vars are part of what a build is; a build without them hashes as before they existed.
+  const vars = requested.vars && Object.keys(requested.vars).length ? requested.vars : undefined;
+  hash.update(JSON.stringify({ main, compatibilityDate, compatibilityFlags, ...(vars ? { vars } : {}) }));
   for (const module of modules) {
     hash.update(`\0${module.name}\0${module.type}\0`);
     hash.update(await readFile(join(sourceDir, module.name)));
@@ -65,6 +67,7 @@ export async function inspectBundle(
     modules,
     compatibilityDate,
     compatibilityFlags,
+    ...(vars ? { vars } : {}),
   };
 }
 

@@ -24,11 +24,15 @@ export interface Build {
   modules: BundleModule[];
   compatibilityDate: string;
   compatibilityFlags: string[];
+  /** The build's vars, its `env` in every handler; absent when it has none. */
+  vars?: Vars;
 }
 
-export interface Compatibility {
+/** What a build runs with besides its modules, as activate names it (else gridiron.json says). */
+export interface BuildSettings {
   compatibilityDate?: string | undefined;
   compatibilityFlags?: string[] | undefined;
+  vars?: Vars | undefined;
 }
 
 /**
@@ -106,6 +110,31 @@ export const CompatibilityDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "a comp
 export const CompatibilityFlags = z.array(
   z.string().regex(/^[a-z0-9_]+$/, "a compatibility flag looks like nodejs_compat"),
 );
+
+/** workerd's Worker Loader takes a build's env up to 1 MiB, serialized. */
+export const MAX_VARS_BYTES = 1024 * 1024;
+
+/**
+ * A build's vars, as wrangler's `[vars]`: names a handler reads as `env.NAME`, values strings or
+ * any JSON. Checked here, so a build workerd would refuse to load is a 400 before anything is copied.
+ */
+const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+export const Vars = z.record(z.string(), z.json()).superRefine((vars, ctx) => {
+  for (const name of Object.keys(vars).filter((n) => !VAR_NAME.test(n))) {
+    const shown = JSON.stringify(name.slice(0, 40));
+    ctx.addIssue({
+      code: "custom",
+      message: `${shown} is not a var name: a letter or _ then up to 127 letters, digits or _`,
+    });
+  }
+  if (Buffer.byteLength(JSON.stringify(vars)) > MAX_VARS_BYTES) {
+    ctx.addIssue({
+      code: "custom",
+      message: `vars hold over ${MAX_VARS_BYTES / 1024 / 1024} MiB as JSON, over workerd's limit for a build's env`,
+    });
+  }
+});
+export type Vars = z.infer<typeof Vars>;
 
 /** The optional `gridiron.json` beside a bundle's modules. */
 export const BundleMetadata = z.strictObject({

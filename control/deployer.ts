@@ -2,7 +2,7 @@ import * as restate from "@restatedev/restate-sdk";
 import { z } from "zod";
 import { AdminClient } from "./admin-client.ts";
 import { adminHeaders, requireAdmin } from "./admin-token.ts";
-import { type Build, BundleName, CompatibilityDate, CompatibilityFlags, Version } from "./bundle.ts";
+import { type Build, BundleName, CompatibilityDate, CompatibilityFlags, Vars, Version } from "./bundle.ts";
 import { inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
 import { askNodes, servingNodes, waitUntilServed } from "./cluster/nodes.ts";
 import { StoreClient } from "./cluster/store.ts";
@@ -51,6 +51,8 @@ export const ActivateRequest = z
     version: Version,
     compatibilityDate: CompatibilityDate.optional(),
     compatibilityFlags: CompatibilityFlags.optional(),
+    /** The build's vars, as wrangler's `[vars]`: each handler's `env`. */
+    vars: Vars.optional(),
     /** Lets Restate accept a schema change it would refuse, like a removed handler. */
     breaking: z.boolean().optional(),
     /** Services another bundle owns that this bundle takes over (see ownership.ts). */

@@ -1,4 +1,4 @@
-import type { Build } from "./bundle.ts";
+import type { Build, Vars } from "./bundle.ts";
 import type { RecordedManifest } from "./manifest.ts";
 import type { Owners, TakenOver } from "./ownership.ts";
 import type { ProtocolMode } from "./protocol-mode.ts";
@@ -307,6 +307,8 @@ export interface BuildView {
   lastDrainCheck?: string;
   /** In a cluster: the nodes whose workerd serves the build now. */
   nodes?: string[];
+  /** The vars it runs with (never secrets: those are not part of a build record). */
+  vars?: Vars;
 }
 
 export interface StatusView {
@@ -361,5 +363,6 @@ function buildView(record: BuildRecord, counts: InvocationCounts | undefined, dr
     ...(record.origin?.message ? { message: record.origin.message } : {}),
     ...(record.history?.length ? { history: record.history } : {}),
     ...(record.lastDrainCheck ? { lastDrainCheck: record.lastDrainCheck } : {}),
+    ...(record.vars ? { vars: record.vars } : {}),
   };
 }

@@ -10,7 +10,7 @@ import { loadSettings } from "../settings.ts";
 import { buildRows, formatTable, nodeRows } from "../status.ts";
 import { admin, type Connection, deployer, ingress, requireToken, resolveConnection } from "./connection.ts";
 import { Progress } from "./progress.ts";
-import { prepareSource } from "./project.ts";
+import { prepareSource, type Source } from "./project.ts";
 import { watch } from "./watch.ts";
 
 interface Globals {
@@ -49,15 +49,16 @@ export function commands(program: Command): void {
     .option("--message <text>", "what this build changes; shown by status and builds")
     .option("--breaking", "let Restate accept a schema change it would refuse, like a removed handler")
     .option("--take-over <services...>", "services of other bundles this bundle takes over")
+    .option("--env <name>", "use the wrangler config's [env.NAME] (its vars, name and settings), as wrangler does")
     .action(async (path: string, options: DeployOptions) => {
       const connection = await connect();
       requireToken(connection);
       const progress = new Progress(Boolean(globals().json));
-      const source = await prepareSource(path, (line) => progress.note(line));
+      const source = await prepareSource(path, options.env, (line) => progress.note(line));
       try {
         const name = options.name ?? source.name;
         if (!name) throw new Error(`${path} is a built outdir: pass --name`);
-        const request = activateRequest(source.outdir, options, source.version);
+        const request = activateRequest(source, options);
         progress.note(`activating ${name} ${request.version}`);
         const send = await sendClient(connection, name).activate(request, attachable());
         const result = await watch(connection, send, progress);
@@ -175,6 +176,7 @@ interface DeployOptions {
   message?: string;
   breaking?: boolean;
   takeOver?: string[];
+  env?: string;
 }
 
 function sendClient(connection: Connection, name: string) {
@@ -184,10 +186,11 @@ function sendClient(connection: Connection, name: string) {
 /** A send whose result Restate keeps, so `watch` can attach to it. */
 const attachable = <I>() => clients.rpc.sendOpts<I>({ idempotencyKey: randomUUID() });
 
-function activateRequest(outdir: string, options: DeployOptions, projectVersion: string | undefined): ActivateRequest {
+function activateRequest(source: Source, options: DeployOptions): ActivateRequest {
   return {
-    source: `file://${outdir}`,
-    version: options.version ?? projectVersion ?? DEFAULT_VERSION,
+    source: `file://${source.outdir}`,
+    version: options.version ?? source.version ?? DEFAULT_VERSION,
+    ...source.settings,
     ...(options.message ? { message: options.message } : {}),
     ...(options.breaking ? { breaking: true } : {}),
     ...(options.takeOver ? { takeOver: options.takeOver } : {}),

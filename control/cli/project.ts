@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import { execa } from "execa";
 import { z } from "zod";
 import { wranglerCli } from "../binaries.ts";
+import type { BuildSettings } from "../bundle.ts";
 
 /** What `gridiron deploy PATH` activates: a wrangler outdir, and what the project says of itself. */
 export interface Source {
@@ -12,6 +13,8 @@ export interface Source {
   name: string | undefined;
   /** The version in package.json beside the wrangler config, if there is one. */
   version: string | undefined;
+  /** What the wrangler config says the build runs with; empty for an already-built outdir. */
+  settings: BuildSettings;
   /** Removes what the build wrote; the outdir is only needed until it is copied. */
   cleanup(): Promise<void>;
 }
@@ -23,41 +26,61 @@ const PackageVersion = z.object({ version: z.string() });
  * A wrangler project is built with `wrangler deploy --dry-run` into a temp dir (no account, nothing
  * sent anywhere); an already-built outdir (it holds a .js module) is used as it is.
  */
-export async function prepareSource(path: string, log: (line: string) => void): Promise<Source> {
+export async function prepareSource(
+  path: string,
+  env: string | undefined,
+  log: (line: string) => void,
+): Promise<Source> {
   const dir = resolve(path);
   const entries = await readdir(dir).catch(() => {
     throw new Error(`${dir} is not a directory`);
   });
   const config = WRANGLER_CONFIGS.find((name) => entries.includes(name));
-  if (config) return build(dir, join(dir, config), log);
+  if (config) return build(dir, join(dir, config), env, log);
+  if (env) throw new Error(`${dir} is a built outdir, not a wrangler project: --env needs a wrangler config`);
   if (entries.some((name) => /\.m?js$/.test(name))) {
-    return { outdir: dir, name: undefined, version: undefined, cleanup: async () => {} };
+    return { outdir: dir, name: undefined, version: undefined, settings: {}, cleanup: async () => {} };
   }
   throw new Error(
     `${dir} is neither a wrangler project (no ${WRANGLER_CONFIGS.join(", ")}) nor a built outdir (no .js module)`,
   );
 }
 
-async function build(dir: string, config: string, log: (line: string) => void): Promise<Source> {
+async function build(
+  dir: string,
+  config: string,
+  env: string | undefined,
+  log: (line: string) => void,
+): Promise<Source> {
   const outdir = await mkdtemp(join(tmpdir(), "gridiron-build-"));
   const cleanup = () => rm(outdir, { recursive: true, force: true });
   log(`building ${dir} with wrangler`);
   const built = await execa(
     process.execPath,
-    [wranglerCli(), "deploy", "--dry-run", "--outdir", outdir, "--config", config],
+    [wranglerCli(), "deploy", "--dry-run", "--outdir", outdir, "--config", config, ...(env ? ["--env", env] : [])],
     { cwd: dir, env: { WRANGLER_SEND_METRICS: "false", CI: "1" }, all: true, reject: false },
   );
   if (built.exitCode !== 0) {
     await cleanup();
     throw new Error(`wrangler could not build ${dir}:\n${built.all.trim()}`);
   }
-  return { outdir, name: await workerName(config), version: await packageVersion(dir), cleanup };
+  const { name, settings } = await readWranglerConfig(config, env);
+  return { outdir, name, version: await packageVersion(dir), settings, cleanup };
 }
 
-/** The `name` of the wrangler config, read by wrangler's own reader (TOML, JSON and JSONC). */
-async function workerName(config: string): Promise<string | undefined> {
+/**
+ * What the wrangler config says of the worker, read by wrangler's own reader (TOML, JSON and
+ * JSONC) with wrangler's rules for `[env.NAME]`: its name, compatibility date and flags, and vars.
+ */
+async function readWranglerConfig(config: string, env: string | undefined) {
   const { unstable_readConfig } = await import("wrangler");
-  return unstable_readConfig({ config }).name;
+  const read = unstable_readConfig({ config, ...(env ? { env } : {}) }, { hideWarnings: true });
+  const settings: BuildSettings = {
+    ...(read.compatibility_date ? { compatibilityDate: read.compatibility_date } : {}),
+    ...(read.compatibility_flags.length ? { compatibilityFlags: read.compatibility_flags } : {}),
+    ...(Object.keys(read.vars).length ? { vars: read.vars as BuildSettings["vars"] } : {}),
+  };
+  return { name: read.name, settings };
 }
 
 async function packageVersion(dir: string): Promise<string | undefined> {

@@ -68,6 +68,8 @@ async function readBuild(env, id, build) {
     compatibilityFlags: build.compatibilityFlags,
     mainModule: build.mainModule,
     modules,
+    // The loader caches a build by id, and vars are part of the build id: a change is a new build.
+    ...(build.vars ? { env: build.vars } : {}),
   };
 }
 

@@ -24,6 +24,8 @@ export interface WorkerCode {
   compatibilityFlags: string[];
   mainModule: string;
   modules: Record<string, WorkerModule>;
+  /** What the build's handlers get as `env`. */
+  env?: Record<string, unknown>;
 }
 
 export interface Env {
