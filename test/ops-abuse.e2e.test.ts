@@ -116,8 +116,9 @@ describe("the ops port under abuse", () => {
         `probes answered 200: ${answered} of 28; slow sockets open at each probe ${Math.min(...held)}-${Math.max(...held)}, opened ${opened}, cut by the server ${cut}`,
       );
       expect(answers).toEqual(Array(28).fill(200));
-      // The attack lasted the whole time: at every probe more slow sockets wanted the server's 64 places.
-      expect(Math.min(...held)).toBeGreaterThanOrEqual(64);
+      // The attack lasted the whole time (80 wanted, never out of sockets to open), crowding the
+      // port at every probe (64-80 open in the runs seen; a reconnect takes 50 ms).
+      expect(Math.min(...held)).toBeGreaterThanOrEqual(56);
       expect(opened).toBeLessThan(MAX_OPENS);
     } finally {
       attacking = false;
@@ -136,6 +137,24 @@ describe("the ops port under abuse", () => {
     const took = Date.now() - started;
     console.log(`a slow-header connection was cut after ${took} ms`);
     expect(took).toBeLessThan(5_000);
+  });
+
+  test("odd request targets are answered and the port keeps serving", async () => {
+    const raw = (target: string) =>
+      new Promise<string>((resolve) => {
+        const socket = connect({ host: "127.0.0.1", port: port() });
+        let answer = "";
+        socket.on("data", (chunk) => {
+          answer += chunk.toString();
+        });
+        socket.on("error", () => resolve(answer));
+        socket.on("close", () => resolve(answer));
+        socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      });
+    for (const target of ["//", "http://x/readyz", "/readyz?%", "*"]) {
+      expect(await raw(target)).toMatch(/^HTTP\/1\.1 \d{3} /);
+    }
+    expect((await send("/livez")).status).toBe(200);
   });
 
   test("a flood of anonymous page views starts at most a few status invocations", async () => {

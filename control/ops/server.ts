@@ -30,9 +30,9 @@ const MAX_CONNECTIONS = 64;
 /** The dashboard's forms are a few fields; nothing posted here needs more. */
 const MAX_BODY_BYTES = 16 * 1024;
 const PROBES = ["/metrics", "/livez", "/readyz", "/node"];
+/** By the request line alone (no URL parsing, which could throw on what a client sends). */
 const isProbe = (request: IncomingMessage) =>
-  (request.method === "GET" || request.method === "HEAD") &&
-  PROBES.includes(new URL(request.url ?? "/", "http://ops").pathname);
+  (request.method === "GET" || request.method === "HEAD") && PROBES.includes(request.url?.split("?")[0] ?? "");
 
 export interface OpsServer {
   close(): Promise<void>;
