@@ -13,3 +13,12 @@ test("formatTable aligns columns under upper-case headers", () => {
 test("formatTable says what to do when nothing is deployed", () => {
   expect(formatTable([])).toMatch(/just deploy-demo/);
 });
+
+test("formatTable shows a cell's control characters escaped, on its own row, and aligns what is shown", () => {
+  expect(
+    formatTable([
+      { version: "1.0.0", message: "\u001b[2J\r\n✓ activated" },
+      { version: "2.0.0", message: "ok" },
+    ]),
+  ).toBe("VERSION  MESSAGE\n1.0.0    \\u001b[2J\\r\\n✓ activated\n2.0.0    ok\n");
+});

@@ -2,6 +2,7 @@ import { connect } from "node:net";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { AdminClient } from "./admin-client.ts";
 import { readAdminToken } from "./admin-token.ts";
+import { inert } from "./cli/inert.ts";
 import type { ClusterNode } from "./cluster/members.ts";
 import type { DeployerObject } from "./deployer.ts";
 import type { StatusView } from "./lifecycle.ts";
@@ -88,12 +89,17 @@ export function nodeRows(nodes: ClusterNode[]): Record<string, string>[] {
   }));
 }
 
-/** Plain aligned columns; a table library would be more code to configure than this. */
+/**
+ * Plain aligned columns; a table library would be more code to configure than this. Cells hold
+ * what builds and users wrote (messages, errors), so each is made inert first: one line, no
+ * escape sequences, and measured as shown.
+ */
 export function formatTable(rows: Record<string, string>[]): string {
   const first = rows[0];
   if (!first) return "no bundles deployed yet (try `npx just deploy-demo`)\n";
   const columns = Object.keys(first);
-  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => (r[c] ?? "").length)));
-  const line = (cells: string[]) => `${cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ")}`.trimEnd();
-  return `${[line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => r[c] ?? "")))].join("\n")}\n`;
+  const cells = rows.map((r) => columns.map((c) => inert(r[c] ?? "")));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => (row[i] ?? "").length)));
+  const line = (row: string[]) => `${row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ")}`.trimEnd();
+  return `${[line(columns.map((c) => c.toUpperCase())), ...cells.map(line)].join("\n")}\n`;
 }

@@ -127,4 +127,41 @@ describe("the gridiron CLI", () => {
     expect(unreachable.stderr).toMatch(/^error: .*nothing answers there; is the mesh running/);
     expect(await statusNow()).toEqual(before);
   });
+
+  test("a build's message and error text reach the terminal escaped, and --json exactly", async () => {
+    // What the issue's attack wrote: window title, clipboard (OSC 52), cleared screen, a fake line, a bell.
+    const attack = "\u001b]0;owned\u0007\u001b]52;c;cm0gLXJmIH4=\u0007\u001b[2J\u001b[H\r✓ activated\u0008\u009b31m";
+    const escaped =
+      "\\u001b]0;owned\\u0007\\u001b]52;c;cm0gLXJmIH4=\\u0007\\u001b[2J\\u001b[H\\r✓ activated\\b\\u009b31m";
+    // Any control character but the newline.
+    const RAW = /(?!\n)\p{Cc}/u;
+    const deployed = await gridiron(["deploy", "demo/greeter", "--version", "3.0.0", "--message", attack]);
+    expect(deployed.exitCode, deployed.stderr).toBe(0);
+
+    const shown = await gridiron(["builds", "greeter"]);
+    expect(shown.exitCode, shown.stderr).toBe(0);
+    expect(shown.stdout).not.toMatch(RAW);
+    const row = shown.stdout.split("\n").find((line) => line.startsWith("3.0.0 "));
+    expect(row).toContain(escaped);
+    const status = await gridiron(["status", "greeter"]);
+    expect(status.stdout).toMatch(/^greeter +3\.0\.0 /m);
+    expect(status.stdout).not.toMatch(RAW);
+
+    const json = JSON.parse((await gridiron(["--json", "builds", "greeter"])).stdout) as BuildView[];
+    expect(json.find((b) => b.version === "3.0.0")?.message).toBe(attack);
+
+    // A build whose loading fails with the same text: the deploy's error line and `builds` show it escaped.
+    const hostile = join(await scratch, "hostile");
+    await mkdir(hostile, { recursive: true });
+    await writeFile(join(hostile, "index.js"), `throw new Error(${JSON.stringify(attack)});\nexport default {};\n`);
+    const failed = await gridiron(["deploy", hostile, "--name", "hostile"]);
+    expect(failed.exitCode).toBe(1);
+    expect(failed.stderr).not.toMatch(RAW);
+    expect(failed.stderr.split("\n").at(-1)).toMatch(/^error: workerd cannot load the build: .*\\u001b\]0;owned/);
+    const history = await gridiron(["builds", "hostile"]);
+    expect(history.stdout).not.toMatch(RAW);
+    expect(history.stdout).toMatch(/failed .*\\u001b\]52;c;/);
+    const record = JSON.parse((await gridiron(["--json", "builds", "hostile"])).stdout) as BuildView[];
+    expect(record[0]?.error).toContain(attack.slice(0, 20));
+  });
 });

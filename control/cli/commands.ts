@@ -9,6 +9,7 @@ import type { BuildView } from "../lifecycle.ts";
 import { loadSettings } from "../settings.ts";
 import { buildRows, formatTable, nodeRows } from "../status.ts";
 import { admin, type Connection, deployer, ingress, requireToken, resolveConnection } from "./connection.ts";
+import { inert, inertLines } from "./inert.ts";
 import { Progress } from "./progress.ts";
 import { prepareSource, type Source } from "./project.ts";
 import { watch } from "./watch.ts";
@@ -37,8 +38,9 @@ const DEFAULT_VERSION = "0.0.0";
 export function commands(program: Command): void {
   const globals = () => program.opts<Globals>();
   const connect = () => resolveConnection(globals());
+  // JSON escapes control characters itself; what people read is made inert line by line.
   const print = (json: unknown, human: () => string) =>
-    process.stdout.write(globals().json ? `${JSON.stringify(json, null, 2)}\n` : human());
+    process.stdout.write(globals().json ? `${JSON.stringify(json, null, 2)}\n` : inertLines(human()));
 
   program
     .command("deploy")
@@ -238,6 +240,6 @@ function lastEvent(build: BuildView): string {
 
 async function confirmOrStop(question: string): Promise<void> {
   if (!process.stdin.isTTY) throw new Error("not asking without a terminal: pass --yes to confirm");
-  const answer = await confirm({ message: question });
+  const answer = await confirm({ message: inert(question) });
   if (isCancel(answer) || !answer) throw new Error("cancelled; nothing changed");
 }

@@ -3,6 +3,7 @@ import { HttpCallError } from "@restatedev/restate-sdk-clients";
 import { Command } from "commander";
 import { callFailure } from "../ingress-error.ts";
 import { commands } from "./commands.ts";
+import { inert } from "./inert.ts";
 
 const EXAMPLES = `
 Examples:
@@ -28,8 +29,9 @@ const program = new Command("gridiron")
 commands(program);
 
 program.parseAsync().catch((error: unknown) => {
-  // One line: a load error from workerd carries its source position on a line of its own.
-  console.error(`error: ${describe(error).replace(/\s*\n\s*/g, " ")}`);
+  // One line: a load error from workerd carries its source position on a line of its own; the
+  // rest of the message may come from a build, so it is made inert.
+  console.error(`error: ${inert(describe(error).replace(/\s*\n\s*/g, " "))}`);
   process.exit(1);
 });
 

@@ -1,5 +1,6 @@
 import { log, spinner } from "@clack/prompts";
 import { duration, type Step } from "../journal-steps.ts";
+import { inert } from "./inert.ts";
 import type { StepEvents } from "./watch.ts";
 
 /**
@@ -16,16 +17,16 @@ export class Progress implements StepEvents {
   }
 
   note(line: string): void {
-    if (!this.quiet) log.info(line, { output: process.stderr });
+    if (!this.quiet) log.info(inert(line), { output: process.stderr });
   }
 
   started(step: Step): void {
-    if (!this.quiet && this.live) this.spin.start(step.label);
+    if (!this.quiet && this.live) this.spin.start(inert(step.label));
   }
 
   finished(step: Step): void {
     if (this.quiet) return;
-    const line = `${step.label}  ${duration(step)}${step.failed ? "  failed" : ""}`;
+    const line = `${inert(step.label)}  ${duration(step)}${step.failed ? "  failed" : ""}`;
     if (!this.live) {
       process.stderr.write(`${step.failed ? "✗" : "✓"} ${line}\n`);
       return;

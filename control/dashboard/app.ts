@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { getConnInfo } from "@hono/node-server/conninfo";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { type Context, Hono } from "hono";
 import { deleteCookie, getSignedCookie, setSignedCookie } from "hono/cookie";
@@ -8,13 +9,22 @@ import { AdminClient } from "../admin-client.ts";
 import { adminHeaders, authorized } from "../admin-token.ts";
 import type { DeployerObject } from "../deployer.ts";
 import { callFailure } from "../ingress-error.ts";
+import { cached } from "../ops/cached.ts";
 import type { Settings } from "../settings.ts";
 import { loadDashboard } from "./data.ts";
 import { content, page, type Viewer } from "./page.ts";
+import { Sessions } from "./sessions.ts";
+import { SignInLimit } from "./sign-in-limit.ts";
 
 const SESSION = "gridiron_admin";
 const FLASH = "gridiron_flash";
 const SESSION_SECONDS = 8 * 3600;
+/**
+ * Anonymous views of the page share one reading of the mesh for this long: a reading calls
+ * `status` on every bundle, and the page polls every 2 s, so a flood of views must not turn into
+ * a flood of Restate invocations. Signed-in views read afresh, to show an action's effect.
+ */
+const VIEW_CACHE_MS = 1_500;
 
 const Bundle = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/);
 const BuildId = z.string().max(100).optional();
@@ -53,19 +63,30 @@ const ACTIONS = {
 };
 
 /**
- * The deployments dashboard: reading is open, like `status`; actions need a session made by
- * signing in with the admin token (a form, so the token never travels in a URL). The session is
- * a cookie signed with a key that lives as long as this process, HttpOnly and SameSite=Strict,
- * and form posts from other origins are refused, so another site cannot act with it. Every
- * action is a call to the `deployer` object, exactly as the API makes it.
+ * The deployments dashboard: reading is open, like `status`, and anonymous readers share one
+ * reading of the mesh a second or so old; actions need a session made by signing in with the
+ * admin token (a form, so the token never travels in a URL), a few attempts a second per client
+ * address at most (sign-in-limit.ts). The session is a random id kept by this process
+ * (sessions.ts: sign-out revokes it, its age is checked here), in a cookie signed with a key that
+ * lives as long as this process, HttpOnly and SameSite=Strict, and form posts from other origins
+ * are refused with 403, so another site cannot act with it. Every action is a call to the
+ * `deployer` object, exactly as the API makes it.
  */
 export function dashboardApp(settings: Settings, adminToken: string): Hono {
   const secret = randomBytes(32);
   const admin = new AdminClient({ socketPath: settings.adminSocket });
+  const sessions = new Sessions(SESSION_SECONDS * 1000);
+  const signIns = new SignInLimit();
+  const sharedView = cached(() => loadDashboard(settings, admin), VIEW_CACHE_MS);
+  const signedIn = async (c: Context) => sessions.valid(await getSignedCookie(c, secret, SESSION));
   const viewer = async (c: Context): Promise<Viewer> => {
     const flash = await getSignedCookie(c, secret, FLASH);
     if (flash) deleteCookie(c, FLASH, { path: "/" });
-    return { admin: (await getSignedCookie(c, secret, SESSION)) === "admin", ...(flash ? { flash } : {}) };
+    return { admin: await signedIn(c), ...(flash ? { flash } : {}) };
+  };
+  const view = async (c: Context) => {
+    const who = await viewer(c);
+    return { data: await (who.admin ? loadDashboard(settings, admin) : sharedView()), who };
   };
   /** Back to the page, which says once what happened (post, redirect, get). */
   const back = async (c: Context, flash: string) => {
@@ -75,13 +96,29 @@ export function dashboardApp(settings: Settings, adminToken: string): Hono {
 
   const app = new Hono();
   app.use(csrf());
-  app.get("/", async (c) => c.html(page(await loadDashboard(settings, admin), await viewer(c))));
-  app.get("/fragment", async (c) => c.html(content(await loadDashboard(settings, admin), await viewer(c))));
+  app.get("/", async (c) => {
+    const { data, who } = await view(c);
+    return c.html(page(data, who));
+  });
+  app.get("/fragment", async (c) => {
+    const { data, who } = await view(c);
+    return c.html(content(data, who));
+  });
 
   app.post("/login", async (c) => {
+    const address = getConnInfo(c).remote.address ?? "unknown";
+    const wait = await signIns.wait(address);
+    if (wait !== undefined) {
+      c.header("retry-after", String(wait));
+      return c.text(`too many sign-in attempts from ${address}: try again in ${wait} s\n`, 429);
+    }
     const token = String((await c.req.parseBody()).token ?? "");
-    if (!authorized(`Bearer ${token}`, adminToken)) return back(c, "that is not the admin token");
-    await setSignedCookie(c, SESSION, "admin", secret, {
+    if (!authorized(`Bearer ${token}`, adminToken)) {
+      await signIns.failed(address);
+      return back(c, "that is not the admin token");
+    }
+    await signIns.succeeded(address);
+    await setSignedCookie(c, SESSION, sessions.open(), secret, {
       httpOnly: true,
       sameSite: "Strict",
       path: "/",
@@ -90,12 +127,13 @@ export function dashboardApp(settings: Settings, adminToken: string): Hono {
     return back(c, "signed in: actions are available");
   });
   app.post("/logout", async (c) => {
+    sessions.revoke(await getSignedCookie(c, secret, SESSION));
     deleteCookie(c, SESSION, { path: "/" });
     return back(c, "signed out");
   });
 
   app.post("/actions/:action", async (c) => {
-    if ((await getSignedCookie(c, secret, SESSION)) !== "admin") {
+    if (!(await signedIn(c))) {
       return c.text("sign in with the admin token first: actions need it\n", 401);
     }
     const name = c.req.param("action");

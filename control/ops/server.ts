@@ -1,24 +1,38 @@
-import type { Server } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
 import { createAdaptorServer } from "@hono/node-server";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
 import { readAdminToken } from "../admin-token.ts";
 import type { NodeAgent } from "../cluster/agent.ts";
 import { dashboardApp } from "../dashboard/app.ts";
 import type { Settings } from "../settings.ts";
 import { cached } from "./cached.ts";
+import { budgetConnections } from "./connection-budget.ts";
 import { healthReport, livenessChecks, readinessChecks, runChecks } from "./health.ts";
 import { type OpsProcess, opsRegistry } from "./metrics.ts";
 
 /** One look at the mesh serves every /readyz for this long, so probing it cannot load Restate. */
 const READY_CACHE_MS = 1_000;
-/** Plenty for a scrape; a client slower than this, or holding a connection idle, is cut off. */
+/** Plenty for a scrape; a client slower than this is cut off. */
 const REQUEST_TIMEOUT_MS = 10_000;
-/** Bounds the file descriptors a flood of connections can take from the process serving this. */
+/** A probe, a scraper or a browser sends its headers at once; a connection that trickles them is cut off. */
+const HEADERS_TIMEOUT_MS = 3_000;
+/** A kept-alive connection with no request for this long is closed. */
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+/** How often Node looks for connections past those timeouts (its default, 30 s, would let them linger). */
+const TIMEOUT_CHECK_MS = 500;
+/**
+ * Bounds the file descriptors a flood of connections can take from the process serving this;
+ * when they are all taken, a slow or idle one gives way to a newcomer (connection-budget.ts).
+ */
 const MAX_CONNECTIONS = 64;
 /** The dashboard's forms are a few fields; nothing posted here needs more. */
 const MAX_BODY_BYTES = 16 * 1024;
 const PROBES = ["/metrics", "/livez", "/readyz", "/node"];
+/** By the request line alone (no URL parsing, which could throw on what a client sends). */
+const isProbe = (request: IncomingMessage) =>
+  (request.method === "GET" || request.method === "HEAD") && PROBES.includes(request.url?.split("?")[0] ?? "");
 
 export interface OpsServer {
   close(): Promise<void>;
@@ -55,12 +69,19 @@ export async function serveOps(settings: Settings, servedBy: OpsProcess, agent?:
   app.use(bodyLimit({ maxSize: MAX_BODY_BYTES }));
   app.route("/", dashboardApp(settings, await readAdminToken(settings)));
   app.notFound((c) => c.text(`not found: try /, ${PROBES.join(", ")}\n`, 404));
-  app.onError((_error, c) => c.text("internal error\n", 500));
+  // A refusal a middleware throws (a cross-site post: 403, a body over the limit: 413) keeps its status.
+  app.onError((error, c) => (error instanceof HTTPException ? error.getResponse() : c.text("internal error\n", 500)));
 
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
-  server.requestTimeout = REQUEST_TIMEOUT_MS;
-  server.headersTimeout = REQUEST_TIMEOUT_MS;
-  server.maxConnections = MAX_CONNECTIONS;
+  const server = createAdaptorServer({
+    fetch: app.fetch,
+    serverOptions: {
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      headersTimeout: HEADERS_TIMEOUT_MS,
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+      connectionsCheckingInterval: TIMEOUT_CHECK_MS,
+    },
+  }) as Server;
+  budgetConnections(server, MAX_CONNECTIONS, isProbe);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(settings.ports.ops, settings.bind, resolve);
