@@ -23,7 +23,11 @@ beforeAll(async () => {
     meshes.push(settings);
   }
 });
-afterAll(() => rm(root, { recursive: true, force: true }));
+afterAll(async () => {
+  // Should a test fail half-way: its proofs' workerd, detached, would outlive this process.
+  for (const settings of meshes) await sweepProofs(settings.dataDir);
+  await rm(root, { recursive: true, force: true });
+});
 
 /** A proof started as proveBuild starts one, listening, as a deployer killed mid-proof leaves it. */
 async function runningProof(settings: Settings): Promise<Proof> {
