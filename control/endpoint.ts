@@ -10,6 +10,7 @@ import { routesObject } from "./routes.ts";
 import type { Settings } from "./settings.ts";
 import { announceReady } from "./supervisor-ipc.ts";
 import { waitFor } from "./wait.ts";
+import { stopProofs, sweepProofs } from "./workerd/proof.ts";
 
 const REGISTER_TIMEOUT_MS = 60_000;
 
@@ -19,6 +20,7 @@ const REGISTER_TIMEOUT_MS = 60_000;
  * registration of this uri with whatever this code now declares.
  */
 export async function serveDeployer(settings: Settings): Promise<void> {
+  await sweep(settings);
   const token = await readAdminToken(settings);
   const handler = restate.createEndpointHandler({
     // In a cluster, builds are also stored in Restate for every node to fetch (cluster/store.ts),
@@ -52,7 +54,20 @@ export async function serveDeployer(settings: Settings): Promise<void> {
   await announceReady();
   // Restate holds its HTTP/2 connections open, so a graceful close would wait forever; whatever
   // was running is retried by Restate from its journal.
-  const stop = () => process.exit(0);
+  const stop = async () => {
+    const stopped = await stopProofs();
+    if (stopped) console.log(`stopped ${stopped} running proof(s)`);
+    process.exit(0);
+  };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
+}
+
+/**
+ * Ends the proofs an earlier deployer left running (each proof's workerd runs in a process group
+ * of its own, which outlives a deployer that crashes mid-proof) and removes their dirs.
+ */
+async function sweep(settings: Settings): Promise<void> {
+  const { killed, removed } = await sweepProofs(settings.dataDir);
+  if (killed || removed) console.log(`killed ${killed} leftover proof workerd(s), removed ${removed} proof dir(s)`);
 }

@@ -10,19 +10,32 @@ const DISCOVERY_TIMEOUT_MS = 15_000;
 const MANIFEST_TYPES =
   "application/vnd.restate.endpointmanifest.v4+json, application/vnd.restate.endpointmanifest.v3+json";
 
+/** The longest one discovery request may take, headers and body: the next one is tried after. */
+const ATTEMPT_TIMEOUT_MS = 5_000;
+
+/** How waitForDiscovery waits: its total deadline, and the status of the BundleError when it passes. */
+export interface DiscoveryOptions {
+  timeoutMs?: number;
+  status?: number;
+}
+
 /**
  * Waits until the build answers Restate discovery with an endpoint manifest, and returns it.
  * `headers` sign the request the way Restate does, since workerd's router refuses unsigned ones.
+ * `timeoutMs` is a hard deadline on the whole wait, every request's body included: a build that
+ * sends its headers and then trickles its manifest cannot hold it longer.
  */
 export async function waitForDiscovery(
   uri: string,
   headers: Record<string, string>,
-  timeoutMs = DISCOVERY_TIMEOUT_MS,
+  { timeoutMs = DISCOVERY_TIMEOUT_MS, status = 502 }: DiscoveryOptions = {},
 ): Promise<ProvedManifest> {
+  const deadline = Date.now() + timeoutMs;
   let manifest: ProvedManifest | undefined;
   let last = "no answer";
   const discovered = async () => {
-    const answer = await discover(uri, headers).catch((error: unknown) => {
+    const attemptMs = Math.max(1, Math.min(ATTEMPT_TIMEOUT_MS, deadline - Date.now()));
+    const answer = await discover(uri, headers, attemptMs).catch((error: unknown) => {
       if (error instanceof BundleError) throw error;
       return error instanceof Error ? error.message : String(error);
     });
@@ -39,21 +52,37 @@ export async function waitForDiscovery(
     if (error instanceof BundleError) throw error;
     throw new BundleError(
       `the build did not answer Restate discovery at ${uri}/discover within ${timeoutMs / 1000} s (${last})`,
-      502,
+      status,
     );
   }
   return manifest as ProvedManifest;
 }
 
-/** One discovery request: the manifest, or why there is none yet. */
-async function discover(uri: string, headers: Record<string, string>): Promise<ProvedManifest | string> {
-  const response = await request(`${uri}/discover`, {
-    headers: { ...headers, accept: MANIFEST_TYPES },
-    headersTimeout: 5_000,
-  });
-  const body = await response.body.text();
-  const type = String(response.headers["content-type"] ?? "");
-  if (response.statusCode !== 200) return `HTTP ${response.statusCode}: ${body.slice(0, 500)}`;
+/**
+ * One discovery request, ended after `timeoutMs` wherever it is (undici's own timeouts only bound
+ * the wait for headers and each gap between body chunks): the manifest, or why there is none yet.
+ */
+async function discover(
+  uri: string,
+  headers: Record<string, string>,
+  timeoutMs: number,
+): Promise<ProvedManifest | string> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  let status: number | undefined;
+  try {
+    const response = await request(`${uri}/discover`, { headers: { ...headers, accept: MANIFEST_TYPES }, signal });
+    status = response.statusCode;
+    return manifestOf(uri, status, String(response.headers["content-type"] ?? ""), await response.body.text());
+  } catch (error) {
+    if (!signal.aborted) throw error;
+    const within = `within ${timeoutMs / 1000} s`;
+    return status === undefined ? `no answer ${within}` : `HTTP ${status} came, but not its whole body ${within}`;
+  }
+}
+
+/** The manifest in a discovery answer, or why it holds none. */
+function manifestOf(uri: string, status: number, type: string, body: string): ProvedManifest | string {
+  if (status !== 200) return `HTTP ${status}: ${body.slice(0, 500)}`;
   if (type.includes("endpointmanifest")) return readManifest(body, type);
   // Something answers, but not the Restate SDK: waiting will not change that.
   throw new BundleError(

@@ -27,11 +27,14 @@ export async function waitFor(
   throw new Error(`${what} was not ready within ${timeoutMs / 1000} s`);
 }
 
-/** `promise`, or a rejection with `message` if it has not settled within `ms`. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+/**
+ * `promise`, or a rejection if it has not settled within `ms`: an Error with `message`, or the
+ * error `message()` makes then (to say how far it got).
+ */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, message: string | (() => Error)): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
+    timer = setTimeout(() => reject(typeof message === "string" ? new Error(message) : message()), ms);
   });
   try {
     return await Promise.race([promise, timeout]);

@@ -1,3 +1,4 @@
+import { readdir, readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { z } from "zod";
@@ -30,10 +31,65 @@ export function workerdArgs(configPath: string, options: WorkerdOptions): string
   ];
 }
 
+/** The config a process's argv serves if it is a workerd started with workerdArgs, else undefined. */
+export function configServed(argv: string[]): string | undefined {
+  const binary = argv.indexOf("--binary");
+  return argv[1] === "serve" && binary !== -1 ? argv[binary + 1] : undefined;
+}
+
 /** Whether a process's argv is a workerd serving the config at `configPath` (see workerdArgs). */
 export function servesConfig(argv: string[], configPath: string): boolean {
-  const binary = argv.indexOf("--binary");
-  return argv[1] === "serve" && binary !== -1 && argv[binary + 1] === configPath;
+  return configServed(argv) === configPath;
+}
+
+export interface RunningProcess {
+  pid: number;
+  argv: string[];
+  /** Its process group: a workerd started `detached` leads its own. */
+  pgid: number;
+}
+
+/**
+ * Every running process, from /proc (Linux), so a workerd is found by its command line whoever
+ * started it (the supervisor, runit, or a deployer that has since died); processes that end
+ * meanwhile are left out.
+ */
+export async function runningProcesses(): Promise<RunningProcess[]> {
+  const found: RunningProcess[] = [];
+  for (const name of (await readdir("/proc")).filter((entry) => /^\d+$/.test(entry))) {
+    const [cmdline, stat] = await Promise.all([
+      readFile(`/proc/${name}/cmdline`, "utf8").catch(() => ""),
+      readFile(`/proc/${name}/stat`, "utf8").catch(() => ""),
+    ]);
+    const [, , pgrp] = statFields(stat);
+    // A zombie has an empty command line: it has ended, only its exit status is left.
+    if (cmdline && pgrp) found.push({ pid: Number(name), argv: cmdline.split("\0"), pgid: Number(pgrp) });
+  }
+  return found;
+}
+
+/** Whether a process has ended: it is gone, or a zombie whose parent has not yet read its status. */
+export async function hasEnded(pid: number): Promise<boolean> {
+  const [state] = statFields(await readFile(`/proc/${pid}/stat`, "utf8").catch(() => ""));
+  return state === undefined || state === "Z";
+}
+
+/** The fields of /proc/<pid>/stat from its state on (state, ppid, pgrp, ...); none for "". */
+function statFields(stat: string): string[] {
+  // "pid (comm) state ppid pgrp ...", and comm may hold spaces or parentheses.
+  return stat ? stat.slice(stat.lastIndexOf(")") + 2).split(" ") : [];
+}
+
+/**
+ * SIGKILL to a process and, when it leads its own group (started `detached`), to everything in
+ * that group; one that is already gone is not an error.
+ */
+export function killGroup({ pid, pgid }: Pick<RunningProcess, "pid" | "pgid">): void {
+  try {
+    process.kill(pgid === pid ? -pid : pid, "SIGKILL");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+  }
 }
 
 /** A child's fds from 3 on, for execa's `stdio`: the shared socket (ours, passed on) and the control pipe. */

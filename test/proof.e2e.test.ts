@@ -1,0 +1,106 @@
+import { readdir, readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { execa } from "execa";
+import { describe, expect, test } from "vitest";
+import type { ActivateResult } from "../control/deployer.ts";
+import { eventually, findChild, useTestMesh } from "./mesh.ts";
+
+/** A build whose discovery answer sends its headers, then one byte a second (see its index.js). */
+const TRICKLE = pathToFileURL(resolve(import.meta.dirname, "fixtures/trickle")).href;
+/** The proof's deadline for discovery (loadTimeoutMs at the default hang limit). */
+const DISCOVERY_DEADLINE = /did not answer Restate discovery at \S+ within 5 s \(HTTP 200 came, but not its whole body/;
+
+/** Whether a process runs: a zombie, killed but not yet reaped by whoever adopted it, does not. */
+async function running(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  return stat !== "" && stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+}
+
+/**
+ * A build that slows the proof down cannot hold an activation, nor leave the proof's workerd or
+ * dir behind: not when its deadline passes, and not when the deployer dies mid-proof.
+ */
+describe("proof deadlines", () => {
+  const fx = useTestMesh({ greeter: ["greeter"] });
+  const activate = (name: string, source: string | undefined) =>
+    fx.ingress.call<ActivateResult>(`deployer/${name}/activate`, { source, version: "1.0.0" });
+  const status = (name: string) => fx.ingress.call<{ builds: { state: string }[] }>(`deployer/${name}/status`);
+
+  /** The PIDs of the processes serving a proof of this mesh, by command line (ps, not the code under test). */
+  const proofProcesses = async () => {
+    const { stdout } = await execa("ps", ["-eo", "pid=,args="]);
+    const marker = `${join(fx.mesh.settings.dataDir, "proof-")}`;
+    return stdout
+      .split("\n")
+      .filter((line) => line.includes(marker))
+      .map((line) => Number(line.trim().split(/\s+/)[0]));
+  };
+  const proofDirs = async () => (await readdir(fx.mesh.settings.dataDir)).filter((name) => name.startsWith("proof-"));
+
+  /** Everything a refused activation must leave as it was. */
+  const snapshot = async () => ({
+    greeter: await status("greeter"),
+    deployments: await fx.admin.query("SELECT id, endpoint FROM sys_deployment ORDER BY id"),
+    services: await fx.admin.query("SELECT name, deployment_id FROM sys_service ORDER BY name"),
+    bundles: (await readdir(fx.mesh.settings.bundlesDir)).sort(),
+    greeting: await fx.ingress.call("greeter/greet", "still"),
+  });
+
+  /** A refused trickle activation: a 400 naming the discovery deadline, and nothing of it left. */
+  const expectRefusedAndGone = async (refusal: unknown, before: Awaited<ReturnType<typeof snapshot>>) => {
+    expect(refusal).toMatchObject({ status: 400, message: expect.stringMatching(DISCOVERY_DEADLINE) });
+    expect(await proofProcesses()).toEqual([]);
+    expect(await proofDirs()).toEqual([]);
+    expect(await snapshot()).toEqual(before);
+    expect(new Set((await status("trickle")).builds.map((b) => b.state))).toEqual(new Set(["failed"]));
+  };
+
+  test("a build that trickles its discovery answer fails its activation in bounded time and leaves nothing", async () => {
+    await activate("greeter", fx.sources.greeter);
+    const before = await snapshot();
+    const started = Date.now();
+    const refusal = await activate("trickle", TRICKLE).catch((error: unknown) => error);
+    const elapsed = Date.now() - started;
+    console.info(`[proof deadlines] trickling discovery refused after ${elapsed} ms`);
+    // A bound on a hang, not a speed claim: the build would trickle for ten minutes.
+    expect(elapsed).toBeLessThan(30_000);
+    await expectRefusedAndGone(refusal, before);
+  }, 60_000);
+
+  test("a deployer killed mid-proof leaves no proof workerd or dir once it is back", async () => {
+    const before = await snapshot();
+    const deployer = await findChild(fx.mesh, "main.ts deployer");
+    const attempt = activate("trickle", TRICKLE).catch((error: unknown) => error);
+    // The proof's workerd is in a process group of its own: it outlives the deployer's SIGKILL.
+    let orphans: number[] = [];
+    await eventually(async () => {
+      orphans = await proofProcesses();
+      expect(orphans).not.toEqual([]);
+    });
+    process.kill(deployer, "SIGKILL");
+    const killedAt = Date.now();
+    await eventually(async () => {
+      const alive = await Promise.all(orphans.map(running));
+      expect(orphans.filter((_, i) => alive[i])).toEqual([]);
+    });
+    console.info(`[proof deadlines] orphan proof workerd gone ${Date.now() - killedAt} ms after the deployer's kill`);
+    expect(await findChild(fx.mesh, "main.ts deployer")).not.toBe(deployer);
+    expect(fx.mesh.output.join("\n")).toMatch(/killed 1 leftover proof workerd\(s\), removed 1 proof dir\(s\)/);
+    // Restate retries the proof on the new deployer, which refuses the build as before.
+    await expectRefusedAndGone(await attempt, before);
+  }, 90_000);
+
+  // Last: it stops this describe's mesh.
+  test("a mesh stopped mid-proof leaves no proof workerd running", async () => {
+    void fx.ingress.send("deployer/trickle/activate", { source: TRICKLE, version: "1.0.0" });
+    let proofs: number[] = [];
+    await eventually(async () => {
+      proofs = await proofProcesses();
+      expect(proofs).not.toEqual([]);
+    });
+    // The mesh's stop kills whatever of the mesh outlived it, and says so: the proof must not be.
+    expect(await fx.mesh.stop()).toEqual([]);
+    expect(await proofProcesses()).toEqual([]);
+  }, 60_000);
+});
