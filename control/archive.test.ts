@@ -111,10 +111,15 @@ describe("what a tar.gz inflates to is bounded", () => {
 });
 
 describe("the deadline", () => {
-  test("unpacking that outlasts timeoutMs is stopped with a BundleError", async () => {
-    // A tar.gz is inflated asynchronously, so a deadline of 0 ms passes before it is read.
-    const dir = target();
-    const { message } = await refusal(tarOf(emptyFiles(10)), dir, { ...LIMITS, timeoutMs: 0 });
-    expect(message).toBe("the archive did not unpack within 0 s (see GRIDIRON_FETCH_TIMEOUT_SECONDS)");
+  test("unpacking that outlasts timeoutMs is stopped with a BundleError, a tar.gz or a zip", async () => {
+    const files = join(root, "few");
+    await mkdir(files);
+    await writeFile(join(files, "index.js"), "export default {};");
+    await execa("zip", ["-q", "-r", "../few.zip", "."], { cwd: files });
+    // Both are read asynchronously, so a deadline of 0 ms passes before they are.
+    for (const archive of [tarOf(emptyFiles(10)), await readFile(join(root, "few.zip"))]) {
+      const { message } = await refusal(archive, target(), { ...LIMITS, timeoutMs: 0 });
+      expect(message).toBe("the archive did not unpack within 0 s (see GRIDIRON_FETCH_TIMEOUT_SECONDS)");
+    }
   });
 });
