@@ -16,7 +16,7 @@ import { BundleError } from "./errors.ts";
 import { mb } from "./memory.ts";
 
 /** A wrangler outdir holds a handful of files; far more means the source points somewhere else. */
-const MAX_ENTRIES = 1_000;
+export const MAX_ENTRIES = 1_000;
 
 /** Reads and checks a wrangler outdir whose modules may hold at most `maxBytes`; nothing is written. */
 export async function inspectBundle(

@@ -9,8 +9,10 @@ import { getCACertificates, setDefaultCACertificates } from "node:tls";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { withUncompressedSize } from "../test/archives.ts";
+import { archiveKind } from "./archive.ts";
 import { BundleError } from "./errors.ts";
-import { archiveKind, type FetchLimits, withSourceDir } from "./remote-source.ts";
+import { type FetchLimits, redirectRefusal, withSourceDir } from "./remote-source.ts";
 
 /**
  * withSourceDir against local servers, without a mesh. Most sources here are plain http://:
@@ -20,7 +22,8 @@ import { archiveKind, type FetchLimits, withSourceDir } from "./remote-source.ts
  */
 
 const MiB = 1024 * 1024;
-const LIMITS: FetchLimits = { maxBytes: MiB, maxUnpackedBytes: 4 * MiB, timeoutMs: 5_000 };
+/** The servers are on loopback, so redirects between them need privateRedirects. */
+const LIMITS: FetchLimits = { maxBytes: MiB, maxUnpackedBytes: 4 * MiB, timeoutMs: 5_000, privateRedirects: true };
 const SLOW: FetchLimits = { ...LIMITS, timeoutMs: 300 };
 const WRONG = "0".repeat(64);
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
@@ -125,6 +128,11 @@ async function buildBombs(): Promise<void> {
   });
   archives.set("/bomb.tgz", await tarOf(src, ["index.js", "zeros.bin"], { gzip: true }));
   archives.set("/bomb.zip", await zipOf(src, ["index.js", "zeros.bin"]));
+  // Well within the limits, as far as the headers tell.
+  await writeTree(src, { "small.bin": new Uint8Array(100_000) });
+  const small = await zipOf(src, ["index.js", "small.bin"]);
+  archives.set("/under-stated.zip", withUncompressedSize(small, "small.bin", 10));
+  archives.set("/over-stated.zip", withUncompressedSize(small, "index.js", 1000));
 }
 
 async function buildEscapingTars(): Promise<void> {
@@ -183,6 +191,9 @@ const redirect = (response: ServerResponse, status: number, location: string) =>
 const routes: Record<string, (response: ServerResponse) => void> = {
   "/moved": (response) => redirect(response, 301, "/dist.tar"),
   "/elsewhere": (response) => redirect(response, 302, `${elsewhere}/dist.zip`),
+  "/to-localhost": (response) => redirect(response, 302, `${base.replace("127.0.0.1", "localhost")}/dist.tar`),
+  // From the https server, a downgrade.
+  "/to-http": (response) => redirect(response, 302, `${base}/dist.tar`),
   "/big": (response) => response.end(Buffer.alloc(2 * MiB)),
   "/endless": endless,
   "/dribble": dribble,
@@ -340,7 +351,8 @@ const refusals: [string, Refusal][] = [
     {
       path: "/symlink.tgz",
       sha256: WRONG,
-      message: (url) => `the archive at ${url} has sha256 ${hashOf("/symlink.tgz")}, not the expected ${WRONG}`,
+      // Not the digest of what was fetched: that could be a private page's.
+      message: (url) => `the archive at ${url} does not have the expected sha256 ${WRONG}`,
     },
   ],
   [
@@ -371,7 +383,10 @@ const refusals: [string, Refusal][] = [
   ],
   ["a missing file", { path: "/missing.tgz", sha256: WRONG, message: (url) => `${url} answered HTTP 404` }],
   ["a server error", { path: "/broken", sha256: WRONG, message: (url) => `${url} answered HTTP 500` }],
-  ["more than five redirects", { path: "/hop/5", sha256: WRONG, message: (url) => `${url} answered HTTP 302` }],
+  [
+    "more than five redirects",
+    { path: "/hop/5", sha256: WRONG, message: (url) => `${url} redirects more than 5 times` },
+  ],
   [
     "a file that is no archive",
     { path: "/hello.txt", message: () => "the downloaded file is not a tar, tar.gz or zip archive" },
@@ -379,7 +394,10 @@ const refusals: [string, Refusal][] = [
   ["a truncated tar.gz", { path: "/truncated.tgz", message: () => /^cannot unpack the tar\.gz archive: / }],
   [
     "a truncated zip",
-    { path: "/truncated.zip", message: () => /^cannot unpack the zip archive: end of central directory record/ },
+    {
+      path: "/truncated.zip",
+      message: () => /^cannot unpack the zip archive: End of central directory record signature not found/,
+    },
   ],
   [
     "a tar entry `../x`",
@@ -429,6 +447,21 @@ const refusals: [string, Refusal][] = [
     },
   ],
   [
+    "a zip whose headers under-state an entry's size (extract-zip hung on it forever)",
+    {
+      path: "/under-stated.zip",
+      message: () => /^cannot unpack the zip archive: too many bytes in the stream\. expected 10\. got at least \d+$/,
+    },
+  ],
+  [
+    "a zip whose headers over-state an entry's size",
+    {
+      path: "/over-stated.zip",
+      message: () =>
+        /^cannot unpack the zip archive: compressed\/uncompressed size mismatch for stored file: 18 != 1000$/,
+    },
+  ],
+  [
     "a zip symbolic link to /etc/passwd",
     { path: "/symlink.zip", message: () => "passwd.txt is a link; bundles must contain plain files" },
   ],
@@ -450,6 +483,54 @@ describe("refusals: a BundleError the user can act on, the callback never called
   test("an http(s) source without a sha256 is refused before anything is requested", async () => {
     expect(await refused(`${base}/dist.tgz`, undefined)).toBe("an https:// source needs sha256");
     expect(requested).toEqual([]);
+  });
+});
+
+const PRIVATE =
+  "a loopback, link-local or private address, where redirects may not lead (see GRIDIRON_FETCH_PRIVATE_REDIRECTS)";
+
+describe("redirects", () => {
+  /** As by default: redirects may not lead to private addresses. */
+  const STRICT: FetchLimits = { ...LIMITS, privateRedirects: false };
+
+  test("the URL given may be on loopback; a redirect to loopback is refused before it is requested", async () => {
+    await unpacked(`${base}/dist.tar`, hashOf("/dist.tar"), STRICT);
+    requested.length = 0;
+    // The sha256 is right: only the rule refuses it.
+    expect(await refused(`${base}/moved`, hashOf("/dist.tar"), STRICT)).toBe(
+      `${base}/moved redirects to ${base}/dist.tar, ${PRIVATE}`,
+    );
+    expect(requested).toEqual(["/moved"]);
+  });
+
+  test("a redirect to a host name that resolves to loopback is refused when it is resolved", async () => {
+    expect(await refused(`${base}/to-localhost`, hashOf("/dist.tar"), STRICT)).toMatch(
+      /^a redirect of http:\/\/127\.0\.0\.1:\d+\/to-localhost leads to localhost \((127\.0\.0\.1|::1)\), a loopback/,
+    );
+    expect(requested).toEqual(["/to-localhost"]);
+  });
+
+  test.each([
+    ["https://a.example/", "http://b.example/x", true, "a downgrade from https to plain http"],
+    ["https://a.example/", "https://127.0.0.1/x", false, PRIVATE],
+    ["https://a.example/", "https://2130706433/x", false, PRIVATE], // 127.0.0.1, as URL reads it
+    ["https://a.example/", "https://[::1]/x", false, PRIVATE],
+    ["https://a.example/", "https://[::ffff:127.0.0.1]/x", false, PRIVATE],
+    ["https://a.example/", "https://169.254.169.254/latest/meta-data", false, PRIVATE],
+    ["https://a.example/", "https://10.1.2.3/x", false, PRIVATE],
+    ["https://a.example/", "https://192.168.0.1/x", false, PRIVATE],
+    ["https://a.example/", "https://[fd00::1]/x", false, PRIVATE],
+    ["https://a.example/", "https://100.64.0.1/x", false, PRIVATE],
+    ["https://a.example/", "https://0.0.0.0/x", false, PRIVATE],
+    ["https://a.example/", "file:///etc/passwd", true, "which is not an http(s) URL"],
+    ["https://a.example/", "https://127.0.0.1/x", true, undefined],
+    ["https://a.example/", "https://8.8.8.8/x", false, undefined],
+    ["https://a.example/", "https://[2606:4700::1111]/x", false, undefined],
+    // A host name is checked when it is resolved, each time it is connected to.
+    ["https://a.example/", "https://b.example/x", false, undefined],
+    ["http://a.example/", "http://b.example/x", false, undefined],
+  ] as const)("%s -> %s (private allowed: %s): %s", (from, to, privateRedirects, refusal) => {
+    expect(redirectRefusal(new URL(from), new URL(to), privateRedirects)).toBe(refusal);
   });
 });
 
@@ -476,14 +557,27 @@ describe("https:// sources", () => {
     expect(await refused(url, hashOf("/dist.tgz"))).toBe(`could not download ${url}: Error: self-signed certificate`);
   });
 
-  test("a server whose certificate the process trusts serves an archive", async () => {
+  /** Runs `check` with the certificate trusted process-wide, as NODE_EXTRA_CA_CERTS would; put back at once. */
+  async function trusting(check: () => Promise<void>): Promise<void> {
     const defaults = getCACertificates("default");
-    // Process-wide, as NODE_EXTRA_CA_CERTS would be; put back at once.
     setDefaultCACertificates([...defaults, cert]);
     try {
-      await unpacked(`${httpsBase}/dist.tgz`, hashOf("/dist.tgz"));
+      await check();
     } finally {
       setDefaultCACertificates(defaults);
     }
+  }
+
+  test("a server whose certificate the process trusts serves an archive", async () => {
+    await trusting(() => unpacked(`${httpsBase}/dist.tgz`, hashOf("/dist.tgz")).then(() => undefined));
+  });
+
+  test("a redirect from https to plain http is refused, even where private addresses are allowed", async () => {
+    await trusting(async () => {
+      expect(await refused(`${httpsBase}/to-http`, hashOf("/dist.tar"))).toBe(
+        `${httpsBase}/to-http redirects to ${base}/dist.tar, a downgrade from https to plain http`,
+      );
+    });
+    expect(requested).toEqual(["/to-http"]);
   });
 });

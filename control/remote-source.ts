@@ -1,12 +1,12 @@
 import { createHash, randomUUID } from "node:crypto";
-import { mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { lookup } from "node:dns";
+import { readdir, rm, stat } from "node:fs/promises";
+import { isIP, type LookupFunction } from "node:net";
 import { join } from "node:path";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
-import extractZip from "extract-zip";
-import * as tar from "tar";
-import { Agent, interceptors, request } from "undici";
+import ipaddr from "ipaddr.js";
+import { Agent, type Dispatcher, request } from "undici";
+import { unpack } from "./archive.ts";
 import { BundleError } from "./errors.ts";
 import { mb } from "./memory.ts";
 
@@ -15,10 +15,14 @@ export interface FetchLimits {
   maxBytes: number;
   /** The most an archive may unpack to, its files' sizes summed. */
   maxUnpackedBytes: number;
+  /** How long the download may take, all redirects and the body included; unpacking gets as long again. */
   timeoutMs: number;
+  /** Whether a redirect may lead to a loopback, link-local or private address. */
+  privateRedirects: boolean;
 }
 
 const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 /**
  * Makes a bundle source available as a local directory for `use`, then cleans up. A file:// URL
@@ -39,21 +43,26 @@ export async function withSourceDir<T>(
   const archive = await download(url, sha256, limits);
   const dir = join(workDir, randomUUID());
   try {
-    await unpack(archive, dir, limits.maxUnpackedBytes);
+    await unpack(archive, dir, limits);
     return await use(await outdirIn(dir));
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    // Retried: a write a failed unpack had under way may land while the tree is being removed.
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
   }
 }
 
-async function download(url: URL, sha256: string, { maxBytes, timeoutMs }: FetchLimits): Promise<Buffer> {
-  const dispatcher = new Agent({ headersTimeout: timeoutMs, bodyTimeout: timeoutMs }).compose(
-    interceptors.redirect({ maxRedirections: MAX_REDIRECTS }),
-  );
+async function download(url: URL, sha256: string, limits: FetchLimits): Promise<Buffer> {
+  const { maxBytes, timeoutMs } = limits;
+  const timeouts = { headersTimeout: timeoutMs, bodyTimeout: timeoutMs };
+  // The admin chose the first URL; where it redirects to, the server chose.
+  const dispatchers = {
+    first: new Agent(timeouts),
+    redirected: new Agent(limits.privateRedirects ? timeouts : { ...timeouts, connect: { lookup: publicLookup(url) } }),
+  };
   const chunks: Buffer[] = [];
   let size = 0;
   try {
-    const response = await request(url, { dispatcher, signal: AbortSignal.timeout(timeoutMs) });
+    const response = await follow(url, dispatchers, limits.privateRedirects, AbortSignal.timeout(timeoutMs));
     if (response.statusCode !== 200) {
       await response.body.dump();
       throw new BundleError(`${url} answered HTTP ${response.statusCode}`);
@@ -79,98 +88,82 @@ async function download(url: URL, sha256: string, { maxBytes, timeoutMs }: Fetch
         : String(error);
     throw new BundleError(`could not download ${url}: ${reason}`);
   } finally {
-    await dispatcher.close();
+    await Promise.all([dispatchers.first.close(), dispatchers.redirected.close()]);
   }
   const archive = Buffer.concat(chunks);
-  const actual = createHash("sha256").update(archive).digest("hex");
-  if (actual !== sha256.toLowerCase()) {
-    throw new BundleError(`the archive at ${url} has sha256 ${actual}, not the expected ${sha256.toLowerCase()}`);
+  // The digest of what was fetched is not shown: the server may have sent something that is
+  // not its to show (last round, a redirect to loopback read a private page's digest this way).
+  if (createHash("sha256").update(archive).digest("hex") !== sha256.toLowerCase()) {
+    throw new BundleError(`the archive at ${url} does not have the expected sha256 ${sha256.toLowerCase()}`);
   }
   return archive;
 }
 
-type ArchiveKind = "zip" | "tar.gz" | "tar";
+/** Requests `url`, following redirects one by one so each target is checked before it is asked. */
+async function follow(
+  url: URL,
+  dispatchers: { first: Dispatcher; redirected: Dispatcher },
+  privateRedirects: boolean,
+  signal: AbortSignal,
+): Promise<Dispatcher.ResponseData> {
+  let current = url;
+  for (let redirects = 0; ; redirects++) {
+    const dispatcher = redirects === 0 ? dispatchers.first : dispatchers.redirected;
+    const response = await request(current, { dispatcher, signal });
+    const location = response.headers.location;
+    if (!REDIRECT_STATUSES.has(response.statusCode) || typeof location !== "string") return response;
+    await response.body.dump();
+    if (redirects === MAX_REDIRECTS) throw new BundleError(`${url} redirects more than ${MAX_REDIRECTS} times`);
+    const next = new URL(location, current);
+    const refusal = redirectRefusal(current, next, privateRedirects);
+    if (refusal) throw new BundleError(`${url} redirects to ${next}, ${refusal}`);
+    current = next;
+  }
+}
 
-/** Recognises an archive by its first bytes, as file(1) does, not by the URL's extension. */
-export function archiveKind(bytes: Uint8Array): ArchiveKind | undefined {
-  if (bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04) return "zip";
-  if (bytes[0] === 0x1f && bytes[1] === 0x8b) return "tar.gz";
-  if (new TextDecoder().decode(bytes.subarray(257, 262)) === "ustar") return "tar";
+/**
+ * Why a redirect from `from` to `to` is not followed; undefined when it is. A target named by
+ * a host name is checked when it is resolved (publicLookup), every time it is connected to.
+ */
+export function redirectRefusal(from: URL, to: URL, privateRedirects: boolean): string | undefined {
+  if (to.protocol !== "https:" && to.protocol !== "http:") return `which is not an http(s) URL`;
+  if (from.protocol === "https:" && to.protocol !== "https:") return "a downgrade from https to plain http";
+  // An IPv6 host comes in brackets: [::1].
+  const host = to.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (!privateRedirects && isIP(host) && !isPublicAddress(host)) return PRIVATE_REFUSAL;
   return undefined;
 }
 
-async function unpack(archive: Buffer, dir: string, maxUnpacked: number): Promise<void> {
-  const kind = archiveKind(archive);
-  if (!kind) throw new BundleError("the downloaded file is not a tar, tar.gz or zip archive");
-  await mkdir(dir, { recursive: true });
-  const unpacked = unpackedSize(maxUnpacked);
-  try {
-    if (kind === "zip") {
-      const file = `${dir}.zip`;
-      await writeFile(file, archive);
-      // extract-zip refuses entries that would land outside `dir`, but it makes the symbolic links
-      // a zip holds, and makes a later entry's directories through one before that check.
-      const onEntry = (entry: ZipEntry) => {
-        refuseZipLink(entry);
-        if (!unpacked.fits(entry.uncompressedSize)) throw unpacked.error();
-      };
-      await extractZip(file, { dir, onEntry }).finally(() => rm(file, { force: true }));
-      return;
-    }
-    const links: string[] = [];
-    let tooBig = false;
-    await pipeline(
-      Readable.from(archive),
-      // strict: an entry with `..` or an absolute path is an error, not a warning.
-      tar.x({
-        cwd: dir,
-        strict: true,
-        filter: (path, entry) => {
-          const isLink = "type" in entry && (entry.type === "SymbolicLink" || entry.type === "Link");
-          if (isLink) links.push(path);
-          tooBig ||= !unpacked.fits("size" in entry ? (entry.size ?? 0) : 0);
-          return !isLink && !tooBig;
-        },
-      }),
-    );
-    if (links.length > 0) throw new BundleError(`${links[0]} is a link; bundles must contain plain files`);
-    if (tooBig) throw unpacked.error();
-  } catch (error) {
-    if (error instanceof BundleError) throw error;
-    throw new BundleError(`cannot unpack the ${kind} archive: ${error instanceof Error ? error.message : error}`);
-  }
+const PRIVATE_REFUSAL =
+  "a loopback, link-local or private address, where redirects may not lead (see GRIDIRON_FETCH_PRIVATE_REDIRECTS)";
+
+/**
+ * Whether an IP address is a public unicast one: not loopback, private, link-local (the cloud
+ * metadata service), unique-local, carrier-grade NAT, unspecified, multicast or reserved, and
+ * no IPv4 address of those kinds inside an IPv6 one.
+ */
+export function isPublicAddress(address: string): boolean {
+  return ipaddr.process(address).range() === "unicast";
 }
 
-/** Counts what an archive unpacks to, entry by entry, against `max`. */
-function unpackedSize(max: number) {
-  let total = 0;
-  return {
-    /** Whether everything so far, this entry's `bytes` included, fits. */
-    fits(bytes: number): boolean {
-      total += bytes;
-      return total <= max;
-    },
-    error: () =>
-      new BundleError(
-        `the archive unpacks to more than ${mb(max)} MB, the limit for what an archive unpacks to (see GRIDIRON_MAX_BUNDLE_MB)`,
-      ),
+/**
+ * Resolves a redirect target's host as the socket would, and fails if any of its addresses is
+ * not public; `url` is the source that redirected, for the message.
+ */
+function publicLookup(url: URL): LookupFunction {
+  return (hostname, options, callback) => {
+    lookup(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return callback(error, "");
+      const refused = addresses.find((address) => !isPublicAddress(address.address));
+      if (refused) {
+        const message = `a redirect of ${url} leads to ${hostname} (${refused.address}), ${PRIVATE_REFUSAL}`;
+        return callback(new BundleError(message), "");
+      }
+      const [first] = addresses;
+      if (options.all || !first) return callback(null, addresses);
+      return callback(null, first.address, first.family);
+    });
   };
-}
-
-interface ZipEntry {
-  fileName: string;
-  externalFileAttributes: number;
-  uncompressedSize: number;
-}
-
-const S_IFMT = 0o170000;
-const S_IFLNK = 0o120000;
-
-/** Called before each entry is written; the Unix mode is the high half, as extract-zip reads it. */
-function refuseZipLink(entry: ZipEntry): void {
-  if (((entry.externalFileAttributes >>> 16) & S_IFMT) === S_IFLNK) {
-    throw new BundleError(`${entry.fileName} is a link; bundles must contain plain files`);
-  }
 }
 
 /** The archive's own top directory when it holds just one, as `tar czf x.tgz dist` makes. */

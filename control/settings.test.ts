@@ -22,6 +22,15 @@ test("a data dir too long for Restate's unix sockets is refused at start", () =>
   );
 });
 
+test("redirects of https:// sources to private addresses are refused unless allowed in so many words", () => {
+  expect(loadSettings({}).fetchLimits.privateRedirects).toBe(false);
+  expect(loadSettings({ GRIDIRON_FETCH_PRIVATE_REDIRECTS: "true" }).fetchLimits.privateRedirects).toBe(true);
+  expect(loadSettings({ GRIDIRON_FETCH_PRIVATE_REDIRECTS: "0" }).fetchLimits.privateRedirects).toBe(false);
+  expect(() => loadSettings({ GRIDIRON_FETCH_PRIVATE_REDIRECTS: "sometimes" })).toThrow(
+    /GRIDIRON_FETCH_PRIVATE_REDIRECTS/,
+  );
+});
+
 describe("a cluster node's settings", () => {
   const node = {
     GRIDIRON_NODE_NAME: "n2",

@@ -48,7 +48,11 @@ const EnvSchema = z.object({
   ),
   GRIDIRON_FETCH_TIMEOUT_SECONDS: documented(
     z.coerce.number().positive().default(60),
-    "how long an `https://` source may take to download",
+    "how long an `https://` source may take to download, all redirects included; unpacking it gets as long again",
+  ),
+  GRIDIRON_FETCH_PRIVATE_REDIRECTS: documented(
+    z.stringbool().default(false),
+    "let an `https://` source redirect to a loopback, link-local or private address (a source server on your own network); the URL given to `activate` may always be one",
   ),
   GRIDIRON_ADMIN_TOKEN: documented(
     z.string().min(16, "GRIDIRON_ADMIN_TOKEN must be at least 16 characters").optional(),
@@ -172,6 +176,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
       maxBytes: e.GRIDIRON_MAX_BUNDLE_MB * MB,
       maxUnpackedBytes: e.GRIDIRON_MAX_BUNDLE_MB * MB * UNPACKED_FACTOR,
       timeoutMs: e.GRIDIRON_FETCH_TIMEOUT_SECONDS * 1000,
+      privateRedirects: e.GRIDIRON_FETCH_PRIVATE_REDIRECTS,
     },
     restateDir,
     /** restate-server's config on a cluster node, written from the peers (cluster/restate-config.ts). */
