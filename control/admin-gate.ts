@@ -11,9 +11,9 @@ import { lockedHandler } from "./locked-handlers.ts";
  * and key, with the token. That one is `ingressPrivate`, so Restate refuses it from the ingress;
  * tenants' code can still call it through Restate, so it checks the token too.
  */
-export function adminGate<I, O>(adminToken: string, handler: string) {
+export function adminGate<I, O>(adminToken: string, handler: string, what?: string) {
   return restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext, input: I): Promise<O> => {
-    requireAdmin(ctx, adminToken);
+    requireAdmin(ctx, adminToken, what);
     const output = await ctx.genericCall({
       service: ctx.request().target.service,
       method: lockedHandler(handler),
