@@ -1,6 +1,7 @@
 import * as restate from "@restatedev/restate-sdk";
 import { z } from "zod";
 import { AdminClient } from "./admin-client.ts";
+import { adminGate } from "./admin-gate.ts";
 import { adminHeaders, requireAdmin } from "./admin-token.ts";
 import { type Build, BundleName, CompatibilityDate, CompatibilityFlags, Vars, Version } from "./bundle.ts";
 import { inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
@@ -68,7 +69,9 @@ export type ActivateRequest = z.infer<typeof ActivateRequest>;
 
 const BuildIdField = z.string().min(1).max(100);
 const PruneRequest = z.strictObject({ buildId: BuildIdField.optional(), force: z.boolean().optional() }).optional();
+type PruneRequest = z.infer<typeof PruneRequest>;
 const RollbackRequest = z.strictObject({ buildId: BuildIdField.optional() }).optional();
+type RollbackRequest = z.infer<typeof RollbackRequest>;
 const DrainCheck = z.strictObject({ buildId: BuildIdField, watch: z.string() });
 
 export interface ActivateResult {
@@ -79,6 +82,10 @@ export interface ActivateResult {
   uri: string;
   services: string[];
   protocolMode: ProtocolMode | undefined;
+}
+
+export interface PruneResult {
+  pruned: { buildId: string; affectedInvocations: number }[];
 }
 
 type DeployerState = { builds: BuildRecord[] };
@@ -261,8 +268,14 @@ export function deployerObject(settings: Settings, adminToken: string) {
   return restate.object({
     name: "deployer",
     handlers: {
-      activate: restate.handlers.object.exclusive(
-        { input: restate.serde.schema(ActivateRequest) },
+      // Admins' calls, refused without the token before they wait on the bundle's key (admin-gate.ts).
+      activate: adminGate<ActivateRequest, ActivateResult>(adminToken, "activate"),
+      rollback: adminGate<RollbackRequest, ActivateResult>(adminToken, "rollback"),
+      prune: adminGate<PruneRequest, PruneResult>(adminToken, "prune"),
+      resumePaused: adminGate<undefined, { resumed: string[] }>(adminToken, "resumePaused"),
+
+      activateLocked: restate.handlers.object.exclusive(
+        { input: restate.serde.schema(ActivateRequest), ingressPrivate: true },
         async (ctx: Ctx, input: ActivateRequest): Promise<ActivateResult> => {
           requireAdmin(ctx, adminToken);
           const name = bundleName(ctx.key);
@@ -313,8 +326,9 @@ export function deployerObject(settings: Settings, adminToken: string) {
       ),
 
       /** One look at a replaced build; reschedules itself until the build is pruned or active again. */
+      // Only the deployer's own delayed messages call it.
       checkDrain: restate.handlers.object.exclusive(
-        { input: restate.serde.schema(DrainCheck) },
+        { input: restate.serde.schema(DrainCheck), ingressPrivate: true },
         async (ctx: Ctx, check: z.infer<typeof DrainCheck>) => {
           requireAdmin(ctx, adminToken, "checkDrain is internal to the deployer: a call to it");
           const records = await recordsOf(ctx);
@@ -335,16 +349,17 @@ export function deployerObject(settings: Settings, adminToken: string) {
        * Prunes every drained build now, or with `buildId` one non-active build; that one must be
        * drained unless `force` is set.
        */
-      prune: restate.handlers.object.exclusive(
+      pruneLocked: restate.handlers.object.exclusive(
         // Optional bodies cannot use a schema serde: it would declare the body as always empty.
-        async (ctx: Ctx, raw?: unknown) => {
+        { ingressPrivate: true },
+        async (ctx: Ctx, raw?: unknown): Promise<PruneResult> => {
           requireAdmin(ctx, adminToken);
           const input = parseInput(PruneRequest, raw);
           let records = await recordsOf(ctx);
           const chosen = input?.buildId
             ? [pruneCandidate(records, input.buildId)]
             : records.filter((r) => r.state === "drained");
-          const pruned: { buildId: string; affectedInvocations: number }[] = [];
+          const pruned: PruneResult["pruned"] = [];
           for (const record of chosen) {
             const deploymentId = record.deploymentId;
             const observed = deploymentId
@@ -366,24 +381,27 @@ export function deployerObject(settings: Settings, adminToken: string) {
       ),
 
       /** Makes the previous (or the named) build receive all new calls again. */
-      rollback: restate.handlers.object.exclusive(async (ctx: Ctx, raw?: unknown): Promise<ActivateResult> => {
-        requireAdmin(ctx, adminToken);
-        const input = parseInput(RollbackRequest, raw);
-        const records = await recordsOf(ctx);
-        const target = rollbackTarget(records, input?.buildId);
-        if ("error" in target) throw new UserError(`cannot roll back ${ctx.key}: ${target.error}`, 409);
-        const { watch: _ended, tookOver: _before, ...build } = target;
-        // Going back is an explicit choice, so the old build's schema is accepted as it was; its
-        // services must still be its bundle's.
-        const options = { force: true, breaking: true, takeOver: [] };
-        const manifest = await manifestOf(ctx, build, target);
-        const record: BuildRecord = { ...build, manifest, ...(await serve(ctx, build, manifest, options)) };
-        makeActive(ctx, records, record, { at: await now(ctx), event: "rolled back to" });
-        return resultOf(record);
-      }),
+      rollbackLocked: restate.handlers.object.exclusive(
+        { ingressPrivate: true },
+        async (ctx: Ctx, raw?: unknown): Promise<ActivateResult> => {
+          requireAdmin(ctx, adminToken);
+          const input = parseInput(RollbackRequest, raw);
+          const records = await recordsOf(ctx);
+          const target = rollbackTarget(records, input?.buildId);
+          if ("error" in target) throw new UserError(`cannot roll back ${ctx.key}: ${target.error}`, 409);
+          const { watch: _ended, tookOver: _before, ...build } = target;
+          // Going back is an explicit choice, so the old build's schema is accepted as it was; its
+          // services must still be its bundle's.
+          const options = { force: true, breaking: true, takeOver: [] };
+          const manifest = await manifestOf(ctx, build, target);
+          const record: BuildRecord = { ...build, manifest, ...(await serve(ctx, build, manifest, options)) };
+          makeActive(ctx, records, record, { at: await now(ctx), event: "rolled back to" });
+          return resultOf(record);
+        },
+      ),
 
       /** Moves invocations paused on replaced builds to the active build. */
-      resumePaused: restate.handlers.object.exclusive(async (ctx: Ctx) => {
+      resumePausedLocked: restate.handlers.object.exclusive({ ingressPrivate: true }, async (ctx: Ctx) => {
         requireAdmin(ctx, adminToken);
         const records = await recordsOf(ctx);
         const replaced = records

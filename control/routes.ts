@@ -69,41 +69,47 @@ export function routesObject(settings: Settings, adminToken: string) {
        * bundle owns one), then makes workerd serve it at /{name}/{buildId}, keeping every other
        * live build.
        */
-      add: async (ctx: Ctx, { build, takeOver }: AddRoute): Promise<{ takenOver: TakenOver[] }> => {
-        internal(ctx);
-        const { builds, owners } = await stateOf(ctx);
-        const claimed = claim(owners, builds, build, takeOver);
-        if ("error" in claimed) throw new UserError(claimed.error, 409);
-        const routed = builds.find((b) => serviceName(b) === serviceName(build));
-        if (!routed) await apply(ctx, [...builds, build]);
-        // A build routed before manifests were recorded gets its proof's manifest now.
-        else if (!routed.manifest)
-          await apply(
-            ctx,
-            builds.map((b) => (b === routed ? build : b)),
-          );
-        ctx.set("owners", claimed.owners);
-        return { takenOver: claimed.takenOver };
-      },
+      add: restate.handlers.object.exclusive(
+        { ingressPrivate: true },
+        async (ctx: Ctx, { build, takeOver }: AddRoute): Promise<{ takenOver: TakenOver[] }> => {
+          internal(ctx);
+          const { builds, owners } = await stateOf(ctx);
+          const claimed = claim(owners, builds, build, takeOver);
+          if ("error" in claimed) throw new UserError(claimed.error, 409);
+          const routed = builds.find((b) => serviceName(b) === serviceName(build));
+          if (!routed) await apply(ctx, [...builds, build]);
+          // A build routed before manifests were recorded gets its proof's manifest now.
+          else if (!routed.manifest)
+            await apply(
+              ctx,
+              builds.map((b) => (b === routed ? build : b)),
+            );
+          ctx.set("owners", claimed.owners);
+          return { takenOver: claimed.takenOver };
+        },
+      ),
 
       /** Stops serving one build and releases the services only it held; the others keep being served. */
-      remove: async (ctx: Ctx, build: Pick<Build, "name" | "buildId">) => {
-        internal(ctx);
-        const { builds, owners } = await stateOf(ctx);
-        const removed = builds.find((b) => serviceName(b) === serviceName(build));
-        if (!removed) return;
-        const remaining = builds.filter((b) => b !== removed);
-        await apply(ctx, remaining);
-        ctx.set("owners", release(owners, remaining, removed));
-        // A removed build stays compiled until its workerd ends (the Worker Loader never unloads).
-        // A fresh workerd frees it, but compiles every live build again, so it takes over once
-        // every few removals.
-        if (settings.cluster) return;
-        const held = ((await ctx.get("removedSinceRelease")) ?? 0) + 1;
-        if (held < settings.releaseAfter) return ctx.set("removedSinceRelease", held);
-        await step(ctx, "release removed builds' memory", requestHandover);
-        ctx.set("removedSinceRelease", 0);
-      },
+      remove: restate.handlers.object.exclusive(
+        { ingressPrivate: true },
+        async (ctx: Ctx, build: Pick<Build, "name" | "buildId">) => {
+          internal(ctx);
+          const { builds, owners } = await stateOf(ctx);
+          const removed = builds.find((b) => serviceName(b) === serviceName(build));
+          if (!removed) return;
+          const remaining = builds.filter((b) => b !== removed);
+          await apply(ctx, remaining);
+          ctx.set("owners", release(owners, remaining, removed));
+          // A removed build stays compiled until its workerd ends (the Worker Loader never unloads).
+          // A fresh workerd frees it, but compiles every live build again, so it takes over once
+          // every few removals.
+          if (settings.cluster) return;
+          const held = ((await ctx.get("removedSinceRelease")) ?? 0) + 1;
+          if (held < settings.releaseAfter) return ctx.set("removedSinceRelease", held);
+          await step(ctx, "release removed builds' memory", requestHandover);
+          ctx.set("removedSinceRelease", 0);
+        },
+      ),
 
       /** What is routed and who owns which service; answers while add or remove runs. */
       view: restate.handlers.object.shared(
@@ -122,8 +128,11 @@ export function routesObject(settings: Settings, adminToken: string) {
         },
       ),
     },
-    // Reachable through the ingress, for the agents of nodes whose own restate-server is not up
-    // yet; every handler checks the admin token first.
+    // The shared handlers are reachable through the ingress, for the agents of nodes whose own
+    // restate-server is not up yet; they never wait on the key. The exclusive ones are the
+    // deployer's alone: Restate refuses them from the ingress, so an anonymous flood cannot queue
+    // in front of an activation. Every handler checks the admin token first, as tenants' code can
+    // still call any of them through Restate.
     options: { asTerminalError },
   });
 }

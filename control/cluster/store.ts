@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import * as restate from "@restatedev/restate-sdk";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { z } from "zod";
+import { adminGate } from "../admin-gate.ts";
 import { adminHeaders, requireAdmin } from "../admin-token.ts";
 import type { Build } from "../bundle.ts";
 import { buildDir, inspectBundle } from "../bundle-store.ts";
@@ -42,27 +43,36 @@ type Ctx = restate.ObjectContext;
 type SharedCtx = restate.ObjectSharedContext;
 
 export function bundlesObject(adminToken: string) {
-  const internal = (ctx: Pick<Ctx, "request">) =>
-    requireAdmin(ctx, adminToken, "bundles is internal to Gridiron's control plane: a call to it");
+  const what = "bundles is internal to Gridiron's control plane: a call to it";
+  const internal = (ctx: Pick<Ctx, "request">) => requireAdmin(ctx, adminToken, what);
+  const gate = <I>(handler: string) => adminGate<I, void>(adminToken, handler, what);
   return restate.object({
     name: "bundles",
     handlers: {
-      put: restate.handlers.object.exclusive({ input: restate.serde.schema(Chunk) }, async (ctx: Ctx, chunk: Chunk) => {
-        internal(ctx);
-        ctx.set(chunkKey(chunk.file, chunk.index), chunk.data);
-      }),
+      // Writes come in through gates that refuse calls without the token before they wait on the
+      // build's key (admin-gate.ts): the key is public, shown by the dashboard.
+      put: gate<Chunk>("put"),
+      seal: gate<Manifest>("seal"),
+      remove: gate<undefined>("remove"),
+      putLocked: restate.handlers.object.exclusive(
+        { input: restate.serde.schema(Chunk), ingressPrivate: true },
+        async (ctx: Ctx, chunk: Chunk) => {
+          internal(ctx);
+          ctx.set(chunkKey(chunk.file, chunk.index), chunk.data);
+        },
+      ),
       /** Written last: a build without a manifest is not (yet) stored. */
-      seal: restate.handlers.object.exclusive(
-        { input: restate.serde.schema(Manifest) },
+      sealLocked: restate.handlers.object.exclusive(
+        { input: restate.serde.schema(Manifest), ingressPrivate: true },
         async (ctx: Ctx, manifest: Manifest) => {
           internal(ctx);
           ctx.set("manifest", manifest);
         },
       ),
-      remove: async (ctx: Ctx) => {
+      removeLocked: restate.handlers.object.exclusive({ ingressPrivate: true }, async (ctx: Ctx) => {
         internal(ctx);
         ctx.clearAll();
-      },
+      }),
       manifest: restate.handlers.object.shared(async (ctx: SharedCtx): Promise<Manifest | null> => {
         internal(ctx);
         return (await ctx.get<Manifest>("manifest")) ?? null;

@@ -1,0 +1,146 @@
+import { readdir } from "node:fs/promises";
+import { beforeAll, describe, expect, test } from "vitest";
+import type { ActivateResult } from "../control/deployer.ts";
+import { Ingress } from "./ingress.ts";
+import { useTestMesh } from "./mesh.ts";
+
+/** How many anonymous one-way calls each flood sends, and how many are in flight at once. */
+const FLOOD = 3_000;
+const IN_FLIGHT = 32;
+/**
+ * How much longer an admin activation may take during a flood than before it. Not a measure of
+ * speed but the bound of a hang: while the refusals waited on an exclusive key, an activation
+ * after 3,000 of them took 12-22 s instead of 0.1 s here (9.1 s when it was found), growing with
+ * the flood. Calls the ingress refuses cost Restate nothing.
+ */
+const MAX_EXTRA_MS = 1_000;
+/**
+ * The same for the admin handlers' gates: they refuse without waiting on the key, but each
+ * refusal is still an invocation Restate runs, and 3,000 of them slowed an activation by 0.4-4.1 s
+ * on two shared cores. Only a front before Restate's ingress could refuse them for free.
+ */
+const MAX_GATED_EXTRA_MS = 8_000;
+
+interface Status {
+  active: string | null;
+  builds: (ActivateResult & { state: string })[];
+}
+
+/**
+ * Refuse before queueing: anonymous calls to the control plane's exclusive handlers are refused
+ * before they wait on the object's key, so a flood of them cannot hold up an admin's deploy.
+ */
+describe("a flood of anonymous calls to the control plane", () => {
+  const fx = useTestMesh(
+    { greeter: ["greeter"], greeterV2: ["greeter", { GREETING: '"Howdy"' }], counter: ["counter"] },
+    // No replaced build is pruned while the test switches between two.
+    { GRIDIRON_DRAIN_GRACE_SECONDS: "3600" },
+  );
+  const anonymous = () => new Ingress(fx.ingress.url);
+  const status = (name: string) => fx.ingress.call<Status>(`deployer/${name}/status`);
+  let versions: [string, string][];
+  let toggles = 0;
+
+  /** How long an admin activation takes; each one switches greeter to its other build. */
+  const timedActivation = async () => {
+    const [source, version] = versions[toggles++ % 2] as [string, string];
+    const started = performance.now();
+    await fx.ingress.call<ActivateResult>("deployer/greeter/activate", { source, version });
+    return performance.now() - started;
+  };
+
+  /** Sends `FLOOD` anonymous one-way calls, `IN_FLIGHT` at a time; counts the answers' statuses. */
+  const flood = async (path: string, body: unknown) => {
+    const statuses = new Map<number, number>();
+    let next = 0;
+    const sender = async () => {
+      while (next++ < FLOOD) {
+        const response = await fetch(`${fx.ingress.url}/${path}/send`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body),
+        });
+        await response.arrayBuffer();
+        statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+      }
+    };
+    await Promise.all(Array.from({ length: IN_FLIGHT }, sender));
+    return Object.fromEntries(statuses);
+  };
+
+  /** Waits until the control plane has no call left to run, so one flood does not weigh on the next. */
+  const settled = async () => {
+    const pending = () =>
+      fx.admin.query(
+        "SELECT count(*) AS n FROM sys_invocation WHERE target_service_name IN ('deployer', 'routes') AND status NOT IN ('completed', 'scheduled')",
+      );
+    for (let i = 0; i < 600 && Number((await pending())[0]?.n) > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  };
+
+  /** Everything a refused call must leave as it was; which greeter build is active is the test's own doing. */
+  const snapshot = async () => ({
+    greeter: (await status("greeter")).builds.map(({ buildId, version, state }) => ({
+      buildId,
+      version,
+      live: state === "active" || state === "draining",
+    })),
+    counter: await status("counter"),
+    services: await fx.admin.query("SELECT name, public FROM sys_service ORDER BY name"),
+    deployments: (await fx.admin.query("SELECT count(*) AS n FROM sys_deployment"))[0],
+    routes: await fx.ingress.call("routes/local/view"),
+    dataDir: (await readdir(fx.mesh.settings.dataDir)).sort(),
+    bundles: (await readdir(fx.mesh.settings.bundlesDir)).sort(),
+    count: await fx.ingress.call("counter/kept/get"),
+  });
+
+  beforeAll(async () => {
+    versions = [
+      [fx.sources.greeter as string, "1.0.0"],
+      [fx.sources.greeterV2 as string, "2.0.0"],
+    ];
+    await fx.ingress.call("deployer/counter/activate", { source: fx.sources.counter, version: "1.0.0" });
+    await fx.ingress.call("counter/kept/add");
+    // Both greeter builds known, so every timed activation is the same work: route, discover, register.
+    await timedActivation();
+    await timedActivation();
+  });
+
+  test("delays an admin activation by under a second and changes nothing", async () => {
+    const active = (await status("greeter")).active as string;
+    const evil = { source: fx.sources.counter, version: "6.6.6" };
+    // The handlers only the control plane calls are refused by Restate's ingress itself (400, no
+    // invocation made); an admin's are refused by a gate that does not wait on the key (401).
+    const floods: [string, unknown, number][] = [
+      [
+        "routes/local/add",
+        { build: { name: "greeter", buildId: "6.6.6-evil", services: ["greeter"] }, takeOver: [] },
+        400,
+      ],
+      ["routes/local/remove", { name: "greeter", buildId: active }, 400],
+      ["deployer/greeter/checkDrain", { buildId: active, watch: "x" }, 400],
+      ["deployer/greeter/activateLocked", evil, 400],
+      ["deployer/greeter/activate", evil, 401],
+      ["deployer/greeter/rollback", {}, 401],
+      ["deployer/greeter/prune", { buildId: active, force: true }, 401],
+      ["deployer/greeter/resumePaused", undefined, 401],
+    ];
+    const before = await snapshot();
+    const seen: Record<string, { answers: object; beforeMs: number; duringMs: number }> = {};
+    for (const [path, body, refused] of floods) {
+      const refusal = anonymous().call(path, body);
+      await expect(refusal, path).rejects.toMatchObject({ status: refused });
+      const beforeMs = await timedActivation();
+      const answers = await flood(path, body);
+      const duringMs = await timedActivation();
+      seen[path] = { answers, beforeMs: Math.round(beforeMs), duringMs: Math.round(duringMs) };
+      expect(answers, path).toEqual(refused === 400 ? { 400: FLOOD } : { 202: FLOOD });
+      await settled();
+    }
+    console.log(JSON.stringify(seen, null, 2));
+    for (const [path, _body, refused] of floods) {
+      const { beforeMs, duringMs } = seen[path] as { beforeMs: number; duringMs: number };
+      expect(duringMs - beforeMs, path).toBeLessThan(refused === 400 ? MAX_EXTRA_MS : MAX_GATED_EXTRA_MS);
+    }
+    expect(await snapshot()).toEqual(before);
+  }, 180_000);
+});
