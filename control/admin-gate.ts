@@ -1,5 +1,5 @@
 import * as restate from "@restatedev/restate-sdk";
-import { adminHeaders, requireAdmin } from "./admin-token.ts";
+import { adminHeaders, adminOnly } from "./admin-token.ts";
 import { lockedHandler } from "./locked-handlers.ts";
 
 /**
@@ -9,11 +9,11 @@ import { lockedHandler } from "./locked-handlers.ts";
  * through a gate, a shared handler (it runs at once, whatever holds the key), which checks the
  * token and only then calls the exclusive handler `lockedHandler(handler)` of the same object
  * and key, with the token. That one is `ingressPrivate`, so Restate refuses it from the ingress;
- * tenants' code can still call it through Restate, so it checks the token too.
+ * tenants' code can still call it through Restate, so it checks the token too (`adminOnly`).
  */
 export function adminGate<I, O>(adminToken: string, handler: string, what?: string) {
-  return restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext, input: I): Promise<O> => {
-    requireAdmin(ctx, adminToken, what);
+  const hooks = [adminOnly(adminToken, what)];
+  return restate.handlers.object.shared({ hooks }, async (ctx: restate.ObjectSharedContext, input: I): Promise<O> => {
     const output = await ctx.genericCall({
       service: ctx.request().target.service,
       method: lockedHandler(handler),

@@ -48,17 +48,25 @@ function presentedToken(header: string): Buffer | undefined {
 }
 
 /**
- * Throws a 401 user error, before anything changes, unless the caller sent the token. Restate
- * passes on the headers of calls from other services' code too, so this also keeps tenants' code
- * (which never sees the token) out of the control plane's internal handlers.
+ * A Restate handler hook (the SDK's `hooks` option, on a handler or a whole object): the call is
+ * refused with a 401 user error, before the handler runs and on every attempt, unless it carries
+ * the token. Restate passes on the headers of calls from other services' code too, so this also
+ * keeps tenants' code (which never sees the token) out of the control plane's internal handlers.
  */
-export function requireAdmin(ctx: Pick<restate.Context, "request">, token: string, what = "this deployer call"): void {
-  if (!authorized(ctx.request().headers.get("authorization"), token)) {
-    throw new UserError(
-      `${what} needs the header 'Authorization: Bearer <token>'; the token is GRIDIRON_ADMIN_TOKEN or the admin-token file in the data dir`,
-      401,
-    );
-  }
+export function adminOnly(token: string, what = "this deployer call"): restate.HooksProvider {
+  return ({ request }) => ({
+    interceptor: {
+      handler: async (next) => {
+        if (!authorized(request.headers.get("authorization"), token)) {
+          throw new UserError(
+            `${what} needs the header 'Authorization: Bearer <token>'; the token is GRIDIRON_ADMIN_TOKEN or the admin-token file in the data dir`,
+            401,
+          );
+        }
+        await next();
+      },
+    },
+  });
 }
 
 /** The header the control plane's own calls to its internal handlers carry. */

@@ -2,12 +2,12 @@ import * as restate from "@restatedev/restate-sdk";
 import { z } from "zod";
 import { AdminClient } from "./admin-client.ts";
 import { adminGate } from "./admin-gate.ts";
-import { adminHeaders, requireAdmin } from "./admin-token.ts";
+import { adminHeaders, adminOnly } from "./admin-token.ts";
 import { type Build, BundleName, CompatibilityDate, CompatibilityFlags, Vars, Version } from "./bundle.ts";
 import { inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
-import { askNodes, servingNodes, waitUntilServed } from "./cluster/nodes.ts";
+import { askNodes, servingNodes } from "./cluster/nodes.ts";
 import { StoreClient } from "./cluster/store.ts";
-import { crashableStep, crashPoint } from "./crash-switch.ts";
+import { journaledSteps } from "./crash-switch.ts";
 import { asTerminalError, BundleError, UserError } from "./errors.ts";
 import {
   afterDrainCheck,
@@ -34,6 +34,7 @@ import { type RegisterOptions, register, waitForDiscovery } from "./registration
 import { withSourceDir } from "./remote-source.ts";
 import { identityHeaders } from "./request-identity.ts";
 import { ROUTES_KEY, type RoutesObject } from "./routes.ts";
+import { waitForNodes } from "./serving.ts";
 import type { Settings } from "./settings.ts";
 import { proveBuild } from "./workerd/proof.ts";
 
@@ -103,6 +104,8 @@ export function deployerObject(settings: Settings, adminToken: string) {
   const admin = new AdminClient({ socketPath: settings.adminSocket });
   // The control plane's calls to its internal handlers carry the admin token; tenants' code cannot.
   const internal = <I, O>() => restate.rpc.opts<I, O>({ headers: adminHeaders(adminToken) });
+  /** The hooks of the handlers only admins and the control plane may call: they check the token. */
+  const admins = [adminOnly(adminToken)];
   const routes = (ctx: Pick<Ctx, "objectClient">) => ctx.objectClient<RoutesObject>({ name: "routes" }, ROUTES_KEY);
   const now = async (ctx: Ctx) => new Date(await ctx.date.now()).toISOString();
   /** Now, and how long since `startedMs`; both journaled, so a replay measures the same. */
@@ -112,13 +115,13 @@ export function deployerObject(settings: Settings, adminToken: string) {
   };
   const recordsOf = async (ctx: restate.ObjectSharedContext<DeployerState>) => (await ctx.get("builds")) ?? [];
 
-  /** A journaled step of activate or prune, after which the crash switch may end the process. */
-  const step = <T>(ctx: Ctx, name: string, action: () => Promise<T>) =>
-    crashableStep(ctx, settings.dataDir, name, action);
+  const steps = journaledSteps(settings.crashPoints ? settings.dataDir : undefined);
+  /** A journaled step of activate or prune, after which a crash test may end the process. */
+  const step = <T>(ctx: Ctx, name: string, action: () => Promise<T>) => steps.run(ctx, name, action);
 
   /**
-   * Routes the build with the manifest its proof recorded, waits for it to answer and registers
-   * it; it becomes the latest deployment. `force` re-registers a uri Restate already knew;
+   * Routes the build with the manifest its proof recorded, waits until every node serves it and it
+   * answers, and registers it; it becomes the latest deployment. `force` re-registers a uri Restate already knew;
    * `breaking` accepts schema changes. Restate must register exactly the proved services, or the
    * registration is undone.
    */
@@ -128,8 +131,8 @@ export function deployerObject(settings: Settings, adminToken: string) {
       { build: { ...build, services, manifest }, takeOver: options.takeOver },
       internal(),
     );
-    await crashPoint(settings.dataDir, "route build");
-    if (settings.cluster) await step(ctx, "wait for every node", () => waitUntilServed(settings, build));
+    await steps.after("route build");
+    await step(ctx, "wait for every node", () => waitForNodes(settings, build, "served"));
     const uri = `${settings.workerdUrl}/${build.name}/${build.buildId}`;
     const { protocolMode } = await step(ctx, "wait for discovery", async () =>
       waitForDiscovery(uri, await identityHeaders(settings, "/discover")),
@@ -197,12 +200,13 @@ export function deployerObject(settings: Settings, adminToken: string) {
     );
   };
 
-  /** Unregisters, unroutes and (past retention) deletes a build. Every step is safe to repeat. */
+  /** Unregisters and unroutes a build, and waits until no node serves it. Every step is safe to repeat. */
   const prune = async (ctx: Ctx, record: BuildRecord): Promise<BuildRecord> => {
     const { deploymentId } = record;
     if (deploymentId) await step(ctx, "unregister from Restate", () => admin.deleteDeployment(deploymentId));
     await routes(ctx).remove({ name: record.name, buildId: record.buildId }, internal());
-    await crashPoint(settings.dataDir, "unroute build");
+    await steps.after("unroute build");
+    await step(ctx, "wait for every node", () => waitForNodes(settings, record, "gone"));
     return recordPrune(record, await now(ctx));
   };
 
@@ -256,6 +260,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
   ) => {
     if (!known) {
       await routes(ctx).remove(build, internal());
+      await ctx.run("wait for every node", () => waitForNodes(settings, build, "gone"));
       await ctx.run("delete files of the failed build", () => deleteFiles(build));
     }
     const { at, durationMs } = await since(ctx, startedMs);
@@ -275,9 +280,8 @@ export function deployerObject(settings: Settings, adminToken: string) {
       resumePaused: adminGate<undefined, { resumed: string[] }>(adminToken, "resumePaused"),
 
       activateLocked: restate.handlers.object.exclusive(
-        { input: restate.serde.schema(ActivateRequest), ingressPrivate: true },
+        { input: restate.serde.schema(ActivateRequest), ingressPrivate: true, hooks: admins },
         async (ctx: Ctx, input: ActivateRequest): Promise<ActivateResult> => {
-          requireAdmin(ctx, adminToken);
           const name = bundleName(ctx.key);
           const startedMs = await ctx.date.now();
           const activationId = ctx.request().id;
@@ -328,9 +332,12 @@ export function deployerObject(settings: Settings, adminToken: string) {
       /** One look at a replaced build; reschedules itself until the build is pruned or active again. */
       // Only the deployer's own delayed messages call it.
       checkDrain: restate.handlers.object.exclusive(
-        { input: restate.serde.schema(DrainCheck), ingressPrivate: true },
+        {
+          input: restate.serde.schema(DrainCheck),
+          ingressPrivate: true,
+          hooks: [adminOnly(adminToken, "checkDrain is internal to the deployer: a call to it")],
+        },
         async (ctx: Ctx, check: z.infer<typeof DrainCheck>) => {
-          requireAdmin(ctx, adminToken, "checkDrain is internal to the deployer: a call to it");
           const records = await recordsOf(ctx);
           const record = records.find((r) => r.buildId === check.buildId);
           if (!isCurrentDrainCheck(record, check.watch)) return;
@@ -351,9 +358,8 @@ export function deployerObject(settings: Settings, adminToken: string) {
        */
       pruneLocked: restate.handlers.object.exclusive(
         // Optional bodies cannot use a schema serde: it would declare the body as always empty.
-        { ingressPrivate: true },
+        { ingressPrivate: true, hooks: admins },
         async (ctx: Ctx, raw?: unknown): Promise<PruneResult> => {
-          requireAdmin(ctx, adminToken);
           const input = parseInput(PruneRequest, raw);
           let records = await recordsOf(ctx);
           const chosen = input?.buildId
@@ -382,9 +388,8 @@ export function deployerObject(settings: Settings, adminToken: string) {
 
       /** Makes the previous (or the named) build receive all new calls again. */
       rollbackLocked: restate.handlers.object.exclusive(
-        { ingressPrivate: true },
+        { ingressPrivate: true, hooks: admins },
         async (ctx: Ctx, raw?: unknown): Promise<ActivateResult> => {
-          requireAdmin(ctx, adminToken);
           const input = parseInput(RollbackRequest, raw);
           const records = await recordsOf(ctx);
           const target = rollbackTarget(records, input?.buildId);
@@ -401,16 +406,18 @@ export function deployerObject(settings: Settings, adminToken: string) {
       ),
 
       /** Moves invocations paused on replaced builds to the active build. */
-      resumePausedLocked: restate.handlers.object.exclusive({ ingressPrivate: true }, async (ctx: Ctx) => {
-        requireAdmin(ctx, adminToken);
-        const records = await recordsOf(ctx);
-        const replaced = records
-          .filter((r) => r.state !== "active" && r.deploymentId)
-          .map((r) => r.deploymentId as string);
-        const paused = await ctx.run("find paused invocations", () => admin.pausedOn(replaced));
-        for (const id of paused) await ctx.run(`resume ${id}`, () => admin.resumeOnLatest(id));
-        return { resumed: paused };
-      }),
+      resumePausedLocked: restate.handlers.object.exclusive(
+        { ingressPrivate: true, hooks: admins },
+        async (ctx: Ctx) => {
+          const records = await recordsOf(ctx);
+          const replaced = records
+            .filter((r) => r.state !== "active" && r.deploymentId)
+            .map((r) => r.deploymentId as string);
+          const paused = await ctx.run("find paused invocations", () => admin.pausedOn(replaced));
+          for (const id of paused) await ctx.run(`resume ${id}`, () => admin.resumeOnLatest(id));
+          return { resumed: paused };
+        },
+      ),
 
       status: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext<DeployerState>) => {
         const records = await recordsOf(ctx);

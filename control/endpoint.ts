@@ -27,7 +27,7 @@ export async function serveDeployer(settings: Settings): Promise<void> {
     // and `cluster` tells what each node serves.
     services: [
       deployerObject(settings, token),
-      routesObject(settings, token),
+      routesObject(token),
       ...(settings.cluster ? [bundlesObject(token), clusterService(settings)] : []),
     ],
     // Only restate-server, which signs with the mesh's key, may call the deployer.

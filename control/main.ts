@@ -14,7 +14,8 @@ Commands:
              the runit run scripts exec it
   deployer   serve only the deployer's Restate endpoint (the supervisor runs this itself)
   admin-front  serve only the authenticated front of Restate's admin API (likewise)
-  ops        serve only the ops port: /metrics, /livez, /readyz (the supervisor serves it itself)
+  ops        serve only the ops port: /metrics, /livez, /readyz, and run the node agent, which serves
+             the deployer's routes (the supervisor does both itself)
   help       show this text
 
 Environment (defaults in brackets):
@@ -57,8 +58,15 @@ async function main(command: string | undefined): Promise<void> {
     }
     case "ops": {
       const { serveOps } = await import("./ops/server.ts");
+      const { NodeAgent, serveAgentSocket } = await import("./node-agent.ts");
+      const { readAdminToken } = await import("./admin-token.ts");
       const settings = loadSettings();
-      await serveOps(settings, "ops");
+      // Under runit there is no supervisor, so this process runs the node agent. Nor is there a
+      // shared socket for a fresh workerd to take over: removed builds' memory is freed only when
+      // runit restarts workerd.
+      const token = await readAdminToken(settings);
+      await serveAgentSocket(new NodeAgent(settings, token, async () => {}, console.log), settings.agentSocket);
+      await serveOps(settings, "ops", token);
       console.log(`ops port at http://${settings.bind}:${settings.ports.ops}: /metrics, /livez, /readyz`);
       const stop = () => process.exit(0);
       process.once("SIGTERM", stop);

@@ -15,7 +15,12 @@ const UNPACKED_FACTOR = 4;
 const documented = <T extends z.ZodType>(schema: T, description: string, shownDefault?: string) =>
   schema.meta({ description, ...(shownDefault ? { shownDefault } : {}) });
 
-/** Every knob Gridiron reads from the environment, with its default; the one source of both. */
+/**
+ * Every knob of the mesh that Gridiron reads from the environment, with its default; the one
+ * source of both. The CLI's GRIDIRON_INGRESS_URL and GRIDIRON_ADMIN_URL (cli/connection.ts) and the
+ * local cluster tool's GRIDIRON_LOCAL_CLUSTER_* (cluster/local.ts) are read where they are used:
+ * they say where a mesh is, not how it runs.
+ */
 const EnvSchema = z.object({
   GRIDIRON_BIND: documented(
     z.string().default("127.0.0.1"),
@@ -96,6 +101,8 @@ const EnvSchema = z.object({
   ),
   // Set by the launcher (launcher.ts): workerd's listening socket is open as fd 3.
   GRIDIRON_WORKERD_SOCKET_FD: z.literal("3").optional(),
+  // Set by the crash tests only: the deployer's crash points are live (crash-switch.ts).
+  GRIDIRON_CRASH_POINTS: z.stringbool().default(false),
 });
 
 export interface SettingDoc {
@@ -164,6 +171,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     releaseAfter: e.GRIDIRON_RELEASE_AFTER,
     watchdog: { hangMs: e.GRIDIRON_WORKERD_HANG_SECONDS * 1000, maxMb: e.GRIDIRON_WORKERD_MAX_MB },
     workerdSocketInherited: e.GRIDIRON_WORKERD_SOCKET_FD !== undefined,
+    crashPoints: e.GRIDIRON_CRASH_POINTS,
     adminToken: e.GRIDIRON_ADMIN_TOKEN,
     adminTokenPath: resolve(dataDir, "admin-token"),
     identityKeyPath: resolve(dataDir, "request-identity.pem"),
@@ -185,6 +193,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     fabricSocket: socket("fabric"),
     bundlesDir: resolve(dataDir, "bundles"),
     downloadsDir: resolve(dataDir, "downloads"),
+    /** Where the node agent listens for the deployer's "sync now" (node-agent.ts). */
+    agentSocket: resolve(dataDir, "agent.sock"),
     workerdConfigPath: resolve(dataDir, "workerd", "config.bin"),
     /** Gridiron's authenticated front for Restate's admin API. */
     adminUrl: `http://${reachable}:${e.GRIDIRON_ADMIN_PORT}`,

@@ -16,7 +16,13 @@ const hasPrometheus = (await execa("sh", ["-c", "command -v prometheus"], { reje
 /** The ops port of a real mesh: health as Kubernetes asks it, metrics as Prometheus reads them. */
 describe("the ops port, end to end", () => {
   // A short hang limit, so the watchdog soon kills a stopped workerd and the supervisor restarts it.
-  const fx = useTestMesh({ greeter: ["greeter"], counter: ["counter"] }, { GRIDIRON_WORKERD_HANG_SECONDS: "3" });
+  const fx = useTestMesh(
+    { greeter: ["greeter"], counter: ["counter"] },
+    {
+      GRIDIRON_WORKERD_HANG_SECONDS: "3",
+      GRIDIRON_CRASH_POINTS: "true",
+    },
+  );
 
   const get = async (path: string, method = "GET") => {
     const response = await fetch(`${fx.mesh.settings.opsUrl}${path}`, { method, signal: AbortSignal.timeout(10_000) });

@@ -1,142 +1,66 @@
 import { readdir } from "node:fs/promises";
-import { setTimeout as sleep } from "node:timers/promises";
-import type { Build } from "../bundle.ts";
 import { removeBundle } from "../bundle-store.ts";
-import { routedBuilds } from "../routes.ts";
+import type { BuildFiles, NodeAgent } from "../node-agent.ts";
+import type { RoutedBuild } from "../ownership.ts";
 import type { Settings } from "../settings.ts";
-import { writeRoutes } from "../workerd/config.ts";
-import { refreshRoutes } from "../workerd/router-client.ts";
 import type { ClusterMembership } from "./peers.ts";
 import { StoreClient, storeKey } from "./store.ts";
 
-/** How often a node compares what it serves with what the `routes` object says should be served. */
-const SYNC_MS = 1_000;
-/** How often files of builds neither routed nor stored are looked for, besides after each change. */
-const CLEANUP_EVERY_SYNCS = 10;
+/** How often a cluster node compares what it serves with what the `routes` object records. */
+export const SYNC_MS = 1_000;
 
-/** What this node serves, for the deployer's "every live node serves it" and for status. */
-export interface NodeReport {
-  node: string;
-  /** `{name}@{buildId}` of every build this node's workerd serves. */
-  builds: string[];
-  /** Whether this node has served what the cluster routes at least once since it started. */
-  caughtUp: boolean;
+/**
+ * A cluster node's build files: fetched from the bundle store (Restate's replicated state) into
+ * the local bundles dir before the node agent serves them, and deleted once no longer stored.
+ */
+export function storedFiles(
+  settings: Pick<Settings, "bundlesDir" | "maxBundleBytes">,
+  adminToken: string,
+  log: (line: string) => void,
+): BuildFiles {
+  return {
+    async fetch(ingressUrl: string, builds: RoutedBuild[]) {
+      const store = new StoreClient(ingressUrl, adminToken);
+      for (const build of builds) await store.fetch(settings.bundlesDir, build, settings.maxBundleBytes);
+    },
+    /**
+     * Deletes local builds neither routed nor stored. Each dir is listed before the store is
+     * asked: the deployer stores a build before it copies it here, so a new build is never taken
+     * for a deleted one.
+     */
+    async cleanUp(ingressUrl: string, routed: Set<string>) {
+      const store = new StoreClient(ingressUrl, adminToken);
+      for (const build of await localBuilds(settings.bundlesDir)) {
+        const key = storeKey(build);
+        if (routed.has(key) || (await store.isStored(build))) continue;
+        await removeBundle(settings.bundlesDir, build);
+        log(`[gridiron] deleted the files of ${key}: no longer stored`);
+      }
+    },
+  };
 }
 
 /**
- * A cluster node's agent: makes this node's workerd serve exactly the builds the `routes` object
- * routes, fetching each from the bundle store (Restate's replicated state) into the local bundles
- * dir, and deletes the files of builds no longer stored. The supervisor runs it, and runs its
- * catch-up before this node's restate-server starts, so the node serves every live build before
- * it can lead a partition.
+ * Before this node's restate-server starts, so it never leads a partition with a build it lacks:
+ * serves what the cluster routes, read from the first peer that answers. Without any (the whole
+ * cluster is starting), the node starts with the routes it served before.
  */
-export class NodeAgent {
-  private served: Build[] | undefined;
-  private removedSinceRelease = 0;
-  private syncs = 0;
-  private lastError = "";
-  private readonly settings: Settings;
-  private readonly cluster: ClusterMembership;
-  private readonly adminToken: string;
-  private readonly release: () => Promise<void>;
-  private readonly log: (line: string) => void;
-
-  /** `release` lets a fresh workerd take over, to free the memory of builds no longer served. */
-  constructor(
-    settings: Settings,
-    cluster: ClusterMembership,
-    adminToken: string,
-    release: () => Promise<void>,
-    log: (line: string) => void,
-  ) {
-    this.settings = settings;
-    this.cluster = cluster;
-    this.adminToken = adminToken;
-    this.release = release;
-    this.log = log;
-  }
-
-  report(): NodeReport {
-    return {
-      node: this.cluster.self.name,
-      builds: (this.served ?? []).map(storeKey),
-      caughtUp: this.served !== undefined,
-    };
-  }
-
-  /**
-   * Serves what the cluster routes, read from the first peer that answers. Without any (the whole
-   * cluster is starting), the node starts with the routes it served before.
-   */
-  async catchUp(): Promise<void> {
-    for (const peer of this.cluster.peers.filter((p) => p !== this.cluster.self)) {
-      try {
-        await this.sync(`http://${peer.address}:${this.settings.ports.ingress}`);
-        this.log(`[gridiron] caught up from ${peer.name}: serving ${this.served?.length ?? 0} build(s)`);
-        return;
-      } catch (error) {
-        this.log(`[gridiron] could not catch up from ${peer.name}: ${(error as Error).message}`);
-      }
-    }
-    this.log("[gridiron] no peer answered; starting with the builds served before");
-  }
-
-  /** Syncs through this node's own restate-server every second until `signal` aborts. */
-  async run(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
-      try {
-        await this.sync(this.settings.ingressUrl);
-        this.lastError = "";
-      } catch (error) {
-        const message = (error as Error).message;
-        if (message !== this.lastError) this.log(`[gridiron] node agent: ${message}`);
-        this.lastError = message;
-      }
-      await sleep(SYNC_MS, undefined, { signal }).catch(() => {});
+export async function catchUp(
+  agent: NodeAgent,
+  cluster: ClusterMembership,
+  ingressPort: number,
+  log: (line: string) => void,
+): Promise<void> {
+  for (const peer of cluster.peers.filter((p) => p !== cluster.self)) {
+    try {
+      const { builds } = await agent.sync(`http://${peer.address}:${ingressPort}`);
+      log(`[gridiron] caught up from ${peer.name}: serving ${builds.length} build(s)`);
+      return;
+    } catch (error) {
+      log(`[gridiron] could not catch up from ${peer.name}: ${(error as Error).message}`);
     }
   }
-
-  /**
-   * One pass through the ingress at `ingressUrl`: fetch what is routed and missing, serve exactly
-   * that, and now and then delete what is gone.
-   */
-  private async sync(ingressUrl: string): Promise<void> {
-    const store = new StoreClient(ingressUrl, this.adminToken);
-    const routed = await routedBuilds(ingressUrl, this.adminToken);
-    for (const build of routed) await store.fetch(this.settings.bundlesDir, build, this.settings.maxBundleBytes);
-    const keys = routed.map(storeKey);
-    const before = (this.served ?? []).map(storeKey);
-    const changed = this.served === undefined || keys.join() !== before.join();
-    if (changed) {
-      await writeRoutes(this.settings.bundlesDir, routed);
-      await refreshRoutes(this.settings, routed.length);
-      await this.countRemovals(before.filter((key) => !keys.includes(key)).length);
-    }
-    this.served = routed;
-    if (changed || ++this.syncs % CLEANUP_EVERY_SYNCS === 0) await this.deleteUnstored(store, new Set(keys));
-  }
-
-  /** A removed build stays compiled until its workerd ends; a fresh one takes over now and then. */
-  private async countRemovals(removed: number): Promise<void> {
-    this.removedSinceRelease += removed;
-    if (this.removedSinceRelease < this.settings.releaseAfter) return;
-    await this.release();
-    this.removedSinceRelease = 0;
-  }
-
-  /**
-   * Deletes local builds neither routed nor stored. Each dir is listed before the store is asked:
-   * the deployer stores a build before it copies it here, so a new build is never taken for a
-   * deleted one.
-   */
-  private async deleteUnstored(store: StoreClient, routed: Set<string>): Promise<void> {
-    for (const build of await localBuilds(this.settings.bundlesDir)) {
-      const key = storeKey(build);
-      if (routed.has(key) || (await store.isStored(build))) continue;
-      await removeBundle(this.settings.bundlesDir, build);
-      this.log(`[gridiron] deleted the files of ${key}: no longer stored`);
-    }
-  }
+  log("[gridiron] no peer answered; starting with the builds served before");
 }
 
 /** Every `{name}/{buildId}` dir in the bundles dir (not a half-written `.partial` one). */

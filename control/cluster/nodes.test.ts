@@ -19,6 +19,11 @@ describe("lagging", () => {
   it("does not take another bundle's build of the same id for this one's", () => {
     expect(lagging(states, { name: "other", buildId: "1.0.0-a" })).toEqual(["n1", "n2"]);
   });
+
+  it("for a build that was unrouted, names the nodes that still serve it", () => {
+    expect(lagging(states, { name: "counter", buildId: "2.0.0-b" }, "gone")).toEqual(["n1"]);
+    expect(lagging(states, { name: "other", buildId: "1.0.0-a" }, "gone")).toEqual([]);
+  });
 });
 
 describe("servingNodes", () => {

@@ -1,18 +1,18 @@
 import { request } from "undici";
-import { z } from "zod";
 import type { Build } from "../bundle.ts";
+import { NodeReport } from "../node-agent.ts";
 import type { Settings } from "../settings.ts";
 import { waitFor } from "../wait.ts";
-import type { NodeReport } from "./agent.ts";
 import type { Peer } from "./peers.ts";
 import { storeKey } from "./store.ts";
+
+/** What asking the nodes needs of the settings: the peers, and the ops port each answers on. */
+type PeerSettings = Pick<Settings, "cluster" | "ports">;
 
 /** A node slower than this to say what it serves is taken for down. */
 const ASK_TIMEOUT_MS = 1_000;
 /** Long enough for a node to fetch a 50 MB build from the store on a busy machine. */
 const SERVE_TIMEOUT_MS = 120_000;
-
-const Report = z.object({ node: z.string(), builds: z.array(z.string()), caughtUp: z.boolean() });
 
 export interface PeerState {
   peer: Peer;
@@ -21,12 +21,12 @@ export interface PeerState {
 }
 
 /** What every node of the cluster serves right now, asked of each node's ops port (`/node`). */
-export function askNodes(settings: Settings): Promise<PeerState[]> {
+export function askNodes(settings: PeerSettings): Promise<PeerState[]> {
   const peers = settings.cluster?.peers ?? [];
   return Promise.all(peers.map(async (peer) => ({ peer, report: await ask(settings, peer) })));
 }
 
-async function ask(settings: Settings, peer: Peer): Promise<NodeReport | undefined> {
+async function ask(settings: PeerSettings, peer: Peer): Promise<NodeReport | undefined> {
   try {
     const { statusCode, body } = await request(`http://${peer.address}:${settings.ports.ops}/node`, {
       headersTimeout: ASK_TIMEOUT_MS,
@@ -36,16 +36,28 @@ async function ask(settings: Settings, peer: Peer): Promise<NodeReport | undefin
       await body.dump();
       return undefined;
     }
-    const report = Report.safeParse(await body.json());
+    const report = NodeReport.safeParse(await body.json());
     return report.success ? report.data : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** The nodes that answer but do not serve `build` yet. */
-export function lagging(states: PeerState[], build: Pick<Build, "name" | "buildId">): string[] {
-  return states.filter((s) => s.report && !s.report.builds.includes(storeKey(build))).map((s) => s.peer.name);
+/** Whether a node is to serve a build (it was routed) or no longer serve it (it was unrouted). */
+export type Wanted = "served" | "gone";
+
+/** Whether `report` shows the node serving `build` as `wanted`. */
+export function follows(report: NodeReport, build: Pick<Build, "name" | "buildId">, wanted: Wanted): boolean {
+  return report.builds.includes(storeKey(build)) === (wanted === "served");
+}
+
+/** The nodes that answer but do not serve `build` yet (or, `wanted` "gone", still serve it). */
+export function lagging(
+  states: PeerState[],
+  build: Pick<Build, "name" | "buildId">,
+  wanted: Wanted = "served",
+): string[] {
+  return states.filter((s) => s.report && !follows(s.report, build, wanted)).map((s) => s.peer.name);
 }
 
 /** For each build of bundle `name` some node serves: the nodes serving it. */
@@ -61,25 +73,29 @@ export function servingNodes(states: PeerState[], name: string): Record<string, 
 }
 
 /**
- * Waits until every node that answers serves `build`: a node that is down catches up before its
- * restate-server starts, so it needs no waiting for. Returns the nodes that serve it.
+ * Waits until every node that answers serves `build` as `wanted`: a node that is down catches up
+ * before its restate-server starts, so it needs no waiting for.
  */
-export async function waitUntilServed(settings: Settings, build: Pick<Build, "name" | "buildId">): Promise<string[]> {
+export async function waitForPeers(
+  settings: PeerSettings,
+  build: Pick<Build, "name" | "buildId">,
+  wanted: Wanted,
+): Promise<void> {
   let states: PeerState[] = [];
   try {
     await waitFor(
-      `every live node serving ${storeKey(build)}`,
+      `every live node following ${storeKey(build)}`,
       async () => {
         states = await askNodes(settings);
-        return lagging(states, build).length === 0;
+        return lagging(states, build, wanted).length === 0;
       },
       SERVE_TIMEOUT_MS,
       { pollMs: 250 },
     );
   } catch {
+    const verb = wanted === "served" ? "serve" : "stop serving";
     throw new Error(
-      `node(s) ${lagging(states, build).join(", ")} did not serve ${storeKey(build)} within ${SERVE_TIMEOUT_MS / 1000} s`,
+      `node(s) ${lagging(states, build, wanted).join(", ")} did not ${verb} ${storeKey(build)} within ${SERVE_TIMEOUT_MS / 1000} s`,
     );
   }
-  return states.filter((s) => s.report).map((s) => s.peer.name);
 }

@@ -5,7 +5,7 @@ import * as restate from "@restatedev/restate-sdk";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { z } from "zod";
 import { adminGate } from "../admin-gate.ts";
-import { adminHeaders, requireAdmin } from "../admin-token.ts";
+import { adminHeaders, adminOnly } from "../admin-token.ts";
 import type { Build } from "../bundle.ts";
 import { buildDir, inspectBundle } from "../bundle-store.ts";
 import { asTerminalError } from "../errors.ts";
@@ -44,7 +44,6 @@ type SharedCtx = restate.ObjectSharedContext;
 
 export function bundlesObject(adminToken: string) {
   const what = "bundles is internal to Gridiron's control plane: a call to it";
-  const internal = (ctx: Pick<Ctx, "request">) => requireAdmin(ctx, adminToken, what);
   const gate = <I>(handler: string) => adminGate<I, void>(adminToken, handler, what);
   return restate.object({
     name: "bundles",
@@ -57,7 +56,6 @@ export function bundlesObject(adminToken: string) {
       putLocked: restate.handlers.object.exclusive(
         { input: restate.serde.schema(Chunk), ingressPrivate: true },
         async (ctx: Ctx, chunk: Chunk) => {
-          internal(ctx);
           ctx.set(chunkKey(chunk.file, chunk.index), chunk.data);
         },
       ),
@@ -65,29 +63,25 @@ export function bundlesObject(adminToken: string) {
       sealLocked: restate.handlers.object.exclusive(
         { input: restate.serde.schema(Manifest), ingressPrivate: true },
         async (ctx: Ctx, manifest: Manifest) => {
-          internal(ctx);
           ctx.set("manifest", manifest);
         },
       ),
       removeLocked: restate.handlers.object.exclusive({ ingressPrivate: true }, async (ctx: Ctx) => {
-        internal(ctx);
         ctx.clearAll();
       }),
       manifest: restate.handlers.object.shared(async (ctx: SharedCtx): Promise<Manifest | null> => {
-        internal(ctx);
         return (await ctx.get<Manifest>("manifest")) ?? null;
       }),
       chunk: restate.handlers.object.shared(
         { input: restate.serde.schema(ChunkId) },
         async (ctx: SharedCtx, id: ChunkId): Promise<string | null> => {
-          internal(ctx);
           return (await ctx.get<string>(chunkKey(id.file, id.index))) ?? null;
         },
       ),
     },
     // Lazy: a build's chunks add up to 50 MB, which Restate would otherwise load into every call;
     // each handler reads the one key it needs.
-    options: { asTerminalError, enableLazyState: true },
+    options: { asTerminalError, enableLazyState: true, hooks: [adminOnly(adminToken, what)] },
   });
 }
 

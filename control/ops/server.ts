@@ -3,9 +3,8 @@ import { createAdaptorServer } from "@hono/node-server";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import { readAdminToken } from "../admin-token.ts";
-import type { NodeAgent } from "../cluster/agent.ts";
 import { dashboardApp } from "../dashboard/app.ts";
+import type { NodeAgent } from "../node-agent.ts";
 import type { Settings } from "../settings.ts";
 import { cached } from "./cached.ts";
 import { budgetConnections } from "./connection-budget.ts";
@@ -46,7 +45,12 @@ export interface OpsServer {
  * `/node` says which builds this node serves, for its peers' deployers. Binds like the ingress,
  * since whoever runs the mesh scrapes and opens it from elsewhere.
  */
-export async function serveOps(settings: Settings, servedBy: OpsProcess, agent?: NodeAgent): Promise<OpsServer> {
+export async function serveOps(
+  settings: Settings,
+  servedBy: OpsProcess,
+  adminToken: string,
+  agent?: NodeAgent,
+): Promise<OpsServer> {
   const registry = opsRegistry(settings, servedBy);
   const ready = cached(() => runChecks(readinessChecks(settings, agent)), READY_CACHE_MS);
   const text = (report: { status: number; body: string }) =>
@@ -67,7 +71,7 @@ export async function serveOps(settings: Settings, servedBy: OpsProcess, agent?:
   app.all("/readyz", probeOnly);
   app.all("/node", probeOnly);
   app.use(bodyLimit({ maxSize: MAX_BODY_BYTES }));
-  app.route("/", dashboardApp(settings, await readAdminToken(settings)));
+  app.route("/", dashboardApp(settings, adminToken));
   app.notFound((c) => c.text(`not found: try /, ${PROBES.join(", ")}\n`, 404));
   // A refusal a middleware throws (a cross-site post: 403, a body over the limit: 413) keeps its status.
   app.onError((error, c) => (error instanceof HTTPException ? error.getResponse() : c.text("internal error\n", 500)));

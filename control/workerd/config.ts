@@ -104,7 +104,8 @@ export function writeRoutes(dir: string, builds: Build[]): Promise<void> {
 
 /**
  * The live workerd's config, written at every start so a changed port or key takes effect. Its
- * routes file is in the bundles dir; deploys rewrite only that (writeRoutes) and tell the router.
+ * routes file is in the bundles dir; the node agent rewrites only that (writeRoutes) and tells the
+ * router.
  */
 export function writeLiveConfig(settings: Settings): Promise<void> {
   const address = `${settings.internalBind}:${settings.ports.workerd}`;

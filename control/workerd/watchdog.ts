@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AdminClient, JournalEntry } from "../admin-client.ts";
 import { rssMb } from "../memory.ts";
-import { watchdogKills } from "../ops/supervisor-metrics.ts";
 import { answers } from "../wait.ts";
 
 /**
@@ -88,6 +87,14 @@ export interface WatchedWorkerd {
   kill(): void;
 }
 
+/** Where the watchdog says what it does, and until when it watches. */
+export interface WatchdogOutput {
+  log: (line: string) => void;
+  /** Called for every workerd it kills (the supervisor counts them). */
+  killed: (cause: KillCause) => void;
+  signal: AbortSignal;
+}
+
 /**
  * Polls workerd's probe port and memory; kills a workerd that hangs or grows past the limit (the
  * supervisor restarts it), and kills in Restate the invocation that keeps causing it, so Restate
@@ -98,8 +105,7 @@ export async function watchWorkerd(
   admin: AdminClient,
   workerdUrl: string,
   limits: WatchdogLimits,
-  log: (line: string) => void,
-  signal: AbortSignal,
+  { log, killed, signal }: WatchdogOutput,
 ): Promise<void> {
   let silentSinceMs: number | undefined;
   const strikes = new Map<string, number>();
@@ -117,7 +123,7 @@ export async function watchWorkerd(
       (invocation) => !waitsOnRestate(invocation.journal),
     );
     log(`[gridiron] ${decision.reason}; killing it`);
-    watchdogKills.inc({ reason: decision.cause });
+    killed(decision.cause);
     workerd.kill();
     silentSinceMs = undefined;
     for (const id of culprits(

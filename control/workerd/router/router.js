@@ -4,7 +4,8 @@
 // Worker Loader on its first request, from the files in the bundles dir, so a deploy never
 // restarts workerd. Only requests Restate signed reach a build (identity.js), and only builds
 // listed in the routes file (on the ROUTES disk) are served. The control paths (protocol.js):
-// the deployer rewrites the routes file and POSTs ROUTES_PATH to make the router re-read it.
+// the node agent (control/node-agent.ts) rewrites the routes file and POSTs ROUTES_PATH to make
+// the router re-read it.
 // WARM_PATH compiles every live build: a supervisor calls it on a fresh workerd before that one
 // takes over from the old, so no request waits for a compile, and the deployer's proof calls it
 // on a throwaway workerd. DRAIN_PATH, on the old one just before its SIGTERM, makes it hold each
