@@ -4,6 +4,7 @@ import {
   afterDrainCheck,
   type BuildRecord,
   type BuildState,
+  canRollBackTo,
   type DrainObservation,
   drainStep,
   driftOf,
@@ -275,6 +276,10 @@ describe("rollbackTarget", () => {
     expect(rollbackTarget([record("3-c", "active", "t")])).toEqual({
       error: expect.stringMatching(/no earlier build/),
     }));
+  test("offers (canRollBackTo, as the dashboard does) exactly the builds it would take", () => {
+    for (const r of records) expect(canRollBackTo(r)).toBe(!("error" in rollbackTarget(records, r.buildId)));
+    expect(canRollBackTo({ state: "drifted", filesKept: true })).toBe(false);
+  });
 });
 
 describe("filesToDelete", () => {

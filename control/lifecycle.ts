@@ -211,9 +211,18 @@ export function recordPrune(record: BuildRecord, now: string): BuildRecord {
   return withEvent(withState(rest, "pruned", now), { at: now, event: "pruned" });
 }
 
+/**
+ * Whether a rollback may go back to `build`: one that is not the active one (a drifted build is the
+ * active one, as status shows it), did not fail, and whose files are still kept. The dashboard
+ * offers rollback by the same rule.
+ */
+export function canRollBackTo(build: { state: BuildView["state"]; filesKept: boolean }): boolean {
+  return build.state !== "active" && build.state !== "drifted" && build.state !== "failed" && build.filesKept;
+}
+
 /** The build a rollback goes to: the named one, else the most recently active one still on disk. */
 export function rollbackTarget(records: BuildRecord[], buildId?: string): BuildRecord | { error: string } {
-  const candidates = records.filter((r) => r.state !== "active" && r.state !== "failed" && r.filesKept);
+  const candidates = records.filter(canRollBackTo);
   if (buildId) {
     const named = records.find((r) => r.buildId === buildId);
     if (!named) return { error: `no build ${buildId}` };

@@ -100,11 +100,6 @@ export class Supervised {
     this.child?.kill("SIGKILL");
   }
 
-  async restart(): Promise<void> {
-    await this.stop();
-    this.start();
-  }
-
   /**
    * Starts a second copy beside the running one and, once `ready` resolves for it, lets `retire`
    * prepare the old copy, then stops it gracefully. For processes that share an inherited

@@ -7,6 +7,7 @@ import { csrf } from "hono/csrf";
 import { z } from "zod";
 import { AdminClient } from "../admin-client.ts";
 import { adminHeaders, authorized } from "../admin-token.ts";
+import { BundleName } from "../bundle.ts";
 import type { DeployerObject } from "../deployer.ts";
 import { callFailure } from "../ingress-error.ts";
 import { cached } from "../ops/cached.ts";
@@ -26,7 +27,6 @@ const SESSION_SECONDS = 8 * 3600;
  */
 const VIEW_CACHE_MS = 1_500;
 
-const Bundle = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/);
 const BuildId = z.string().max(100).optional();
 
 type DeployerClient = ReturnType<typeof deployerClient>;
@@ -44,19 +44,19 @@ const defineAction = <S extends z.ZodType<{ bundle: string }>>(
 ) => ({ schema, run });
 
 const ACTIONS = {
-  rollback: defineAction(z.object({ bundle: Bundle, buildId: BuildId }), async (deployer, { bundle, buildId }) => {
+  rollback: defineAction(z.object({ bundle: BundleName, buildId: BuildId }), async (deployer, { bundle, buildId }) => {
     const result = await deployer.rollback(buildId ? { buildId } : undefined);
     return `rolled ${bundle} back to ${result.version} (${result.buildId})`;
   }),
   prune: defineAction(
-    z.object({ bundle: Bundle, buildId: BuildId, force: z.literal("true").optional() }),
+    z.object({ bundle: BundleName, buildId: BuildId, force: z.literal("true").optional() }),
     async (deployer, { bundle, buildId, force }) => {
       const { pruned } = await deployer.prune(buildId ? { buildId, ...(force ? { force: true } : {}) } : undefined);
       if (pruned.length === 0) return `nothing of ${bundle} to prune`;
       return `pruned ${pruned.map((p) => p.buildId).join(", ")} of ${bundle}`;
     },
   ),
-  resume: defineAction(z.object({ bundle: Bundle }), async (deployer, { bundle }) => {
+  resume: defineAction(z.object({ bundle: BundleName }), async (deployer, { bundle }) => {
     const { resumed } = await deployer.resumePaused();
     return `resumed ${resumed.length} invocation(s) of ${bundle}`;
   }),

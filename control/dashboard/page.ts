@@ -1,7 +1,7 @@
 import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
 import { duration, type Step } from "../journal-steps.ts";
-import type { BuildView, StatusView } from "../lifecycle.ts";
+import { type BuildView, canRollBackTo, type StatusView } from "../lifecycle.ts";
 import type { Dashboard } from "./data.ts";
 
 /** The dashboard's HTML, rendered on the server; a small script polls `fragment` and confirms actions. */
@@ -138,8 +138,7 @@ function timeline(build: BuildView, dashboard: Dashboard): Html {
 }
 
 function buildActions(name: string, build: BuildView): Html {
-  const canRollBack = build.state !== "active" && build.state !== "failed" && build.state !== "drifted";
-  const rollback = canRollBack
+  const rollback = canRollBackTo(build)
     ? action(
         "rollback",
         { bundle: name, buildId: build.buildId },
