@@ -23,6 +23,7 @@ import {
   liveBuilds,
   type Origin,
   promote,
+  pruneTargets,
   recordFailure,
   recordPrune,
   rollbackTarget,
@@ -356,9 +357,8 @@ export function deployerObject(settings: Settings, adminToken: string) {
           requireAdmin(ctx, adminToken);
           const input = parseInput(PruneRequest, raw);
           let records = await recordsOf(ctx);
-          const chosen = input?.buildId
-            ? [pruneCandidate(records, input.buildId)]
-            : records.filter((r) => r.state === "drained");
+          const chosen = pruneTargets(records, input?.buildId);
+          if ("error" in chosen) throw new UserError(chosen.error, chosen.status);
           const pruned: PruneResult["pruned"] = [];
           for (const record of chosen) {
             const deploymentId = record.deploymentId;
@@ -446,15 +446,6 @@ function parseInput<T>(schema: z.ZodType<T>, raw: unknown): T {
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw new UserError(`bad request: ${z.prettifyError(parsed.error)}`);
   return parsed.data;
-}
-
-function pruneCandidate(records: BuildRecord[], buildId: string): BuildRecord {
-  const record = records.find((r) => r.buildId === buildId);
-  if (!record) throw new UserError(`no build ${buildId}`, 404);
-  if (record.state === "active") {
-    throw new UserError(`build ${buildId} is active; activate or roll back to another build first`, 409);
-  }
-  return record;
 }
 
 function originOf(input: ActivateRequest): Origin {

@@ -211,6 +211,23 @@ export function recordPrune(record: BuildRecord, now: string): BuildRecord {
   return withEvent(withState(rest, "pruned", now), { at: now, event: "pruned" });
 }
 
+/**
+ * The builds a prune takes: the named one, else every drained build. A build pruned already is
+ * left alone, so pruning twice is a no-op the second time (one event, one count).
+ */
+export function pruneTargets(
+  records: BuildRecord[],
+  buildId?: string,
+): BuildRecord[] | { error: string; status: number } {
+  if (!buildId) return records.filter((r) => r.state === "drained");
+  const record = records.find((r) => r.buildId === buildId);
+  if (!record) return { error: `no build ${buildId}`, status: 404 };
+  if (record.state === "active") {
+    return { error: `build ${buildId} is active; activate or roll back to another build first`, status: 409 };
+  }
+  return record.state === "pruned" ? [] : [record];
+}
+
 /** The build a rollback goes to: the named one, else the most recently active one still on disk. */
 export function rollbackTarget(records: BuildRecord[], buildId?: string): BuildRecord | { error: string } {
   const candidates = records.filter((r) => r.state !== "active" && r.state !== "failed" && r.filesKept);
