@@ -4,7 +4,8 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 set positional-arguments := false
 
-ingress := env("GRIDIRON_INGRESS_URL", "http://127.0.0.1:" + env("GRIDIRON_INGRESS_PORT", "8080"))
+# The mesh the CLI finds (gridiron mesh): set URLs or ports, else what a running `npm start` recorded.
+ingress := env("GRIDIRON_INGRESS_URL", `node control/cli/main.ts mesh ingress`)
 export WRANGLER_SEND_METRICS := "false"
 
 # List the recipes
@@ -33,7 +34,7 @@ test-greeter NAME="":
 test-counter KEY="default":
     @just call counter/{{KEY}} add
 
-# Every deployed bundle and its builds (and a cluster's nodes); of the mesh GRIDIRON_INGRESS_URL names, if set
+# Every deployed bundle and its builds (and a cluster's nodes); of the mesh GRIDIRON_INGRESS_URL names, if set, else the local one
 status:
     @{{ if env("GRIDIRON_INGRESS_URL", "") == "" { "node control/main.ts status" } else { "node control/cli/main.ts status" } }}
 

@@ -1,4 +1,5 @@
-import { resolve } from "node:path";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
 import { z } from "zod";
 import { type ClusterMembership, parseMembership } from "./cluster/peers.ts";
 import { MB } from "./memory.ts";
@@ -10,6 +11,11 @@ const port = z.coerce.number().int().min(1).max(65535);
  * maps and READMEs beside a bundle's modules, while a compressed bomb cannot fill the disk.
  */
 const UNPACKED_FACTOR = 4;
+
+/** Per user, as other local tools keep their state: $XDG_STATE_HOME, by default ~/.local/state. */
+function defaultMeshFile(): string {
+  return join(process.env.XDG_STATE_HOME || join(homedir(), ".local", "state"), "gridiron", "mesh.json");
+}
 
 /** A setting users may set: what it does, as `help` and the README's Settings table show it. */
 const documented = <T extends z.ZodType>(schema: T, description: string, shownDefault?: string) =>
@@ -30,6 +36,11 @@ const EnvSchema = z.object({
     "operations: `/metrics` for Prometheus, `/livez`, `/readyz` (see Operations)",
   ),
   GRIDIRON_DATA_DIR: documented(z.string().default(".gridiron"), "everything Gridiron stores"),
+  GRIDIRON_MESH_FILE: documented(
+    z.string().default(defaultMeshFile()),
+    "where `npm start` records the running mesh's ports and data dir, so the CLI and `just` recipes in other terminals find it without them",
+    "$XDG_STATE_HOME/gridiron/mesh.json",
+  ),
   GRIDIRON_DRAIN_POLL_SECONDS: documented(
     z.coerce.number().positive().default(30),
     "how often a replaced build is checked",
@@ -161,6 +172,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
       ops: e.GRIDIRON_OPS_PORT,
     },
     dataDir,
+    meshFile: resolve(e.GRIDIRON_MESH_FILE),
     releaseAfter: e.GRIDIRON_RELEASE_AFTER,
     watchdog: { hangMs: e.GRIDIRON_WORKERD_HANG_SECONDS * 1000, maxMb: e.GRIDIRON_WORKERD_MAX_MB },
     workerdSocketInherited: e.GRIDIRON_WORKERD_SOCKET_FD !== undefined,

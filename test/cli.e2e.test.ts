@@ -53,6 +53,35 @@ describe("the gridiron CLI", () => {
     expect(await fx.ingress.call("greeter/greet", "cli")).toMatch(/^Hello, cli! /);
   });
 
+  test("with no settings but the mesh file, the CLI and the recipes find the running mesh; without a mesh they say so", async () => {
+    const meshFile = fx.mesh.settings.meshFile;
+    const bare = (args: string[], file = meshFile) =>
+      execa(process.execPath, [CLI, ...args], {
+        cwd: ROOT,
+        reject: false,
+        timeout: 60_000,
+        extendEnv: false,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, GRIDIRON_MESH_FILE: file },
+      });
+    const where = await bare(["mesh", "ingress"]);
+    expect(where.stdout.trim()).toBe(fx.mesh.settings.ingressUrl);
+    const built = await bare(["--json", "builds", "greeter"]);
+    expect(built.exitCode, built.stderr).toBe(0);
+    expect(JSON.parse(built.stdout)).toEqual(expect.any(Array));
+    const recipe = await execa("npx", ["just", "test-greeter", "found"], {
+      cwd: ROOT,
+      reject: false,
+      env: { GRIDIRON_MESH_FILE: meshFile },
+    });
+    expect(recipe.stdout, recipe.stderr).toMatch(/Hello, found!/);
+
+    const none = await bare(["status", "greeter"], join(await scratch, "no-mesh.json"));
+    expect(none.exitCode).toBe(1);
+    expect(none.stderr).toMatch(
+      /^error: no mesh at 127\.0\.0\.1:8080: nothing answers there; start one with `npm start`/,
+    );
+  });
+
   test("status, builds, rollback and prune with --json parse and say what the deployer says", async () => {
     const second = await gridiron(["--json", "deploy", "demo/greeter", "--version", "2.0.1"]);
     expect(second.exitCode, second.stderr).toBe(0);
@@ -124,7 +153,9 @@ describe("the gridiron CLI", () => {
     expect(nothing.stderr).toContain("is neither a wrangler project");
     const unreachable = await gridiron(["status"], { GRIDIRON_INGRESS_URL: `http://127.0.0.1:${await getPort()}` });
     expect(unreachable.exitCode).toBe(1);
-    expect(unreachable.stderr).toMatch(/^error: .*nothing answers there; is the mesh running/);
+    expect(unreachable.stderr).toMatch(
+      /^error: no mesh at 127\.0\.0\.1:\d+: nothing answers there; start one with `npm start`/,
+    );
     expect(await statusNow()).toEqual(before);
   });
 

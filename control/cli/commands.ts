@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { confirm, isCancel } from "@clack/prompts";
 import * as clients from "@restatedev/restate-sdk-clients";
-import type { Command } from "commander";
+import { Argument, type Command } from "commander";
 import type { ClusterNode } from "../cluster/members.ts";
 import type { ClusterService } from "../cluster/service.ts";
 import type { ActivateRequest, ActivateResult, DeployerObject } from "../deployer.ts";
@@ -160,6 +160,16 @@ export function commands(program: Command): void {
       requireToken(connection);
       const result = await deployer(connection, name).resumePaused();
       print(result, () => `resumed ${result.resumed.length} invocation(s)\n`);
+    });
+
+  program
+    .command("mesh")
+    .description("where the CLI finds the mesh: set URLs, else what a running `npm start` recorded, else defaults")
+    .addArgument(new Argument("[url]", "print only this URL, for scripts").choices(["ingress", "admin"]))
+    .action(async (only?: "ingress" | "admin") => {
+      const { ingressUrl: ingress, adminUrl: admin } = await connect();
+      if (only) return void process.stdout.write(`${only === "ingress" ? ingress : admin}\n`);
+      print({ ingress, admin }, () => `ingress  ${ingress}\nadmin    ${admin}\n`);
     });
 
   program
