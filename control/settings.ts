@@ -39,7 +39,7 @@ const EnvSchema = z.object({
   GRIDIRON_MESH_FILE: documented(
     z.string().default(defaultMeshFile()),
     "where `npm start` records the running mesh's ports and data dir, so the CLI and `just` recipes in other terminals find it without them",
-    "$XDG_STATE_HOME/gridiron/mesh.json",
+    "`$XDG_STATE_HOME/gridiron/mesh.json` (`~/.local/state/…`)",
   ),
   GRIDIRON_DRAIN_POLL_SECONDS: documented(
     z.coerce.number().positive().default(30),
