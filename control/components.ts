@@ -3,6 +3,7 @@ import { z } from "zod";
 import { ensureAdminToken } from "./admin-token.ts";
 import { binaries } from "./binaries.ts";
 import { hostPort, nodeAddress, restateClusterConfig } from "./cluster/restate-config.ts";
+import { checkClusterTls } from "./cluster/tls.ts";
 import { ensureIdentityKey } from "./request-identity.ts";
 import type { Settings } from "./settings.ts";
 import type { ChildSpec } from "./supervised.ts";
@@ -77,7 +78,8 @@ function nodePortEnv(settings: Settings): Record<string, string> {
 
 /**
  * Creates the data dirs, on a first start the admin token and the identity key, and the live
- * workerd's config (so a changed port or key takes effect on start).
+ * workerd's config (so a changed port or key takes effect on start); on a cluster node, checks
+ * its TLS files and writes restate-server's config.
  */
 export async function prepareDataDir(settings: Settings, log?: (line: string) => void): Promise<void> {
   // Owner only: the data dir holds the admin token, the identity key and Restate's sockets.
@@ -88,10 +90,11 @@ export async function prepareDataDir(settings: Settings, log?: (line: string) =>
   await ensureIdentityKey(settings, log);
   await writeLiveConfig(settings);
   if (settings.cluster) {
+    await checkClusterTls(settings.clusterTls, settings.cluster);
     const base = await readFile(RESTATE_CONFIG, "utf8");
     await writeFile(
       settings.restateClusterConfigPath,
-      restateClusterConfig(base, settings.cluster, settings.clusterPort, settings.snapshots),
+      restateClusterConfig(base, settings.cluster, settings.clusterPort, settings.clusterTls, settings.snapshots),
     );
   }
 }

@@ -2,6 +2,7 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { type ClusterMembership, parseMembership } from "./cluster/peers.ts";
+import { clusterTlsFiles } from "./cluster/tls.ts";
 import { MB } from "./memory.ts";
 
 const port = z.coerce.number().int().min(1).max(65535);
@@ -103,7 +104,12 @@ const EnvSchema = z.object({
   ),
   GRIDIRON_CLUSTER_PORT: documented(
     port.default(5122),
-    "Restate's node-to-node port, on every node's cluster address (a private network only: it has no authentication)",
+    "Restate's node-to-node port, on every node's cluster address: mutual TLS only, from the peers' certificates",
+  ),
+  GRIDIRON_CLUSTER_TLS_DIR: documented(
+    z.string().optional(),
+    "a cluster node's `ca.pem` (the cluster's CA), `node.pem` (this node's certificate, its CN the node's name, signed by that CA) and `node-key.pem`, for node-to-node mutual TLS (see Cluster)",
+    "`<data dir>/cluster-tls`",
   ),
   // Set by the launcher (launcher.ts): workerd's listening socket is open as fd 3.
   GRIDIRON_WORKERD_SOCKET_FD: z.literal("3").optional(),
@@ -162,6 +168,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     nodeName,
     cluster,
     clusterPort: e.GRIDIRON_CLUSTER_PORT,
+    clusterTls: clusterTlsFiles(resolve(e.GRIDIRON_CLUSTER_TLS_DIR ?? resolve(dataDir, "cluster-tls"))),
     snapshots: e.GRIDIRON_CLUSTER_SNAPSHOTS,
     internalBind: local,
     ports: {

@@ -1,18 +1,27 @@
 import { readdir } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
+import { HttpCallError } from "@restatedev/restate-sdk-clients";
 import type { Build } from "../bundle.ts";
 import { removeBundle } from "../bundle-store.ts";
 import { routedBuilds } from "../routes.ts";
 import type { Settings } from "../settings.ts";
+import { answers } from "../wait.ts";
 import { writeRoutes } from "../workerd/config.ts";
 import { refreshRoutes } from "../workerd/router-client.ts";
-import type { ClusterMembership } from "./peers.ts";
+import { catchUpStep, type PeerAttempt } from "./catch-up.ts";
+import type { ClusterMembership, Peer } from "./peers.ts";
+import { hostPort } from "./restate-config.ts";
 import { StoreClient, storeKey } from "./store.ts";
 
 /** How often a node compares what it serves with what the `routes` object says should be served. */
 const SYNC_MS = 1_000;
 /** How often files of builds neither routed nor stored are looked for, besides after each change. */
 const CLEANUP_EVERY_SYNCS = 10;
+/** How long a starting node waits for the running cluster to answer it (its leaders may be moving). */
+const CATCH_UP_MS = 60_000;
+const CATCH_UP_PAUSE_MS = 1_000;
+/** Whether a peer's restate-server runs at all: it answers its ingress health at once if it does. */
+const PROBE_TIMEOUT_MS = 1_000;
 
 /** What this node serves, for the deployer's "every live node serves it" and for status. */
 export interface NodeReport {
@@ -28,7 +37,7 @@ export interface NodeReport {
  * routes, fetching each from the bundle store (Restate's replicated state) into the local bundles
  * dir, and deletes the files of builds no longer stored. The supervisor runs it, and runs its
  * catch-up before this node's restate-server starts, so the node serves every live build before
- * it can lead a partition.
+ * it can lead a partition, and a node with a wrong token stops before it can answer anything.
  */
 export class NodeAgent {
   private served: Build[] | undefined;
@@ -65,20 +74,51 @@ export class NodeAgent {
   }
 
   /**
-   * Serves what the cluster routes, read from the first peer that answers. Without any (the whole
-   * cluster is starting), the node starts with the routes it served before.
+   * Serves what the cluster routes, read from a peer, before this node's restate-server starts
+   * (see catch-up.ts for when it may start without). Throws, with a message for the operator,
+   * when it must not start: its token is refused, or the running cluster does not answer it.
    */
   async catchUp(): Promise<void> {
-    for (const peer of this.cluster.peers.filter((p) => p !== this.cluster.self)) {
-      try {
-        await this.sync(`http://${peer.address}:${this.settings.ports.ingress}`);
-        this.log(`[gridiron] caught up from ${peer.name}: serving ${this.served?.length ?? 0} build(s)`);
-        return;
-      } catch (error) {
-        this.log(`[gridiron] could not catch up from ${peer.name}: ${(error as Error).message}`);
+    const others = this.cluster.peers.filter((p) => p !== this.cluster.self);
+    const deadline = Date.now() + CATCH_UP_MS;
+    const told = new Map<string, string>();
+    for (;;) {
+      const attempts: PeerAttempt[] = [];
+      for (const peer of others) {
+        const attempt = await this.attempt(peer);
+        attempts.push(attempt);
+        if (attempt.outcome === "served") break;
+        const said = attempt.outcome === "failed" ? attempt.reason : "refused this node's admin token";
+        if (told.get(peer.name) !== said) this.log(`[gridiron] could not catch up from ${peer.name}: ${said}`);
+        told.set(peer.name, said);
       }
+      const step = catchUpStep(attempts, this.cluster.peers.length, Date.now() < deadline);
+      if (step.kind === "caught-up") {
+        this.log(`[gridiron] caught up from ${step.from}: serving ${this.served?.length ?? 0} build(s)`);
+        return;
+      }
+      if (step.kind === "start-as-before") {
+        this.log(`[gridiron] starting with the builds served before: ${step.why}`);
+        return;
+      }
+      if (step.kind === "stop") throw new Error(step.message);
+      await sleep(CATCH_UP_PAUSE_MS);
     }
-    this.log("[gridiron] no peer answered; starting with the builds served before");
+  }
+
+  /** One try to serve what `peer`'s ingress says is routed. */
+  private async attempt(peer: Peer): Promise<PeerAttempt> {
+    const ingress = `http://${hostPort(peer.address, this.settings.ports.ingress)}`;
+    try {
+      await this.sync(ingress);
+      return { peer: peer.name, outcome: "served" };
+    } catch (error) {
+      if (error instanceof HttpCallError && (error.status === 401 || error.status === 403)) {
+        return { peer: peer.name, outcome: "refused" };
+      }
+      const alive = await answers(`${ingress}/restate/health`, { timeoutMs: PROBE_TIMEOUT_MS });
+      return { peer: peer.name, outcome: "failed", reason: (error as Error).message, alive };
+    }
   }
 
   /** Syncs through this node's own restate-server every second until `signal` aborts. */
