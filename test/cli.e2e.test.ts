@@ -1,15 +1,13 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { execa } from "execa";
 import getPort from "get-port";
 import { afterAll, describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
 import type { BuildView, StatusView } from "../control/lifecycle.ts";
+import { CLI, gridironOf, ROOT } from "./cli.ts";
 import { useTestMesh } from "./mesh.ts";
-
-const ROOT = resolve(import.meta.dirname, "..");
-const CLI = join(ROOT, "control/cli/main.ts");
 
 /** `npx gridiron` against a real mesh, found the way a user's shell finds it: its settings. */
 describe("the gridiron CLI", () => {
@@ -17,18 +15,7 @@ describe("the gridiron CLI", () => {
   const scratch = mkdtemp(join(tmpdir(), "gridiron-cli-"));
   afterAll(async () => rm(await scratch, { recursive: true, force: true }));
 
-  const gridiron = (args: string[], env: Record<string, string> = {}) =>
-    execa(process.execPath, [CLI, ...args], {
-      cwd: ROOT,
-      reject: false,
-      timeout: 120_000,
-      env: {
-        GRIDIRON_DATA_DIR: fx.mesh.settings.dataDir,
-        GRIDIRON_INGRESS_PORT: String(fx.mesh.settings.ports.ingress),
-        GRIDIRON_ADMIN_PORT: String(fx.mesh.settings.ports.admin),
-        ...env,
-      },
-    });
+  const gridiron = gridironOf(() => fx.mesh);
 
   test("deploy builds a wrangler project dir and shows each journaled step; --json is the result", async () => {
     const shown = await gridiron(["deploy", "demo/greeter", "--version", "2.0.0", "--message", "from the CLI"]);

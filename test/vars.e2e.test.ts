@@ -1,31 +1,18 @@
-import { join, resolve } from "node:path";
-import { execa } from "execa";
 import { describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
 import type { StatusView } from "../control/lifecycle.ts";
+import { gridironOf } from "./cli.ts";
 import { useTestMesh } from "./mesh.ts";
 
-const ROOT = resolve(import.meta.dirname, "..");
-const CLI = join(ROOT, "control/cli/main.ts");
 const PROJECT = "test/fixtures/configured";
 
 /** A build runs with what its wrangler config says: compatibility date and flags, and vars. */
 describe("vars and compatibility settings", () => {
   const fx = useTestMesh({ greeter: ["greeter"] });
 
-  const gridiron = (args: string[]) =>
-    execa(process.execPath, [CLI, "--json", ...args], {
-      cwd: ROOT,
-      reject: false,
-      timeout: 120_000,
-      env: {
-        GRIDIRON_DATA_DIR: fx.mesh.settings.dataDir,
-        GRIDIRON_INGRESS_PORT: String(fx.mesh.settings.ports.ingress),
-        GRIDIRON_ADMIN_PORT: String(fx.mesh.settings.ports.admin),
-      },
-    });
+  const gridiron = gridironOf(() => fx.mesh);
   const deploy = async (args: string[]) => {
-    const shown = await gridiron(["deploy", PROJECT, ...args]);
+    const shown = await gridiron(["--json", "deploy", PROJECT, ...args]);
     expect(shown.exitCode, shown.stderr).toBe(0);
     return JSON.parse(shown.stdout) as ActivateResult;
   };
