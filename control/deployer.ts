@@ -61,6 +61,11 @@ export const ActivateRequest = z
     takeOver: z.array(z.string().min(1).max(255)).max(100).optional(),
     /** What this build changes, in the deployer's words; shown in status. */
     message: z.string().max(1000).optional(),
+    /**
+     * Where the build was made, when `source` is only a copy of it: the CLI sends the project's
+     * dir and git commit, since the outdir it builds into is gone once the build is copied.
+     */
+    project: z.string().max(1000).optional(),
   })
   .refine((request) => !request.source.startsWith("https:") || request.sha256, {
     message: "an https:// source needs sha256: the hex SHA-256 of the archive (`sha256sum FILE`)",
@@ -449,7 +454,10 @@ function parseInput<T>(schema: z.ZodType<T>, raw: unknown): T {
 }
 
 function originOf(input: ActivateRequest): Origin {
-  return { source: input.source, ...(input.message ? { message: input.message } : {}) };
+  return {
+    source: input.project ?? input.source,
+    ...(input.message ? { message: input.message } : {}),
+  };
 }
 
 function resultOf(record: BuildRecord): ActivateResult {

@@ -61,7 +61,7 @@ export interface HistoryEntry {
 }
 
 export interface Origin {
-  /** The activation's source URL. */
+  /** The activation's source URL, or the project it was built from (`project` in activate). */
   source: string;
   message?: string;
 }

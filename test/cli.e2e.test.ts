@@ -24,6 +24,11 @@ describe("the gridiron CLI", () => {
       expect(shown.stderr).toMatch(new RegExp(`✓ ${step}  \\d+\\.\\d\\d s`));
     }
     expect(shown.stdout).toMatch(/^greeter 2\.0\.0 is active\n {2}build {7}2\.0\.0-[0-9a-f]{12}\n/);
+    // The build's source is the project (and its commit), not the temp outdir the CLI built into.
+    const view = JSON.parse((await gridiron(["--json", "status", "greeter"])).stdout) as StatusView;
+    expect(view.builds.find((b) => b.version === "2.0.0")?.source).toMatch(
+      new RegExp(`^${join(ROOT, "demo/greeter")}@[0-9a-f]{40}(\\+dirty)?$`),
+    );
 
     const json = await gridiron(["--json", "deploy", "demo/counter", "--version", "2.0.0"]);
     expect(json.exitCode, json.stderr).toBe(0);

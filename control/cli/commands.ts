@@ -203,6 +203,7 @@ function activateRequest(source: Source, options: DeployOptions): ActivateReques
     source: `file://${source.outdir}`,
     version: options.version ?? source.version ?? DEFAULT_VERSION,
     ...source.settings,
+    ...(source.project ? { project: source.project } : {}),
     ...(options.message ? { message: options.message } : {}),
     ...(options.breaking ? { breaking: true } : {}),
     ...(options.takeOver ? { takeOver: options.takeOver } : {}),

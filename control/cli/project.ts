@@ -15,6 +15,8 @@ export interface Source {
   version: string | undefined;
   /** What the wrangler config says the build runs with; empty for an already-built outdir. */
   settings: BuildSettings;
+  /** Where it was built from: the project dir, and its git commit when it has one. */
+  project: string | undefined;
   /** Removes what the build wrote; the outdir is only needed until it is copied. */
   cleanup(): Promise<void>;
 }
@@ -39,7 +41,14 @@ export async function prepareSource(
   if (config) return build(dir, join(dir, config), env, log);
   if (env) throw new Error(`${dir} is a built outdir, not a wrangler project: --env needs a wrangler config`);
   if (entries.some((name) => /\.m?js$/.test(name))) {
-    return { outdir: dir, name: undefined, version: undefined, settings: {}, cleanup: async () => {} };
+    return {
+      outdir: dir,
+      name: undefined,
+      version: undefined,
+      settings: {},
+      project: undefined,
+      cleanup: async () => {},
+    };
   }
   throw new Error(
     `${dir} is neither a wrangler project (no ${WRANGLER_CONFIGS.join(", ")}) nor a built outdir (no .js module)`,
@@ -65,7 +74,16 @@ async function build(
     throw new Error(`wrangler could not build ${dir}:\n${built.all.trim()}`);
   }
   const { name, settings } = await readWranglerConfig(config, env);
-  return { outdir, name, version: await packageVersion(dir), settings, cleanup };
+  return { outdir, name, version: await packageVersion(dir), settings, project: await provenance(dir), cleanup };
+}
+
+/** The project dir, with `@` and its git commit (`+dirty` with uncommitted changes) where it is in git. */
+async function provenance(dir: string): Promise<string> {
+  const git = (...args: string[]) => execa("git", args, { cwd: dir, reject: false });
+  const commit = await git("rev-parse", "HEAD");
+  if (commit.exitCode !== 0) return dir;
+  const dirty = (await git("status", "--porcelain", "--", ".")).stdout.trim() !== "";
+  return `${dir}@${commit.stdout.trim()}${dirty ? "+dirty" : ""}`;
 }
 
 /**
