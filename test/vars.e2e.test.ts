@@ -30,9 +30,12 @@ describe("vars and compatibility settings", () => {
     const view = (await status("configured")).builds.find((b) => b.buildId === first.buildId);
     expect(view?.vars).toEqual({ GREETING: "hi", LIMITS: { calls: 3, names: ["a", "b"] } });
 
-    // [env.staging] replaces the vars, as in wrangler: another build of the same bundle.
-    const staging = await deploy(["--env", "staging", "--name", "configured"]);
-    expect(staging.buildId).not.toBe(first.buildId);
+    // [env.staging] replaces the vars, as in wrangler: another build of the same bundle, of the
+    // same version, which the CLI points out.
+    const staging = await gridiron(["deploy", PROJECT, "--env", "staging", "--name", "configured"]);
+    expect(staging.exitCode, staging.stderr).toBe(0);
+    expect(staging.stderr).toContain(`was deployed before as build ${first.buildId}; this is another build`);
+    expect((await status("configured")).active).not.toBe(first.buildId);
     expect(await fx.ingress.call("configured/env")).toMatchObject({ GREETING: "hi from staging", others: [] });
   }, 180_000);
 

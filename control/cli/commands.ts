@@ -5,7 +5,7 @@ import { Argument, type Command } from "commander";
 import type { ClusterNode } from "../cluster/members.ts";
 import type { ClusterService } from "../cluster/service.ts";
 import type { ActivateRequest, ActivateResult, DeployerObject } from "../deployer.ts";
-import type { BuildView } from "../lifecycle.ts";
+import type { BuildView, StatusView } from "../lifecycle.ts";
 import { loadSettings } from "../settings.ts";
 import { buildRows, formatTable, nodeRows } from "../status.ts";
 import { admin, type Connection, deployer, ingress, requireToken, resolveConnection } from "./connection.ts";
@@ -64,6 +64,12 @@ export function commands(program: Command): void {
         progress.note(`activating ${name} ${request.version}`);
         const send = await sendClient(connection, name).activate(request, attachable());
         const result = await watch(connection, send, progress);
+        const twins = sameVersion(await deployer(connection, name).status(), result);
+        if (twins.length) {
+          progress.note(
+            `${name} ${result.version} was deployed before as build ${twins.join(", ")}; this is another build of that version (set --version to tell them apart)`,
+          );
+        }
         print(result, () => activated(result));
       } finally {
         await source.cleanup();
@@ -208,6 +214,11 @@ function activateRequest(source: Source, options: DeployOptions): ActivateReques
     ...(options.breaking ? { breaking: true } : {}),
     ...(options.takeOver ? { takeOver: options.takeOver } : {}),
   };
+}
+
+/** Other builds of the bundle with the version `result` has: a redeploy of changed code under the same version. */
+function sameVersion(view: StatusView, result: ActivateResult): string[] {
+  return view.builds.filter((b) => b.version === result.version && b.buildId !== result.buildId).map((b) => b.buildId);
 }
 
 function activated(result: ActivateResult): string {
