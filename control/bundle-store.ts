@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { cp, mkdir, opendir, readFile, rename, rm, rmdir, stat } from "node:fs/promises";
+import { cp, mkdir, opendir, readdir, readFile, rename, rm, rmdir, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
 import {
   type Build,
@@ -14,6 +14,9 @@ import {
 } from "./bundle.ts";
 import { BundleError } from "./errors.ts";
 import { mb } from "./memory.ts";
+
+/** A build being copied, beside where it will be: renamed into place once whole. */
+const PARTIAL = ".partial";
 
 /** A wrangler outdir holds a handful of files; far more means the source points somewhere else. */
 export const MAX_ENTRIES = 1_000;
@@ -80,7 +83,7 @@ export async function storeBundle(bundlesDir: string, sourceDir: string, build: 
   const target = buildDir(bundlesDir, build);
   if (await stat(target).catch(() => undefined)) return target;
   // Copy beside the target and rename, so a crash never leaves a half-copied build in place.
-  const partial = `${target}.partial`;
+  const partial = `${target}${PARTIAL}`;
   await rm(partial, { recursive: true, force: true });
   try {
     await mkdir(partial, { recursive: true });
@@ -100,6 +103,12 @@ export async function storeBundle(bundlesDir: string, sourceDir: string, build: 
 export async function removeBundle(bundlesDir: string, build: Pick<Build, "name" | "buildId">): Promise<void> {
   await rm(buildDir(bundlesDir, build), { recursive: true, force: true });
   await removeEmptyBundleDir(bundlesDir, build.name);
+}
+
+/** The builds of bundle `name` whose files are in the bundles dir (a half-copied one is not). */
+export async function storedBuildIds(bundlesDir: string, name: string): Promise<string[]> {
+  const entries = await readdir(join(bundlesDir, name), { withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => e.isDirectory() && !e.name.endsWith(PARTIAL)).map((e) => e.name);
 }
 
 async function removeEmptyBundleDir(bundlesDir: string, name: string): Promise<void> {

@@ -4,7 +4,7 @@ import { AdminClient } from "./admin-client.ts";
 import { adminGate } from "./admin-gate.ts";
 import { adminHeaders, requireAdmin } from "./admin-token.ts";
 import { type Build, BundleName, CompatibilityDate, CompatibilityFlags, Vars, Version } from "./bundle.ts";
-import { inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
+import { inspectBundle, removeBundle, storeBundle, storedBuildIds } from "./bundle-store.ts";
 import { askNodes, servingNodes, waitUntilServed } from "./cluster/nodes.ts";
 import { StoreClient } from "./cluster/store.ts";
 import { crashableStep, crashPoint } from "./crash-switch.ts";
@@ -234,9 +234,21 @@ export function deployerObject(settings: Settings, adminToken: string) {
     record?.manifest ?? (await step(ctx, "prove build", () => proveHere(build))).recorded;
 
   /** Deletes a build's files here, and in a cluster from the store, whence every node's agent deletes its own. */
-  const deleteFiles = async (build: Build) => {
+  const deleteFiles = async (build: Pick<Build, "name" | "buildId">) => {
     await store?.remove(build);
     await removeBundle(settings.bundlesDir, build);
+  };
+
+  /**
+   * Deletes the files of `current`'s bundle that no record keeps: an activation killed after
+   * copying its build (no record is written then) left them. Activations of a bundle run one at
+   * a time, so no other is copying files of it meanwhile.
+   */
+  const deleteOrphans = async (records: BuildRecord[], current: Build) => {
+    const kept = new Set([current.buildId, ...records.filter((r) => r.filesKept).map((r) => r.buildId)]);
+    for (const buildId of await storedBuildIds(settings.bundlesDir, current.name)) {
+      if (!kept.has(buildId)) await deleteFiles({ name: current.name, buildId });
+    }
   };
 
   const deleteOldFiles = async (ctx: Ctx, records: BuildRecord[]): Promise<BuildRecord[]> => {
@@ -287,15 +299,16 @@ export function deployerObject(settings: Settings, adminToken: string) {
           const name = bundleName(ctx.key);
           const startedMs = await ctx.date.now();
           const activationId = ctx.request().id;
+          const records = await recordsOf(ctx);
           const build = await step(ctx, "copy bundle", () =>
             withSourceDir(input.source, input.sha256, settings.downloadsDir, settings.fetchLimits, async (dir) => {
               const inspected = await inspectBundle(dir, name, input.version, input, settings.maxBundleBytes);
               await keepFiles(dir, inspected, activationId);
+              await deleteOrphans(records, inspected);
               return inspected;
             }),
           );
 
-          const records = await recordsOf(ctx);
           // A build that served before (same content) was proven then, and must be forced to
           // become the latest again; an active one is only served again to repair drift.
           const known = records.find((r) => r.buildId === build.buildId && r.state !== "failed");

@@ -143,7 +143,7 @@ export class StoreClient {
     await store.seal({ build, files }, once("manifest"));
   }
 
-  async remove(build: Build): Promise<void> {
+  async remove(build: Pick<Build, "name" | "buildId">): Promise<void> {
     await this.object(build).remove(timed());
   }
 
