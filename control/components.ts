@@ -4,6 +4,7 @@ import { ensureAdminToken } from "./admin-token.ts";
 import { binaries } from "./binaries.ts";
 import { hostPort, nodeAddress, restateClusterConfig } from "./cluster/restate-config.ts";
 import { ensureIdentityKey } from "./request-identity.ts";
+import { ensureSecretsKey } from "./secrets-key.ts";
 import type { Settings } from "./settings.ts";
 import type { ChildSpec } from "./supervised.ts";
 import { writeLiveConfig } from "./workerd/config.ts";
@@ -76,7 +77,7 @@ function nodePortEnv(settings: Settings): Record<string, string> {
 }
 
 /**
- * Creates the data dirs, on a first start the admin token and the identity key, and the live
+ * Creates the data dirs, on a first start the admin token, the identity key and the secrets key, and the live
  * workerd's config (so a changed port or key takes effect on start).
  */
 export async function prepareDataDir(settings: Settings, log?: (line: string) => void): Promise<void> {
@@ -86,6 +87,7 @@ export async function prepareDataDir(settings: Settings, log?: (line: string) =>
   await mkdir(settings.bundlesDir, { recursive: true });
   await ensureAdminToken(settings, log);
   await ensureIdentityKey(settings, log);
+  await ensureSecretsKey(settings, log);
   await writeLiveConfig(settings);
   if (settings.cluster) {
     const base = await readFile(RESTATE_CONFIG, "utf8");

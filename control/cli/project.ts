@@ -15,6 +15,8 @@ export interface Source {
   version: string | undefined;
   /** What the wrangler config says the build runs with; empty for an already-built outdir. */
   settings: BuildSettings;
+  /** The secrets the wrangler config's `secrets.required` names: activate refuses while one is not set. */
+  requiredSecrets: string[];
   /** Removes what the build wrote; the outdir is only needed until it is copied. */
   cleanup(): Promise<void>;
 }
@@ -39,7 +41,14 @@ export async function prepareSource(
   if (config) return build(dir, join(dir, config), env, log);
   if (env) throw new Error(`${dir} is a built outdir, not a wrangler project: --env needs a wrangler config`);
   if (entries.some((name) => /\.m?js$/.test(name))) {
-    return { outdir: dir, name: undefined, version: undefined, settings: {}, cleanup: async () => {} };
+    return {
+      outdir: dir,
+      name: undefined,
+      version: undefined,
+      settings: {},
+      requiredSecrets: [],
+      cleanup: async () => {},
+    };
   }
   throw new Error(
     `${dir} is neither a wrangler project (no ${WRANGLER_CONFIGS.join(", ")}) nor a built outdir (no .js module)`,
@@ -64,13 +73,14 @@ async function build(
     await cleanup();
     throw new Error(`wrangler could not build ${dir}:\n${built.all.trim()}`);
   }
-  const { name, settings } = await readWranglerConfig(config, env);
-  return { outdir, name, version: await packageVersion(dir), settings, cleanup };
+  const { name, settings, requiredSecrets } = await readWranglerConfig(config, env);
+  return { outdir, name, version: await packageVersion(dir), settings, requiredSecrets, cleanup };
 }
 
 /**
  * What the wrangler config says of the worker, read by wrangler's own reader (TOML, JSON and
- * JSONC) with wrangler's rules for `[env.NAME]`: its name, compatibility date and flags, and vars.
+ * JSONC) with wrangler's rules for `[env.NAME]`: its name, compatibility date and flags, vars, and
+ * the secrets it requires.
  */
 async function readWranglerConfig(config: string, env: string | undefined) {
   const { unstable_readConfig } = await import("wrangler");
@@ -80,7 +90,7 @@ async function readWranglerConfig(config: string, env: string | undefined) {
     ...(read.compatibility_flags.length ? { compatibilityFlags: read.compatibility_flags } : {}),
     ...(Object.keys(read.vars).length ? { vars: read.vars as BuildSettings["vars"] } : {}),
   };
-  return { name: read.name, settings };
+  return { name: read.name, settings, requiredSecrets: read.secrets?.required ?? [] };
 }
 
 async function packageVersion(dir: string): Promise<string | undefined> {

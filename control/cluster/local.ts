@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { openSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { generateSecretsKey } from "../secrets-key.ts";
 import { loadSettings } from "../settings.ts";
 import { answers, waitFor } from "../wait.ts";
 import {
@@ -81,6 +82,8 @@ function checkNodeName(node: string): void {
 }
 
 export const tokenPath = (cluster: LocalCluster) => join(cluster.dir, "admin-token");
+/** One secrets key for every node, as the token: any node's router opens any bundle's secrets. */
+const secretsKeyPath = (cluster: LocalCluster) => join(cluster.dir, "secrets-key.pem");
 export const logPath = (cluster: LocalCluster, node: string) => join(cluster.dir, `${node}.log`);
 
 export async function readToken(cluster: LocalCluster): Promise<string> {
@@ -96,6 +99,8 @@ export async function up(cluster: LocalCluster, log: (line: string) => void): Pr
   }
   await mkdir(cluster.dir, { recursive: true, mode: 0o700 });
   await writeFile(tokenPath(cluster), `${randomBytes(32).toString("hex")}\n`, { mode: 0o600 });
+  await rm(secretsKeyPath(cluster), { force: true });
+  await generateSecretsKey(secretsKeyPath(cluster));
   try {
     await createBridge(cluster.net);
     for (const node of LOCAL_NODES) await createHost(cluster.net, node, addressOf(cluster, node));
@@ -127,6 +132,7 @@ export async function startNode(cluster: LocalCluster, node: string, log: (line:
       GRIDIRON_NODE_NAME: node,
       GRIDIRON_CLUSTER_PEERS: peers,
       GRIDIRON_ADMIN_TOKEN: await readToken(cluster),
+      GRIDIRON_SECRETS_KEY_FILE: secretsKeyPath(cluster),
     },
     stdio: ["ignore", output, output],
     detached: true,

@@ -7,6 +7,7 @@ const router = {
     { name: "identity.js", esModule: "IDENTITY" },
   ],
   identityKey: "KEY",
+  secretsKey: { pem: "PEM", kid: "KID" },
 };
 
 test("service names are name/buildId", () => expect(serviceName({ name: "a", buildId: "1-b" })).toBe("a/1-b"));
@@ -18,7 +19,7 @@ describe("loaderConfig", () => {
     router,
   );
 
-  test("gives the router the Worker Loader, the bundles dir and the routes dir, read-only, and nothing per build", () => {
+  test("gives the router the Worker Loader, the bundles dir and the routes dir, read-only, the secrets key unextractable, and nothing per build", () => {
     expect(config.services).toEqual([
       {
         name: "router",
@@ -34,6 +35,16 @@ describe("loaderConfig", () => {
             { name: "LOADER", workerLoader: { id: "builds" } },
             { name: "BUNDLES", service: { name: "bundles" } },
             { name: "ROUTES", service: { name: "routes" } },
+            {
+              name: "SECRETS_KEY",
+              cryptoKey: {
+                pkcs8: "PEM",
+                algorithm: { json: '{"name":"RSA-OAEP","hash":"SHA-256"}' },
+                extractable: false,
+                usages: [7],
+              },
+            },
+            { name: "SECRETS_KEY_ID", text: "KID" },
           ],
         },
       },

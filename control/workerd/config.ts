@@ -1,9 +1,10 @@
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { type Config, serializeConfig } from "miniflare";
+import { type Config, serializeConfig, Worker_Binding_CryptoKey_Usage } from "miniflare";
 import type { Build } from "../bundle.ts";
 import { DEFAULT_COMPATIBILITY_DATE } from "../bundle.ts";
 import { identityPublicKeyBytes } from "../request-identity.ts";
+import { secretsPrivateKeyPem, secretsPublicKey } from "../secrets-key.ts";
 import type { Settings } from "../settings.ts";
 import { ROUTES_FILE } from "./router/protocol.js";
 
@@ -13,12 +14,16 @@ const ROUTER = "router";
 const BUNDLES = "bundles";
 const ROUTES = "routes";
 /** The router's modules (in router/), main first, by the names they import each other under. */
-const ROUTER_MODULES = ["router.js", "identity.js", "protocol.js"];
+const ROUTER_MODULES = ["router.js", "identity.js", "protocol.js", "secrets.js"];
 
-/** The router's code, and Restate's request identity public key (raw, base64url) it checks against. */
+/**
+ * The router's code, Restate's request identity public key (raw, base64url) it checks against,
+ * and the private key it opens bundles' secrets with (PEM) with that key's id.
+ */
 export interface Router {
   modules: { name: string; esModule: string }[];
   identityKey: string;
+  secretsKey: { pem: string; kid: string };
 }
 
 /**
@@ -58,6 +63,17 @@ export function loaderConfig(bundlesDir: string, placement: Placement, router: R
             { name: "LOADER", workerLoader: { id: "builds" } },
             { name: "BUNDLES", service: { name: BUNDLES } },
             { name: "ROUTES", service: { name: ROUTES } },
+            // Not extractable: the router can unwrap with it, but no code can read it back.
+            {
+              name: "SECRETS_KEY",
+              cryptoKey: {
+                pkcs8: router.secretsKey.pem,
+                algorithm: { json: JSON.stringify({ name: "RSA-OAEP", hash: "SHA-256" }) },
+                extractable: false,
+                usages: [Worker_Binding_CryptoKey_Usage.UNWRAP_KEY],
+              },
+            },
+            { name: "SECRETS_KEY_ID", text: router.secretsKey.kid },
           ],
         },
       },
@@ -82,13 +98,18 @@ export async function readRouter(settings: Settings): Promise<Router> {
   return {
     modules: await Promise.all(ROUTER_MODULES.map(read)),
     identityKey: (await identityPublicKeyBytes(settings)).toString("base64url"),
+    secretsKey: { pem: await secretsPrivateKeyPem(settings), kid: (await secretsPublicKey(settings)).kid },
   };
 }
 
-/** Writes beside the target and renames, so a reader never sees a half-written file. */
+/**
+ * Writes beside the target and renames, so a reader never sees a half-written file. Owner only:
+ * the config holds the secrets key, the routes file sealed secrets.
+ */
 async function writeAtomically(path: string, content: string | Uint8Array): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  await writeFile(`${path}.next`, content);
+  await rm(`${path}.next`, { force: true });
+  await writeFile(`${path}.next`, content, { mode: 0o600 });
   await rename(`${path}.next`, path);
 }
 

@@ -38,6 +38,9 @@ export interface Env {
   BUNDLES: Fetcher;
   /** The dir holding the routes file, read-only. */
   ROUTES: Fetcher;
+  /** The private key bundles' secrets are sealed to (not extractable), and its id (secrets.ts). */
+  SECRETS_KEY: CryptoKey;
+  SECRETS_KEY_ID: string;
 }
 
 export type { Build, RoutedBuild };
