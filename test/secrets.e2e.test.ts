@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
@@ -30,7 +30,7 @@ async function filesUnder(dir: string): Promise<string[]> {
  * file, and opened only by workerd's router when it loads a build.
  */
 describe("secrets", () => {
-  const fx = useTestMesh({ peeker: [PROJECT, { SERVICE: '"peeker"' }] });
+  const fx = useTestMesh({ peeker: [PROJECT, { SERVICE: '"peeker"' }], greeter: ["greeter"] });
   // Unique per run, and long enough that no file holds it by chance.
   const value = `sk-live-${randomBytes(24).toString("hex")}`;
   const next = `sk-next-${randomBytes(24).toString("hex")}`;
@@ -142,6 +142,19 @@ describe("secrets", () => {
     await fx.ingress.call("deployer/vault/rollback");
     expect((await digest("vault")).sha256).toBe(sha256(value));
   }, 180_000);
+
+  test("GETTING_STARTED's step: the demo greeter signs with SIGNING_KEY once it is put", async () => {
+    await fx.ingress.call("deployer/greeter/activate", { source: fx.sources.greeter, version: "1.0.0" });
+    await expect(fx.ingress.call("greeter/signed", "friend")).rejects.toThrow(/greeter has no SIGNING_KEY/);
+    const key = randomBytes(32).toString("hex");
+    shown.push((await succeeds(["secret", "put", "SIGNING_KEY", "--bundle", "greeter"], `${key}\n`)).shown);
+    const { greeting, signature } = await fx.ingress.call<{ greeting: string; signature: string }>(
+      "greeter/signed",
+      "friend",
+    );
+    expect(greeting).toBe("Hello, friend! Greetings from a workerd isolate behind Restate.");
+    expect(signature).toBe(createHmac("sha256", key).update(greeting).digest("hex"));
+  }, 120_000);
 
   test("the value is nowhere but in the isolate: not in Restate's tables, the data dir, the CLI's or the mesh's output, the dashboard or the metrics", async () => {
     const needles = [value, next].flatMap((v) => [

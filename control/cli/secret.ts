@@ -25,7 +25,7 @@ interface Helpers {
   json(): boolean;
 }
 
-const BulkFile = z.record(z.string(), z.string(), { error: "a JSON secrets file is an object of strings" });
+const BulkFile = z.record(z.string(), z.string());
 
 export function secretCommands(program: Command, { connect, print, json }: Helpers): void {
   const secret = program.command("secret").description("a bundle's secrets: put, list, delete, bulk");
@@ -107,7 +107,7 @@ export function parseSecretsFile(file: string, content: string): Record<string, 
       throw new Error(`${file} is not valid JSON: ${(error as Error).message}`);
     }
     const parsed = BulkFile.safeParse(raw);
-    if (!parsed.success) throw new Error(`${file}: ${parsed.error.issues[0]?.message}`);
+    if (!parsed.success) throw new Error(`${file} is not an object of strings (name: value)`);
     return parsed.data;
   }
   const values = BulkFile.parse(parseEnv(content));
