@@ -347,7 +347,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
     const problem = envProblem(active?.vars, secrets);
     if (problem) throw new UserError(`nothing changed: ${problem}`);
     ctx.set("secrets", secrets);
-    if (!active) return secretsView(ctx.key, secrets, records);
+    if (!active) return secretsView(ctx.key, secrets, records, secretsKey.kid);
     const startedMs = await ctx.date.now();
     const build = await step(ctx, "copy bundle", async () => {
       // In a cluster this node may not have the files yet: the store has them.
@@ -364,7 +364,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
       message: `secrets ${what}`,
     };
     const activated = await activateBuild(ctx, build, { origin, breaking: false, takeOver: [], startedMs });
-    return { ...secretsView(ctx.key, secrets, await recordsOf(ctx)), activated };
+    return { ...secretsView(ctx.key, secrets, await recordsOf(ctx), secretsKey.kid), activated };
   };
 
   return restate.object({
@@ -380,7 +380,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
 
       /** The bundle's secrets' names and revisions, and which build runs with which; never a value. */
       secrets: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext<DeployerState>) =>
-        secretsView(ctx.key, await secretsOf(ctx), await recordsOf(ctx)),
+        secretsView(ctx.key, await secretsOf(ctx), await recordsOf(ctx), secretsKey.kid),
       ),
 
       /** The public key secrets are sealed to (the same for every bundle), for the CLI and scripts. */

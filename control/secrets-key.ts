@@ -25,14 +25,30 @@ export async function generateSecretsKey(path: string): Promise<void> {
   await writeFile(path, privateKey.export({ format: "pem", type: "pkcs8" }), { mode: 0o600, flag: "wx" });
 }
 
-/** The private key, PEM (PKCS #8), as workerd's cryptoKey binding takes it. */
-export async function secretsPrivateKeyPem(settings: Settings): Promise<string> {
-  return await readFile(settings.secretsKeyPath, "utf8");
+/** A private key, PEM (PKCS #8) as workerd's cryptoKey binding takes it, and its id. */
+export interface SecretsPrivateKey {
+  pem: string;
+  kid: string;
 }
 
-/** The public key and its id (the JWK thumbprint, RFC 7638), which sealed secrets name as `kid`. */
+/**
+ * The keys workerd's router opens secrets with: the current one, and while a rotation is under
+ * way the previous one (`{key file}.previous`), so builds sealed to it still load.
+ */
+export async function secretsPrivateKeys(settings: Settings): Promise<SecretsPrivateKey[]> {
+  const current = await readFile(settings.secretsKeyPath, "utf8");
+  const previous = await readFile(settings.secretsPreviousKeyPath, "utf8").catch(() => undefined);
+  const keys = [current, ...(previous ? [previous] : [])];
+  return await Promise.all(keys.map(async (pem) => ({ pem, kid: (await publicKeyOf(pem)).kid })));
+}
+
+/** The current public key and its id, which sealed secrets name as `kid`. */
 export async function secretsPublicKey(settings: Settings): Promise<SecretsKey> {
-  const jwk = createPublicKey(createPrivateKey(await secretsPrivateKeyPem(settings))).export({ format: "jwk" });
-  const publicJwk = sealingJwk(jwk);
-  return { kid: await calculateJwkThumbprint(publicJwk), jwk: publicJwk };
+  return await publicKeyOf(await readFile(settings.secretsKeyPath, "utf8"));
+}
+
+/** A key's public half, and its id: the JWK thumbprint (RFC 7638). */
+async function publicKeyOf(pem: string): Promise<SecretsKey> {
+  const jwk = sealingJwk(createPublicKey(createPrivateKey(pem)).export({ format: "jwk" }));
+  return { kid: await calculateJwkThumbprint(jwk), jwk };
 }

@@ -22,7 +22,7 @@ describe("sealed secrets", () => {
   });
   const value = "s3cr3t-ünïcode-✓";
   const open = (sealed: string, bundle = "shop", name = "API_KEY") =>
-    openSecrets(bundle, { [name]: { revision: revisionOf(sealed), sealed } }, routerKey, key.kid);
+    openSecrets(bundle, { [name]: { revision: revisionOf(sealed), sealed } }, new Map([[key.kid, routerKey]]));
 
   test("a sealed value is a standard JWE (jose opens it) and the router's WebCrypto code opens it too", async () => {
     const sealed = await seal(key, "shop", "API_KEY", value);
@@ -46,6 +46,8 @@ describe("sealed secrets", () => {
     expect(sealedProblem(sealed, "shop", "API_KEY", "another-kid")).toMatch(/another key/);
     expect(sealedProblem("plain text", "shop", "API_KEY", key.kid)).toMatch(/not a sealed secret/);
     await expect(open(sealed, "other")).rejects.toThrow(/cannot open secret API_KEY of other: .*another bundle/);
+    const unknownKey = openSecrets("shop", { API_KEY: { revision: "r", sealed } }, new Map());
+    await expect(unknownKey).rejects.toThrow(/sealed to a key this mesh does not have/);
     const parts = sealed.split(".");
     const flipped = parts[3]?.startsWith("A") ? `B${parts[3].slice(1)}` : `A${parts[3]?.slice(1)}`;
     const tampered = [parts[0], parts[1], parts[2], flipped, parts[4]].join(".");

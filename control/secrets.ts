@@ -136,18 +136,27 @@ export function revisionsOf(secrets: Record<string, SealedSecret>): Record<strin
   return Object.fromEntries(Object.entries(secrets).map(([name, s]) => [name, s.revision]));
 }
 
-/** What `secret list` shows: names, revisions, when each was set, and which build runs with which. */
+/**
+ * What `secret list` shows: names, revisions, when each was set, whether it is sealed to the
+ * mesh's current key (after a rotation, those that are not must be put again), and which build
+ * runs with which.
+ */
 export interface SecretsView {
   name: string;
-  secrets: { name: string; revision: string; setAt: string }[];
+  secrets: { name: string; revision: string; setAt: string; currentKey: boolean }[];
   builds: { buildId: string; version: string; state: string; secrets: Record<string, string> }[];
 }
 
-export function secretsView(bundle: string, secrets: Secrets, records: BuildRecord[]): SecretsView {
+export function secretsView(bundle: string, secrets: Secrets, records: BuildRecord[], kid: string): SecretsView {
   return {
     name: bundle,
     secrets: Object.entries(secrets)
-      .map(([name, { revision, setAt }]) => ({ name, revision, setAt }))
+      .map(([name, { revision, setAt, sealed }]) => ({
+        name,
+        revision,
+        setAt,
+        currentKey: decodeProtectedHeader(sealed).kid === kid,
+      }))
       .sort((a, b) => a.name.localeCompare(b.name)),
     builds: records
       .filter((r) => r.state !== "pruned" && r.state !== "failed")

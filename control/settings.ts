@@ -173,6 +173,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     adminTokenPath: resolve(dataDir, "admin-token"),
     identityKeyPath: resolve(dataDir, "request-identity.pem"),
     secretsKeyPath: resolve(e.GRIDIRON_SECRETS_KEY_FILE ?? resolve(dataDir, "secrets-key.pem")),
+    /** The key before the last rotation, while secrets sealed to it are put again (README: key rotation). */
+    secretsPreviousKeyPath: `${resolve(e.GRIDIRON_SECRETS_KEY_FILE ?? resolve(dataDir, "secrets-key.pem"))}.previous`,
     drainPollMs: e.GRIDIRON_DRAIN_POLL_SECONDS * 1000,
     drainGraceMs: e.GRIDIRON_DRAIN_GRACE_SECONDS * 1000,
     keepBuilds: e.GRIDIRON_KEEP_BUILDS,

@@ -135,6 +135,7 @@ describe("secrets", () => {
     const listed = await succeeds<SecretsView>(["secret", "list", "vault"]);
     shown.push(listed.shown);
     const revision = listed.parsed.secrets.find((s) => s.name === "API_KEY")?.revision;
+    expect(listed.parsed.secrets.map((s) => s.currentKey)).toEqual([true]);
     const byBuild = Object.fromEntries(listed.parsed.builds.map((b) => [b.buildId, b.secrets.API_KEY]));
     expect(byBuild[put.parsed.activated?.buildId ?? ""]).toBe(revision);
     expect(byBuild[old?.buildId ?? ""]).not.toBe(revision);

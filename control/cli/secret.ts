@@ -126,7 +126,12 @@ function listed(view: SecretsView): string {
   if (!view.secrets.length && !view.builds.some((b) => Object.keys(b.secrets).length)) {
     return `${view.name} has no secrets\n`;
   }
-  const secrets = view.secrets.map((s) => ({ secret: s.name, revision: s.revision, set: s.setAt }));
+  const secrets = view.secrets.map((s) => ({
+    secret: s.name,
+    revision: s.revision,
+    set: s.setAt,
+    key: s.currentKey ? "current" : "previous: put it again",
+  }));
   const builds = view.builds.map((b) => ({
     build: b.buildId,
     state: b.state,

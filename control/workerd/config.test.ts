@@ -7,7 +7,10 @@ const router = {
     { name: "identity.js", esModule: "IDENTITY" },
   ],
   identityKey: "KEY",
-  secretsKey: { pem: "PEM", kid: "KID" },
+  secretsKeys: [
+    { pem: "PEM", kid: "KID" },
+    { pem: "OLD", kid: "OLD_KID" },
+  ],
 };
 
 test("service names are name/buildId", () => expect(serviceName({ name: "a", buildId: "1-b" })).toBe("a/1-b"));
@@ -35,16 +38,16 @@ describe("loaderConfig", () => {
             { name: "LOADER", workerLoader: { id: "builds" } },
             { name: "BUNDLES", service: { name: "bundles" } },
             { name: "ROUTES", service: { name: "routes" } },
-            {
-              name: "SECRETS_KEY",
+            { name: "SECRETS_KEY_IDS", text: '["KID","OLD_KID"]' },
+            ...["PEM", "OLD"].map((pkcs8, i) => ({
+              name: `SECRETS_KEY_${i}`,
               cryptoKey: {
-                pkcs8: "PEM",
+                pkcs8,
                 algorithm: { json: '{"name":"RSA-OAEP","hash":"SHA-256"}' },
                 extractable: false,
                 usages: [7],
               },
-            },
-            { name: "SECRETS_KEY_ID", text: "KID" },
+            })),
           ],
         },
       },

@@ -4,7 +4,7 @@ import { type Config, serializeConfig, Worker_Binding_CryptoKey_Usage } from "mi
 import type { Build } from "../bundle.ts";
 import { DEFAULT_COMPATIBILITY_DATE } from "../bundle.ts";
 import { identityPublicKeyBytes } from "../request-identity.ts";
-import { secretsPrivateKeyPem, secretsPublicKey } from "../secrets-key.ts";
+import { type SecretsPrivateKey, secretsPrivateKeys } from "../secrets-key.ts";
 import type { Settings } from "../settings.ts";
 import { ROUTES_FILE } from "./router/protocol.js";
 
@@ -18,12 +18,12 @@ const ROUTER_MODULES = ["router.js", "identity.js", "protocol.js", "secrets.js"]
 
 /**
  * The router's code, Restate's request identity public key (raw, base64url) it checks against,
- * and the private key it opens bundles' secrets with (PEM) with that key's id.
+ * and the private keys it opens bundles' secrets with, the current one first.
  */
 export interface Router {
   modules: { name: string; esModule: string }[];
   identityKey: string;
-  secretsKey: { pem: string; kid: string };
+  secretsKeys: SecretsPrivateKey[];
 }
 
 /**
@@ -63,17 +63,7 @@ export function loaderConfig(bundlesDir: string, placement: Placement, router: R
             { name: "LOADER", workerLoader: { id: "builds" } },
             { name: "BUNDLES", service: { name: BUNDLES } },
             { name: "ROUTES", service: { name: ROUTES } },
-            // Not extractable: the router can unwrap with it, but no code can read it back.
-            {
-              name: "SECRETS_KEY",
-              cryptoKey: {
-                pkcs8: router.secretsKey.pem,
-                algorithm: { json: JSON.stringify({ name: "RSA-OAEP", hash: "SHA-256" }) },
-                extractable: false,
-                usages: [Worker_Binding_CryptoKey_Usage.UNWRAP_KEY],
-              },
-            },
-            { name: "SECRETS_KEY_ID", text: router.secretsKey.kid },
+            ...secretsKeyBindings(router.secretsKeys),
           ],
         },
       },
@@ -89,6 +79,25 @@ export function loaderConfig(bundlesDir: string, placement: Placement, router: R
   };
 }
 
+/**
+ * SECRETS_KEY_IDS lists the keys' ids; SECRETS_KEY_{i} is the key with the i-th id. Not
+ * extractable: the router can unwrap with them, but no code can read them back.
+ */
+function secretsKeyBindings(keys: SecretsPrivateKey[]) {
+  return [
+    { name: "SECRETS_KEY_IDS", text: JSON.stringify(keys.map((key) => key.kid)) },
+    ...keys.map((key, i) => ({
+      name: `SECRETS_KEY_${i}`,
+      cryptoKey: {
+        pkcs8: key.pem,
+        algorithm: { json: JSON.stringify({ name: "RSA-OAEP", hash: "SHA-256" }) },
+        extractable: false,
+        usages: [Worker_Binding_CryptoKey_Usage.UNWRAP_KEY],
+      },
+    })),
+  ];
+}
+
 /** The router, checking requests against this mesh's request identity key. */
 export async function readRouter(settings: Settings): Promise<Router> {
   const read = async (name: string) => ({
@@ -98,7 +107,7 @@ export async function readRouter(settings: Settings): Promise<Router> {
   return {
     modules: await Promise.all(ROUTER_MODULES.map(read)),
     identityKey: (await identityPublicKeyBytes(settings)).toString("base64url"),
-    secretsKey: { pem: await secretsPrivateKeyPem(settings), kid: (await secretsPublicKey(settings)).kid },
+    secretsKeys: await secretsPrivateKeys(settings),
   };
 }
 

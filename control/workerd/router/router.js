@@ -81,7 +81,10 @@ async function readBuild(env, id, build) {
  */
 async function secretsOf(env, build) {
   if (!build.secrets) return {};
-  return await openSecrets(build.name, build.secrets, env.SECRETS_KEY, env.SECRETS_KEY_ID);
+  /** @type {string[]} */
+  const kids = JSON.parse(env.SECRETS_KEY_IDS);
+  const keys = new Map(kids.map((kid, i) => [kid, env[`SECRETS_KEY_${i}`]]));
+  return await openSecrets(build.name, build.secrets, keys);
 }
 
 export default {

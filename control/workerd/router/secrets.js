@@ -20,10 +20,9 @@ function bytes(text) {
  * @param {string} bundle
  * @param {string} name
  * @param {string} sealed
- * @param {CryptoKey} key the private key, usable to unwrap keys with RSA-OAEP and SHA-256
- * @param {string} kid
+ * @param {Map<string, CryptoKey | undefined>} keys private keys by id, usable to unwrap keys with RSA-OAEP and SHA-256
  */
-async function open(bundle, name, sealed, key, kid) {
+async function open(bundle, name, sealed, keys) {
   const [header, wrappedKey, iv, ciphertext, tag] = sealed.split(".");
   if (tag === undefined || header === undefined || wrappedKey === undefined || iv === undefined || !ciphertext) {
     throw new Error("it is not a JWE in compact form");
@@ -31,7 +30,8 @@ async function open(bundle, name, sealed, key, kid) {
   const fields = JSON.parse(new TextDecoder().decode(bytes(header)));
   if (fields.alg !== ALG || fields.enc !== ENC) throw new Error(`it is not sealed with ${ALG} and ${ENC}`);
   if (fields.bundle !== bundle || fields.name !== name) throw new Error("it was sealed for another bundle or name");
-  if (fields.kid !== kid) throw new Error(`it was sealed to another key (${fields.kid}) than this mesh's`);
+  const key = keys.get(fields.kid);
+  if (!key) throw new Error(`it was sealed to a key this mesh does not have (${fields.kid}); put it again`);
   const contentKey = await crypto.subtle.unwrapKey(
     "raw",
     bytes(wrappedKey),
@@ -58,16 +58,15 @@ async function open(bundle, name, sealed, key, kid) {
  * A build's secrets, opened: name -> value. Errors name the secret, never its value.
  * @param {string} bundle
  * @param {Record<string, SealedSecret>} secrets
- * @param {CryptoKey} key
- * @param {string} kid
+ * @param {Map<string, CryptoKey | undefined>} keys by id: the current key, and the previous one during a rotation
  * @returns {Promise<Record<string, string>>}
  */
-export async function openSecrets(bundle, secrets, key, kid) {
+export async function openSecrets(bundle, secrets, keys) {
   /** @type {Record<string, string>} */
   const opened = {};
   for (const [name, { sealed }] of Object.entries(secrets)) {
     try {
-      opened[name] = await open(bundle, name, sealed, key, kid);
+      opened[name] = await open(bundle, name, sealed, keys);
     } catch (error) {
       // Neither WebCrypto's errors nor these carry the value.
       throw new Error(`cannot open secret ${name} of ${bundle}: ${error instanceof Error ? error.message : error}`);
