@@ -117,6 +117,7 @@ interface ServeOptions extends RegisterOptions {
 /** How a build being activated came to be, and what its activation may do. */
 interface Activation {
   origin: Origin;
+  requiredSecrets: string[];
   breaking: boolean;
   takeOver: string[];
   startedMs: number;
@@ -327,6 +328,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
       ...served,
       manifest,
       origin: activation.origin,
+      ...(activation.requiredSecrets.length ? { requiredSecrets: activation.requiredSecrets } : {}),
       times: known?.times ?? {},
       state: "active",
       filesKept: true,
@@ -346,6 +348,14 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
     const active = records.find((r) => r.state === "active");
     const problem = envProblem(active?.vars, secrets);
     if (problem) throw new UserError(`nothing changed: ${problem}`);
+    const required = active?.requiredSecrets ?? [];
+    const missing = required.filter((secret) => !(secret in secrets));
+    if (missing.length) {
+      throw new UserError(
+        `nothing changed: the active build ${active?.buildId} requires ${missing.join(", ")}; activate one that does not first`,
+        409,
+      );
+    }
     ctx.set("secrets", secrets);
     if (!active) return secretsView(ctx.key, secrets, records, secretsKey.kid);
     const startedMs = await ctx.date.now();
@@ -363,7 +373,8 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
       source: active.origin?.source ?? buildDir(settings.bundlesDir, active),
       message: `secrets ${what}`,
     };
-    const activated = await activateBuild(ctx, build, { origin, breaking: false, takeOver: [], startedMs });
+    const activation = { origin, requiredSecrets: required, breaking: false, takeOver: [], startedMs };
+    const activated = await activateBuild(ctx, build, activation);
     return { ...secretsView(ctx.key, secrets, await recordsOf(ctx), secretsKey.kid), activated };
   };
 
@@ -411,6 +422,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
           );
           return await activateBuild(ctx, build, {
             origin: originOf(input),
+            requiredSecrets: input.requireSecrets ?? [],
             breaking: input.breaking ?? false,
             takeOver: input.takeOver ?? [],
             startedMs,

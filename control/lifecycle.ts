@@ -35,6 +35,8 @@ export interface BuildRecord extends Build {
   error?: string;
   /** Services this build's bundle took over from other bundles when it was activated. */
   tookOver?: TakenOver[];
+  /** Secrets it was activated as needing (`requireSecrets`): they cannot be deleted while it is active. */
+  requiredSecrets?: string[];
   /** Where the build came from and what its deployer said of it (absent in older records). */
   origin?: Origin;
   /** When a drain check last looked at this replaced build. */

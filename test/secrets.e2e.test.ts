@@ -142,6 +142,13 @@ describe("secrets", () => {
 
     await fx.ingress.call("deployer/vault/rollback");
     expect((await digest("vault")).sha256).toBe(sha256(value));
+
+    // The active build was deployed with secrets.required = ["API_KEY"]: it cannot lose it.
+    const kept = await secretsOf("vault");
+    const deletion = await gridiron(["secret", "delete", "API_KEY", "--bundle", "vault", "--yes"]);
+    expect(deletion.exitCode).toBe(1);
+    expect(deletion.stderr).toMatch(/requires API_KEY; activate one that does not first.*HTTP 409/);
+    expect(await secretsOf("vault")).toEqual(kept);
   }, 180_000);
 
   test("GETTING_STARTED's step: the demo greeter signs with SIGNING_KEY once it is put", async () => {
