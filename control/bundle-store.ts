@@ -42,7 +42,7 @@ export async function inspectBundle(
     const problem = moduleNameProblem(module.name);
     if (problem) throw new BundleError(problem);
   }
-  const main = chooseMainModule(modules, metadata.main);
+  const main = chooseMainModule(modules, requested.main ?? metadata.main);
   if (typeof main !== "string") throw new BundleError(main.error);
 
   const compatibilityDate = requested.compatibilityDate ?? metadata.compatibilityDate ?? DEFAULT_COMPATIBILITY_DATE;
@@ -55,9 +55,20 @@ export async function inspectBundle(
   }
 
   const hash = createHash("sha256");
-  // Vars are part of what a build is; a build without them hashes as before they existed.
+  // Vars and secrets are part of what a build is (the Worker Loader caches a build by id); a
+  // build without them hashes as before they existed. A secret counts by its revision.
   const vars = requested.vars && Object.keys(requested.vars).length ? requested.vars : undefined;
-  hash.update(JSON.stringify({ main, compatibilityDate, compatibilityFlags, ...(vars ? { vars } : {}) }));
+  const secrets = requested.secrets && Object.keys(requested.secrets).length ? requested.secrets : undefined;
+  const revisions = secrets ? Object.fromEntries(Object.entries(secrets).map(([n, s]) => [n, s.revision])) : undefined;
+  hash.update(
+    JSON.stringify({
+      main,
+      compatibilityDate,
+      compatibilityFlags,
+      ...(vars ? { vars } : {}),
+      ...(revisions ? { secrets: revisions } : {}),
+    }),
+  );
   for (const module of modules) {
     hash.update(`\0${module.name}\0${module.type}\0`);
     hash.update(await readFile(join(sourceDir, module.name)));
@@ -71,6 +82,7 @@ export async function inspectBundle(
     compatibilityDate,
     compatibilityFlags,
     ...(vars ? { vars } : {}),
+    ...(secrets ? { secrets } : {}),
   };
 }
 

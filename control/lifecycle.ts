@@ -2,6 +2,7 @@ import type { Build, Vars } from "./bundle.ts";
 import type { RecordedManifest } from "./manifest.ts";
 import type { Owners, TakenOver } from "./ownership.ts";
 import type { ProtocolMode } from "./protocol-mode.ts";
+import { revisionsOf } from "./secrets.ts";
 
 /**
  * The life of a build, as pure rules over the deployer's records: the deployer object does the
@@ -34,6 +35,8 @@ export interface BuildRecord extends Build {
   error?: string;
   /** Services this build's bundle took over from other bundles when it was activated. */
   tookOver?: TakenOver[];
+  /** Secrets it was activated as needing (`requireSecrets`): they cannot be deleted while it is active. */
+  requiredSecrets?: string[];
   /** Where the build came from and what its deployer said of it (absent in older records). */
   origin?: Origin;
   /** When a drain check last looked at this replaced build. */
@@ -324,8 +327,10 @@ export interface BuildView {
   lastDrainCheck?: string;
   /** In a cluster: the nodes whose workerd serves the build now. */
   nodes?: string[];
-  /** The vars it runs with (never secrets: those are not part of a build record). */
+  /** The vars it runs with. */
   vars?: Vars;
+  /** The revision of each secret it runs with; never a value, sealed or not. */
+  secrets?: Record<string, string>;
 }
 
 export interface StatusView {
@@ -381,5 +386,6 @@ function buildView(record: BuildRecord, counts: InvocationCounts | undefined, dr
     ...(record.history?.length ? { history: record.history } : {}),
     ...(record.lastDrainCheck ? { lastDrainCheck: record.lastDrainCheck } : {}),
     ...(record.vars ? { vars: record.vars } : {}),
+    ...(record.secrets ? { secrets: revisionsOf(record.secrets) } : {}),
   };
 }

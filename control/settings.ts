@@ -71,6 +71,11 @@ const EnvSchema = z.object({
     "the Bearer token deploy calls and the admin API need (see Trust model)",
     "generated",
   ),
+  GRIDIRON_SECRETS_KEY_FILE: documented(
+    z.string().min(1).optional(),
+    "the private key (PEM) bundles' secrets are sealed to and opened with; generated on first start if missing; on a cluster the same key on every node (see Vars and secrets)",
+    "`secrets-key.pem` in the data dir",
+  ),
   GRIDIRON_RELEASE_AFTER: documented(
     z.coerce.number().int().min(1).default(5),
     "removed builds held in workerd's memory before a fresh workerd takes over to free them",
@@ -186,6 +191,9 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     adminToken: e.GRIDIRON_ADMIN_TOKEN,
     adminTokenPath: resolve(dataDir, "admin-token"),
     identityKeyPath: resolve(dataDir, "request-identity.pem"),
+    secretsKeyPath: resolve(e.GRIDIRON_SECRETS_KEY_FILE ?? resolve(dataDir, "secrets-key.pem")),
+    /** The key before the last rotation, while secrets sealed to it are put again (README: key rotation). */
+    secretsPreviousKeyPath: `${resolve(e.GRIDIRON_SECRETS_KEY_FILE ?? resolve(dataDir, "secrets-key.pem"))}.previous`,
     drainPollMs: e.GRIDIRON_DRAIN_POLL_SECONDS * 1000,
     drainGraceMs: e.GRIDIRON_DRAIN_GRACE_SECONDS * 1000,
     keepBuilds: e.GRIDIRON_KEEP_BUILDS,
@@ -228,6 +236,12 @@ function clusterOf(e: Env): ClusterMembership | undefined {
   // Every node's deployer checks the token on calls that another node's deployer may have sent.
   if (!e.GRIDIRON_ADMIN_TOKEN) {
     return fail("a cluster node needs GRIDIRON_ADMIN_TOKEN, the same on every node (e.g. `openssl rand -hex 32`)");
+  }
+  // Secrets are sealed to one key, and any node's router may have to open them.
+  if (!e.GRIDIRON_SECRETS_KEY_FILE) {
+    return fail(
+      "a cluster node needs GRIDIRON_SECRETS_KEY_FILE, a copy of the same private key on every node (generated on the first node's first start if missing there)",
+    );
   }
   const membership = parseMembership(e.GRIDIRON_CLUSTER_PEERS, e.GRIDIRON_NODE_NAME);
   return "error" in membership ? fail(membership.error) : membership;

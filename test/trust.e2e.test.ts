@@ -188,6 +188,8 @@ describe("trust boundaries", () => {
       { service: "deployer", method: "prune", key: "greeter" },
       { service: "deployer", method: "pruneLocked", key: "greeter", body: { buildId: greeterBuild, force: true } },
       { service: "deployer", method: "activate", key: "greeter", body: { source: fx.sources.intruder, version: "6" } },
+      { service: "deployer", method: "putSecrets", key: "greeter", body: { secrets: { K: "a.b.c.d.e" } } },
+      { service: "deployer", method: "deleteSecretsLocked", key: "greeter", body: { names: ["K"] } },
     ];
     for (const attack of attacks) {
       const answer = await fx.ingress.call<{ refused?: string; code?: number }>("intruder/call", attack);

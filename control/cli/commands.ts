@@ -1,17 +1,26 @@
-import { randomUUID } from "node:crypto";
-import { confirm, isCancel } from "@clack/prompts";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { Argument, type Command } from "commander";
 import type { ClusterNode } from "../cluster/members.ts";
 import type { ClusterService } from "../cluster/service.ts";
-import type { ActivateRequest, ActivateResult, DeployerObject } from "../deployer.ts";
+import type { ActivateRequest, ActivateResult } from "../deployer.ts";
 import type { BuildView, StatusView } from "../lifecycle.ts";
 import { loadSettings } from "../settings.ts";
 import { buildRows, formatTable, nodeRows } from "../status.ts";
-import { admin, type Connection, deployer, ingress, requireToken, resolveConnection } from "./connection.ts";
-import { inert, inertLines } from "./inert.ts";
+import { confirmOrStop } from "./ask.ts";
+import {
+  admin,
+  attachable,
+  type Connection,
+  deployer,
+  ingress,
+  requireToken,
+  resolveConnection,
+  sendClient,
+} from "./connection.ts";
+import { inertLines } from "./inert.ts";
 import { Progress } from "./progress.ts";
 import { prepareSource, type Source } from "./project.ts";
+import { secretCommands } from "./secret.ts";
 import { watch } from "./watch.ts";
 
 interface Globals {
@@ -52,6 +61,7 @@ export function commands(program: Command): void {
     .option("--breaking", "let Restate accept a schema change it would refuse, like a removed handler")
     .option("--take-over <services...>", "services of other bundles this bundle takes over")
     .option("--env <name>", "use the wrangler config's [env.NAME] (its vars, name and settings), as wrangler does")
+    .option("--require <secrets...>", "secrets the build needs (besides the wrangler config's secrets.required)")
     .action(async (path: string, options: DeployOptions) => {
       const connection = await connect();
       requireToken(connection);
@@ -168,6 +178,8 @@ export function commands(program: Command): void {
       print(result, () => `resumed ${result.resumed.length} invocation(s)\n`);
     });
 
+  secretCommands(program, { connect, print, json: () => Boolean(globals().json) });
+
   program
     .command("mesh")
     .description("where the CLI finds the mesh: set URLs, else what a running `npm start` recorded, else defaults")
@@ -195,16 +207,11 @@ interface DeployOptions {
   breaking?: boolean;
   takeOver?: string[];
   env?: string;
+  require?: string[];
 }
-
-function sendClient(connection: Connection, name: string) {
-  return ingress(connection).objectSendClient<DeployerObject>({ name: "deployer" }, name);
-}
-
-/** A send whose result Restate keeps, so `watch` can attach to it. */
-const attachable = <I>() => clients.rpc.sendOpts<I>({ idempotencyKey: randomUUID() });
 
 function activateRequest(source: Source, options: DeployOptions): ActivateRequest {
+  const required = [...new Set([...source.requiredSecrets, ...(options.require ?? [])])];
   return {
     source: `file://${source.outdir}`,
     version: options.version ?? source.version ?? DEFAULT_VERSION,
@@ -213,6 +220,7 @@ function activateRequest(source: Source, options: DeployOptions): ActivateReques
     ...(options.message ? { message: options.message } : {}),
     ...(options.breaking ? { breaking: true } : {}),
     ...(options.takeOver ? { takeOver: options.takeOver } : {}),
+    ...(required.length ? { requireSecrets: required } : {}),
   };
 }
 
@@ -258,10 +266,4 @@ function lastEvent(build: BuildView): string {
   if (!last) return "";
   const took = last.durationMs === undefined ? "" : ` in ${(last.durationMs / 1000).toFixed(2)} s`;
   return `${last.event} at ${last.at}${took}`;
-}
-
-async function confirmOrStop(question: string): Promise<void> {
-  if (!process.stdin.isTTY) throw new Error("not asking without a terminal: pass --yes to confirm");
-  const answer = await confirm({ message: inert(question) });
-  if (isCancel(answer) || !answer) throw new Error("cancelled; nothing changed");
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { z } from "zod";
 import { AdminClient } from "../admin-client.ts";
@@ -62,3 +63,10 @@ export function deployer(connection: Connection, bundle: string) {
 export function admin(connection: Connection): AdminClient {
   return new AdminClient({ url: connection.adminUrl, token: requireToken(connection) });
 }
+
+export function sendClient(connection: Connection, name: string) {
+  return ingress(connection).objectSendClient<DeployerObject>({ name: "deployer" }, name);
+}
+
+/** A send whose result Restate keeps, so `watch` can attach to it. */
+export const attachable = <I>() => clients.rpc.sendOpts<I>({ idempotencyKey: randomUUID() });

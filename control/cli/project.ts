@@ -17,6 +17,8 @@ export interface Source {
   settings: BuildSettings;
   /** Where it was built from: the project dir, and its git commit when it has one. */
   project: string | undefined;
+  /** The secrets the wrangler config's `secrets.required` names: activate refuses while one is not set. */
+  requiredSecrets: string[];
   /** Removes what the build wrote; the outdir is only needed until it is copied. */
   cleanup(): Promise<void>;
 }
@@ -47,6 +49,7 @@ export async function prepareSource(
       version: undefined,
       settings: {},
       project: undefined,
+      requiredSecrets: [],
       cleanup: async () => {},
     };
   }
@@ -73,8 +76,9 @@ async function build(
     await cleanup();
     throw new Error(`wrangler could not build ${dir}:\n${built.all.trim()}`);
   }
-  const { name, settings } = await readWranglerConfig(config, env);
-  return { outdir, name, version: await packageVersion(dir), settings, project: await provenance(dir), cleanup };
+  const { name, settings, requiredSecrets } = await readWranglerConfig(config, env);
+  const version = await packageVersion(dir);
+  return { outdir, name, version, settings, requiredSecrets, project: await provenance(dir), cleanup };
 }
 
 /** The project dir, with `@` and its git commit (`+dirty` with uncommitted changes) where it is in git. */
@@ -88,7 +92,8 @@ async function provenance(dir: string): Promise<string> {
 
 /**
  * What the wrangler config says of the worker, read by wrangler's own reader (TOML, JSON and
- * JSONC) with wrangler's rules for `[env.NAME]`: its name, compatibility date and flags, and vars.
+ * JSONC) with wrangler's rules for `[env.NAME]`: its name, compatibility date and flags, vars, and
+ * the secrets it requires.
  */
 async function readWranglerConfig(config: string, env: string | undefined) {
   const { unstable_readConfig } = await import("wrangler");
@@ -98,7 +103,7 @@ async function readWranglerConfig(config: string, env: string | undefined) {
     ...(read.compatibility_flags.length ? { compatibilityFlags: read.compatibility_flags } : {}),
     ...(Object.keys(read.vars).length ? { vars: read.vars as BuildSettings["vars"] } : {}),
   };
-  return { name: read.name, settings };
+  return { name: read.name, settings, requiredSecrets: read.secrets?.required ?? [] };
 }
 
 async function packageVersion(dir: string): Promise<string | undefined> {

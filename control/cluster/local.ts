@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { openSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { generateSecretsKey } from "../secrets-key.ts";
 import { loadSettings } from "../settings.ts";
 import { answers, waitFor } from "../wait.ts";
 import { makeCa, makeNodeCertificate } from "./certificates.ts";
@@ -82,6 +83,8 @@ function checkNodeName(node: string): void {
 }
 
 export const tokenPath = (cluster: LocalCluster) => join(cluster.dir, "admin-token");
+/** One secrets key for every node, as the token: any node's router opens any bundle's secrets. */
+const secretsKeyPath = (cluster: LocalCluster) => join(cluster.dir, "secrets-key.pem");
 export const logPath = (cluster: LocalCluster, node: string) => join(cluster.dir, `${node}.log`);
 /** The cluster's CA: its key never goes into a node's data dir. */
 export const caDir = (cluster: LocalCluster) => join(cluster.dir, "ca");
@@ -102,6 +105,8 @@ export async function up(cluster: LocalCluster, log: (line: string) => void): Pr
   await mkdir(cluster.dir, { recursive: true, mode: 0o700 });
   await writeFile(tokenPath(cluster), `${randomBytes(32).toString("hex")}\n`, { mode: 0o600 });
   await makeCertificates(cluster);
+  await rm(secretsKeyPath(cluster), { force: true });
+  await generateSecretsKey(secretsKeyPath(cluster));
   try {
     await createBridge(cluster.net);
     for (const node of LOCAL_NODES) await createHost(cluster.net, node, addressOf(cluster, node));
@@ -150,6 +155,7 @@ export async function startNode(
       GRIDIRON_CLUSTER_PEERS: peers,
       GRIDIRON_ADMIN_TOKEN: await readToken(cluster),
       ...env,
+      GRIDIRON_SECRETS_KEY_FILE: secretsKeyPath(cluster),
     },
     stdio: ["ignore", output, output],
     detached: true,
