@@ -1,6 +1,9 @@
 # Gridiron in one container: restate-server, the admin API front, workerd and the deployer,
 # supervised by runit and started by the same run scripts the native runit test uses (runit/).
-FROM node:22-bookworm-slim
+# BASE is any Debian bookworm with Node 22 and npm: Node's official image where a registry can be
+# reached, else the local base `container/base-image` makes (what `just docker-build` picks).
+ARG BASE=docker.io/library/node:22-bookworm-slim
+FROM ${BASE}
 
 RUN apt-get update \
  && apt-get install -y --no-install-recommends runit curl ca-certificates \
@@ -12,8 +15,12 @@ RUN useradd --create-home --uid 10001 gridiron \
 
 USER gridiron
 WORKDIR /app
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false \
+    NPM_CONFIG_FUND=false \
+    NPM_CONFIG_AUDIT=false
 COPY --chown=gridiron:gridiron package.json package-lock.json ./
-RUN npm install --no-fund --no-audit && npm cache clean --force
+# Only what the mesh runs (wrangler too, for `gridiron deploy` inside); tests and linters stay out.
+RUN npm install --omit=dev && npm cache clean --force
 COPY --chown=gridiron:gridiron . .
 RUN cp -r runit/. /etc/gridiron/service/
 

@@ -4,7 +4,8 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 set positional-arguments := false
 
-ingress := env("GRIDIRON_INGRESS_URL", "http://127.0.0.1:" + env("GRIDIRON_INGRESS_PORT", "8080"))
+# The mesh the CLI finds (gridiron mesh): set URLs or ports, else what a running `npm start` recorded.
+ingress := env("GRIDIRON_INGRESS_URL", `node control/cli/main.ts mesh ingress`)
 export WRANGLER_SEND_METRICS := "false"
 
 # List the recipes
@@ -16,10 +17,10 @@ build NAME *FLAGS:
     @cd demo/{{NAME}} && wrangler deploy --dry-run --outdir dist {{FLAGS}} > /dev/null
     @echo "built demo/{{NAME}}/dist"
 
-# Build and activate the demo greeter and counter
+# Build and activate the demo greeter and counter (inside the container when `docker-run` started it)
 deploy-demo:
-    @node control/cli/main.ts deploy demo/greeter --version 1.0.0
-    @node control/cli/main.ts deploy demo/counter --version 1.0.0
+    @container/at-mesh {{container}} node control/cli/main.ts deploy demo/greeter --version 1.0.0
+    @container/at-mesh {{container}} node control/cli/main.ts deploy demo/counter --version 1.0.0
 
 # Activate DIR (a wrangler project, or a wrangler outdir) as VERSION of bundle NAME
 deploy NAME VERSION DIR:
@@ -33,9 +34,11 @@ test-greeter NAME="":
 test-counter KEY="default":
     @just call counter/{{KEY}} add
 
-# Every deployed bundle and its builds (and a cluster's nodes); of the mesh GRIDIRON_INGRESS_URL names, if set
+# Of the mesh GRIDIRON_INGRESS_URL names, if set, else of the container `docker-run` started, if
+# it runs, else of the local mesh.
+# Every deployed bundle and its builds (and a cluster's nodes)
 status:
-    @{{ if env("GRIDIRON_INGRESS_URL", "") == "" { "node control/main.ts status" } else { "node control/cli/main.ts status" } }}
+    @{{ if env("GRIDIRON_INGRESS_URL", "") == "" { "container/at-mesh " + container + " node control/main.ts status" } else { "node control/cli/main.ts status" } }}
 
 # Call HANDLER of SERVICE (for objects: SERVICE/KEY) with an optional JSON body ARGS
 call SERVICE HANDLER ARGS="":
@@ -43,27 +46,64 @@ call SERVICE HANDLER ARGS="":
       -H 'content-type: application/json' {{ if ARGS == "" { "" } else { "-d " + quote(ARGS) } }}
     @echo
 
-image := "gridiron:local"
+# The container: image, container and volume names, overridable (the container test uses its own).
+image := env("GRIDIRON_IMAGE", "gridiron:local")
+container := env("GRIDIRON_CONTAINER", "gridiron")
+volume := env("GRIDIRON_CONTAINER_VOLUME", "gridiron-data")
 
-# Build the container image (needs a Docker engine)
+# docker or podman, whichever runs here (container/engine). FROM Node's official image where a
+# registry answers, else FROM a local Debian base with Node from npm (container/base-image, made
+# once and kept); GRIDIRON_BASE_IMAGE names another base.
+# Build the container image (docker or podman; no registry needed)
 docker-build:
-    docker build -t {{image}} .
+    #!/usr/bin/env bash
+    set -euo pipefail
+    base=${GRIDIRON_BASE_IMAGE:-docker.io/library/node:22-bookworm-slim}
+    if [ -z "${GRIDIRON_BASE_IMAGE:-}" ] && ! container/engine image inspect "$base" >/dev/null 2>&1 &&
+      ! timeout 300 container/engine pull -q "$base" >/dev/null 2>&1; then
+      echo "no registry answers: building FROM a local Debian base with Node from npm (container/base-image)"
+      base=$(container/base-image)
+    fi
+    container/engine build --build-arg BASE="$base" -t {{image}} .
 
-# Run the mesh in a container, data in the gridiron-data volume. demo/ is mounted at the same
-# path as on the host, so `deploy-demo` and `deploy` hand the container paths it can read.
+# Ports 8080, 9070 and 9082 on 127.0.0.1 (GRIDIRON_INGRESS_PORT, _ADMIN_PORT and _OPS_PORT move
+# them). The admin token is GRIDIRON_ADMIN_TOKEN, else .gridiron/admin-token here (made if
+# missing), so this checkout's recipes and CLI use the same one. demo/ is mounted read-only at the
+# same path, so `deploy NAME VERSION demo/NAME/dist` hands the container a path it can read.
+# Run the mesh in a container, data in the gridiron-data volume, and wait until it is ready
 docker-run:
-    docker run -d --name gridiron -p 8080:8080 -p 9070:9070 -p 9082:9082 \
-      -e GRIDIRON_ADMIN_TOKEN -v gridiron-data:/data -v {{justfile_directory()}}/demo:{{justfile_directory()}}/demo:ro {{image}}
+    #!/usr/bin/env bash
+    set -euo pipefail
+    token_file=${GRIDIRON_DATA_DIR:-.gridiron}/admin-token
+    if [ -z "${GRIDIRON_ADMIN_TOKEN:-}" ]; then
+      if [ ! -s "$token_file" ]; then
+        (umask 077 && mkdir -p "$(dirname "$token_file")" &&
+          node -e 'console.log(require("node:crypto").randomBytes(32).toString("base64url"))' > "$token_file")
+      fi
+      GRIDIRON_ADMIN_TOKEN=$(cat "$token_file")
+    fi
+    export GRIDIRON_ADMIN_TOKEN
+    ops=${GRIDIRON_OPS_PORT:-9082}
+    container/engine run -d --name {{container}} \
+      -p "127.0.0.1:${GRIDIRON_INGRESS_PORT:-8080}:8080" -p "127.0.0.1:${GRIDIRON_ADMIN_PORT:-9070}:9070" \
+      -p "127.0.0.1:$ops:9082" -e GRIDIRON_ADMIN_TOKEN -v {{volume}}:/data \
+      -v "$PWD/demo:$PWD/demo:ro" {{image}} >/dev/null
+    for _ in $(seq 180); do
+      if curl -fsS -o /dev/null "http://127.0.0.1:$ops/readyz" 2>/dev/null; then echo "{{container}} is ready"; exit 0; fi
+      sleep 1
+    done
+    echo "{{container}} not ready after 180 s; its log: container/engine logs {{container}}" >&2
+    exit 1
 
 # A shell in the running container
 docker-shell:
-    docker exec -it gridiron bash
+    @container/engine exec -i $([ -t 0 ] && echo -t) {{container}} bash
 
-# Remove the container, its data volume and the image
+# Remove the container, its data volume and the image (the local base image stays, for the next build)
 docker-clean:
-    -docker rm -f gridiron
-    -docker volume rm gridiron-data
-    -docker image rm {{image}}
+    -container/engine rm -f {{container}}
+    -container/engine volume rm {{volume}}
+    -container/engine image rm {{image}}
 
 # Start a local cluster of three nodes (n1, n2, n3), each in a network namespace (needs root)
 cluster-up:

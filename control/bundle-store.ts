@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { cp, mkdir, opendir, readFile, rename, rm, rmdir, stat } from "node:fs/promises";
+import { cp, mkdir, opendir, readdir, readFile, rename, rm, rmdir, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
 import {
   type Build,
@@ -14,6 +14,9 @@ import {
 } from "./bundle.ts";
 import { BundleError } from "./errors.ts";
 import { mb } from "./memory.ts";
+
+/** A build being copied, beside where it will be: renamed into place once whole. */
+const PARTIAL = ".partial";
 
 /** A wrangler outdir holds a handful of files; far more means the source points somewhere else. */
 export const MAX_ENTRIES = 1_000;
@@ -39,7 +42,7 @@ export async function inspectBundle(
     const problem = moduleNameProblem(module.name);
     if (problem) throw new BundleError(problem);
   }
-  const main = chooseMainModule(modules, metadata.main);
+  const main = chooseMainModule(modules, requested.main ?? metadata.main);
   if (typeof main !== "string") throw new BundleError(main.error);
 
   const compatibilityDate = requested.compatibilityDate ?? metadata.compatibilityDate ?? DEFAULT_COMPATIBILITY_DATE;
@@ -52,9 +55,20 @@ export async function inspectBundle(
   }
 
   const hash = createHash("sha256");
-  // Vars are part of what a build is; a build without them hashes as before they existed.
+  // Vars and secrets are part of what a build is (the Worker Loader caches a build by id); a
+  // build without them hashes as before they existed. A secret counts by its revision.
   const vars = requested.vars && Object.keys(requested.vars).length ? requested.vars : undefined;
-  hash.update(JSON.stringify({ main, compatibilityDate, compatibilityFlags, ...(vars ? { vars } : {}) }));
+  const secrets = requested.secrets && Object.keys(requested.secrets).length ? requested.secrets : undefined;
+  const revisions = secrets ? Object.fromEntries(Object.entries(secrets).map(([n, s]) => [n, s.revision])) : undefined;
+  hash.update(
+    JSON.stringify({
+      main,
+      compatibilityDate,
+      compatibilityFlags,
+      ...(vars ? { vars } : {}),
+      ...(revisions ? { secrets: revisions } : {}),
+    }),
+  );
   for (const module of modules) {
     hash.update(`\0${module.name}\0${module.type}\0`);
     hash.update(await readFile(join(sourceDir, module.name)));
@@ -68,6 +82,7 @@ export async function inspectBundle(
     compatibilityDate,
     compatibilityFlags,
     ...(vars ? { vars } : {}),
+    ...(secrets ? { secrets } : {}),
   };
 }
 
@@ -80,7 +95,7 @@ export async function storeBundle(bundlesDir: string, sourceDir: string, build: 
   const target = buildDir(bundlesDir, build);
   if (await stat(target).catch(() => undefined)) return target;
   // Copy beside the target and rename, so a crash never leaves a half-copied build in place.
-  const partial = `${target}.partial`;
+  const partial = `${target}${PARTIAL}`;
   await rm(partial, { recursive: true, force: true });
   try {
     await mkdir(partial, { recursive: true });
@@ -100,6 +115,12 @@ export async function storeBundle(bundlesDir: string, sourceDir: string, build: 
 export async function removeBundle(bundlesDir: string, build: Pick<Build, "name" | "buildId">): Promise<void> {
   await rm(buildDir(bundlesDir, build), { recursive: true, force: true });
   await removeEmptyBundleDir(bundlesDir, build.name);
+}
+
+/** The builds of bundle `name` whose files are in the bundles dir (a half-copied one is not). */
+export async function storedBuildIds(bundlesDir: string, name: string): Promise<string[]> {
+  const entries = await readdir(join(bundlesDir, name), { withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => e.isDirectory() && !e.name.endsWith(PARTIAL)).map((e) => e.name);
 }
 
 async function removeEmptyBundleDir(bundlesDir: string, name: string): Promise<void> {

@@ -26,13 +26,27 @@ export interface Build {
   compatibilityFlags: string[];
   /** The build's vars, its `env` in every handler; absent when it has none. */
   vars?: Vars;
+  /** The bundle's secrets as they were when the build was made, sealed (secrets.ts); absent when none. */
+  secrets?: Record<string, SealedSecret>;
+}
+
+/**
+ * A secret as a build carries it: sealed to the mesh's secrets key, opened only by workerd's
+ * router, and the revision it is known by (a hash of the sealed form, so every put is another).
+ */
+export interface SealedSecret {
+  revision: string;
+  sealed: string;
 }
 
 /** What a build runs with besides its modules, as activate names it (else gridiron.json says). */
 export interface BuildSettings {
+  /** The main module, when the files alone cannot tell (else gridiron.json or the rules below). */
+  main?: string | undefined;
   compatibilityDate?: string | undefined;
   compatibilityFlags?: string[] | undefined;
   vars?: Vars | undefined;
+  secrets?: Record<string, SealedSecret> | undefined;
 }
 
 /**
@@ -118,9 +132,9 @@ export const MAX_VARS_BYTES = 1024 * 1024;
  * A build's vars, as wrangler's `[vars]`: names a handler reads as `env.NAME`, values strings or
  * any JSON. Checked here, so a build workerd would refuse to load is a 400 before anything is copied.
  */
-const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 export const Vars = z.record(z.string(), z.json()).superRefine((vars, ctx) => {
-  for (const name of Object.keys(vars).filter((n) => !VAR_NAME.test(n))) {
+  for (const name of Object.keys(vars).filter((n) => !ENV_NAME.test(n))) {
     const shown = JSON.stringify(name.slice(0, 40));
     ctx.addIssue({
       code: "custom",

@@ -3,7 +3,9 @@ import { z } from "zod";
 import { ensureAdminToken } from "./admin-token.ts";
 import { binaries } from "./binaries.ts";
 import { hostPort, nodeAddress, restateClusterConfig } from "./cluster/restate-config.ts";
+import { checkClusterTls } from "./cluster/tls.ts";
 import { ensureIdentityKey } from "./request-identity.ts";
+import { ensureSecretsKey } from "./secrets-key.ts";
 import type { Settings } from "./settings.ts";
 import type { ChildSpec } from "./supervised.ts";
 import { writeLiveConfig } from "./workerd/config.ts";
@@ -76,8 +78,9 @@ function nodePortEnv(settings: Settings): Record<string, string> {
 }
 
 /**
- * Creates the data dirs, on a first start the admin token and the identity key, and the live
- * workerd's config (so a changed port or key takes effect on start).
+ * Creates the data dirs, on a first start the admin token, the identity key and the secrets key,
+ * and the live workerd's config (so a changed port or key takes effect on start); on a cluster
+ * node, checks its TLS files and writes restate-server's config.
  */
 export async function prepareDataDir(settings: Settings, log?: (line: string) => void): Promise<void> {
   // Owner only: the data dir holds the admin token, the identity key and Restate's sockets.
@@ -86,12 +89,14 @@ export async function prepareDataDir(settings: Settings, log?: (line: string) =>
   await mkdir(settings.bundlesDir, { recursive: true });
   await ensureAdminToken(settings, log);
   await ensureIdentityKey(settings, log);
+  await ensureSecretsKey(settings, log);
   await writeLiveConfig(settings);
   if (settings.cluster) {
+    await checkClusterTls(settings.clusterTls, settings.cluster);
     const base = await readFile(RESTATE_CONFIG, "utf8");
     await writeFile(
       settings.restateClusterConfigPath,
-      restateClusterConfig(base, settings.cluster, settings.clusterPort, settings.snapshots),
+      restateClusterConfig(base, settings.cluster, settings.clusterPort, settings.clusterTls, settings.snapshots),
     );
   }
 }

@@ -4,7 +4,7 @@ import { AdminClient } from "./admin-client.ts";
 import { adminGate } from "./admin-gate.ts";
 import { adminHeaders, adminOnly } from "./admin-token.ts";
 import { type Build, BundleName, CompatibilityDate, CompatibilityFlags, Vars, Version } from "./bundle.ts";
-import { inspectBundle, removeBundle, storeBundle } from "./bundle-store.ts";
+import { buildDir, inspectBundle, removeBundle, storeBundle, storedBuildIds } from "./bundle-store.ts";
 import { askNodes, servingNodes } from "./cluster/nodes.ts";
 import { StoreClient } from "./cluster/store.ts";
 import { journaledSteps } from "./crash-switch.ts";
@@ -23,6 +23,7 @@ import {
   liveBuilds,
   type Origin,
   promote,
+  pruneTargets,
   recordFailure,
   recordPrune,
   rollbackTarget,
@@ -34,6 +35,19 @@ import { type RegisterOptions, register, waitForDiscovery } from "./registration
 import { withSourceDir } from "./remote-source.ts";
 import { identityHeaders } from "./request-identity.ts";
 import { ROUTES_KEY, type RoutesObject } from "./routes.ts";
+import {
+  DeleteSecretsRequest,
+  envProblem,
+  PutSecretsRequest,
+  revisionOf,
+  SecretName,
+  type Secrets,
+  type SecretsKey,
+  type SecretsView,
+  sealedOf,
+  sealedProblem,
+  secretsView,
+} from "./secrets.ts";
 import { waitForNodes } from "./serving.ts";
 import type { Settings } from "./settings.ts";
 import { proveBuild } from "./workerd/proof.ts";
@@ -55,12 +69,19 @@ export const ActivateRequest = z
     compatibilityFlags: CompatibilityFlags.optional(),
     /** The build's vars, as wrangler's `[vars]`: each handler's `env`. */
     vars: Vars.optional(),
+    /** Secrets the build needs, as wrangler's `secrets.required`: activate refuses while one is not set. */
+    requireSecrets: z.array(SecretName).max(1000).optional(),
     /** Lets Restate accept a schema change it would refuse, like a removed handler. */
     breaking: z.boolean().optional(),
     /** Services another bundle owns that this bundle takes over (see ownership.ts). */
     takeOver: z.array(z.string().min(1).max(255)).max(100).optional(),
     /** What this build changes, in the deployer's words; shown in status. */
     message: z.string().max(1000).optional(),
+    /**
+     * Where the build was made, when `source` is only a copy of it: the CLI sends the project's
+     * dir and git commit, since the outdir it builds into is gone once the build is copied.
+     */
+    project: z.string().max(1000).optional(),
   })
   .refine((request) => !request.source.startsWith("https:") || request.sha256, {
     message: "an https:// source needs sha256: the hex SHA-256 of the archive (`sha256sum FILE`)",
@@ -89,18 +110,33 @@ export interface PruneResult {
   pruned: { buildId: string; affectedInvocations: number }[];
 }
 
-type DeployerState = { builds: BuildRecord[] };
+/** What a secret change returns: the secrets now, and the active build it made, if there was one. */
+export interface SecretsChange extends SecretsView {
+  activated?: ActivateResult;
+}
+
+type DeployerState = { builds: BuildRecord[]; secrets: Secrets };
 
 interface ServeOptions extends RegisterOptions {
   takeOver: string[];
+}
+
+/** How a build being activated came to be, and what its activation may do. */
+interface Activation {
+  origin: Origin;
+  requiredSecrets: string[];
+  breaking: boolean;
+  takeOver: string[];
+  startedMs: number;
 }
 type Ctx = restate.ObjectContext<DeployerState>;
 
 /**
  * `deployer`, keyed by bundle name: activates builds of that bundle, watches replaced builds
- * drain with delayed messages to itself, prunes them, rolls back, and reports status.
+ * drain with delayed messages to itself, prunes them, rolls back, reports status, and keeps the
+ * bundle's secrets, sealed to `secretsKey` (secrets.ts).
  */
-export function deployerObject(settings: Settings, adminToken: string) {
+export function deployerObject(settings: Settings, adminToken: string, secretsKey: SecretsKey) {
   const admin = new AdminClient({ socketPath: settings.adminSocket });
   // The control plane's calls to its internal handlers carry the admin token; tenants' code cannot.
   const internal = <I, O>() => restate.rpc.opts<I, O>({ headers: adminHeaders(adminToken) });
@@ -114,6 +150,7 @@ export function deployerObject(settings: Settings, adminToken: string) {
     return { at: new Date(endMs).toISOString(), durationMs: endMs - startedMs };
   };
   const recordsOf = async (ctx: restate.ObjectSharedContext<DeployerState>) => (await ctx.get("builds")) ?? [];
+  const secretsOf = async (ctx: restate.ObjectSharedContext<DeployerState>) => (await ctx.get("secrets")) ?? {};
 
   const steps = journaledSteps(settings.crashPoints ? settings.dataDir : undefined);
   /** A journaled step of activate or prune, after which a crash test may end the process. */
@@ -232,9 +269,21 @@ export function deployerObject(settings: Settings, adminToken: string) {
     record?.manifest ?? (await step(ctx, "prove build", () => proveHere(build))).recorded;
 
   /** Deletes a build's files here, and in a cluster from the store, whence every node's agent deletes its own. */
-  const deleteFiles = async (build: Build) => {
+  const deleteFiles = async (build: Pick<Build, "name" | "buildId">) => {
     await store?.remove(build);
     await removeBundle(settings.bundlesDir, build);
+  };
+
+  /**
+   * Deletes the files of `current`'s bundle that no record keeps: an activation killed after
+   * copying its build (no record is written then) left them. Activations of a bundle run one at
+   * a time, so no other is copying files of it meanwhile.
+   */
+  const deleteOrphans = async (records: BuildRecord[], current: Build) => {
+    const kept = new Set([current.buildId, ...records.filter((r) => r.filesKept).map((r) => r.buildId)]);
+    for (const buildId of await storedBuildIds(settings.bundlesDir, current.name)) {
+      if (!kept.has(buildId)) await deleteFiles({ name: current.name, buildId });
+    }
   };
 
   const deleteOldFiles = async (ctx: Ctx, records: BuildRecord[]): Promise<BuildRecord[]> => {
@@ -270,6 +319,88 @@ export function deployerObject(settings: Settings, adminToken: string) {
   const replaceRecord = (records: BuildRecord[], record: BuildRecord) =>
     records.map((r) => (r.buildId === record.buildId ? record : r));
 
+  /**
+   * Proves (unless it served before), routes and registers a copied build, and makes it active.
+   * A build that served before (same content) must be forced to become the latest again; an
+   * active one is only served again to repair drift.
+   */
+  const activateBuild = async (ctx: Ctx, build: Build, activation: Activation): Promise<ActivateResult> => {
+    const records = await recordsOf(ctx);
+    const known = records.find((r) => r.buildId === build.buildId && r.state !== "failed");
+    if (known?.state === "active" && (await driftOfBuild(ctx, known)).problems.length === 0) {
+      return resultOf(known);
+    }
+    let served: Awaited<ReturnType<typeof serve>>;
+    let manifest: RecordedManifest;
+    try {
+      manifest = await manifestOf(ctx, build, known);
+      served = await serve(ctx, build, manifest, {
+        force: Boolean(known?.deploymentId),
+        breaking: activation.breaking,
+        takeOver: activation.takeOver,
+      });
+    } catch (error) {
+      if (error instanceof restate.TerminalError || error instanceof UserError) {
+        const { origin, startedMs } = activation;
+        await recordFailed(ctx, records, build, Boolean(known), error.message, startedMs, origin);
+      }
+      throw error;
+    }
+    const record: BuildRecord = {
+      ...build,
+      ...served,
+      manifest,
+      origin: activation.origin,
+      ...(activation.requiredSecrets.length ? { requiredSecrets: activation.requiredSecrets } : {}),
+      times: known?.times ?? {},
+      state: "active",
+      filesKept: true,
+    };
+    makeActive(ctx, records, record, { event: "activated", ...(await since(ctx, activation.startedMs)) });
+    return resultOf(record);
+  };
+
+  /**
+   * Stores the bundle's secrets as `secrets`, then rolls the change out like a deploy: the active
+   * build's files, with the active build's settings and these secrets, become a new build (their
+   * revisions are part of its id) that gets new calls, while calls in flight finish on the old one,
+   * which drains as any replaced build. Nothing is refused halfway: the secrets are checked first.
+   */
+  const changeSecrets = async (ctx: Ctx, secrets: Secrets, what: "put" | "deleted"): Promise<SecretsChange> => {
+    const records = await recordsOf(ctx);
+    const active = records.find((r) => r.state === "active");
+    const problem = envProblem(active?.vars, secrets);
+    if (problem) throw new UserError(`nothing changed: ${problem}`);
+    const required = active?.requiredSecrets ?? [];
+    const missing = required.filter((secret) => !(secret in secrets));
+    if (missing.length) {
+      throw new UserError(
+        `nothing changed: the active build ${active?.buildId} requires ${missing.join(", ")}; activate one that does not first`,
+        409,
+      );
+    }
+    ctx.set("secrets", secrets);
+    if (!active) return secretsView(ctx.key, secrets, records, secretsKey.kid);
+    const startedMs = await ctx.date.now();
+    const build = await step(ctx, "copy bundle", async () => {
+      // In a cluster this node may not have the files yet: the store has them.
+      await store?.fetch(settings.bundlesDir, active, settings.maxBundleBytes);
+      const dir = buildDir(settings.bundlesDir, active);
+      const { mainModule: main, compatibilityDate, compatibilityFlags, vars } = active;
+      const requested = { main, compatibilityDate, compatibilityFlags, vars, secrets: sealedOf(secrets) };
+      const rebuilt = await inspectBundle(dir, active.name, active.version, requested, settings.maxBundleBytes);
+      await keepFiles(dir, rebuilt, ctx.request().id);
+      return rebuilt;
+    });
+    const origin = {
+      source: active.origin?.source ?? buildDir(settings.bundlesDir, active),
+      message: `secrets ${what}`,
+    };
+    const activation = { origin, requiredSecrets: required, breaking: false, takeOver: [], startedMs };
+    const activated = await activateBuild(ctx, build, activation);
+    return { ...secretsView(ctx.key, secrets, await recordsOf(ctx), secretsKey.kid), activated };
+  };
+
   return restate.object({
     name: "deployer",
     handlers: {
@@ -278,54 +409,78 @@ export function deployerObject(settings: Settings, adminToken: string) {
       rollback: adminGate<RollbackRequest, ActivateResult>(adminToken, "rollback"),
       prune: adminGate<PruneRequest, PruneResult>(adminToken, "prune"),
       resumePaused: adminGate<undefined, { resumed: string[] }>(adminToken, "resumePaused"),
+      putSecrets: adminGate<PutSecretsRequest, SecretsChange>(adminToken, "putSecrets"),
+      deleteSecrets: adminGate<DeleteSecretsRequest, SecretsChange>(adminToken, "deleteSecrets"),
+
+      /** The bundle's secrets' names and revisions, and which build runs with which; never a value. */
+      secrets: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext<DeployerState>) =>
+        secretsView(ctx.key, await secretsOf(ctx), await recordsOf(ctx), secretsKey.kid),
+      ),
+
+      /** The public key secrets are sealed to (the same for every bundle), for the CLI and scripts. */
+      secretsKey: restate.handlers.object.shared(async (): Promise<SecretsKey> => secretsKey),
 
       activateLocked: restate.handlers.object.exclusive(
         { input: restate.serde.schema(ActivateRequest), ingressPrivate: true, hooks: admins },
         async (ctx: Ctx, input: ActivateRequest): Promise<ActivateResult> => {
           const name = bundleName(ctx.key);
           const startedMs = await ctx.date.now();
-          const activationId = ctx.request().id;
+          const secrets = await secretsOf(ctx);
+          const missing = (input.requireSecrets ?? []).filter((secret) => !(secret in secrets));
+          if (missing.length) {
+            throw new UserError(
+              `${name} needs the secret(s) ${missing.join(", ")}, not set: \`gridiron secret put NAME --bundle ${name}\` each`,
+            );
+          }
+          const problem = envProblem(input.vars, secrets);
+          if (problem) throw new UserError(problem);
+          const records = await recordsOf(ctx);
           const build = await step(ctx, "copy bundle", () =>
             withSourceDir(input.source, input.sha256, settings.downloadsDir, settings.fetchLimits, async (dir) => {
-              const inspected = await inspectBundle(dir, name, input.version, input, settings.maxBundleBytes);
-              await keepFiles(dir, inspected, activationId);
+              const requested = { ...input, secrets: sealedOf(secrets) };
+              const inspected = await inspectBundle(dir, name, input.version, requested, settings.maxBundleBytes);
+              await keepFiles(dir, inspected, ctx.request().id);
+              await deleteOrphans(records, inspected);
               return inspected;
             }),
           );
-
-          const records = await recordsOf(ctx);
-          // A build that served before (same content) was proven then, and must be forced to
-          // become the latest again; an active one is only served again to repair drift.
-          const known = records.find((r) => r.buildId === build.buildId && r.state !== "failed");
-          if (known?.state === "active" && (await driftOfBuild(ctx, known)).problems.length === 0) {
-            return resultOf(known);
-          }
-          let served: Awaited<ReturnType<typeof serve>>;
-          let manifest: RecordedManifest;
-          try {
-            manifest = await manifestOf(ctx, build, known);
-            served = await serve(ctx, build, manifest, {
-              force: Boolean(known?.deploymentId),
-              breaking: input.breaking ?? false,
-              takeOver: input.takeOver ?? [],
-            });
-          } catch (error) {
-            if (error instanceof restate.TerminalError || error instanceof UserError) {
-              await recordFailed(ctx, records, build, Boolean(known), error.message, startedMs, originOf(input));
-            }
-            throw error;
-          }
-          const record: BuildRecord = {
-            ...build,
-            ...served,
-            manifest,
+          return await activateBuild(ctx, build, {
             origin: originOf(input),
-            times: known?.times ?? {},
-            state: "active",
-            filesKept: true,
-          };
-          makeActive(ctx, records, record, { event: "activated", ...(await since(ctx, startedMs)) });
-          return resultOf(record);
+            requiredSecrets: input.requireSecrets ?? [],
+            breaking: input.breaking ?? false,
+            takeOver: input.takeOver ?? [],
+            startedMs,
+          });
+        },
+      ),
+
+      /** Adds or replaces sealed secrets; the active build runs with them as a new build. */
+      putSecretsLocked: restate.handlers.object.exclusive(
+        { input: restate.serde.schema(PutSecretsRequest), ingressPrivate: true, hooks: admins },
+        async (ctx: Ctx, input: PutSecretsRequest): Promise<SecretsChange> => {
+          const name = bundleName(ctx.key);
+          const problems = Object.entries(input.secrets).flatMap(
+            ([secret, sealed]) => sealedProblem(sealed, name, secret, secretsKey.kid) ?? [],
+          );
+          if (problems.length) throw new UserError(`nothing changed: ${problems.join("; ")}`);
+          const setAt = await now(ctx);
+          const put = Object.entries(input.secrets).map(([secret, sealed]) => [
+            secret,
+            { sealed, revision: revisionOf(sealed), setAt },
+          ]);
+          return await changeSecrets(ctx, { ...(await secretsOf(ctx)), ...Object.fromEntries(put) }, "put");
+        },
+      ),
+
+      /** Deletes secrets; the active build runs without them as a new build. */
+      deleteSecretsLocked: restate.handlers.object.exclusive(
+        { input: restate.serde.schema(DeleteSecretsRequest), ingressPrivate: true, hooks: admins },
+        async (ctx: Ctx, input: DeleteSecretsRequest): Promise<SecretsChange> => {
+          const secrets = await secretsOf(ctx);
+          const unknown = input.names.filter((secret) => !(secret in secrets));
+          if (unknown.length) throw new UserError(`${ctx.key} has no secret(s) ${unknown.join(", ")}`, 404);
+          const kept = Object.fromEntries(Object.entries(secrets).filter(([secret]) => !input.names.includes(secret)));
+          return await changeSecrets(ctx, kept, "deleted");
         },
       ),
 
@@ -362,9 +517,8 @@ export function deployerObject(settings: Settings, adminToken: string) {
         async (ctx: Ctx, raw?: unknown): Promise<PruneResult> => {
           const input = parseInput(PruneRequest, raw);
           let records = await recordsOf(ctx);
-          const chosen = input?.buildId
-            ? [pruneCandidate(records, input.buildId)]
-            : records.filter((r) => r.state === "drained");
+          const chosen = pruneTargets(records, input?.buildId);
+          if ("error" in chosen) throw new UserError(chosen.error, chosen.status);
           const pruned: PruneResult["pruned"] = [];
           for (const record of chosen) {
             const deploymentId = record.deploymentId;
@@ -455,17 +609,11 @@ function parseInput<T>(schema: z.ZodType<T>, raw: unknown): T {
   return parsed.data;
 }
 
-function pruneCandidate(records: BuildRecord[], buildId: string): BuildRecord {
-  const record = records.find((r) => r.buildId === buildId);
-  if (!record) throw new UserError(`no build ${buildId}`, 404);
-  if (record.state === "active") {
-    throw new UserError(`build ${buildId} is active; activate or roll back to another build first`, 409);
-  }
-  return record;
-}
-
 function originOf(input: ActivateRequest): Origin {
-  return { source: input.source, ...(input.message ? { message: input.message } : {}) };
+  return {
+    source: input.project ?? input.source,
+    ...(input.message ? { message: input.message } : {}),
+  };
 }
 
 function resultOf(record: BuildRecord): ActivateResult {

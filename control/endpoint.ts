@@ -7,6 +7,7 @@ import { bundlesObject } from "./cluster/store.ts";
 import { deployerObject } from "./deployer.ts";
 import { identityPublicKey } from "./request-identity.ts";
 import { routesObject } from "./routes.ts";
+import { secretsPublicKey } from "./secrets-key.ts";
 import type { Settings } from "./settings.ts";
 import { announceReady } from "./supervisor-ipc.ts";
 import { waitFor } from "./wait.ts";
@@ -26,7 +27,7 @@ export async function serveDeployer(settings: Settings): Promise<void> {
     // In a cluster, builds are also stored in Restate for every node to fetch (cluster/store.ts),
     // and `cluster` tells what each node serves.
     services: [
-      deployerObject(settings, token),
+      deployerObject(settings, token, await secretsPublicKey(settings)),
       routesObject(token),
       ...(settings.cluster ? [bundlesObject(token), clusterService(settings)] : []),
     ],

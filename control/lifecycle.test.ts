@@ -13,6 +13,7 @@ import {
   isDrained,
   liveBuilds,
   promote,
+  pruneTargets,
   recordFailure,
   recordPrune,
   rollbackTarget,
@@ -249,6 +250,32 @@ describe("recordPrune", () => {
       ],
     });
     expect(pruned).not.toHaveProperty("watch");
+  });
+});
+
+describe("pruneTargets", () => {
+  const records = [
+    record("1-a", "pruned", "t1"),
+    record("2-b", "drained", "t2"),
+    record("3-c", "draining", "t3"),
+    record("4-d", "active", "t4"),
+  ];
+
+  test("without a build id, every drained build", () => {
+    expect(pruneTargets(records)).toEqual([records[1]]);
+  });
+
+  test("a named build that is not active, even one still draining", () => {
+    expect(pruneTargets(records, "3-c")).toEqual([records[2]]);
+  });
+
+  test("a build pruned already is left alone: pruning twice is a no-op", () => {
+    expect(pruneTargets(records, "1-a")).toEqual([]);
+  });
+
+  test("an active or unknown build is refused with its status", () => {
+    expect(pruneTargets(records, "4-d")).toEqual({ error: expect.stringMatching(/is active/), status: 409 });
+    expect(pruneTargets(records, "9-z")).toEqual({ error: "no build 9-z", status: 404 });
   });
 });
 

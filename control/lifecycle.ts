@@ -2,6 +2,7 @@ import type { Build, Vars } from "./bundle.ts";
 import type { RecordedManifest } from "./manifest.ts";
 import type { Owners, TakenOver } from "./ownership.ts";
 import type { ProtocolMode } from "./protocol-mode.ts";
+import { revisionsOf } from "./secrets.ts";
 
 /**
  * The life of a build, as pure rules over the deployer's records: the deployer object does the
@@ -34,6 +35,8 @@ export interface BuildRecord extends Build {
   error?: string;
   /** Services this build's bundle took over from other bundles when it was activated. */
   tookOver?: TakenOver[];
+  /** Secrets it was activated as needing (`requireSecrets`): they cannot be deleted while it is active. */
+  requiredSecrets?: string[];
   /** Where the build came from and what its deployer said of it (absent in older records). */
   origin?: Origin;
   /** When a drain check last looked at this replaced build. */
@@ -61,7 +64,7 @@ export interface HistoryEntry {
 }
 
 export interface Origin {
-  /** The activation's source URL. */
+  /** The activation's source URL, or the project it was built from (`project` in activate). */
   source: string;
   message?: string;
 }
@@ -220,6 +223,23 @@ export function canRollBackTo(build: { state: BuildView["state"]; filesKept: boo
   return build.state !== "active" && build.state !== "drifted" && build.state !== "failed" && build.filesKept;
 }
 
+/**
+ * The builds a prune takes: the named one, else every drained build. A build pruned already is
+ * left alone, so pruning twice is a no-op the second time (one event, one count).
+ */
+export function pruneTargets(
+  records: BuildRecord[],
+  buildId?: string,
+): BuildRecord[] | { error: string; status: number } {
+  if (!buildId) return records.filter((r) => r.state === "drained");
+  const record = records.find((r) => r.buildId === buildId);
+  if (!record) return { error: `no build ${buildId}`, status: 404 };
+  if (record.state === "active") {
+    return { error: `build ${buildId} is active; activate or roll back to another build first`, status: 409 };
+  }
+  return record.state === "pruned" ? [] : [record];
+}
+
 /** The build a rollback goes to: the named one, else the most recently active one still on disk. */
 export function rollbackTarget(records: BuildRecord[], buildId?: string): BuildRecord | { error: string } {
   const candidates = records.filter(canRollBackTo);
@@ -316,8 +336,10 @@ export interface BuildView {
   lastDrainCheck?: string;
   /** In a cluster: the nodes whose workerd serves the build now. */
   nodes?: string[];
-  /** The vars it runs with (never secrets: those are not part of a build record). */
+  /** The vars it runs with. */
   vars?: Vars;
+  /** The revision of each secret it runs with; never a value, sealed or not. */
+  secrets?: Record<string, string>;
 }
 
 export interface StatusView {
@@ -373,5 +395,6 @@ function buildView(record: BuildRecord, counts: InvocationCounts | undefined, dr
     ...(record.history?.length ? { history: record.history } : {}),
     ...(record.lastDrainCheck ? { lastDrainCheck: record.lastDrainCheck } : {}),
     ...(record.vars ? { vars: record.vars } : {}),
+    ...(record.secrets ? { secrets: revisionsOf(record.secrets) } : {}),
   };
 }

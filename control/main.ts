@@ -34,12 +34,15 @@ async function main(command: string | undefined): Promise<void> {
         return;
       }
       const { startMesh } = await import("./supervisor.ts");
+      const { removeMeshFile, writeMeshFile } = await import("./mesh-file.ts");
       const mesh = await startMesh(settings);
+      await writeMeshFile(settings);
       let stopping = false;
       const shutdown = async (signal: string) => {
         if (stopping) return;
         stopping = true;
         console.log(`[gridiron] ${signal}: stopping`);
+        await removeMeshFile(settings);
         await mesh.stop();
         console.log("[gridiron] stopped");
         process.exit(0);
@@ -86,10 +89,13 @@ async function main(command: string | undefined): Promise<void> {
     }
     case "status": {
       const { formatTable, nodeRows, serviceRows, statusRows } = await import("./status.ts");
-      const settings = loadSettings();
+      const { withLocalMesh } = await import("./mesh-file.ts");
+      const settings = loadSettings(await withLocalMesh(process.env));
       const services = await serviceRows(settings);
       process.stdout.write(`${formatTable(services)}\n`);
-      if (services[0]?.state !== "up") throw new Error("restate-server is down: start the mesh with `npm start`");
+      if (services[0]?.state !== "up") {
+        throw new Error(`no mesh runs with data dir ${settings.dataDir}: start one with \`npm start\``);
+      }
       if (settings.cluster) {
         const { clusterNodes } = await import("./cluster/members.ts");
         process.stdout.write(`${formatTable(nodeRows(await clusterNodes(settings)))}\n`);

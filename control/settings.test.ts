@@ -36,6 +36,7 @@ describe("a cluster node's settings", () => {
     GRIDIRON_NODE_NAME: "n2",
     GRIDIRON_CLUSTER_PEERS: "n1=10.0.0.1,n2=10.0.0.2,n3=10.0.0.3",
     GRIDIRON_ADMIN_TOKEN: "a-token-of-sixteen-or-more",
+    GRIDIRON_SECRETS_KEY_FILE: "/shared/secrets-key.pem",
   };
 
   it("names restate-server after the node and keeps its sockets under that name", () => {
@@ -49,6 +50,10 @@ describe("a cluster node's settings", () => {
     [{ ...node, GRIDIRON_CLUSTER_PEERS: undefined }, "needs both GRIDIRON_NODE_NAME and GRIDIRON_CLUSTER_PEERS"],
     [{ ...node, GRIDIRON_NODE_NAME: undefined }, "needs both GRIDIRON_NODE_NAME and GRIDIRON_CLUSTER_PEERS"],
     [{ ...node, GRIDIRON_ADMIN_TOKEN: undefined }, "needs GRIDIRON_ADMIN_TOKEN, the same on every node"],
+    [
+      { ...node, GRIDIRON_SECRETS_KEY_FILE: undefined },
+      "needs GRIDIRON_SECRETS_KEY_FILE, a copy of the same private key",
+    ],
     [{ ...node, GRIDIRON_CLUSTER_PEERS: "n1=10.0.0.1,n2=10.0.0.1" }, "gives address 10.0.0.1 to two nodes"],
     [{ ...node, GRIDIRON_CLUSTER_SNAPSHOTS: "file:///shared/snapshots" }, "must be an s3:// URL"],
   ])("refuses a half-configured node at start (%#)", (env, message) => {

@@ -1,6 +1,8 @@
-import { resolve } from "node:path";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
 import { z } from "zod";
 import { type ClusterMembership, parseMembership } from "./cluster/peers.ts";
+import { clusterTlsFiles } from "./cluster/tls.ts";
 import { MB } from "./memory.ts";
 
 const port = z.coerce.number().int().min(1).max(65535);
@@ -10,6 +12,11 @@ const port = z.coerce.number().int().min(1).max(65535);
  * maps and READMEs beside a bundle's modules, while a compressed bomb cannot fill the disk.
  */
 const UNPACKED_FACTOR = 4;
+
+/** Per user, as other local tools keep their state: $XDG_STATE_HOME, by default ~/.local/state. */
+function defaultMeshFile(): string {
+  return join(process.env.XDG_STATE_HOME || join(homedir(), ".local", "state"), "gridiron", "mesh.json");
+}
 
 /** A setting users may set: what it does, as `help` and the README's Settings table show it. */
 const documented = <T extends z.ZodType>(schema: T, description: string, shownDefault?: string) =>
@@ -35,6 +42,11 @@ const EnvSchema = z.object({
     "operations: `/metrics` for Prometheus, `/livez`, `/readyz` (see Operations)",
   ),
   GRIDIRON_DATA_DIR: documented(z.string().default(".gridiron"), "everything Gridiron stores"),
+  GRIDIRON_MESH_FILE: documented(
+    z.string().default(defaultMeshFile()),
+    "where `npm start` records the running mesh's ports and data dir, so the CLI and `just` recipes in other terminals find it without them",
+    "`$XDG_STATE_HOME/gridiron/mesh.json` (`~/.local/state/…`)",
+  ),
   GRIDIRON_DRAIN_POLL_SECONDS: documented(
     z.coerce.number().positive().default(30),
     "how often a replaced build is checked",
@@ -63,6 +75,11 @@ const EnvSchema = z.object({
     z.string().min(16, "GRIDIRON_ADMIN_TOKEN must be at least 16 characters").optional(),
     "the Bearer token deploy calls and the admin API need (see Trust model)",
     "generated",
+  ),
+  GRIDIRON_SECRETS_KEY_FILE: documented(
+    z.string().min(1).optional(),
+    "the private key (PEM) bundles' secrets are sealed to and opened with; generated on first start if missing; on a cluster the same key on every node (see Vars and secrets)",
+    "`secrets-key.pem` in the data dir",
   ),
   GRIDIRON_RELEASE_AFTER: documented(
     z.coerce.number().int().min(1).default(5),
@@ -97,7 +114,12 @@ const EnvSchema = z.object({
   ),
   GRIDIRON_CLUSTER_PORT: documented(
     port.default(5122),
-    "Restate's node-to-node port, on every node's cluster address (a private network only: it has no authentication)",
+    "Restate's node-to-node port, on every node's cluster address: mutual TLS only, from the peers' certificates",
+  ),
+  GRIDIRON_CLUSTER_TLS_DIR: documented(
+    z.string().optional(),
+    "a cluster node's `ca.pem` (the cluster's CA), `node.pem` (this node's certificate, its CN the node's name, signed by that CA) and `node-key.pem`, for node-to-node mutual TLS (see Cluster)",
+    "`<data dir>/cluster-tls`",
   ),
   // Set by the launcher (launcher.ts): workerd's listening socket is open as fd 3.
   GRIDIRON_WORKERD_SOCKET_FD: z.literal("3").optional(),
@@ -158,6 +180,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     nodeName,
     cluster,
     clusterPort: e.GRIDIRON_CLUSTER_PORT,
+    clusterTls: clusterTlsFiles(resolve(e.GRIDIRON_CLUSTER_TLS_DIR ?? resolve(dataDir, "cluster-tls"))),
     snapshots: e.GRIDIRON_CLUSTER_SNAPSHOTS,
     internalBind: local,
     ports: {
@@ -168,6 +191,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
       ops: e.GRIDIRON_OPS_PORT,
     },
     dataDir,
+    meshFile: resolve(e.GRIDIRON_MESH_FILE),
     releaseAfter: e.GRIDIRON_RELEASE_AFTER,
     watchdog: { hangMs: e.GRIDIRON_WORKERD_HANG_SECONDS * 1000, maxMb: e.GRIDIRON_WORKERD_MAX_MB },
     workerdSocketInherited: e.GRIDIRON_WORKERD_SOCKET_FD !== undefined,
@@ -175,6 +199,9 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     adminToken: e.GRIDIRON_ADMIN_TOKEN,
     adminTokenPath: resolve(dataDir, "admin-token"),
     identityKeyPath: resolve(dataDir, "request-identity.pem"),
+    secretsKeyPath: resolve(e.GRIDIRON_SECRETS_KEY_FILE ?? resolve(dataDir, "secrets-key.pem")),
+    /** The key before the last rotation, while secrets sealed to it are put again (README: key rotation). */
+    secretsPreviousKeyPath: `${resolve(e.GRIDIRON_SECRETS_KEY_FILE ?? resolve(dataDir, "secrets-key.pem"))}.previous`,
     drainPollMs: e.GRIDIRON_DRAIN_POLL_SECONDS * 1000,
     drainGraceMs: e.GRIDIRON_DRAIN_GRACE_SECONDS * 1000,
     keepBuilds: e.GRIDIRON_KEEP_BUILDS,
@@ -219,6 +246,12 @@ function clusterOf(e: Env): ClusterMembership | undefined {
   // Every node's deployer checks the token on calls that another node's deployer may have sent.
   if (!e.GRIDIRON_ADMIN_TOKEN) {
     return fail("a cluster node needs GRIDIRON_ADMIN_TOKEN, the same on every node (e.g. `openssl rand -hex 32`)");
+  }
+  // Secrets are sealed to one key, and any node's router may have to open them.
+  if (!e.GRIDIRON_SECRETS_KEY_FILE) {
+    return fail(
+      "a cluster node needs GRIDIRON_SECRETS_KEY_FILE, a copy of the same private key on every node (generated on the first node's first start if missing there)",
+    );
   }
   const membership = parseMembership(e.GRIDIRON_CLUSTER_PEERS, e.GRIDIRON_NODE_NAME);
   return "error" in membership ? fail(membership.error) : membership;

@@ -15,7 +15,9 @@ import { answers } from "./wait.ts";
  */
 export async function serviceRows(settings: Settings): Promise<Record<string, string>[]> {
   const restateUp = await new AdminClient({ socketPath: settings.adminSocket }).healthy();
-  const frontUp = await new AdminClient({ url: settings.adminUrl, token: await readAdminToken(settings) }).healthy();
+  // No token in the data dir: no mesh ever started there, so its front cannot be up either.
+  const token = await readAdminToken(settings).catch(() => undefined);
+  const frontUp = token ? await new AdminClient({ url: settings.adminUrl, token }).healthy() : false;
   const routerAnswer = await fetch(`${settings.workerdUrl}/`, { signal: AbortSignal.timeout(2_000) })
     .then((response) => response.json() as Promise<{ builds: number }>)
     .catch(() => undefined);

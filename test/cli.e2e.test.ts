@@ -1,15 +1,13 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { execa } from "execa";
 import getPort from "get-port";
 import { afterAll, describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
 import type { BuildView, StatusView } from "../control/lifecycle.ts";
+import { CLI, gridironOf, ROOT } from "./cli.ts";
 import { useTestMesh } from "./mesh.ts";
-
-const ROOT = resolve(import.meta.dirname, "..");
-const CLI = join(ROOT, "control/cli/main.ts");
 
 /** `npx gridiron` against a real mesh, found the way a user's shell finds it: its settings. */
 describe("the gridiron CLI", () => {
@@ -17,18 +15,7 @@ describe("the gridiron CLI", () => {
   const scratch = mkdtemp(join(tmpdir(), "gridiron-cli-"));
   afterAll(async () => rm(await scratch, { recursive: true, force: true }));
 
-  const gridiron = (args: string[], env: Record<string, string> = {}) =>
-    execa(process.execPath, [CLI, ...args], {
-      cwd: ROOT,
-      reject: false,
-      timeout: 120_000,
-      env: {
-        GRIDIRON_DATA_DIR: fx.mesh.settings.dataDir,
-        GRIDIRON_INGRESS_PORT: String(fx.mesh.settings.ports.ingress),
-        GRIDIRON_ADMIN_PORT: String(fx.mesh.settings.ports.admin),
-        ...env,
-      },
-    });
+  const gridiron = gridironOf(() => fx.mesh);
 
   test("deploy builds a wrangler project dir and shows each journaled step; --json is the result", async () => {
     const shown = await gridiron(["deploy", "demo/greeter", "--version", "2.0.0", "--message", "from the CLI"]);
@@ -37,6 +24,11 @@ describe("the gridiron CLI", () => {
       expect(shown.stderr).toMatch(new RegExp(`✓ ${step}  \\d+\\.\\d\\d s`));
     }
     expect(shown.stdout).toMatch(/^greeter 2\.0\.0 is active\n {2}build {7}2\.0\.0-[0-9a-f]{12}\n/);
+    // The build's source is the project (and its commit), not the temp outdir the CLI built into.
+    const view = JSON.parse((await gridiron(["--json", "status", "greeter"])).stdout) as StatusView;
+    expect(view.builds.find((b) => b.version === "2.0.0")?.source).toMatch(
+      new RegExp(`^${join(ROOT, "demo/greeter")}@[0-9a-f]{40}(\\+dirty)?$`),
+    );
 
     const json = await gridiron(["--json", "deploy", "demo/counter", "--version", "2.0.0"]);
     expect(json.exitCode, json.stderr).toBe(0);
@@ -53,6 +45,35 @@ describe("the gridiron CLI", () => {
     expect(await fx.ingress.call("greeter/greet", "cli")).toMatch(/^Hello, cli! /);
   });
 
+  test("with no settings but the mesh file, the CLI and the recipes find the running mesh; without a mesh they say so", async () => {
+    const meshFile = fx.mesh.settings.meshFile;
+    const bare = (args: string[], file = meshFile) =>
+      execa(process.execPath, [CLI, ...args], {
+        cwd: ROOT,
+        reject: false,
+        timeout: 60_000,
+        extendEnv: false,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, GRIDIRON_MESH_FILE: file },
+      });
+    const where = await bare(["mesh", "ingress"]);
+    expect(where.stdout.trim()).toBe(fx.mesh.settings.ingressUrl);
+    const built = await bare(["--json", "builds", "greeter"]);
+    expect(built.exitCode, built.stderr).toBe(0);
+    expect(JSON.parse(built.stdout)).toEqual(expect.any(Array));
+    const recipe = await execa("npx", ["just", "test-greeter", "found"], {
+      cwd: ROOT,
+      reject: false,
+      env: { GRIDIRON_MESH_FILE: meshFile },
+    });
+    expect(recipe.stdout, recipe.stderr).toMatch(/Hello, found!/);
+
+    const none = await bare(["status", "greeter"], join(await scratch, "no-mesh.json"));
+    expect(none.exitCode).toBe(1);
+    expect(none.stderr).toMatch(
+      /^error: no mesh at 127\.0\.0\.1:8080: nothing answers there; start one with `npm start`/,
+    );
+  });
+
   test("status, builds, rollback and prune with --json parse and say what the deployer says", async () => {
     const second = await gridiron(["--json", "deploy", "demo/greeter", "--version", "2.0.1"]);
     expect(second.exitCode, second.stderr).toBe(0);
@@ -67,7 +88,7 @@ describe("the gridiron CLI", () => {
       ["2.0.0", "draining"],
       ["2.0.1", "active"],
     ]);
-    expect(builds[0]).toMatchObject({ message: "from the CLI", source: expect.stringMatching(/^file:\/\//) });
+    expect(builds[0]).toMatchObject({ message: "from the CLI", source: expect.stringContaining("demo/greeter@") });
 
     const rollback = await gridiron(["--json", "rollback", "greeter"]);
     expect(rollback.exitCode, rollback.stderr).toBe(0);
@@ -124,7 +145,9 @@ describe("the gridiron CLI", () => {
     expect(nothing.stderr).toContain("is neither a wrangler project");
     const unreachable = await gridiron(["status"], { GRIDIRON_INGRESS_URL: `http://127.0.0.1:${await getPort()}` });
     expect(unreachable.exitCode).toBe(1);
-    expect(unreachable.stderr).toMatch(/^error: .*nothing answers there; is the mesh running/);
+    expect(unreachable.stderr).toMatch(
+      /^error: no mesh at 127\.0\.0\.1:\d+: nothing answers there; start one with `npm start`/,
+    );
     expect(await statusNow()).toEqual(before);
   });
 

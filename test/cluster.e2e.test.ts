@@ -1,12 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminClient } from "../control/admin-client.ts";
+import { binaries } from "../control/binaries.ts";
+import { makeNodeCertificate } from "../control/cluster/certificates.ts";
 import {
+  caDir,
   down,
   killNode,
   LOCAL_NODES,
@@ -16,11 +20,14 @@ import {
   nodes,
   readToken,
   startNode,
+  tlsDir,
   up,
   waitReady,
 } from "../control/cluster/local.ts";
 import { namespaceExists, pidsIn } from "../control/cluster/netns.ts";
+import { clusterTlsFiles, restatectlTlsArgs } from "../control/cluster/tls.ts";
 import { MB } from "../control/memory.ts";
+import { answers, withTimeout } from "../control/wait.ts";
 import { incrementEverywhere } from "./cluster-load.ts";
 import { buildWorker, eventually } from "./mesh.ts";
 
@@ -93,7 +100,11 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
     buildsDir = join(dir, "builds");
     cluster = {
       dir: join(dir, "cluster"),
-      net: { prefix: "grt", subnet: "10.78.0" },
+      // Another copy of this test (a second worktree) can run beside it on its own names.
+      net: {
+        prefix: process.env.GRIDIRON_TEST_CLUSTER_PREFIX ?? "grt",
+        subnet: process.env.GRIDIRON_TEST_CLUSTER_SUBNET ?? "10.78.0",
+      },
       nodeEnv: NODE_ENV,
     };
     const [, built] = await Promise.all([
@@ -180,6 +191,76 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
       await admin.query("SELECT key FROM state WHERE service_name = 'bundles' AND service_key LIKE '%evil%'"),
     ).toEqual([]);
   });
+
+  /** An HTTP/2 GET of `/health` on `node`'s node port over TLS, with `identity` as client certificate if given. */
+  const fabricHealth = async (node: string, identity?: { cert: string; key: string }): Promise<number> => {
+    const ca = await readFile(join(caDir(cluster), "ca.pem"));
+    const tls = identity ? { cert: await readFile(identity.cert), key: await readFile(identity.key) } : {};
+    const session = http2.connect(`https://${info(node).address}:5122`, { ca, ...tls });
+    try {
+      const status = new Promise<number>((resolve, reject) => {
+        session.once("error", reject);
+        const request = session.request({ ":path": "/health" });
+        request.once("response", (headers) => resolve(Number(headers[":status"])));
+        request.once("error", reject);
+        request.end();
+      });
+      return await withTimeout(status, 10_000, "no answer from the node port");
+    } finally {
+      session.destroy();
+    }
+  };
+  const restatectl = (node: string, ...tlsArgs: string[]) =>
+    execa(
+      binaries.restatectl(),
+      ["-s", `https://${info(node).address}:5122/`, ...tlsArgs, "sql", "--json", "SELECT name FROM nodes"],
+      {
+        reject: false,
+        timeout: 30_000,
+      },
+    );
+
+  it("takes only mutual TLS on the node port, from a peer's certificate: nothing else reaches restatectl's SQL", async () => {
+    const n1 = clusterTlsFiles(tlsDir(cluster, "n1"));
+    // The control: n1's own certificate reaches n2's node port, by HTTP/2 and by restatectl.
+    expect(await fabricHealth("n2", n1)).toBe(200);
+    const allowed = await restatectl("n2", ...restatectlTlsArgs(n1));
+    expect(allowed.exitCode).toBe(0);
+    expect(
+      JSON.parse(allowed.stdout)
+        .map((r: { name: string }) => r.name)
+        .sort(),
+    ).toEqual([...LOCAL_NODES]);
+    // Plain HTTP/2, TLS without a certificate, and a certificate the cluster's CA signed for a
+    // name that is not a peer's: each refused.
+    expect(await answers(`http://${info("n2").address}:5122/health`)).toBe(false);
+    await expect(fabricHealth("n2")).rejects.toThrow();
+    const intruder = join(cluster.dir, "intruder");
+    await makeNodeCertificate(caDir(cluster), "intruder", "10.99.0.1", intruder);
+    await expect(fabricHealth("n2", clusterTlsFiles(intruder))).rejects.toThrow();
+    for (const refused of [
+      await execa(
+        binaries.restatectl(),
+        ["-s", `http://${info("n2").address}:5122/`, "sql", "SELECT name FROM nodes"],
+        {
+          reject: false,
+          timeout: 30_000,
+        },
+      ),
+      await restatectl("n2", "--tls-ca", n1.ca),
+      await restatectl("n2", ...restatectlTlsArgs(clusterTlsFiles(intruder))),
+    ]) {
+      expect(refused.exitCode).not.toBe(0);
+      expect(refused.stdout).not.toContain("n1");
+    }
+    // Nothing changed: every node is still a live member.
+    const listed = await cli("n1", "nodes");
+    expect(listed.map((n: { name: string; alive: boolean }) => [n.name, n.alive])).toEqual([
+      ["n1", true],
+      ["n2", true],
+      ["n3", true],
+    ]);
+  }, 120_000);
 
   /** The node leading the most partitions: losing it moves the most leaderships. */
   const busiest = async (): Promise<string> => {
@@ -326,5 +407,33 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
       const blob = await readFile(join(cluster.dir, node, "bundles", "big", result.buildId, "blob.bin"));
       expect(blob.equals(await readFile(join(buildsDir, "big", "blob.bin")))).toBe(true);
     }
+  }, 300_000);
+
+  it("a node started with a wrong admin token stops with a clear error before its restate-server starts, and leads nothing", async () => {
+    await killNode(cluster, "n3");
+    const n3 = async () => (await cli("n1", "nodes")).find((n: { name: string }) => n.name === "n3");
+    await eventually(async () => expect((await n3()).partitionsLed).toBe(0), 60_000);
+    const before = (await readFile(logPath(cluster, "n3"), "utf8")).length;
+    await startNode(cluster, "n3", log, { GRIDIRON_ADMIN_TOKEN: randomBytes(32).toString("hex") });
+    await eventually(async () => expect(await pidsIn(cluster.net, "n3")).toEqual([]), 120_000);
+    const output = (await readFile(logPath(cluster, "n3"), "utf8")).slice(before);
+    expect(output).toMatch(/refused this node's admin token \(401\).*same GRIDIRON_ADMIN_TOKEN/);
+    expect(output).toContain("starting workerd");
+    // The supervisor's own line, not the error's "Not starting restate-server".
+    expect(output.split("\n")).not.toContain("[gridiron] starting restate-server");
+    // Nothing changed: n3 leads nothing, admin calls through the others still pass.
+    expect(await n3()).toMatchObject({ alive: false, partitionsLed: 0 });
+    for (let i = 0; i < 8; i++) {
+      const answer = await fetch(`${info(LOCAL_NODES[i % 2] as string).ingress}/routes/local/served`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: "{}",
+      });
+      expect(answer.status).toBe(200);
+    }
+    // With the right token it starts and serves.
+    await startNode(cluster, "n3", log);
+    await waitReady(cluster, "n3", log);
+    expect(await call("n3", "counter/tok/add")).toBeGreaterThan(0);
   }, 300_000);
 });

@@ -1,14 +1,14 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
-import type { BuildState } from "../control/lifecycle.ts";
+import type { BuildView } from "../control/lifecycle.ts";
 import { identityHeaders } from "../control/request-identity.ts";
 import { eventually, findChild, findChildren, isAlive, useTestMesh } from "./mesh.ts";
 import { failedAttempts } from "./restate-metrics.ts";
 
 interface Status {
   active: string | null;
-  builds: { buildId: string; state: BuildState; uri: string; deploymentId: string; pinned: number; paused: number }[];
+  builds: (Pick<BuildView, "buildId" | "state" | "uri" | "pinned" | "paused" | "history"> & { deploymentId: string })[];
 }
 
 const POLL_S = 1;
@@ -135,9 +135,10 @@ describe("deployment lifecycle", () => {
     const prune = await fx.ingress.send("deployer/counter/prune", forced);
     process.kill(await findChild(fx.mesh, "main.ts deployer"), "SIGKILL");
     expect(await fx.ingress.attach(prune)).toEqual({ pruned: [{ buildId: v2?.buildId, affectedInvocations: 0 }] });
-    expect(await fx.ingress.call("deployer/counter/prune", forced)).toMatchObject({
-      pruned: [{ buildId: v2?.buildId }],
-    });
+    // Pruning it again is a no-op: nothing pruned, no second event in its history.
+    expect(await fx.ingress.call("deployer/counter/prune", forced)).toEqual({ pruned: [] });
+    const events = (await status("counter")).builds.find((b) => b.buildId === v2?.buildId)?.history;
+    expect(events?.filter((e) => e.event === "pruned")).toHaveLength(1);
     expect(await fx.ingress.call("deployer/counter/prune")).toEqual({ pruned: [] });
 
     const final = await status("counter");

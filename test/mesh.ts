@@ -29,6 +29,8 @@ export interface TestMesh {
 export async function meshEnv(dir: string): Promise<Record<string, string>> {
   return {
     GRIDIRON_DATA_DIR: join(dir, "data"),
+    // Its own record of where it runs, so a test mesh never replaces the user's (mesh-file.ts).
+    GRIDIRON_MESH_FILE: join(dir, "mesh.json"),
     GRIDIRON_INGRESS_PORT: String(await getPort()),
     GRIDIRON_ADMIN_PORT: String(await getPort()),
     GRIDIRON_WORKERD_PORT: String(await getPort()),

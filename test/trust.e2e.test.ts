@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
 import { tellAgent } from "../control/node-agent.ts";
 import { identityHeaders } from "../control/request-identity.ts";
+import { waitFor } from "../control/wait.ts";
 import { Ingress } from "./ingress.ts";
 import { findChild, useTestMesh } from "./mesh.ts";
 
@@ -37,6 +38,7 @@ describe("trust boundaries", () => {
       counterClone: tenant("counter", true),
       shared: tenant("shared"),
       intruder: tenant("intruder"),
+      orphan: tenant("orphan"),
       chameleonDeployer: ["test/fixtures/chameleon", { IMPOSTOR: '"deployer"' }],
       chameleonCounter: ["test/fixtures/chameleon", { SERVICE: '"chameleon2"', IMPOSTOR: '"counter"' }],
     },
@@ -187,6 +189,8 @@ describe("trust boundaries", () => {
       { service: "deployer", method: "prune", key: "greeter" },
       { service: "deployer", method: "pruneLocked", key: "greeter", body: { buildId: greeterBuild, force: true } },
       { service: "deployer", method: "activate", key: "greeter", body: { source: fx.sources.intruder, version: "6" } },
+      { service: "deployer", method: "putSecrets", key: "greeter", body: { secrets: { K: "a.b.c.d.e" } } },
+      { service: "deployer", method: "deleteSecretsLocked", key: "greeter", body: { names: ["K"] } },
     ];
     for (const attack of attacks) {
       const answer = await fx.ingress.call<{ refused?: string; code?: number }>("intruder/call", attack);
@@ -283,6 +287,34 @@ describe("trust boundaries", () => {
     },
     60_000,
   );
+
+  test("the files of an activation killed after it copied its build go with the bundle's next activation", async () => {
+    const dir = join(fx.buildsDir, "killed");
+    await mkdir(dir, { recursive: true });
+    // Top-level code that never finishes keeps the activation in its proof for 5 s.
+    await writeFile(join(dir, "index.js"), "for (;;) {}\nexport default {};");
+    const bundleDir = join(fx.mesh.settings.bundlesDir, "orphan");
+    const copied = async () => (await readdir(bundleDir).catch(() => [])).length > 0;
+    void activate("orphan", pathToFileURL(dir).href).catch(() => {});
+    await waitFor("the build copied", copied, 20_000);
+    const [running] = await fx.admin.query(
+      "SELECT id FROM sys_invocation WHERE target_handler_name = 'activateLocked' AND target_service_key = 'orphan' AND status != 'completed'",
+    );
+    await fx.admin.killInvocation(String(running?.id));
+    // Killed mid-proof: no record is written, and the copied files stay (what the fix cleans up).
+    await waitFor(
+      "the proof ended",
+      async () => (await readdir(fx.mesh.settings.dataDir)).every((f) => !f.startsWith("proof-")),
+      20_000,
+    );
+    const [left] = await readdir(bundleDir);
+    expect(left).toMatch(/^1\.0\.0-[0-9a-f]{12}$/);
+    expect((await status("orphan")).builds).toEqual([]);
+
+    const next = await activate("orphan", fx.sources.orphan, "2.0.0");
+    expect(await readdir(bundleDir)).toEqual([next.buildId]);
+    expect((await status("orphan")).builds.map((b) => b.buildId)).toEqual([next.buildId]);
+  });
 
   test("a file name too long for the data dir is a 400 that leaves no files behind", async () => {
     const dir = join(fx.buildsDir, "long-names");

@@ -1,31 +1,18 @@
-import { join, resolve } from "node:path";
-import { execa } from "execa";
 import { describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
 import type { StatusView } from "../control/lifecycle.ts";
+import { gridironOf } from "./cli.ts";
 import { useTestMesh } from "./mesh.ts";
 
-const ROOT = resolve(import.meta.dirname, "..");
-const CLI = join(ROOT, "control/cli/main.ts");
 const PROJECT = "test/fixtures/configured";
 
 /** A build runs with what its wrangler config says: compatibility date and flags, and vars. */
 describe("vars and compatibility settings", () => {
   const fx = useTestMesh({ greeter: ["greeter"] });
 
-  const gridiron = (args: string[]) =>
-    execa(process.execPath, [CLI, "--json", ...args], {
-      cwd: ROOT,
-      reject: false,
-      timeout: 120_000,
-      env: {
-        GRIDIRON_DATA_DIR: fx.mesh.settings.dataDir,
-        GRIDIRON_INGRESS_PORT: String(fx.mesh.settings.ports.ingress),
-        GRIDIRON_ADMIN_PORT: String(fx.mesh.settings.ports.admin),
-      },
-    });
+  const gridiron = gridironOf(() => fx.mesh);
   const deploy = async (args: string[]) => {
-    const shown = await gridiron(["deploy", PROJECT, ...args]);
+    const shown = await gridiron(["--json", "deploy", PROJECT, ...args]);
     expect(shown.exitCode, shown.stderr).toBe(0);
     return JSON.parse(shown.stdout) as ActivateResult;
   };
@@ -43,9 +30,12 @@ describe("vars and compatibility settings", () => {
     const view = (await status("configured")).builds.find((b) => b.buildId === first.buildId);
     expect(view?.vars).toEqual({ GREETING: "hi", LIMITS: { calls: 3, names: ["a", "b"] } });
 
-    // [env.staging] replaces the vars, as in wrangler: another build of the same bundle.
-    const staging = await deploy(["--env", "staging", "--name", "configured"]);
-    expect(staging.buildId).not.toBe(first.buildId);
+    // [env.staging] replaces the vars, as in wrangler: another build of the same bundle, of the
+    // same version, which the CLI points out.
+    const staging = await gridiron(["deploy", PROJECT, "--env", "staging", "--name", "configured"]);
+    expect(staging.exitCode, staging.stderr).toBe(0);
+    expect(staging.stderr).toContain(`was deployed before as build ${first.buildId}; this is another build`);
+    expect((await status("configured")).active).not.toBe(first.buildId);
     expect(await fx.ingress.call("configured/env")).toMatchObject({ GREETING: "hi from staging", others: [] });
   }, 180_000);
 

@@ -1,17 +1,26 @@
-import { randomUUID } from "node:crypto";
-import { confirm, isCancel } from "@clack/prompts";
 import * as clients from "@restatedev/restate-sdk-clients";
-import type { Command } from "commander";
+import { Argument, type Command } from "commander";
 import type { ClusterNode } from "../cluster/members.ts";
 import type { ClusterService } from "../cluster/service.ts";
-import type { ActivateRequest, ActivateResult, DeployerObject } from "../deployer.ts";
-import type { BuildView } from "../lifecycle.ts";
+import type { ActivateRequest, ActivateResult } from "../deployer.ts";
+import type { BuildView, StatusView } from "../lifecycle.ts";
 import { loadSettings } from "../settings.ts";
 import { buildRows, formatTable, nodeRows } from "../status.ts";
-import { admin, type Connection, deployer, ingress, requireToken, resolveConnection } from "./connection.ts";
-import { inert, inertLines } from "./inert.ts";
+import { confirmOrStop } from "./ask.ts";
+import {
+  admin,
+  attachable,
+  type Connection,
+  deployer,
+  ingress,
+  requireToken,
+  resolveConnection,
+  sendClient,
+} from "./connection.ts";
+import { inertLines } from "./inert.ts";
 import { Progress } from "./progress.ts";
 import { prepareSource, type Source } from "./project.ts";
+import { secretCommands } from "./secret.ts";
 import { watch } from "./watch.ts";
 
 interface Globals {
@@ -52,6 +61,7 @@ export function commands(program: Command): void {
     .option("--breaking", "let Restate accept a schema change it would refuse, like a removed handler")
     .option("--take-over <services...>", "services of other bundles this bundle takes over")
     .option("--env <name>", "use the wrangler config's [env.NAME] (its vars, name and settings), as wrangler does")
+    .option("--require <secrets...>", "secrets the build needs (besides the wrangler config's secrets.required)")
     .action(async (path: string, options: DeployOptions) => {
       const connection = await connect();
       requireToken(connection);
@@ -64,6 +74,12 @@ export function commands(program: Command): void {
         progress.note(`activating ${name} ${request.version}`);
         const send = await sendClient(connection, name).activate(request, attachable());
         const result = await watch(connection, send, progress);
+        const twins = sameVersion(await deployer(connection, name).status(), result);
+        if (twins.length) {
+          progress.note(
+            `${name} ${result.version} was deployed before as build ${twins.join(", ")}; this is another build of that version (set --version to tell them apart)`,
+          );
+        }
         print(result, () => activated(result));
       } finally {
         await source.cleanup();
@@ -162,6 +178,18 @@ export function commands(program: Command): void {
       print(result, () => `resumed ${result.resumed.length} invocation(s)\n`);
     });
 
+  secretCommands(program, { connect, print, json: () => Boolean(globals().json) });
+
+  program
+    .command("mesh")
+    .description("where the CLI finds the mesh: set URLs, else what a running `npm start` recorded, else defaults")
+    .addArgument(new Argument("[url]", "print only this URL, for scripts").choices(["ingress", "admin"]))
+    .action(async (only?: "ingress" | "admin") => {
+      const { ingressUrl: ingress, adminUrl: admin } = await connect();
+      if (only) return void process.stdout.write(`${only === "ingress" ? ingress : admin}\n`);
+      print({ ingress, admin }, () => `ingress  ${ingress}\nadmin    ${admin}\n`);
+    });
+
   program
     .command("start")
     .description("run the mesh in the foreground (what `npm start` runs); Ctrl-C stops everything")
@@ -179,24 +207,26 @@ interface DeployOptions {
   breaking?: boolean;
   takeOver?: string[];
   env?: string;
+  require?: string[];
 }
-
-function sendClient(connection: Connection, name: string) {
-  return ingress(connection).objectSendClient<DeployerObject>({ name: "deployer" }, name);
-}
-
-/** A send whose result Restate keeps, so `watch` can attach to it. */
-const attachable = <I>() => clients.rpc.sendOpts<I>({ idempotencyKey: randomUUID() });
 
 function activateRequest(source: Source, options: DeployOptions): ActivateRequest {
+  const required = [...new Set([...source.requiredSecrets, ...(options.require ?? [])])];
   return {
     source: `file://${source.outdir}`,
     version: options.version ?? source.version ?? DEFAULT_VERSION,
     ...source.settings,
+    ...(source.project ? { project: source.project } : {}),
     ...(options.message ? { message: options.message } : {}),
     ...(options.breaking ? { breaking: true } : {}),
     ...(options.takeOver ? { takeOver: options.takeOver } : {}),
+    ...(required.length ? { requireSecrets: required } : {}),
   };
+}
+
+/** Other builds of the bundle with the version `result` has: a redeploy of changed code under the same version. */
+function sameVersion(view: StatusView, result: ActivateResult): string[] {
+  return view.builds.filter((b) => b.version === result.version && b.buildId !== result.buildId).map((b) => b.buildId);
 }
 
 function activated(result: ActivateResult): string {
@@ -236,10 +266,4 @@ function lastEvent(build: BuildView): string {
   if (!last) return "";
   const took = last.durationMs === undefined ? "" : ` in ${(last.durationMs / 1000).toFixed(2)} s`;
   return `${last.event} at ${last.at}${took}`;
-}
-
-async function confirmOrStop(question: string): Promise<void> {
-  if (!process.stdin.isTTY) throw new Error("not asking without a terminal: pass --yes to confirm");
-  const answer = await confirm({ message: inert(question) });
-  if (isCancel(answer) || !answer) throw new Error("cancelled; nothing changed");
 }

@@ -1,8 +1,10 @@
+import { randomUUID } from "node:crypto";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { z } from "zod";
 import { AdminClient } from "../admin-client.ts";
 import { adminHeaders, readAdminToken } from "../admin-token.ts";
 import type { DeployerObject } from "../deployer.ts";
+import { withLocalMesh } from "../mesh-file.ts";
 import { loadSettings } from "../settings.ts";
 
 /** Where the CLI reaches a mesh, and with which credential. */
@@ -23,10 +25,11 @@ const Url = z.url({ protocol: /^https?$/, error: "must be an http:// or https://
 
 /**
  * Flags first, then GRIDIRON_INGRESS_URL / GRIDIRON_ADMIN_URL / GRIDIRON_ADMIN_TOKEN, then the
- * local mesh's own settings and data dir (what `npm start` in this directory uses).
+ * local mesh's settings and data dir: as set here, else as the running mesh recorded them in its
+ * mesh file (mesh-file.ts), else the defaults.
  */
 export async function resolveConnection(flags: ConnectionFlags, env = process.env): Promise<Connection> {
-  const settings = loadSettings(env);
+  const settings = loadSettings(await withLocalMesh(env));
   const url = (what: string, value: string | undefined, fallback: string) => {
     const parsed = Url.safeParse(value ?? fallback);
     if (!parsed.success) throw new Error(`${what} ${value}: ${parsed.error.issues[0]?.message}`);
@@ -42,7 +45,7 @@ export async function resolveConnection(flags: ConnectionFlags, env = process.en
 export function requireToken(connection: Connection): string {
   if (connection.token) return connection.token;
   throw new Error(
-    "this needs the admin token: pass --token, set GRIDIRON_ADMIN_TOKEN, or run where the mesh's data dir is (.gridiron/admin-token)",
+    "this needs the admin token: pass --token or set GRIDIRON_ADMIN_TOKEN; a mesh started with `npm start` on this machine is found by itself, its token in its data dir's admin-token file",
   );
 }
 
@@ -60,3 +63,10 @@ export function deployer(connection: Connection, bundle: string) {
 export function admin(connection: Connection): AdminClient {
   return new AdminClient({ url: connection.adminUrl, token: requireToken(connection) });
 }
+
+export function sendClient(connection: Connection, name: string) {
+  return ingress(connection).objectSendClient<DeployerObject>({ name: "deployer" }, name);
+}
+
+/** A send whose result Restate keeps, so `watch` can attach to it. */
+export const attachable = <I>() => clients.rpc.sendOpts<I>({ idempotencyKey: randomUUID() });

@@ -15,8 +15,10 @@ Examples:
   $ gridiron nodes
 
 The mesh is found from --ingress-url/--admin-url, else GRIDIRON_INGRESS_URL/GRIDIRON_ADMIN_URL,
-else the local mesh's settings (GRIDIRON_INGRESS_PORT, GRIDIRON_ADMIN_PORT). The admin token
-comes from --token, else GRIDIRON_ADMIN_TOKEN, else the data dir's admin-token file.`;
+else the local mesh's settings (GRIDIRON_INGRESS_PORT, GRIDIRON_ADMIN_PORT, GRIDIRON_DATA_DIR),
+else what a running \`npm start\` recorded in its mesh file (GRIDIRON_MESH_FILE). The admin token
+comes from --token, else GRIDIRON_ADMIN_TOKEN, else the mesh's data dir's admin-token file.
+\`gridiron mesh\` shows which mesh that is.`;
 
 const program = new Command("gridiron")
   .description("Deploy and operate Restate services on a Gridiron mesh")
@@ -39,7 +41,10 @@ program.parseAsync().catch((error: unknown) => {
 function describe(error: unknown): string {
   if (error instanceof HttpCallError) return `${callFailure(error)} (HTTP ${error.status})`;
   if (!(error instanceof Error)) return String(error);
-  const code = (error.cause as { code?: string } | undefined)?.code;
-  if (code === "ECONNREFUSED") return `${error.message}: nothing answers there; is the mesh running (npm start)?`;
+  const cause = error.cause as { code?: string; address?: string; port?: number } | undefined;
+  if (cause?.code === "ECONNREFUSED") {
+    const where = cause.address ? ` at ${cause.address}:${cause.port}` : "";
+    return `no mesh${where}: nothing answers there; start one with \`npm start\`, or say where it is with GRIDIRON_INGRESS_URL and GRIDIRON_ADMIN_URL (see \`gridiron mesh\`)`;
+  }
   return error.message;
 }

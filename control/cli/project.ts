@@ -15,6 +15,10 @@ export interface Source {
   version: string | undefined;
   /** What the wrangler config says the build runs with; empty for an already-built outdir. */
   settings: BuildSettings;
+  /** Where it was built from: the project dir, and its git commit when it has one. */
+  project: string | undefined;
+  /** The secrets the wrangler config's `secrets.required` names: activate refuses while one is not set. */
+  requiredSecrets: string[];
   /** Removes what the build wrote; the outdir is only needed until it is copied. */
   cleanup(): Promise<void>;
 }
@@ -39,7 +43,15 @@ export async function prepareSource(
   if (config) return build(dir, join(dir, config), env, log);
   if (env) throw new Error(`${dir} is a built outdir, not a wrangler project: --env needs a wrangler config`);
   if (entries.some((name) => /\.m?js$/.test(name))) {
-    return { outdir: dir, name: undefined, version: undefined, settings: {}, cleanup: async () => {} };
+    return {
+      outdir: dir,
+      name: undefined,
+      version: undefined,
+      settings: {},
+      project: undefined,
+      requiredSecrets: [],
+      cleanup: async () => {},
+    };
   }
   throw new Error(
     `${dir} is neither a wrangler project (no ${WRANGLER_CONFIGS.join(", ")}) nor a built outdir (no .js module)`,
@@ -64,13 +76,24 @@ async function build(
     await cleanup();
     throw new Error(`wrangler could not build ${dir}:\n${built.all.trim()}`);
   }
-  const { name, settings } = await readWranglerConfig(config, env);
-  return { outdir, name, version: await packageVersion(dir), settings, cleanup };
+  const { name, settings, requiredSecrets } = await readWranglerConfig(config, env);
+  const version = await packageVersion(dir);
+  return { outdir, name, version, settings, requiredSecrets, project: await provenance(dir), cleanup };
+}
+
+/** The project dir, with `@` and its git commit (`+dirty` with uncommitted changes) where it is in git. */
+async function provenance(dir: string): Promise<string> {
+  const git = (...args: string[]) => execa("git", args, { cwd: dir, reject: false });
+  const commit = await git("rev-parse", "HEAD");
+  if (commit.exitCode !== 0) return dir;
+  const dirty = (await git("status", "--porcelain", "--", ".")).stdout.trim() !== "";
+  return `${dir}@${commit.stdout.trim()}${dirty ? "+dirty" : ""}`;
 }
 
 /**
  * What the wrangler config says of the worker, read by wrangler's own reader (TOML, JSON and
- * JSONC) with wrangler's rules for `[env.NAME]`: its name, compatibility date and flags, and vars.
+ * JSONC) with wrangler's rules for `[env.NAME]`: its name, compatibility date and flags, vars, and
+ * the secrets it requires.
  */
 async function readWranglerConfig(config: string, env: string | undefined) {
   const { unstable_readConfig } = await import("wrangler");
@@ -80,7 +103,7 @@ async function readWranglerConfig(config: string, env: string | undefined) {
     ...(read.compatibility_flags.length ? { compatibilityFlags: read.compatibility_flags } : {}),
     ...(Object.keys(read.vars).length ? { vars: read.vars as BuildSettings["vars"] } : {}),
   };
-  return { name: read.name, settings };
+  return { name: read.name, settings, requiredSecrets: read.secrets?.required ?? [] };
 }
 
 async function packageVersion(dir: string): Promise<string | undefined> {

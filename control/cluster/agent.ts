@@ -1,13 +1,23 @@
 import { readdir } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import { HttpCallError } from "@restatedev/restate-sdk-clients";
 import { removeBundle } from "../bundle-store.ts";
 import type { BuildFiles, NodeAgent } from "../node-agent.ts";
 import type { RoutedBuild } from "../ownership.ts";
 import type { Settings } from "../settings.ts";
-import type { ClusterMembership } from "./peers.ts";
+import { answers } from "../wait.ts";
+import { catchUpStep, type PeerAttempt } from "./catch-up.ts";
+import type { ClusterMembership, Peer } from "./peers.ts";
+import { hostPort } from "./restate-config.ts";
 import { StoreClient, storeKey } from "./store.ts";
 
 /** How often a cluster node compares what it serves with what the `routes` object records. */
 export const SYNC_MS = 1_000;
+/** How long a starting node waits for the running cluster to answer it (its leaders may be moving). */
+const CATCH_UP_MS = 60_000;
+const CATCH_UP_PAUSE_MS = 1_000;
+/** Whether a peer's restate-server runs at all: it answers its ingress health at once if it does. */
+const PROBE_TIMEOUT_MS = 1_000;
 
 /**
  * A cluster node's build files: fetched from the bundle store (Restate's replicated state) into
@@ -42,8 +52,9 @@ export function storedFiles(
 
 /**
  * Before this node's restate-server starts, so it never leads a partition with a build it lacks:
- * serves what the cluster routes, read from the first peer that answers. Without any (the whole
- * cluster is starting), the node starts with the routes it served before.
+ * the agent serves what the cluster routes, read from a peer (see catch-up.ts for when the node
+ * may start without). Throws, with a message for the operator, when it must not start: its token
+ * is refused, or the running cluster does not answer it.
  */
 export async function catchUp(
   agent: NodeAgent,
@@ -51,16 +62,46 @@ export async function catchUp(
   ingressPort: number,
   log: (line: string) => void,
 ): Promise<void> {
-  for (const peer of cluster.peers.filter((p) => p !== cluster.self)) {
-    try {
-      const { builds } = await agent.sync(`http://${peer.address}:${ingressPort}`);
-      log(`[gridiron] caught up from ${peer.name}: serving ${builds.length} build(s)`);
-      return;
-    } catch (error) {
-      log(`[gridiron] could not catch up from ${peer.name}: ${(error as Error).message}`);
+  const others = cluster.peers.filter((p) => p !== cluster.self);
+  const deadline = Date.now() + CATCH_UP_MS;
+  const told = new Map<string, string>();
+  for (;;) {
+    const attempts: PeerAttempt[] = [];
+    for (const peer of others) {
+      const attempt = await attemptFrom(agent, peer, ingressPort);
+      attempts.push(attempt);
+      if (attempt.outcome === "served") break;
+      const said = attempt.outcome === "failed" ? attempt.reason : "refused this node's admin token";
+      if (told.get(peer.name) !== said) log(`[gridiron] could not catch up from ${peer.name}: ${said}`);
+      told.set(peer.name, said);
     }
+    const step = catchUpStep(attempts, cluster.peers.length, Date.now() < deadline);
+    if (step.kind === "caught-up") {
+      log(`[gridiron] caught up from ${step.from}: serving ${agent.report().builds.length} build(s)`);
+      return;
+    }
+    if (step.kind === "start-as-before") {
+      log(`[gridiron] starting with the builds served before: ${step.why}`);
+      return;
+    }
+    if (step.kind === "stop") throw new Error(step.message);
+    await sleep(CATCH_UP_PAUSE_MS);
   }
-  log("[gridiron] no peer answered; starting with the builds served before");
+}
+
+/** One try to have the agent serve what `peer`'s ingress says is routed. */
+async function attemptFrom(agent: NodeAgent, peer: Peer, ingressPort: number): Promise<PeerAttempt> {
+  const ingress = `http://${hostPort(peer.address, ingressPort)}`;
+  try {
+    await agent.sync(ingress);
+    return { peer: peer.name, outcome: "served" };
+  } catch (error) {
+    if (error instanceof HttpCallError && (error.status === 401 || error.status === 403)) {
+      return { peer: peer.name, outcome: "refused" };
+    }
+    const alive = await answers(`${ingress}/restate/health`, { timeoutMs: PROBE_TIMEOUT_MS });
+    return { peer: peer.name, outcome: "failed", reason: (error as Error).message, alive };
+  }
 }
 
 /** Every `{name}/{buildId}` dir in the bundles dir (not a half-written `.partial` one). */

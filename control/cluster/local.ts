@@ -3,8 +3,10 @@ import { randomBytes } from "node:crypto";
 import { openSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { generateSecretsKey } from "../secrets-key.ts";
 import { loadSettings } from "../settings.ts";
 import { answers, waitFor } from "../wait.ts";
+import { makeCa, makeNodeCertificate } from "./certificates.ts";
 import {
   createBridge,
   createHost,
@@ -81,7 +83,13 @@ function checkNodeName(node: string): void {
 }
 
 export const tokenPath = (cluster: LocalCluster) => join(cluster.dir, "admin-token");
+/** One secrets key for every node, as the token: any node's router opens any bundle's secrets. */
+const secretsKeyPath = (cluster: LocalCluster) => join(cluster.dir, "secrets-key.pem");
 export const logPath = (cluster: LocalCluster, node: string) => join(cluster.dir, `${node}.log`);
+/** The cluster's CA: its key never goes into a node's data dir. */
+export const caDir = (cluster: LocalCluster) => join(cluster.dir, "ca");
+/** A node's TLS files: GRIDIRON_CLUSTER_TLS_DIR's default under its data dir. */
+export const tlsDir = (cluster: LocalCluster, node: string) => join(cluster.dir, node, "cluster-tls");
 
 export async function readToken(cluster: LocalCluster): Promise<string> {
   return (await readFile(tokenPath(cluster), "utf8")).trim();
@@ -96,6 +104,9 @@ export async function up(cluster: LocalCluster, log: (line: string) => void): Pr
   }
   await mkdir(cluster.dir, { recursive: true, mode: 0o700 });
   await writeFile(tokenPath(cluster), `${randomBytes(32).toString("hex")}\n`, { mode: 0o600 });
+  await makeCertificates(cluster);
+  await rm(secretsKeyPath(cluster), { force: true });
+  await generateSecretsKey(secretsKeyPath(cluster));
   try {
     await createBridge(cluster.net);
     for (const node of LOCAL_NODES) await createHost(cluster.net, node, addressOf(cluster, node));
@@ -110,8 +121,24 @@ export async function up(cluster: LocalCluster, log: (line: string) => void): Pr
   return nodes(cluster);
 }
 
-/** Starts `node`'s Gridiron in its namespace, detached, its output in `<dir>/<node>.log`. */
-export async function startNode(cluster: LocalCluster, node: string, log: (line: string) => void): Promise<void> {
+/** The cluster's CA, and each node's certificate in its data dir, where the node looks by default. */
+async function makeCertificates(cluster: LocalCluster): Promise<void> {
+  await makeCa(caDir(cluster), "gridiron-local-cluster-ca");
+  for (const node of LOCAL_NODES) {
+    await makeNodeCertificate(caDir(cluster), node, addressOf(cluster, node), tlsDir(cluster, node));
+  }
+}
+
+/**
+ * Starts `node`'s Gridiron in its namespace, detached, its output in `<dir>/<node>.log`. `env`
+ * overrides its settings (the tests' wrong token, say).
+ */
+export async function startNode(
+  cluster: LocalCluster,
+  node: string,
+  log: (line: string) => void,
+  env: Record<string, string> = {},
+): Promise<void> {
   checkNodeName(node);
   if ((await pidsIn(cluster.net, node)).length > 0) throw new Error(`node ${node} is already running`);
   const peers = LOCAL_NODES.map((n) => `${n}=${addressOf(cluster, n)}`).join(",");
@@ -127,6 +154,8 @@ export async function startNode(cluster: LocalCluster, node: string, log: (line:
       GRIDIRON_NODE_NAME: node,
       GRIDIRON_CLUSTER_PEERS: peers,
       GRIDIRON_ADMIN_TOKEN: await readToken(cluster),
+      ...env,
+      GRIDIRON_SECRETS_KEY_FILE: secretsKeyPath(cluster),
     },
     stdio: ["ignore", output, output],
     detached: true,

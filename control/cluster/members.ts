@@ -4,6 +4,7 @@ import { binaries } from "../binaries.ts";
 import type { Settings } from "../settings.ts";
 import { askNodes } from "./nodes.ts";
 import { nodeAddress } from "./restate-config.ts";
+import { restatectlTlsArgs } from "./tls.ts";
 
 const RESTATECTL_TIMEOUT_MS = 5_000;
 
@@ -51,8 +52,8 @@ export async function clusterNodes(settings: Settings): Promise<ClusterNode[]> {
 async function restateMembers(settings: Settings): Promise<z.infer<typeof MemberRow>[]> {
   const addresses = (settings.cluster?.peers ?? []).map((p) => nodeAddress(p.address, settings.clusterPort));
   const query = `SELECT n.name, n.state, (SELECT COUNT(*) FROM partition_state p WHERE p.plain_node_id = n.plain_node_id AND p.effective_mode = 'Leader') AS led FROM nodes n`;
-  const { stdout } = await execa(binaries.restatectl(), ["-s", addresses.join(","), "sql", "--json", query], {
-    timeout: RESTATECTL_TIMEOUT_MS,
-  });
+  // As this node: the node port takes only mutual TLS.
+  const args = ["-s", addresses.join(","), ...restatectlTlsArgs(settings.clusterTls), "sql", "--json", query];
+  const { stdout } = await execa(binaries.restatectl(), args, { timeout: RESTATECTL_TIMEOUT_MS });
   return z.array(MemberRow).parse(JSON.parse(stdout));
 }

@@ -44,11 +44,31 @@ describe("restateClusterConfig", () => {
       'cluster-name = "gridiron"\n\n[worker.invoker]\nx = 1\n',
       membership,
       5122,
+      { ca: "/d/tls/ca.pem", cert: "/d/tls/node.pem", key: "/d/tls/node-key.pem" },
       undefined,
     );
     const lines = text.split("\n");
     expect(lines.indexOf("auto-provision = true")).toBeLessThan(lines.indexOf("[worker.invoker]"));
     expect(lines.indexOf("default-replication = 2")).toBeLessThan(lines.indexOf("[worker.invoker]"));
-    expect(text).toContain('addresses = ["http://10.0.0.1:5122/", "http://10.0.0.2:5122/", "http://10.0.0.3:5122/"]');
+    expect(text).toContain(
+      'addresses = ["https://10.0.0.1:5122/", "https://10.0.0.2:5122/", "https://10.0.0.3:5122/"]',
+    );
+  });
+
+  it("takes only mutual TLS on the node port, from a certificate the cluster's CA signed for a peer's name", () => {
+    const membership = parseMembership(three, "n2");
+    if ("error" in membership) throw new Error(membership.error);
+    const tls = { ca: "/d/tls/ca.pem", cert: "/d/tls/node.pem", key: "/d/tls/node-key.pem" };
+    const text = restateClusterConfig("", membership, 5122, tls, undefined);
+    const section = text.slice(text.indexOf("[tls]")).trimEnd().split("\n\n")[0]?.split("\n");
+    expect(section).toEqual([
+      "[tls]",
+      'mode = "require"',
+      'cert-file = "/d/tls/node.pem"',
+      'key-file = "/d/tls/node-key.pem"',
+      'ca-files = ["/d/tls/ca.pem"]',
+      "require-client-auth = true",
+      'allowed-subject-names = ["n1", "n2", "n3"]',
+    ]);
   });
 });

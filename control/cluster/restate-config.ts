@@ -1,4 +1,5 @@
 import type { ClusterMembership } from "./peers.ts";
+import type { ClusterTlsFiles } from "./tls.ts";
 
 /** Copies of each log record and of each partition's state: one node may be lost. */
 const REPLICATION = 2;
@@ -8,21 +9,43 @@ export function hostPort(address: string, port: number): string {
   return `${address.includes(":") ? `[${address}]` : address}:${port}`;
 }
 
-/** Where a peer's restate-server takes node-to-node traffic (Restate's "advertised address"). */
+/**
+ * Where a peer's restate-server takes node-to-node traffic (Restate's "advertised address"):
+ * `https://`, which tells its peers to dial it with TLS.
+ */
 export function nodeAddress(address: string, port: number): string {
-  return `http://${hostPort(address, port)}/`;
+  return `https://${hostPort(address, port)}/`;
+}
+
+/**
+ * Restate's `[tls]` for the node port: TLS only (`require`: plaintext is refused), and a client
+ * must present a certificate the cluster's CA signed whose name is one of the peers'. The same
+ * certificate is this node's server and client identity; a node dialing a peer checks that
+ * peer's name the same way.
+ */
+function tlsSection(cluster: ClusterMembership, tls: ClusterTlsFiles): string[] {
+  return [
+    "[tls]",
+    'mode = "require"',
+    `cert-file = ${JSON.stringify(tls.cert)}`,
+    `key-file = ${JSON.stringify(tls.key)}`,
+    `ca-files = [${JSON.stringify(tls.ca)}]`,
+    "require-client-auth = true",
+    `allowed-subject-names = [${cluster.peers.map((p) => JSON.stringify(p.name)).join(", ")}]`,
+  ];
 }
 
 /**
  * restate-server's config for one node of a cluster: Gridiron's own settings (`base`, the text of
- * config/restate.toml) with replicated metadata and log, the first peer provisioning, and the
- * snapshot repository if there is one. TOML keys before the first table are top-level, hence the
+ * config/restate.toml) with replicated metadata and log, the first peer provisioning, mutual TLS
+ * between the nodes, and the snapshot repository if there is one. TOML keys before the first table are top-level, hence the
  * order.
  */
 export function restateClusterConfig(
   base: string,
   cluster: ClusterMembership,
   port: number,
+  tls: ClusterTlsFiles,
   snapshots: string | undefined,
 ): string {
   const replication = Math.min(REPLICATION, cluster.peers.length);
@@ -39,6 +62,8 @@ export function restateClusterConfig(
     "[metadata-client]",
     'type = "replicated"',
     `addresses = [${addresses.join(", ")}]`,
+    "",
+    ...tlsSection(cluster, tls),
     ...(snapshots ? ["", "[worker.snapshots]", `destination = ${JSON.stringify(snapshots)}`] : []),
     "",
   ].join("\n");

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import * as restate from "@restatedev/restate-sdk";
@@ -87,14 +87,25 @@ export function bundlesObject(adminToken: string) {
 
 type BundlesObject = ReturnType<typeof bundlesObject>;
 
+/**
+ * An upload call's idempotency key, keyed with the admin token. Restate keeps the answer to the
+ * first call with a key, a refusal included: a key anyone could work out from what is public (an
+ * activation's invocation id is) would let an anonymous call made first poison the admin's.
+ */
+export function uploadIdempotencyKey(adminToken: string, uploadId: string, what: string): string {
+  return createHmac("sha256", adminToken).update(`${uploadId}/${what}`).digest("base64url");
+}
+
 const timed = <I, O>() => clients.rpc.opts<I, O>({ timeout: CALL_TIMEOUT_MS });
 
 /** The bundle store as a node reaches it: through an ingress (its own, or a peer's), with the token. */
 export class StoreClient {
   private readonly ingress: clients.Ingress;
+  private readonly adminToken: string;
 
   constructor(ingressUrl: string, adminToken: string) {
     this.ingress = clients.connect({ url: ingressUrl, headers: adminHeaders(adminToken) });
+    this.adminToken = adminToken;
   }
 
   private object(build: Pick<Build, "name" | "buildId">) {
@@ -109,7 +120,10 @@ export class StoreClient {
   async upload(dir: string, build: Build, uploadId: string): Promise<void> {
     const store = this.object(build);
     const once = <I>(what: string) =>
-      clients.rpc.opts<I, void>({ idempotencyKey: `${uploadId}/${what}`, timeout: CALL_TIMEOUT_MS });
+      clients.rpc.opts<I, void>({
+        idempotencyKey: uploadIdempotencyKey(this.adminToken, uploadId, what),
+        timeout: CALL_TIMEOUT_MS,
+      });
     const files: StoredFile[] = [];
     for (const module of build.modules) {
       const bytes = await readFile(join(dir, module.name));
@@ -123,7 +137,7 @@ export class StoreClient {
     await store.seal({ build, files }, once("manifest"));
   }
 
-  async remove(build: Build): Promise<void> {
+  async remove(build: Pick<Build, "name" | "buildId">): Promise<void> {
     await this.object(build).remove(timed());
   }
 

@@ -118,8 +118,17 @@ function buildRow(name: string, build: BuildView, dashboard: Dashboard, viewer: 
     <td><span class="badge ${build.state}">${build.state}</span>${build.drift ? html`<br><span class="muted">${build.drift.join("; ")}</span>` : ""}</td>
     <td>${timeline(build, dashboard)}</td>
     <td>${build.pinned} pinned, ${build.paused} paused${ids.map((id) => html`<br><a href="${dashboard.restateUi}/invocations/${id}">${id}</a>`)}</td>
-    <td>${build.error ? html`<strong>${build.error}</strong>` : (build.message ?? "")}${build.source ? html`<br><span class="muted">${build.source}</span>` : ""}</td>
+    <td>${build.error ? html`<strong>${build.error}</strong>` : (build.message ?? "")}${build.source ? html`<br><span class="muted">${build.source}</span>` : ""}${envLine(build)}</td>
     ${viewer.admin ? html`<td>${buildActions(name, build)}</td>` : ""}</tr>`;
+}
+
+/** The names in the build's env: its vars, and its secrets with their revisions, never a value. */
+function envLine(build: BuildView): Html | string {
+  const vars = Object.keys(build.vars ?? {});
+  const secrets = Object.entries(build.secrets ?? {}).map(([name, revision]) => `${name}@${revision}`);
+  if (!vars.length && !secrets.length) return "";
+  const parts = [vars.length ? `vars: ${vars.join(", ")}` : "", secrets.length ? `secrets: ${secrets.join(", ")}` : ""];
+  return html`<br><span class="muted">${parts.filter(Boolean).join("; ")}</span>`;
 }
 
 /** When the build entered each state, and for a replaced build what the drain check waits for. */

@@ -7,6 +7,10 @@ const router = {
     { name: "identity.js", esModule: "IDENTITY" },
   ],
   identityKey: "KEY",
+  secretsKeys: [
+    { pem: "PEM", kid: "KID" },
+    { pem: "OLD", kid: "OLD_KID" },
+  ],
 };
 
 test("service names are name/buildId", () => expect(serviceName({ name: "a", buildId: "1-b" })).toBe("a/1-b"));
@@ -18,7 +22,7 @@ describe("loaderConfig", () => {
     router,
   );
 
-  test("gives the router the Worker Loader, the bundles dir and the routes dir, read-only, and nothing per build", () => {
+  test("gives the router the Worker Loader, the bundles dir and the routes dir, read-only, the secrets key unextractable, and nothing per build", () => {
     expect(config.services).toEqual([
       {
         name: "router",
@@ -34,6 +38,16 @@ describe("loaderConfig", () => {
             { name: "LOADER", workerLoader: { id: "builds" } },
             { name: "BUNDLES", service: { name: "bundles" } },
             { name: "ROUTES", service: { name: "routes" } },
+            { name: "SECRETS_KEY_IDS", text: '["KID","OLD_KID"]' },
+            ...["PEM", "OLD"].map((pkcs8, i) => ({
+              name: `SECRETS_KEY_${i}`,
+              cryptoKey: {
+                pkcs8,
+                algorithm: { json: '{"name":"RSA-OAEP","hash":"SHA-256"}' },
+                extractable: false,
+                usages: [7],
+              },
+            })),
           ],
         },
       },

@@ -1,9 +1,10 @@
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { type Config, serializeConfig } from "miniflare";
+import { type Config, serializeConfig, Worker_Binding_CryptoKey_Usage } from "miniflare";
 import type { Build } from "../bundle.ts";
 import { DEFAULT_COMPATIBILITY_DATE } from "../bundle.ts";
 import { identityPublicKeyBytes } from "../request-identity.ts";
+import { type SecretsPrivateKey, secretsPrivateKeys } from "../secrets-key.ts";
 import type { Settings } from "../settings.ts";
 import { ROUTES_FILE } from "./router/protocol.js";
 
@@ -13,12 +14,16 @@ const ROUTER = "router";
 const BUNDLES = "bundles";
 const ROUTES = "routes";
 /** The router's modules (in router/), main first, by the names they import each other under. */
-const ROUTER_MODULES = ["router.js", "identity.js", "protocol.js"];
+const ROUTER_MODULES = ["router.js", "identity.js", "protocol.js", "secrets.js"];
 
-/** The router's code, and Restate's request identity public key (raw, base64url) it checks against. */
+/**
+ * The router's code, Restate's request identity public key (raw, base64url) it checks against,
+ * and the private keys it opens bundles' secrets with, the current one first.
+ */
 export interface Router {
   modules: { name: string; esModule: string }[];
   identityKey: string;
+  secretsKeys: SecretsPrivateKey[];
 }
 
 /**
@@ -58,6 +63,7 @@ export function loaderConfig(bundlesDir: string, placement: Placement, router: R
             { name: "LOADER", workerLoader: { id: "builds" } },
             { name: "BUNDLES", service: { name: BUNDLES } },
             { name: "ROUTES", service: { name: ROUTES } },
+            ...secretsKeyBindings(router.secretsKeys),
           ],
         },
       },
@@ -73,6 +79,25 @@ export function loaderConfig(bundlesDir: string, placement: Placement, router: R
   };
 }
 
+/**
+ * SECRETS_KEY_IDS lists the keys' ids; SECRETS_KEY_{i} is the key with the i-th id. Not
+ * extractable: the router can unwrap with them, but no code can read them back.
+ */
+function secretsKeyBindings(keys: SecretsPrivateKey[]) {
+  return [
+    { name: "SECRETS_KEY_IDS", text: JSON.stringify(keys.map((key) => key.kid)) },
+    ...keys.map((key, i) => ({
+      name: `SECRETS_KEY_${i}`,
+      cryptoKey: {
+        pkcs8: key.pem,
+        algorithm: { json: JSON.stringify({ name: "RSA-OAEP", hash: "SHA-256" }) },
+        extractable: false,
+        usages: [Worker_Binding_CryptoKey_Usage.UNWRAP_KEY],
+      },
+    })),
+  ];
+}
+
 /** The router, checking requests against this mesh's request identity key. */
 export async function readRouter(settings: Settings): Promise<Router> {
   const read = async (name: string) => ({
@@ -82,13 +107,18 @@ export async function readRouter(settings: Settings): Promise<Router> {
   return {
     modules: await Promise.all(ROUTER_MODULES.map(read)),
     identityKey: (await identityPublicKeyBytes(settings)).toString("base64url"),
+    secretsKeys: await secretsPrivateKeys(settings),
   };
 }
 
-/** Writes beside the target and renames, so a reader never sees a half-written file. */
+/**
+ * Writes beside the target and renames, so a reader never sees a half-written file. Owner only:
+ * the config holds the secrets key, the routes file sealed secrets.
+ */
 async function writeAtomically(path: string, content: string | Uint8Array): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  await writeFile(`${path}.next`, content);
+  await rm(`${path}.next`, { force: true });
+  await writeFile(`${path}.next`, content, { mode: 0o600 });
   await rename(`${path}.next`, path);
 }
 

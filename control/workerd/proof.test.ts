@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { testBuild } from "../build.fixture.ts";
 import { ensureIdentityKey } from "../request-identity.ts";
+import { ensureSecretsKey } from "../secrets-key.ts";
 import { loadSettings, type Settings } from "../settings.ts";
 import { withTimeout } from "../wait.ts";
 import { CONTROL_FD, listeningPort } from "./process.ts";
@@ -19,6 +20,7 @@ beforeAll(async () => {
   for (const name of ["mine", "other"]) {
     const settings = loadSettings({ GRIDIRON_DATA_DIR: join(root, name) });
     await ensureIdentityKey(settings, () => {});
+    await ensureSecretsKey(settings, () => {});
     await mkdir(settings.bundlesDir, { recursive: true });
     meshes.push(settings);
   }

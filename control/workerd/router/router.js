@@ -14,6 +14,7 @@
 
 import { identityProblem, refuse } from "./identity.js";
 import { CONTROL_PREFIX, DRAIN_PATH, LOAD_FAILED, ROUTES_FILE, ROUTES_PATH, WARM_PATH } from "./protocol.js";
+import { openSecrets } from "./secrets.js";
 
 /** @import { Build, Env, RoutedBuild, WorkerCode, WorkerModule } from "./types.ts" */
 /** @import { ModuleType } from "../../bundle.ts" */
@@ -69,9 +70,22 @@ async function readBuild(env, id, build) {
     compatibilityFlags: build.compatibilityFlags,
     mainModule: build.mainModule,
     modules,
-    // The loader caches a build by id, and vars are part of the build id: a change is a new build.
-    ...(build.vars ? { env: build.vars } : {}),
+    // The loader caches a build by id, and vars and secrets' revisions are part of the build id:
+    // a change is a new build. Secrets are opened here, the only place their key is.
+    ...(build.vars || build.secrets ? { env: { ...build.vars, ...(await secretsOf(env, build)) } } : {}),
   };
+}
+
+/**
+ * @param {Env} env
+ * @param {Build} build
+ */
+async function secretsOf(env, build) {
+  if (!build.secrets) return {};
+  /** @type {string[]} */
+  const kids = JSON.parse(env.SECRETS_KEY_IDS);
+  const keys = new Map(kids.map((kid, i) => [kid, env[`SECRETS_KEY_${i}`]]));
+  return await openSecrets(build.name, build.secrets, keys);
 }
 
 export default {

@@ -38,6 +38,10 @@ export interface Env {
   BUNDLES: Fetcher;
   /** The dir holding the routes file, read-only. */
   ROUTES: Fetcher;
+  /** The ids of the private keys bundles' secrets are sealed to (secrets.ts), as a JSON array. */
+  SECRETS_KEY_IDS: string;
+  /** SECRETS_KEY_{i}: the key whose id is the i-th of SECRETS_KEY_IDS (not extractable). */
+  [key: `SECRETS_KEY_${number}`]: CryptoKey;
 }
 
 export type { Build, RoutedBuild };
