@@ -5,7 +5,7 @@ import { execa } from "execa";
 import getPort from "get-port";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Ingress } from "./ingress.ts";
-import { eventually } from "./mesh.ts";
+import { eventually, expectRestartKeepingState } from "./mesh.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const ENGINE = join(ROOT, "container/engine");
@@ -189,21 +189,8 @@ describe.skipIf(skipped)(`the container${skipped ? ` (skipped: ${skipped})` : ""
   test.each(["workerd", "restate"])(
     "kill -9 of %s inside: runit restarts it and the counter keeps its state",
     async (service) => {
-      const before = await ingress.call<number>("counter/k/add");
-      const pid = await pidOf(service);
-      expect(pid).toBeDefined();
-      expect((await inside(`kill -9 ${pid}`)).exitCode).toBe(0);
-
-      await eventually(async () => {
-        const now = await pidOf(service);
-        expect(now).toBeDefined();
-        expect(now).not.toBe(pid);
-      }, 30_000);
-      await eventually(
-        async () => expect(await ingress.call("greeter/greet", "again")).toMatch(/^Hello, again! /),
-        90_000,
-      );
-      expect(await ingress.call("counter/k/add")).toBe(before + 1);
+      const kill = async (pid: number) => expect((await inside(`kill -9 ${pid}`)).exitCode).toBe(0);
+      await expectRestartKeepingState(() => pidOf(service), kill, ingress, 90_000);
     },
     150_000,
   );

@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import getPort from "get-port";
-import { afterAll, beforeAll, vi } from "vitest";
+import { afterAll, beforeAll, expect, vi } from "vitest";
 import { AdminClient } from "../control/admin-client.ts";
 import { readAdminToken } from "../control/admin-token.ts";
 import { loadSettings, type Settings } from "../control/settings.ts";
@@ -188,4 +188,30 @@ export async function findChild(mesh: TestMesh, needle: string): Promise<number>
 /** Retries `check` until it passes, at most `timeoutMs`; fails with its last error (vitest's waitFor). */
 export function eventually(check: () => Promise<void>, timeoutMs = 30_000): Promise<void> {
   return vi.waitFor(check, { timeout: timeoutMs, interval: 250 });
+}
+
+/**
+ * Kills a supervised process (`kill` ends it by PID) and checks its supervisor (runit) starts it
+ * again: a new PID, the demo answering again within `recoverMs`, and the counter's state intact.
+ */
+export async function expectRestartKeepingState(
+  pidOf: () => Promise<number | undefined>,
+  kill: (pid: number) => Promise<void>,
+  ingress: Ingress,
+  recoverMs: number,
+): Promise<void> {
+  const before = await ingress.call<number>("counter/k/add");
+  const pid = await pidOf();
+  expect(pid).toBeDefined();
+  await kill(pid as number);
+  await eventually(async () => {
+    const now = await pidOf();
+    expect(now).toBeDefined();
+    expect(now).not.toBe(pid);
+  }, 30_000);
+  await eventually(
+    async () => expect(await ingress.call("greeter/greet", "again")).toMatch(/^Hello, again! /),
+    recoverMs,
+  );
+  expect(await ingress.call("counter/k/add")).toBe(before + 1);
 }

@@ -8,7 +8,7 @@ import { readAdminToken } from "../control/admin-token.ts";
 import { loadSettings, type Settings } from "../control/settings.ts";
 import { waitFor, withTimeout } from "../control/wait.ts";
 import { Ingress } from "./ingress.ts";
-import { buildWorker, eventually, isAlive, meshEnv } from "./mesh.ts";
+import { buildWorker, eventually, expectRestartKeepingState, isAlive, meshEnv } from "./mesh.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const SERVICES = ["restate", "admin", "workerd", "deployer", "ops"] as const;
@@ -110,22 +110,11 @@ describe.skipIf(!hasRunit)("the mesh under runit", () => {
   test.each(SERVICES)(
     "kill -9 of %s: runit restarts it and the demo keeps its state",
     async (service) => {
-      const before = await ingress.call<number>("counter/k/add");
-      const pid = await pidOf(service);
-      expect(pid).toBeDefined();
-      seen.add(pid as number);
-      process.kill(pid as number, "SIGKILL");
-
-      await eventually(async () => {
-        const now = await pidOf(service);
-        expect(now).toBeDefined();
-        expect(now).not.toBe(pid);
-      }, 30_000);
-      await eventually(
-        async () => expect(await ingress.call("greeter/greet", "again")).toMatch(/^Hello, again! /),
-        60_000,
-      );
-      expect(await ingress.call("counter/k/add")).toBe(before + 1);
+      const kill = async (pid: number) => {
+        seen.add(pid);
+        process.kill(pid, "SIGKILL");
+      };
+      await expectRestartKeepingState(() => pidOf(service), kill, ingress, 60_000);
     },
     120_000,
   );
