@@ -134,7 +134,9 @@ describe("deployment lifecycle", () => {
     const forced = { buildId: v2?.buildId, force: true };
     const prune = await fx.ingress.send("deployer/counter/prune", forced);
     process.kill(await findChild(fx.mesh, "main.ts deployer"), "SIGKILL");
-    expect(await fx.ingress.attach(prune)).toEqual({ pruned: [{ buildId: v2?.buildId, affectedInvocations: 0 }] });
+    const interrupted = await fx.ingress.attach<{ pruned: { buildId: string }[] }>(prune);
+    // With this mesh's short timers the drain checks may have pruned it first: either way, once.
+    expect([[], [v2?.buildId]]).toContainEqual(interrupted.pruned.map((p) => p.buildId));
     // Pruning it again is a no-op: nothing pruned, no second event in its history.
     expect(await fx.ingress.call("deployer/counter/prune", forced)).toEqual({ pruned: [] });
     const events = (await status("counter")).builds.find((b) => b.buildId === v2?.buildId)?.history;
