@@ -222,7 +222,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     downloadsDir: resolve(dataDir, "downloads"),
     /** Where the node agent listens for the deployer's "sync now" (node-agent.ts). */
     agentSocket: resolve(dataDir, "agent.sock"),
-    workerdConfigPath: resolve(dataDir, "workerd", "config.bin"),
+    workerdConfigPath: resolve(dataDir, "workerd", "config.capnp"),
     /** Gridiron's authenticated front for Restate's admin API. */
     adminUrl: `http://${reachable}:${e.GRIDIRON_ADMIN_PORT}`,
     ingressUrl: `http://${reachable}:${e.GRIDIRON_INGRESS_PORT}`,

@@ -210,7 +210,7 @@ describe("secrets", () => {
     found.push(...leaks("the mesh's output", fx.mesh.output.join("\n")));
     expect(found).toEqual([]);
     // The secrets key and the files that hold sealed secrets are the owner's alone.
-    for (const file of ["secrets-key.pem", "workerd/config.bin", "bundles/routes.json"]) {
+    for (const file of ["secrets-key.pem", "workerd/config.capnp", "bundles/routes.json"]) {
       expect((await stat(join(fx.mesh.settings.dataDir, file))).mode & 0o077, file).toBe(0);
     }
   }, 180_000);

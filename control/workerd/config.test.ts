@@ -1,4 +1,5 @@
 import { describe, expect, test } from "vitest";
+import { CapnpEnum } from "./capnp-text.ts";
 import { loaderConfig, serviceName } from "./config.ts";
 
 const router = {
@@ -45,7 +46,7 @@ describe("loaderConfig", () => {
                 pkcs8,
                 algorithm: { json: '{"name":"RSA-OAEP","hash":"SHA-256"}' },
                 extractable: false,
-                usages: [7],
+                usages: [new CapnpEnum("unwrapKey")],
               },
             })),
           ],

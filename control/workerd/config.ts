@@ -1,11 +1,11 @@
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { type Config, serializeConfig, Worker_Binding_CryptoKey_Usage } from "miniflare";
 import type { Build } from "../bundle.ts";
 import { DEFAULT_COMPATIBILITY_DATE } from "../bundle.ts";
 import { identityPublicKeyBytes } from "../request-identity.ts";
 import { type SecretsPrivateKey, secretsPrivateKeys } from "../secrets-key.ts";
 import type { Settings } from "../settings.ts";
+import { CapnpEnum, workerdConfigFile } from "./capnp-text.ts";
 import { ROUTES_FILE } from "./router/protocol.js";
 
 /** workerd's config as typed data, and the files (config, routes file) that make it serve builds. */
@@ -15,6 +15,33 @@ const BUNDLES = "bundles";
 const ROUTES = "routes";
 /** The router's modules (in router/), main first, by the names they import each other under. */
 const ROUTER_MODULES = ["router.js", "identity.js", "protocol.js", "secrets.js"];
+
+/**
+ * The part of workerd's config schema (workerd.capnp) Gridiron uses, as typed data. Types, not
+ * interfaces, so each is a CapnpValue (an interface has no index signature).
+ */
+export type WorkerdConfig = {
+  services: Service[];
+  sockets: Socket[];
+};
+type Service = { name: string; worker: Worker } | { name: string; disk: { path: string; writable: boolean } };
+type Worker = {
+  compatibilityDate: string;
+  modules: { name: string; esModule: string }[];
+  bindings: Binding[];
+};
+type Binding = { name: string } & (
+  | { text: string }
+  | { workerLoader: { id: string } }
+  | { service: { name: string } }
+  | { cryptoKey: { pkcs8: string; algorithm: { json: string }; extractable: boolean; usages: CapnpEnum[] } }
+);
+type Socket = {
+  name: string;
+  address: string;
+  http: Record<string, never>;
+  service: { name: string };
+};
 
 /**
  * The router's code, Restate's request identity public key (raw, base64url) it checks against,
@@ -49,7 +76,7 @@ export function serviceName(build: Pick<Build, "name" | "buildId">): string {
  * files, never this config. The live workerd's routes file is in the bundles dir; a proof's is in
  * a dir of its own and lists only the build being proved.
  */
-export function loaderConfig(bundlesDir: string, placement: Placement, router: Router): Config {
+export function loaderConfig(bundlesDir: string, placement: Placement, router: Router): WorkerdConfig {
   return {
     services: [
       {
@@ -83,7 +110,7 @@ export function loaderConfig(bundlesDir: string, placement: Placement, router: R
  * SECRETS_KEY_IDS lists the keys' ids; SECRETS_KEY_{i} is the key with the i-th id. Not
  * extractable: the router can unwrap with them, but no code can read them back.
  */
-function secretsKeyBindings(keys: SecretsPrivateKey[]) {
+function secretsKeyBindings(keys: SecretsPrivateKey[]): Binding[] {
   return [
     { name: "SECRETS_KEY_IDS", text: JSON.stringify(keys.map((key) => key.kid)) },
     ...keys.map((key, i) => ({
@@ -92,7 +119,7 @@ function secretsKeyBindings(keys: SecretsPrivateKey[]) {
         pkcs8: key.pem,
         algorithm: { json: JSON.stringify({ name: "RSA-OAEP", hash: "SHA-256" }) },
         extractable: false,
-        usages: [Worker_Binding_CryptoKey_Usage.UNWRAP_KEY],
+        usages: [new CapnpEnum("unwrapKey")],
       },
     })),
   ];
@@ -125,7 +152,7 @@ async function writeAtomically(path: string, content: string | Uint8Array): Prom
 /** Writes a config for a router placed as `placement` says. */
 export async function writeWorkerdConfig(settings: Settings, path: string, placement: Placement): Promise<void> {
   const config = loaderConfig(settings.bundlesDir, placement, await readRouter(settings));
-  await writeAtomically(path, serializeConfig(config));
+  await writeAtomically(path, workerdConfigFile(config));
 }
 
 export function writeRoutes(dir: string, builds: Build[]): Promise<void> {

@@ -3,7 +3,7 @@ import { execa } from "execa";
 import { expect, test, vi } from "vitest";
 import { configServed, killGroup, runningProcesses, servesConfig, workerdArgs } from "./process.ts";
 
-const live = "/data/workerd/config.bin";
+const live = "/data/workerd/config.capnp";
 
 test("a workerd started with workerdArgs is known by its config, however it was started", () => {
   for (const options of [
@@ -15,16 +15,16 @@ test("a workerd started with workerdArgs is known by its config, however it was 
 });
 
 test("a workerd serving another config (a proof's, another mesh's) is not the live one", () => {
-  const args = workerdArgs("/data/proof-1/config.bin", { sharedSocket: false, control: true });
+  const args = workerdArgs("/data/proof-1/config.capnp", { sharedSocket: false, control: true });
   expect(servesConfig(["/bin/workerd", ...args], live)).toBe(false);
   expect(servesConfig(["/bin/cat", live], live)).toBe(false);
   expect(servesConfig([], live)).toBe(false);
 });
 
 test("a process's config is read from its argv only when it is a workerd serving one", () => {
-  const proof = "/data/proof-1/config.bin";
+  const proof = "/data/proof-1/config.capnp";
   expect(configServed(["/bin/workerd", ...workerdArgs(proof, { sharedSocket: false, control: true })])).toBe(proof);
-  expect(configServed(["/bin/cat", "--binary", proof])).toBeUndefined();
+  expect(configServed(["/bin/cat", "serve", proof])).toBeUndefined();
 });
 
 test("killGroup ends a detached process and what it started; one already gone is no error", async () => {

@@ -1,4 +1,5 @@
 import { readdir, readFile } from "node:fs/promises";
+import { basename } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { z } from "zod";
@@ -12,6 +13,9 @@ export const SHARED_SOCKET_FD = 3;
 /** Where workerd writes its control messages (`--control-fd`): one JSON object per line. */
 export const CONTROL_FD = 4;
 
+/** How the configs Gridiron writes end, so its workerds are told apart from others by argv. */
+export const CONFIG_EXTENSION = ".capnp";
+
 export interface WorkerdOptions {
   /** Serve the http socket on the inherited SHARED_SOCKET_FD instead of binding its address. */
   sharedSocket: boolean;
@@ -19,11 +23,10 @@ export interface WorkerdOptions {
   control: boolean;
 }
 
-/** `workerd serve` of a binary config. The Worker Loader is still behind --experimental. */
+/** `workerd serve` of a config (text, see capnp-text.ts). The Worker Loader is still behind --experimental. */
 export function workerdArgs(configPath: string, options: WorkerdOptions): string[] {
   return [
     "serve",
-    "--binary",
     configPath,
     "--experimental",
     ...(options.sharedSocket ? ["--socket-fd", `http=${SHARED_SOCKET_FD}`] : []),
@@ -33,8 +36,9 @@ export function workerdArgs(configPath: string, options: WorkerdOptions): string
 
 /** The config a process's argv serves if it is a workerd started with workerdArgs, else undefined. */
 export function configServed(argv: string[]): string | undefined {
-  const binary = argv.indexOf("--binary");
-  return argv[1] === "serve" && binary !== -1 ? argv[binary + 1] : undefined;
+  const [program, command, config] = argv;
+  const isWorkerd = program !== undefined && basename(program) === "workerd" && command === "serve";
+  return isWorkerd && config?.endsWith(CONFIG_EXTENSION) ? config : undefined;
 }
 
 /** Whether a process's argv is a workerd serving the config at `configPath` (see workerdArgs). */

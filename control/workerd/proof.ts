@@ -14,6 +14,7 @@ import type { Settings } from "../settings.ts";
 import { waitFor, withTimeout } from "../wait.ts";
 import { serviceName, writeRoutes, writeWorkerdConfig } from "./config.ts";
 import {
+  CONFIG_EXTENSION,
   CONTROL_FD,
   configServed,
   hasEnded,
@@ -92,7 +93,7 @@ export async function startProof(settings: Settings, build: Build): Promise<Proo
   const remove = () => rm(dir, { recursive: true, force: true });
   try {
     await writeRoutes(dir, [build]);
-    const config = join(dir, "config.bin");
+    const config = join(dir, `config${CONFIG_EXTENSION}`);
     await writeWorkerdConfig(settings, config, { routesDir: dir, address: "127.0.0.1:0", discovery: "build" });
     const workerd = spawnWorkerd(config);
     let exited = false;
