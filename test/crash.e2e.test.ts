@@ -1,7 +1,7 @@
 import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
-import type { ActivateResult } from "../control/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer.ts";
 import { findChild, useTestMesh } from "./mesh.ts";
 
 const CALLS = 2_000;

@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { z } from "zod";
-import { AdminClient } from "../admin-client.ts";
-import { adminHeaders, readAdminToken } from "../admin-token.ts";
-import type { DeployerObject } from "../deployer.ts";
+import { adminHeaders, readAdminToken } from "../credentials/admin-token.ts";
 import { withLocalMesh } from "../mesh-file.ts";
+import type { DeployerObject } from "../objects/deployer.ts";
+import { AdminClient } from "../restate/admin-client.ts";
 import { loadSettings } from "../settings.ts";
 
 /** Where the CLI reaches a mesh, and with which credential. */

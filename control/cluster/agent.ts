@@ -1,9 +1,9 @@
 import { readdir } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { HttpCallError } from "@restatedev/restate-sdk-clients";
-import { removeBundle } from "../bundle-store.ts";
-import type { BuildFiles, NodeAgent } from "../node-agent.ts";
-import type { RoutedBuild } from "../ownership.ts";
+import type { RoutedBuild } from "../domain/ownership.ts";
+import { removeBundle } from "../files/bundle-store.ts";
+import type { BuildFiles, NodeAgent } from "../node/node-agent.ts";
 import type { Settings } from "../settings.ts";
 import { answers } from "../wait.ts";
 import { catchUpStep, type PeerAttempt } from "./catch-up.ts";

@@ -1,6 +1,6 @@
 import { request } from "undici";
-import type { Build } from "../bundle.ts";
-import { NodeReport } from "../node-agent.ts";
+import type { Build } from "../domain/bundle.ts";
+import { NodeReport } from "../node/node-agent.ts";
 import type { Settings } from "../settings.ts";
 import { waitFor } from "../wait.ts";
 import type { Peer } from "./peers.ts";

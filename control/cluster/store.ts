@@ -4,12 +4,12 @@ import { dirname, join } from "node:path";
 import * as restate from "@restatedev/restate-sdk";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { z } from "zod";
-import { adminGate } from "../admin-gate.ts";
-import { adminHeaders, adminOnly } from "../admin-token.ts";
-import type { Build } from "../bundle.ts";
-import { buildDir, inspectBundle } from "../bundle-store.ts";
-import { asTerminalError } from "../errors.ts";
+import { adminHeaders, adminOnly } from "../credentials/admin-token.ts";
+import type { Build } from "../domain/bundle.ts";
+import { asTerminalError } from "../domain/errors.ts";
+import { buildDir, inspectBundle } from "../files/bundle-store.ts";
 import { MB } from "../memory.ts";
+import { adminGate } from "../objects/admin-gate.ts";
 
 /**
  * `bundles`, keyed by `{name}@{buildId}`: every build's modules in Restate's own replicated state,

@@ -1,8 +1,8 @@
 import * as clients from "@restatedev/restate-sdk-clients";
-import type { AdminClient, DeployerCall } from "../admin-client.ts";
-import type { DeployerObject } from "../deployer.ts";
-import { type Step, stepsOf } from "../journal-steps.ts";
-import type { StatusView } from "../lifecycle.ts";
+import { type Step, stepsOf } from "../domain/journal-steps.ts";
+import type { StatusView } from "../domain/lifecycle.ts";
+import type { DeployerObject } from "../objects/deployer.ts";
+import type { AdminClient, DeployerCall } from "../restate/admin-client.ts";
 import type { Settings } from "../settings.ts";
 
 /** Invocations listed per build; the rest are a click away in Restate's UI. */

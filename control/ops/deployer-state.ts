@@ -1,6 +1,6 @@
 import { z } from "zod";
-import type { AdminClient } from "../admin-client.ts";
-import { BUILD_EVENTS, BUILD_STATES, type InvocationCounts } from "../lifecycle.ts";
+import { BUILD_EVENTS, BUILD_STATES, type InvocationCounts } from "../domain/lifecycle.ts";
+import type { AdminClient } from "../restate/admin-client.ts";
 import type { BundleRecords, StoredBuild } from "./deploys.ts";
 
 /** The deployer's records as Restate stores them, validated as far as the metrics read them. */

@@ -1,5 +1,5 @@
-import { AdminClient } from "../admin-client.ts";
-import type { NodeAgent } from "../node-agent.ts";
+import type { NodeAgent } from "../node/node-agent.ts";
+import { AdminClient } from "../restate/admin-client.ts";
 import type { Settings } from "../settings.ts";
 import { answers, withTimeout } from "../wait.ts";
 
