@@ -1,7 +1,7 @@
 import * as clients from "@restatedev/restate-sdk-clients";
 import { Argument, type Command } from "commander";
 import type { ClusterNode } from "../cluster/members.ts";
-import type { ClusterService } from "../cluster/service.ts";
+import { clusterClient } from "../contracts.ts";
 import type { BuildView, StatusView } from "../domain/lifecycle.ts";
 import type { ActivateRequest, ActivateResult } from "../objects/deployer.ts";
 import { loadSettings } from "../settings.ts";
@@ -33,7 +33,7 @@ interface Globals {
 /** A cluster's nodes, or undefined for a mesh of one node (which has no `cluster` service). */
 async function clusterNodes(connection: Connection): Promise<ClusterNode[] | undefined> {
   try {
-    return await ingress(connection).serviceClient<ClusterService>({ name: "cluster" }).nodes();
+    return await clusterClient(ingress(connection)).nodes();
   } catch (error) {
     if (error instanceof clients.HttpCallError && error.status === 404) return undefined;
     throw error;

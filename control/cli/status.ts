@@ -1,9 +1,9 @@
 import { connect } from "node:net";
 import * as clients from "@restatedev/restate-sdk-clients";
 import type { ClusterNode } from "../cluster/members.ts";
+import { deployerClient } from "../contracts.ts";
 import { readAdminToken } from "../credentials/admin-token.ts";
 import type { StatusView } from "../domain/lifecycle.ts";
-import type { DeployerObject } from "../objects/deployer.ts";
 import { AdminClient } from "../restate/admin-client.ts";
 import type { Settings } from "../settings.ts";
 import { answers } from "../wait.ts";
@@ -59,7 +59,7 @@ export async function statusRows(settings: Settings): Promise<Record<string, str
   const ingress = clients.connect({ url: settings.ingressUrl });
   const rows: Record<string, string>[] = [];
   for (const name of names) {
-    rows.push(...buildRows(await ingress.objectClient<DeployerObject>({ name: "deployer" }, name).status()));
+    rows.push(...buildRows(await deployerClient(ingress, name).status()));
   }
   return rows;
 }

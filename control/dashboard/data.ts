@@ -1,7 +1,7 @@
 import * as clients from "@restatedev/restate-sdk-clients";
+import { deployerClient } from "../contracts.ts";
 import { type Step, stepsOf } from "../domain/journal-steps.ts";
 import type { StatusView } from "../domain/lifecycle.ts";
-import type { DeployerObject } from "../objects/deployer.ts";
 import type { AdminClient, DeployerCall } from "../restate/admin-client.ts";
 import type { Settings } from "../settings.ts";
 
@@ -26,9 +26,7 @@ export interface Dashboard {
 export async function loadDashboard(settings: Settings, admin: AdminClient): Promise<Dashboard> {
   const ingress = clients.connect({ url: settings.ingressUrl });
   const names = await admin.bundles();
-  const bundles = await Promise.all(
-    names.map((name) => ingress.objectClient<DeployerObject>({ name: "deployer" }, name).status()),
-  );
+  const bundles = await Promise.all(names.map((name) => deployerClient(ingress, name).status()));
   const pinned: Record<string, string[]> = {};
   for (const build of bundles.flatMap((b) => b.builds)) {
     if (build.deploymentId && build.pinned > 0) {

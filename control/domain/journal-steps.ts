@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { CALL_STEPS } from "../contracts.ts";
 import type { JournalRow } from "../restate/admin-client.ts";
 import { gateOf } from "./locked-handlers.ts";
 
@@ -14,13 +15,6 @@ export interface Step {
   endedAt?: string;
   failed?: boolean;
 }
-
-/** Calls the deployer makes, by the words its README uses for them. */
-const CALL_LABELS: Record<string, string> = {
-  "routes/add": "route build",
-  "routes/remove": "unroute build",
-  "routes/view": "look at routes",
-};
 
 const RunCommand = z.object({ Run: z.object({ completion_id: z.number() }) });
 const CallCommand = z.object({
@@ -64,7 +58,7 @@ function stepStart(command: unknown, row: JournalRow): { step: Step; completionI
   const target = Object.values(call.data.Call.invocation_target)[0];
   const name = target ? `${target.name}/${target.handler}` : "another handler";
   return {
-    step: { label: CALL_LABELS[name] ?? `call ${name}`, startedAt: row.appendedAt },
+    step: { label: CALL_STEPS[name] ?? `call ${name}`, startedAt: row.appendedAt },
     completionId: call.data.Call.result_completion_id,
   };
 }

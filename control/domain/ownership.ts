@@ -1,3 +1,4 @@
+import { BUNDLES, CLUSTER, DEPLOYER, ROUTES } from "../contracts.ts";
 import type { Build } from "./bundle.ts";
 import type { RecordedManifest } from "./manifest.ts";
 
@@ -10,7 +11,7 @@ import type { RecordedManifest } from "./manifest.ts";
  */
 
 /** The control plane's own services; any name starting with `gridiron` is kept for it too. */
-const CONTROL_PLANE_SERVICES = ["deployer", "routes", "bundles", "cluster"];
+const CONTROL_PLANE_SERVICES = [DEPLOYER, ROUTES, BUNDLES, CLUSTER];
 const RESERVED_PREFIX = "gridiron";
 
 /** A build that workerd serves, with the services its manifest declares. */

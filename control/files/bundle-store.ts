@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { cp, mkdir, opendir, readdir, readFile, rename, rm, rmdir, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
+import { buildPath } from "../contracts.ts";
 import {
   type Build,
   type BuildSettings,
@@ -87,7 +88,7 @@ export async function inspectBundle(
 }
 
 export function buildDir(bundlesDir: string, build: Pick<Build, "name" | "buildId">): string {
-  return join(bundlesDir, build.name, build.buildId);
+  return join(bundlesDir, buildPath(build));
 }
 
 /** Copies a build's modules into the bundles dir. Safe to repeat: an existing build is kept. */

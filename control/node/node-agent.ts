@@ -3,7 +3,7 @@ import { createServer } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, request } from "undici";
 import { z } from "zod";
-import { storeKey } from "../cluster/store.ts";
+import { buildKey } from "../contracts.ts";
 import type { RoutedBuild } from "../domain/ownership.ts";
 import { routedBuilds } from "../objects/routes.ts";
 import type { Settings } from "../settings.ts";
@@ -77,7 +77,7 @@ export class NodeAgent {
   report(): NodeReport {
     return {
       node: this.settings.nodeName,
-      builds: (this.served ?? []).map(storeKey),
+      builds: (this.served ?? []).map(buildKey),
       caughtUp: this.served !== undefined,
     };
   }
@@ -108,8 +108,8 @@ export class NodeAgent {
   private async pass(ingressUrl: string): Promise<void> {
     const routed = await routedBuilds(ingressUrl, this.adminToken);
     await this.files?.fetch(ingressUrl, routed);
-    const keys = routed.map(storeKey);
-    const before = (this.served ?? []).map(storeKey);
+    const keys = routed.map(buildKey);
+    const before = (this.served ?? []).map(buildKey);
     // The whole record, not just the keys: a build routed again with its proof's manifest changes too.
     const changed = this.served === undefined || JSON.stringify(routed) !== JSON.stringify(this.served);
     if (changed) {

@@ -1,6 +1,7 @@
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type * as restate from "@restatedev/restate-sdk";
+import type { StepName } from "../contracts.ts";
 
 /**
  * The journaled steps of the control plane's handlers, and for crash tests only, crash points
@@ -13,13 +14,13 @@ import type * as restate from "@restatedev/restate-sdk";
  */
 export interface Steps {
   /** `ctx.run(name, action)`, a journaled step, then the crash point named after it. */
-  run<T>(ctx: restate.Context, name: string, action: () => Promise<T>): Promise<T>;
+  run<T>(ctx: restate.Context, name: StepName, action: () => Promise<T>): Promise<T>;
   /** A crash point after something journaled that is not a `ctx.run` (a call to another object). */
-  after(name: string): Promise<void>;
+  after(name: StepName): Promise<void>;
 }
 
 export function journaledSteps(crashPointsDir: string | undefined): Steps {
-  const after = crashPointsDir ? (name: string) => crashPoint(crashPointsDir, name) : async () => {};
+  const after = crashPointsDir ? (name: StepName) => crashPoint(crashPointsDir, name) : async () => {};
   return {
     async run(ctx, name, action) {
       const result = await ctx.run(name, action);

@@ -2,6 +2,7 @@ import * as restate from "@restatedev/restate-sdk";
 import { z } from "zod";
 import { askNodes, servingNodes } from "../cluster/nodes.ts";
 import { StoreClient } from "../cluster/store.ts";
+import { buildPath, DEPLOYER, ROUTES, ROUTES_KEY, Step, type StepName } from "../contracts.ts";
 import { adminHeaders, adminOnly } from "../credentials/admin-token.ts";
 import { identityHeaders } from "../credentials/request-identity.ts";
 import { type Build, BundleName, CompatibilityDate, CompatibilityFlags, Vars, Version } from "../domain/bundle.ts";
@@ -49,7 +50,7 @@ import type { Settings } from "../settings.ts";
 import { adminGate } from "./admin-gate.ts";
 import { journaledSteps } from "./crash-switch.ts";
 import { type RegisterOptions, register, waitForDiscovery } from "./registration.ts";
-import { ROUTES_KEY, type RoutesObject } from "./routes.ts";
+import type { RoutesObject } from "./routes.ts";
 import { waitForNodes } from "./serving.ts";
 
 export const ActivateRequest = z
@@ -142,7 +143,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
   const internal = <I, O>() => restate.rpc.opts<I, O>({ headers: adminHeaders(adminToken) });
   /** The hooks of the handlers only admins and the control plane may call: they check the token. */
   const admins = [adminOnly(adminToken)];
-  const routes = (ctx: Pick<Ctx, "objectClient">) => ctx.objectClient<RoutesObject>({ name: "routes" }, ROUTES_KEY);
+  const routes = (ctx: Pick<Ctx, "objectClient">) => ctx.objectClient<RoutesObject>({ name: ROUTES }, ROUTES_KEY);
   const now = async (ctx: Ctx) => new Date(await ctx.date.now()).toISOString();
   /** Now, and how long since `startedMs`; both journaled, so a replay measures the same. */
   const since = async (ctx: Ctx, startedMs: number) => {
@@ -154,7 +155,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
 
   const steps = journaledSteps(settings.crashPoints ? settings.dataDir : undefined);
   /** A journaled step of activate or prune, after which a crash test may end the process. */
-  const step = <T>(ctx: Ctx, name: string, action: () => Promise<T>) => steps.run(ctx, name, action);
+  const step = <T>(ctx: Ctx, name: StepName, action: () => Promise<T>) => steps.run(ctx, name, action);
 
   /**
    * Routes the build with the manifest its proof recorded, waits until every node serves it and it
@@ -168,10 +169,10 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
       { build: { ...build, services, manifest }, takeOver: options.takeOver },
       internal(),
     );
-    await steps.after("route build");
-    await step(ctx, "wait for every node", () => waitForNodes(settings, build, "served"));
-    const uri = `${settings.workerdUrl}/${build.name}/${build.buildId}`;
-    const { protocolMode } = await step(ctx, "wait for discovery", async () =>
+    await steps.after(Step.routeBuild);
+    await step(ctx, Step.waitForNodes, () => waitForNodes(settings, build, "served"));
+    const uri = `${settings.workerdUrl}/${buildPath(build)}`;
+    const { protocolMode } = await step(ctx, Step.waitForDiscovery, async () =>
       waitForDiscovery(uri, await identityHeaders(settings, "/discover")),
     );
     if (protocolMode === "REQUEST_RESPONSE") {
@@ -179,13 +180,13 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
         `${build.name} ${build.buildId} serves in request-response mode: every ctx.run, call or sleep costs Restate another request and a replay; pass bidirectional: true to createEndpointHandler to keep one stream per invocation`,
       );
     }
-    const registered = await step(ctx, "register with Restate", () => register(admin, uri, options));
+    const registered = await step(ctx, Step.register, () => register(admin, uri, options));
     const difference = registrationDifference(
       services,
       registered.services.map((s) => s.name),
     );
     if (difference) {
-      await step(ctx, "undo a registration unlike the proof", () => admin.deleteDeployment(registered.id));
+      await step(ctx, Step.undoRegistration, () => admin.deleteDeployment(registered.id));
       throw new BundleError(`the build showed Restate other services than its proof: ${difference}; it was undone`);
     }
     return {
@@ -214,7 +215,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
   const watchDrain = (ctx: Ctx, record: BuildRecord, delayMs: number): BuildRecord => {
     const watch = ctx.rand.uuidv4();
     ctx.genericSend({
-      service: "deployer",
+      service: DEPLOYER,
       method: "checkDrain",
       key: ctx.key,
       parameter: restate.serde.json.serialize({ buildId: record.buildId, watch }),
@@ -240,10 +241,10 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
   /** Unregisters and unroutes a build, and waits until no node serves it. Every step is safe to repeat. */
   const prune = async (ctx: Ctx, record: BuildRecord): Promise<BuildRecord> => {
     const { deploymentId } = record;
-    if (deploymentId) await step(ctx, "unregister from Restate", () => admin.deleteDeployment(deploymentId));
+    if (deploymentId) await step(ctx, Step.unregister, () => admin.deleteDeployment(deploymentId));
     await routes(ctx).remove({ name: record.name, buildId: record.buildId }, internal());
-    await steps.after("unroute build");
-    await step(ctx, "wait for every node", () => waitForNodes(settings, record, "gone"));
+    await steps.after(Step.unrouteBuild);
+    await step(ctx, Step.waitForNodes, () => waitForNodes(settings, record, "gone"));
     return recordPrune(record, await now(ctx));
   };
 
@@ -266,7 +267,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
 
   /** The manifest a build's proof recorded: kept in its record, or proved now for older records. */
   const manifestOf = async (ctx: Ctx, build: Build, record: BuildRecord | undefined) =>
-    record?.manifest ?? (await step(ctx, "prove build", () => proveHere(build))).recorded;
+    record?.manifest ?? (await step(ctx, Step.proveBuild, () => proveHere(build))).recorded;
 
   /** Deletes a build's files here, and in a cluster from the store, whence every node's agent deletes its own. */
   const deleteFiles = async (build: Pick<Build, "name" | "buildId">) => {
@@ -309,7 +310,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
   ) => {
     if (!known) {
       await routes(ctx).remove(build, internal());
-      await ctx.run("wait for every node", () => waitForNodes(settings, build, "gone"));
+      await ctx.run(Step.waitForNodes, () => waitForNodes(settings, build, "gone"));
       await ctx.run("delete files of the failed build", () => deleteFiles(build));
     }
     const { at, durationMs } = await since(ctx, startedMs);
@@ -382,7 +383,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
     ctx.set("secrets", secrets);
     if (!active) return secretsView(ctx.key, secrets, records, secretsKey.kid);
     const startedMs = await ctx.date.now();
-    const build = await step(ctx, "copy bundle", async () => {
+    const build = await step(ctx, Step.copyBundle, async () => {
       // In a cluster this node may not have the files yet: the store has them.
       await store?.fetch(settings.bundlesDir, active, settings.maxBundleBytes);
       const dir = buildDir(settings.bundlesDir, active);
@@ -402,7 +403,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
   };
 
   return restate.object({
-    name: "deployer",
+    name: DEPLOYER,
     handlers: {
       // Admins' calls, refused without the token before they wait on the bundle's key (admin-gate.ts).
       activate: adminGate<ActivateRequest, ActivateResult>(adminToken, "activate"),
@@ -435,7 +436,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
           const problem = envProblem(input.vars, secrets);
           if (problem) throw new UserError(problem);
           const records = await recordsOf(ctx);
-          const build = await step(ctx, "copy bundle", () =>
+          const build = await step(ctx, Step.copyBundle, () =>
             withSourceDir(input.source, input.sha256, settings.downloadsDir, settings.fetchLimits, async (dir) => {
               const requested = { ...input, secrets: sealedOf(secrets) };
               const inspected = await inspectBundle(dir, name, input.version, requested, settings.maxBundleBytes);

@@ -1,13 +1,10 @@
 import * as restate from "@restatedev/restate-sdk";
 import * as clients from "@restatedev/restate-sdk-clients";
+import { buildKey, ROUTES, routesClient } from "../contracts.ts";
 import { adminHeaders, adminOnly } from "../credentials/admin-token.ts";
 import type { Build } from "../domain/bundle.ts";
 import { asTerminalError, UserError } from "../domain/errors.ts";
 import { claim, type Owners, type RoutedBuild, release, type TakenOver } from "../domain/ownership.ts";
-import { serviceName } from "../node/workerd/config.ts";
-
-/** The one key of the `routes` object: what every node's workerd serves. */
-export const ROUTES_KEY = "local";
 
 /** A node asking what to serve gives up after this long, and asks again (or another peer). */
 const ROUTES_CALL_TIMEOUT_MS = 10_000;
@@ -42,7 +39,7 @@ export function routesObject(adminToken: string) {
   });
 
   return restate.object({
-    name: "routes",
+    name: ROUTES,
     handlers: {
       /**
        * Claims the services `build` declares for its bundle (409 naming the owner if another
@@ -55,7 +52,7 @@ export function routesObject(adminToken: string) {
           const { builds, owners } = await stateOf(ctx);
           const claimed = claim(owners, builds, build, takeOver);
           if ("error" in claimed) throw new UserError(claimed.error, 409);
-          const routed = builds.find((b) => serviceName(b) === serviceName(build));
+          const routed = builds.find((b) => buildKey(b) === buildKey(build));
           if (!routed) ctx.set("builds", [...builds, build]);
           // A build routed before manifests were recorded gets its proof's manifest now.
           else if (!routed.manifest)
@@ -73,7 +70,7 @@ export function routesObject(adminToken: string) {
         { ingressPrivate: true },
         async (ctx: Ctx, build: Pick<Build, "name" | "buildId">) => {
           const { builds, owners } = await stateOf(ctx);
-          const removed = builds.find((b) => serviceName(b) === serviceName(build));
+          const removed = builds.find((b) => buildKey(b) === buildKey(build));
           if (!removed) return;
           const remaining = builds.filter((b) => b !== removed);
           ctx.set("builds", remaining);
@@ -112,8 +109,7 @@ export type RoutesObject = ReturnType<typeof routesObject>;
 
 /** The builds the `routes` object routes, asked through an ingress (any node's) with the admin token. */
 export async function routedBuilds(ingressUrl: string, adminToken: string): Promise<RoutedBuild[]> {
-  return await clients
-    .connect({ url: ingressUrl, headers: adminHeaders(adminToken) })
-    .objectClient<RoutesObject>({ name: "routes" }, ROUTES_KEY)
-    .served(clients.rpc.opts({ timeout: ROUTES_CALL_TIMEOUT_MS }));
+  return await routesClient(clients.connect({ url: ingressUrl, headers: adminHeaders(adminToken) })).served(
+    clients.rpc.opts({ timeout: ROUTES_CALL_TIMEOUT_MS }),
+  );
 }

@@ -1,5 +1,5 @@
 import { follows, type Wanted, waitForPeers } from "../cluster/nodes.ts";
-import { storeKey } from "../cluster/store.ts";
+import { buildKey } from "../contracts.ts";
 import type { Build } from "../domain/bundle.ts";
 import { tellAgent } from "../node/node-agent.ts";
 import type { Settings } from "../settings.ts";
@@ -18,7 +18,7 @@ export async function waitForNodes(
   if (!follows(here, build, wanted)) {
     // The agent served what `routes` records, and that is not what the deployer just recorded.
     throw new Error(
-      `this node's agent serves ${here.builds.length} build(s), not as routed: ${storeKey(build)} ${wanted === "served" ? "missing" : "still served"}`,
+      `this node's agent serves ${here.builds.length} build(s), not as routed: ${buildKey(build)} ${wanted === "served" ? "missing" : "still served"}`,
     );
   }
   if (settings.cluster) await waitForPeers(settings, build, wanted);

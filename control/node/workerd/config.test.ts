@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
-import { loaderConfig, serviceName } from "./config.ts";
+import { buildPath } from "../../contracts.ts";
+import { loaderConfig } from "./config.ts";
 
 const router = {
   modules: [
@@ -13,7 +14,7 @@ const router = {
   ],
 };
 
-test("service names are name/buildId", () => expect(serviceName({ name: "a", buildId: "1-b" })).toBe("a/1-b"));
+test("service names are name/buildId", () => expect(buildPath({ name: "a", buildId: "1-b" })).toBe("a/1-b"));
 
 describe("loaderConfig", () => {
   const config = loaderConfig(

@@ -39,10 +39,6 @@ export interface Placement {
   discovery: Discovery;
 }
 
-export function serviceName(build: Pick<Build, "name" | "buildId">): string {
-  return `${build.name}/${build.buildId}`;
-}
-
 /**
  * A fixed config: the router reads the bundles dir (read-only) and compiles each build that the
  * routes file in `routesDir` lists through the Worker Loader on first use, so deploys change

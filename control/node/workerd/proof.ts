@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
+import { buildPath } from "../../contracts.ts";
 import { identityHeaders } from "../../credentials/request-identity.ts";
 import type { Build } from "../../domain/bundle.ts";
 import { BundleError } from "../../domain/errors.ts";
@@ -12,7 +13,7 @@ import { waitForDiscovery } from "../../objects/registration.ts";
 import type { Settings } from "../../settings.ts";
 import { waitFor, withTimeout } from "../../wait.ts";
 import { binaries } from "../binaries.ts";
-import { serviceName, writeRoutes, writeWorkerdConfig } from "./config.ts";
+import { writeRoutes, writeWorkerdConfig } from "./config.ts";
 import {
   CONTROL_FD,
   configServed,
@@ -179,7 +180,7 @@ async function proveWith(
   progress.step = "waiting for the build's discovery answer";
   const headers = await identityHeaders(settings, "/discover");
   // On this workerd the build is alone and already loaded: an answer that does not come in time is its own.
-  return waitForDiscovery(`${url}/${serviceName(build)}`, headers, { timeoutMs: loadTimeoutMs(settings), status: 400 });
+  return waitForDiscovery(`${url}/${buildPath(build)}`, headers, { timeoutMs: loadTimeoutMs(settings), status: 400 });
 }
 
 /**
