@@ -29,6 +29,7 @@ import {
 } from "../domain/lifecycle.ts";
 import { type RecordedManifest, registrationDifference, servicesOf } from "../domain/manifest.ts";
 import type { ProtocolMode } from "../domain/protocol-mode.ts";
+import { StoredBuilds, StoredSecrets } from "../domain/records.ts";
 import {
   DeleteSecretsRequest,
   envProblem,
@@ -117,6 +118,9 @@ export interface SecretsChange extends SecretsView {
 }
 
 type DeployerState = { builds: BuildRecord[]; secrets: Secrets };
+/** Read back through the one schema of the deployer's records (records.ts). */
+const storedBuilds = restate.serde.schema(StoredBuilds);
+const storedSecrets = restate.serde.schema(StoredSecrets);
 
 interface ServeOptions extends RegisterOptions {
   takeOver: string[];
@@ -150,8 +154,10 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
     const endMs = await ctx.date.now();
     return { at: new Date(endMs).toISOString(), durationMs: endMs - startedMs };
   };
-  const recordsOf = async (ctx: restate.ObjectSharedContext<DeployerState>) => (await ctx.get("builds")) ?? [];
-  const secretsOf = async (ctx: restate.ObjectSharedContext<DeployerState>) => (await ctx.get("secrets")) ?? {};
+  const recordsOf = async (ctx: restate.ObjectSharedContext<DeployerState>) =>
+    (await ctx.get("builds", storedBuilds)) ?? [];
+  const secretsOf = async (ctx: restate.ObjectSharedContext<DeployerState>) =>
+    (await ctx.get("secrets", storedSecrets)) ?? {};
 
   const steps = journaledSteps(settings.crashPoints ? settings.dataDir : undefined);
   /** A journaled step of activate or prune, after which a crash test may end the process. */
