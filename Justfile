@@ -107,20 +107,20 @@ docker-clean:
 
 # Start a local cluster of three nodes (n1, n2, n3), each in a network namespace (needs root)
 cluster-up:
-    @node control/cluster/main.ts up
+    @node tools/local-cluster/main.ts up
 
 # Every node of the local cluster as JSON (name, ingress, admin, alive)
 cluster-nodes:
-    @node control/cluster/main.ts nodes
+    @node tools/local-cluster/main.ts nodes
 
 # Kill every process of NODE of the local cluster with SIGKILL
 cluster-kill NODE:
-    @node control/cluster/main.ts kill {{NODE}}
+    @node tools/local-cluster/main.ts kill {{NODE}}
 
 # Start NODE of the local cluster again
 cluster-start NODE:
-    @node control/cluster/main.ts start {{NODE}}
+    @node tools/local-cluster/main.ts start {{NODE}}
 
 # Stop the local cluster and remove its namespaces and data
 cluster-down:
-    @node control/cluster/main.ts down
+    @node tools/local-cluster/main.ts down

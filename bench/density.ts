@@ -1,7 +1,7 @@
 import { cpus, totalmem } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import autocannon from "autocannon";
-import { readAdminToken } from "../control/admin-token.ts";
+import { readAdminToken } from "../control/credentials/admin-token.ts";
 import { rssMb } from "../control/memory.ts";
 import { Ingress } from "../test/ingress.ts";
 import { findChild, type TestMesh } from "../test/mesh.ts";

@@ -29,11 +29,11 @@ async function main(command: string | undefined): Promise<void> {
     case "start": {
       const settings = loadSettings();
       if (!settings.workerdSocketInherited) {
-        const { runWithWorkerdSocket } = await import("./launcher.ts");
+        const { runWithWorkerdSocket } = await import("./node/launcher.ts");
         process.exitCode = await runWithWorkerdSocket(settings, import.meta.filename);
         return;
       }
-      const { startMesh } = await import("./supervisor.ts");
+      const { startMesh } = await import("./node/supervisor.ts");
       const { removeMeshFile, writeMeshFile } = await import("./mesh-file.ts");
       const mesh = await startMesh(settings);
       await writeMeshFile(settings);
@@ -52,17 +52,17 @@ async function main(command: string | undefined): Promise<void> {
       return;
     }
     case "deployer": {
-      const { serveDeployer } = await import("./endpoint.ts");
+      const { serveDeployer } = await import("./objects/endpoint.ts");
       return serveDeployer(loadSettings());
     }
     case "admin-front": {
-      const { serveAdminFront } = await import("./admin-front.ts");
+      const { serveAdminFront } = await import("./restate/admin-front.ts");
       return serveAdminFront(loadSettings());
     }
     case "ops": {
       const { serveOps } = await import("./ops/server.ts");
-      const { NodeAgent, serveAgentSocket } = await import("./node-agent.ts");
-      const { readAdminToken } = await import("./admin-token.ts");
+      const { NodeAgent, serveAgentSocket } = await import("./node/node-agent.ts");
+      const { readAdminToken } = await import("./credentials/admin-token.ts");
       const settings = loadSettings();
       // Under runit there is no supervisor, so this process runs the node agent. Nor is there a
       // shared socket for a fresh workerd to take over: removed builds' memory is freed only when
@@ -78,7 +78,7 @@ async function main(command: string | undefined): Promise<void> {
     }
     case "command": {
       // For runit run scripts: `eval "exec $(node control/main.ts command workerd)"`.
-      const { Component, componentSpecs, prepareDataDir, shellCommand } = await import("./components.ts");
+      const { Component, componentSpecs, prepareDataDir, shellCommand } = await import("./node/components.ts");
       const component = Component.safeParse(process.argv[3]);
       if (!component.success) throw new Error("usage: command restate|admin|workerd|deployer|ops");
       const settings = loadSettings();
@@ -88,7 +88,7 @@ async function main(command: string | undefined): Promise<void> {
       return;
     }
     case "status": {
-      const { formatTable, nodeRows, serviceRows, statusRows } = await import("./status.ts");
+      const { formatTable, nodeRows, serviceRows, statusRows } = await import("./cli/status.ts");
       const { withLocalMesh } = await import("./mesh-file.ts");
       const settings = loadSettings(await withLocalMesh(process.env));
       const services = await serviceRows(settings);

@@ -25,7 +25,7 @@ const documented = <T extends z.ZodType>(schema: T, description: string, shownDe
 /**
  * Every knob of the mesh that Gridiron reads from the environment, with its default; the one
  * source of both. The CLI's GRIDIRON_INGRESS_URL and GRIDIRON_ADMIN_URL (cli/connection.ts) and the
- * local cluster tool's GRIDIRON_LOCAL_CLUSTER_* (cluster/local.ts) are read where they are used:
+ * local cluster tool's GRIDIRON_LOCAL_CLUSTER_* (tools/local-cluster/local.ts) are read where they are used:
  * they say where a mesh is, not how it runs.
  */
 const EnvSchema = z.object({

@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { execa } from "execa";
 import getPort from "get-port";
 import { afterAll, describe, expect, test } from "vitest";
-import type { ActivateResult } from "../control/deployer.ts";
-import type { BuildView, StatusView } from "../control/lifecycle.ts";
+import type { BuildView, StatusView } from "../control/domain/lifecycle.ts";
+import type { ActivateResult } from "../control/objects/deployer.ts";
 import { CLI, gridironOf, ROOT } from "./cli.ts";
 import { useTestMesh } from "./mesh.ts";
 

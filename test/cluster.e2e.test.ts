@@ -6,9 +6,12 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AdminClient } from "../control/admin-client.ts";
-import { binaries } from "../control/binaries.ts";
-import { makeNodeCertificate } from "../control/cluster/certificates.ts";
+import { clusterTlsFiles, restatectlTlsArgs } from "../control/cluster/tls.ts";
+import { MB } from "../control/memory.ts";
+import { binaries } from "../control/node/binaries.ts";
+import { AdminClient } from "../control/restate/admin-client.ts";
+import { answers, withTimeout } from "../control/wait.ts";
+import { makeNodeCertificate } from "../tools/local-cluster/certificates.ts";
 import {
   caDir,
   down,
@@ -23,11 +26,8 @@ import {
   tlsDir,
   up,
   waitReady,
-} from "../control/cluster/local.ts";
-import { namespaceExists, pidsIn } from "../control/cluster/netns.ts";
-import { clusterTlsFiles, restatectlTlsArgs } from "../control/cluster/tls.ts";
-import { MB } from "../control/memory.ts";
-import { answers, withTimeout } from "../control/wait.ts";
+} from "../tools/local-cluster/local.ts";
+import { namespaceExists, pidsIn } from "../tools/local-cluster/netns.ts";
 import { incrementEverywhere } from "./cluster-load.ts";
 import { buildWorker, eventually } from "./mesh.ts";
 

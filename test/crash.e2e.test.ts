@@ -1,7 +1,8 @@
 import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
-import type { ActivateResult } from "../control/deployer.ts";
+import { Step, type StepName } from "../control/contracts.ts";
+import type { ActivateResult } from "../control/objects/deployer.ts";
 import { findChild, useTestMesh } from "./mesh.ts";
 
 const CALLS = 2_000;
@@ -86,17 +87,17 @@ describe("crashes under load", () => {
 // growing backoff, which one long series of kills would run into.
 crashesAfterSteps(
   "the deployer's routing steps",
-  ["copy bundle", "prove build", "route build"],
-  ["unregister from Restate", "unroute build"],
+  [Step.copyBundle, Step.proveBuild, Step.routeBuild],
+  [Step.unregister, Step.unrouteBuild],
 );
 crashesAfterSteps(
   "the deployer's waits for the nodes and Restate",
-  ["wait for every node", "wait for discovery", "register with Restate"],
-  ["wait for every node"],
+  [Step.waitForNodes, Step.waitForDiscovery, Step.register],
+  [Step.waitForNodes],
 );
 
 /** A deployer killed right after each named step of activate, then of prune, finishes it once. */
-function crashesAfterSteps(title: string, activateSteps: string[], pruneSteps: string[]): void {
+function crashesAfterSteps(title: string, activateSteps: StepName[], pruneSteps: StepName[]): void {
   describe(`crashes after ${title}`, () => {
     // Replaced builds wait for the explicit prunes below; every removal replaces workerd, so
     // prune's "wait for every node" includes a handover.

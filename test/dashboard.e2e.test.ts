@@ -2,8 +2,8 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import type { ActivateResult } from "../control/deployer.ts";
-import type { StatusView } from "../control/lifecycle.ts";
+import type { StatusView } from "../control/domain/lifecycle.ts";
+import type { ActivateResult } from "../control/objects/deployer.ts";
 import { eventually, useTestMesh } from "./mesh.ts";
 
 /** Debian's chromium, installed by .ci/run like runit; the test is skipped where it is missing. */

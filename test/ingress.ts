@@ -1,4 +1,4 @@
-import { ingressMessage } from "../control/ingress-error.ts";
+import { ingressMessage } from "../control/restate/ingress-error.ts";
 
 /** Calls through Restate's ingress with plain HTTP, the way curl and `just call` do. */
 export class Ingress {

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, test } from "vitest";
-import type { ActivateResult } from "../control/deployer.ts";
-import type { BuildView } from "../control/lifecycle.ts";
-import { identityHeaders } from "../control/request-identity.ts";
+import { identityHeaders } from "../control/credentials/request-identity.ts";
+import type { BuildView } from "../control/domain/lifecycle.ts";
+import type { ActivateResult } from "../control/objects/deployer.ts";
 import { eventually, findChild, findChildren, isAlive, useTestMesh } from "./mesh.ts";
 import { failedAttempts } from "./restate-metrics.ts";
 

@@ -2,7 +2,7 @@ import { request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { beforeAll, describe, expect, test } from "vitest";
-import type { StatusView } from "../control/lifecycle.ts";
+import type { StatusView } from "../control/domain/lifecycle.ts";
 import { eventually, useTestMesh } from "./mesh.ts";
 
 interface Answer {

@@ -3,9 +3,9 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
 import { describe, expect, test } from "vitest";
-import type { ActivateResult, SecretsChange } from "../control/deployer.ts";
-import type { StatusView } from "../control/lifecycle.ts";
-import { type SecretsKey, type SecretsView, seal } from "../control/secrets.ts";
+import type { StatusView } from "../control/domain/lifecycle.ts";
+import { type SecretsKey, type SecretsView, seal } from "../control/domain/secrets.ts";
+import type { ActivateResult, SecretsChange } from "../control/objects/deployer.ts";
 import { eventually, useTestMesh } from "./mesh.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");

@@ -1,11 +1,10 @@
 import * as clients from "@restatedev/restate-sdk-clients";
 import { Argument, type Command } from "commander";
 import type { ClusterNode } from "../cluster/members.ts";
-import type { ClusterService } from "../cluster/service.ts";
-import type { ActivateRequest, ActivateResult } from "../deployer.ts";
-import type { BuildView, StatusView } from "../lifecycle.ts";
+import { clusterClient } from "../contracts.ts";
+import type { BuildView, StatusView } from "../domain/lifecycle.ts";
+import type { ActivateRequest, ActivateResult } from "../objects/deployer.ts";
 import { loadSettings } from "../settings.ts";
-import { buildRows, formatTable, nodeRows } from "../status.ts";
 import { confirmOrStop } from "./ask.ts";
 import {
   admin,
@@ -21,6 +20,7 @@ import { inertLines } from "./inert.ts";
 import { Progress } from "./progress.ts";
 import { prepareSource, type Source } from "./project.ts";
 import { secretCommands } from "./secret.ts";
+import { buildRows, formatTable, nodeRows } from "./status.ts";
 import { watch } from "./watch.ts";
 
 interface Globals {
@@ -33,7 +33,7 @@ interface Globals {
 /** A cluster's nodes, or undefined for a mesh of one node (which has no `cluster` service). */
 async function clusterNodes(connection: Connection): Promise<ClusterNode[] | undefined> {
   try {
-    return await ingress(connection).serviceClient<ClusterService>({ name: "cluster" }).nodes();
+    return await clusterClient(ingress(connection)).nodes();
   } catch (error) {
     if (error instanceof clients.HttpCallError && error.status === 404) return undefined;
     throw error;
@@ -194,7 +194,7 @@ export function commands(program: Command): void {
     .command("start")
     .description("run the mesh in the foreground (what `npm start` runs); Ctrl-C stops everything")
     .action(async () => {
-      const { runWithWorkerdSocket } = await import("../launcher.ts");
+      const { runWithWorkerdSocket } = await import("../node/launcher.ts");
       const entry = new URL("../main.ts", import.meta.url).pathname;
       process.exitCode = await runWithWorkerdSocket(loadSettings(), entry);
     });

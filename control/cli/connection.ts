@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { z } from "zod";
-import { AdminClient } from "../admin-client.ts";
-import { adminHeaders, readAdminToken } from "../admin-token.ts";
-import type { DeployerObject } from "../deployer.ts";
+import { deployerClient, deployerSendClient } from "../contracts.ts";
+import { adminHeaders, readAdminToken } from "../credentials/admin-token.ts";
 import { withLocalMesh } from "../mesh-file.ts";
+import { AdminClient } from "../restate/admin-client.ts";
 import { loadSettings } from "../settings.ts";
 
 /** Where the CLI reaches a mesh, and with which credential. */
@@ -57,7 +57,7 @@ export function ingress(connection: Connection) {
 }
 
 export function deployer(connection: Connection, bundle: string) {
-  return ingress(connection).objectClient<DeployerObject>({ name: "deployer" }, bundle);
+  return deployerClient(ingress(connection), bundle);
 }
 
 export function admin(connection: Connection): AdminClient {
@@ -65,7 +65,7 @@ export function admin(connection: Connection): AdminClient {
 }
 
 export function sendClient(connection: Connection, name: string) {
-  return ingress(connection).objectSendClient<DeployerObject>({ name: "deployer" }, name);
+  return deployerSendClient(ingress(connection), name);
 }
 
 /** A send whose result Restate keeps, so `watch` can attach to it. */

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { HttpCallError } from "@restatedev/restate-sdk-clients";
 import { Command } from "commander";
-import { callFailure } from "../ingress-error.ts";
+import { callFailure } from "../restate/ingress-error.ts";
 import { commands } from "./commands.ts";
 import { inert } from "./inert.ts";
 

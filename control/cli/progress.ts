@@ -1,5 +1,5 @@
 import { log, spinner } from "@clack/prompts";
-import { duration, type Step } from "../journal-steps.ts";
+import { duration, type Step } from "../domain/journal-steps.ts";
 import { inert } from "./inert.ts";
 import type { StepEvents } from "./watch.ts";
 

@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
 import { z } from "zod";
-import { wranglerCli } from "../binaries.ts";
-import type { BuildSettings } from "../bundle.ts";
+import type { BuildSettings } from "../domain/bundle.ts";
+import { wranglerCli } from "../node/binaries.ts";
 
 /** What `gridiron deploy PATH` activates: a wrangler outdir, and what the project says of itself. */
 export interface Source {

@@ -4,13 +4,13 @@ import { parseEnv } from "node:util";
 import { isCancel, password } from "@clack/prompts";
 import type { Command } from "commander";
 import { z } from "zod";
-import type { SecretsChange } from "../deployer.ts";
-import { SecretsKey, type SecretsView, seal } from "../secrets.ts";
-import { formatTable } from "../status.ts";
+import { SecretsKey, type SecretsView, seal } from "../domain/secrets.ts";
+import type { SecretsChange } from "../objects/deployer.ts";
 import { confirmOrStop } from "./ask.ts";
 import { attachable, type Connection, deployer, requireToken, sendClient } from "./connection.ts";
 import { inert } from "./inert.ts";
 import { Progress } from "./progress.ts";
+import { formatTable } from "./status.ts";
 import { watch } from "./watch.ts";
 
 /**

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Send } from "@restatedev/restate-sdk-clients";
-import { lockedCallOf, type Step, stepsOf } from "../journal-steps.ts";
+import { lockedCallOf, type Step, stepsOf } from "../domain/journal-steps.ts";
 import type { Connection } from "./connection.ts";
 import { admin, ingress } from "./connection.ts";
 

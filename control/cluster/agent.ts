@@ -1,15 +1,16 @@
 import { readdir } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { HttpCallError } from "@restatedev/restate-sdk-clients";
-import { removeBundle } from "../bundle-store.ts";
-import type { BuildFiles, NodeAgent } from "../node-agent.ts";
-import type { RoutedBuild } from "../ownership.ts";
+import { buildKey } from "../contracts.ts";
+import type { RoutedBuild } from "../domain/ownership.ts";
+import { removeBundle } from "../files/bundle-store.ts";
+import type { BuildFiles, NodeAgent } from "../node/node-agent.ts";
 import type { Settings } from "../settings.ts";
 import { answers } from "../wait.ts";
 import { catchUpStep, type PeerAttempt } from "./catch-up.ts";
 import type { ClusterMembership, Peer } from "./peers.ts";
 import { hostPort } from "./restate-config.ts";
-import { StoreClient, storeKey } from "./store.ts";
+import { StoreClient } from "./store.ts";
 
 /** How often a cluster node compares what it serves with what the `routes` object records. */
 export const SYNC_MS = 1_000;
@@ -41,7 +42,7 @@ export function storedFiles(
     async cleanUp(ingressUrl: string, routed: Set<string>) {
       const store = new StoreClient(ingressUrl, adminToken);
       for (const build of await localBuilds(settings.bundlesDir)) {
-        const key = storeKey(build);
+        const key = buildKey(build);
         if (routed.has(key) || (await store.isStored(build))) continue;
         await removeBundle(settings.bundlesDir, build);
         log(`[gridiron] deleted the files of ${key}: no longer stored`);

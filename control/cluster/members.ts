@@ -1,6 +1,6 @@
 import { execa } from "execa";
 import { z } from "zod";
-import { binaries } from "../binaries.ts";
+import { binaries } from "../node/binaries.ts";
 import type { Settings } from "../settings.ts";
 import { askNodes } from "./nodes.ts";
 import { nodeAddress } from "./restate-config.ts";

@@ -1,10 +1,10 @@
 import { request } from "undici";
-import type { Build } from "../bundle.ts";
-import { NodeReport } from "../node-agent.ts";
+import { buildKey, parseBuildKey } from "../contracts.ts";
+import type { Build } from "../domain/bundle.ts";
+import { NodeReport } from "../node/node-agent.ts";
 import type { Settings } from "../settings.ts";
 import { waitFor } from "../wait.ts";
 import type { Peer } from "./peers.ts";
-import { storeKey } from "./store.ts";
 
 /** What asking the nodes needs of the settings: the peers, and the ops port each answers on. */
 type PeerSettings = Pick<Settings, "cluster" | "ports">;
@@ -48,7 +48,7 @@ export type Wanted = "served" | "gone";
 
 /** Whether `report` shows the node serving `build` as `wanted`. */
 export function follows(report: NodeReport, build: Pick<Build, "name" | "buildId">, wanted: Wanted): boolean {
-  return report.builds.includes(storeKey(build)) === (wanted === "served");
+  return report.builds.includes(buildKey(build)) === (wanted === "served");
 }
 
 /** The nodes that answer but do not serve `build` yet (or, `wanted` "gone", still serve it). */
@@ -65,8 +65,8 @@ export function servingNodes(states: PeerState[], name: string): Record<string, 
   const serving: Record<string, string[]> = {};
   for (const { peer, report } of states) {
     for (const key of report?.builds ?? []) {
-      const [bundle, buildId] = key.split("@");
-      if (bundle === name && buildId) serving[buildId] = [...(serving[buildId] ?? []), peer.name];
+      const build = parseBuildKey(key);
+      if (build?.name === name) serving[build.buildId] = [...(serving[build.buildId] ?? []), peer.name];
     }
   }
   return serving;
@@ -84,7 +84,7 @@ export async function waitForPeers(
   let states: PeerState[] = [];
   try {
     await waitFor(
-      `every live node following ${storeKey(build)}`,
+      `every live node following ${buildKey(build)}`,
       async () => {
         states = await askNodes(settings);
         return lagging(states, build, wanted).length === 0;
@@ -95,7 +95,7 @@ export async function waitForPeers(
   } catch {
     const verb = wanted === "served" ? "serve" : "stop serving";
     throw new Error(
-      `node(s) ${lagging(states, build, wanted).join(", ")} did not ${verb} ${storeKey(build)} within ${SERVE_TIMEOUT_MS / 1000} s`,
+      `node(s) ${lagging(states, build, wanted).join(", ")} did not ${verb} ${buildKey(build)} within ${SERVE_TIMEOUT_MS / 1000} s`,
     );
   }
 }

@@ -1,11 +1,12 @@
 import * as restate from "@restatedev/restate-sdk";
+import { CLUSTER } from "../contracts.ts";
 import type { Settings } from "../settings.ts";
 import { clusterNodes } from "./members.ts";
 
 /** `cluster`: what `gridiron nodes` shows, asked of Restate and of every node's agent. */
 export function clusterService(settings: Settings) {
   return restate.service({
-    name: "cluster",
+    name: CLUSTER,
     handlers: {
       nodes: async (ctx: restate.Context) => ctx.run("ask every node", () => clusterNodes(settings)),
     },

@@ -4,12 +4,13 @@ import { dirname, join } from "node:path";
 import * as restate from "@restatedev/restate-sdk";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { z } from "zod";
-import { adminGate } from "../admin-gate.ts";
-import { adminHeaders, adminOnly } from "../admin-token.ts";
-import type { Build } from "../bundle.ts";
-import { buildDir, inspectBundle } from "../bundle-store.ts";
-import { asTerminalError } from "../errors.ts";
+import { BUNDLES, buildKey, bundlesClient } from "../contracts.ts";
+import { adminHeaders, adminOnly } from "../credentials/admin-token.ts";
+import type { Build } from "../domain/bundle.ts";
+import { asTerminalError } from "../domain/errors.ts";
+import { buildDir, inspectBundle } from "../files/bundle-store.ts";
 import { MB } from "../memory.ts";
+import { adminGate } from "../objects/admin-gate.ts";
 
 /**
  * `bundles`, keyed by `{name}@{buildId}`: every build's modules in Restate's own replicated state,
@@ -36,7 +37,6 @@ const Manifest = z.object({ build: z.custom<Build>(), files: z.array(StoredFile)
 type Manifest = z.infer<typeof Manifest>;
 
 const chunkKey = (file: string, index: number) => `chunk:${file}:${index}`;
-export const storeKey = (build: Pick<Build, "name" | "buildId">) => `${build.name}@${build.buildId}`;
 const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
 
 type Ctx = restate.ObjectContext;
@@ -46,7 +46,7 @@ export function bundlesObject(adminToken: string) {
   const what = "bundles is internal to Gridiron's control plane: a call to it";
   const gate = <I>(handler: string) => adminGate<I, void>(adminToken, handler, what);
   return restate.object({
-    name: "bundles",
+    name: BUNDLES,
     handlers: {
       // Writes come in through gates that refuse calls without the token before they wait on the
       // build's key (admin-gate.ts): the key is public, shown by the dashboard.
@@ -85,7 +85,7 @@ export function bundlesObject(adminToken: string) {
   });
 }
 
-type BundlesObject = ReturnType<typeof bundlesObject>;
+export type BundlesObject = ReturnType<typeof bundlesObject>;
 
 /**
  * An upload call's idempotency key, keyed with the admin token. Restate keeps the answer to the
@@ -109,7 +109,7 @@ export class StoreClient {
   }
 
   private object(build: Pick<Build, "name" | "buildId">) {
-    return this.ingress.objectClient<BundlesObject>({ name: "bundles" }, storeKey(build));
+    return bundlesClient(this.ingress, build);
   }
 
   /**
@@ -154,7 +154,7 @@ export class StoreClient {
     if (await stat(target).catch(() => undefined)) return;
     const store = this.object(build);
     const manifest = await store.manifest(timed());
-    if (!manifest) throw new Error(`build ${storeKey(build)} is not in the bundle store`);
+    if (!manifest) throw new Error(`build ${buildKey(build)} is not in the bundle store`);
     const partial = `${target}.partial`;
     await rm(partial, { recursive: true, force: true });
     try {
@@ -162,12 +162,12 @@ export class StoreClient {
         const parts: Buffer[] = [];
         for (let index = 0; index < file.chunks; index++) {
           const data = await store.chunk({ file: file.name, index }, timed());
-          if (data === null) throw new Error(`chunk ${index} of ${file.name} of ${storeKey(build)} is missing`);
+          if (data === null) throw new Error(`chunk ${index} of ${file.name} of ${buildKey(build)} is missing`);
           parts.push(Buffer.from(data, "base64"));
         }
         const bytes = Buffer.concat(parts);
         if (sha256(bytes) !== file.sha256)
-          throw new Error(`${file.name} of ${storeKey(build)} does not match its hash`);
+          throw new Error(`${file.name} of ${buildKey(build)} does not match its hash`);
         await mkdir(dirname(join(partial, file.name)), { recursive: true });
         await writeFile(join(partial, file.name), bytes);
       }
@@ -188,6 +188,6 @@ async function checkBuildId(dir: string, build: Build, maxBytes: number): Promis
   const fetched = await inspectBundle(dir, build.name, build.version, build, maxBytes);
   await rm(metadata);
   if (fetched.buildId !== build.buildId) {
-    throw new Error(`the stored files of ${storeKey(build)} make build ${fetched.buildId}`);
+    throw new Error(`the stored files of ${buildKey(build)} make build ${fetched.buildId}`);
   }
 }

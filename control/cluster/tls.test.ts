@@ -2,7 +2,7 @@ import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeCa, makeNodeCertificate } from "./certificates.ts";
+import { makeCa, makeNodeCertificate } from "../../tools/local-cluster/certificates.ts";
 import { parseMembership } from "./peers.ts";
 import { checkClusterTls, clusterTlsFiles } from "./tls.ts";
 

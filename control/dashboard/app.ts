@@ -5,12 +5,12 @@ import { type Context, Hono } from "hono";
 import { deleteCookie, getSignedCookie, setSignedCookie } from "hono/cookie";
 import { csrf } from "hono/csrf";
 import { z } from "zod";
-import { AdminClient } from "../admin-client.ts";
-import { adminHeaders, authorized } from "../admin-token.ts";
-import { BundleName } from "../bundle.ts";
-import type { DeployerObject } from "../deployer.ts";
-import { callFailure } from "../ingress-error.ts";
+import { deployerClient } from "../contracts.ts";
+import { adminHeaders, authorized } from "../credentials/admin-token.ts";
+import { BundleName } from "../domain/bundle.ts";
 import { cached } from "../ops/cached.ts";
+import { AdminClient } from "../restate/admin-client.ts";
+import { callFailure } from "../restate/ingress-error.ts";
 import type { Settings } from "../settings.ts";
 import { loadDashboard } from "./data.ts";
 import { content, page, type Viewer } from "./page.ts";
@@ -31,10 +31,9 @@ const BuildId = z.string().max(100).optional();
 
 type DeployerClient = ReturnType<typeof deployerClient>;
 
-function deployerClient(settings: Settings, adminToken: string, bundle: string) {
-  return clients
-    .connect({ url: settings.ingressUrl, headers: adminHeaders(adminToken) })
-    .objectClient<DeployerObject>({ name: "deployer" }, bundle);
+/** The deployer of `bundle`, called with the admin token the dashboard holds. */
+function adminDeployer(settings: Settings, adminToken: string, bundle: string) {
+  return deployerClient(clients.connect({ url: settings.ingressUrl, headers: adminHeaders(adminToken) }), bundle);
 }
 
 /** An action: the form fields it takes, and the deployer call it makes, saying what it did. */
@@ -141,7 +140,7 @@ export function dashboardApp(settings: Settings, adminToken: string): Hono {
     if (!action) return c.text(`no action ${name}\n`, 404);
     const input = action.schema.safeParse(await c.req.parseBody());
     if (!input.success) return c.text(`bad ${name} request: ${z.prettifyError(input.error)}\n`, 400);
-    const deployer = deployerClient(settings, adminToken, input.data.bundle);
+    const deployer = adminDeployer(settings, adminToken, input.data.bundle);
     // Each action's schema and run belong together; TypeScript cannot follow that through the lookup.
     const run = action.run as (deployer: DeployerClient, input: unknown) => Promise<string>;
     const outcome = await run(deployer, input.data).catch((error: unknown) => `${name} failed: ${callFailure(error)}`);

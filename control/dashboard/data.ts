@@ -1,8 +1,8 @@
 import * as clients from "@restatedev/restate-sdk-clients";
-import type { AdminClient, DeployerCall } from "../admin-client.ts";
-import type { DeployerObject } from "../deployer.ts";
-import { type Step, stepsOf } from "../journal-steps.ts";
-import type { StatusView } from "../lifecycle.ts";
+import { deployerClient } from "../contracts.ts";
+import { type Step, stepsOf } from "../domain/journal-steps.ts";
+import type { StatusView } from "../domain/lifecycle.ts";
+import type { AdminClient, DeployerCall } from "../restate/admin-client.ts";
 import type { Settings } from "../settings.ts";
 
 /** Invocations listed per build; the rest are a click away in Restate's UI. */
@@ -26,9 +26,7 @@ export interface Dashboard {
 export async function loadDashboard(settings: Settings, admin: AdminClient): Promise<Dashboard> {
   const ingress = clients.connect({ url: settings.ingressUrl });
   const names = await admin.bundles();
-  const bundles = await Promise.all(
-    names.map((name) => ingress.objectClient<DeployerObject>({ name: "deployer" }, name).status()),
-  );
+  const bundles = await Promise.all(names.map((name) => deployerClient(ingress, name).status()));
   const pinned: Record<string, string[]> = {};
   for (const build of bundles.flatMap((b) => b.builds)) {
     if (build.deploymentId && build.pinned > 0) {

@@ -1,7 +1,7 @@
 import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
-import { duration, type Step } from "../journal-steps.ts";
-import { type BuildView, canRollBackTo, type StatusView } from "../lifecycle.ts";
+import { duration, type Step } from "../domain/journal-steps.ts";
+import { type BuildView, canRollBackTo, type StatusView } from "../domain/lifecycle.ts";
 import type { Dashboard } from "./data.ts";
 
 /** The dashboard's HTML, rendered on the server; a small script polls `fragment` and confirms actions. */

@@ -1,22 +1,16 @@
 import { z } from "zod";
-import type { AdminClient } from "../admin-client.ts";
-import { BUILD_EVENTS, BUILD_STATES, type InvocationCounts } from "../lifecycle.ts";
+import { DEPLOYER } from "../contracts.ts";
+import type { InvocationCounts } from "../domain/lifecycle.ts";
+import { BuildRecordV1 } from "../domain/records.ts";
+import type { AdminClient } from "../restate/admin-client.ts";
 import type { BundleRecords, StoredBuild } from "./deploys.ts";
 
-/** The deployer's records as Restate stores them, validated as far as the metrics read them. */
-const StoredBuildSchema = z.object({
-  buildId: z.string(),
-  state: z.enum(BUILD_STATES),
-  deploymentId: z.string().nullable(),
-  history: z
-    .array(
-      z.object({
-        at: z.string(),
-        event: z.enum(BUILD_EVENTS),
-        durationMs: z.number().exactOptional(),
-      }),
-    )
-    .exactOptional(),
+/** The deployer's records as Restate stores them (records.ts), as far as the metrics read them. */
+const StoredBuildSchema = BuildRecordV1.pick({
+  buildId: true,
+  state: true,
+  deploymentId: true,
+  history: true,
 }) satisfies z.ZodType<StoredBuild>;
 
 /** A row of Restate's `state` table: one key of one object, its value as JSON text. */
@@ -36,7 +30,7 @@ export async function readDeployerState(
   admin: Pick<AdminClient, "query" | "pinnedByDeployment">,
 ): Promise<DeployerState> {
   const rows = await admin.query(
-    "SELECT service_key, value_utf8 FROM state WHERE service_name = 'deployer' AND key = 'builds'",
+    `SELECT service_key, value_utf8 FROM state WHERE service_name = '${DEPLOYER}' AND key = 'builds'`,
   );
   const bundles = rows.map((row) => {
     const { service_key, value_utf8 } = StateRow.parse(row);

@@ -5,7 +5,7 @@ import {
   type BuildRecord,
   type BuildState,
   liveBuilds,
-} from "../lifecycle.ts";
+} from "../domain/lifecycle.ts";
 
 /**
  * What the metrics say about deploys, derived from the deployer's durable records alone: each

@@ -1,5 +1,6 @@
-import { AdminClient } from "../admin-client.ts";
-import type { NodeAgent } from "../node-agent.ts";
+import { DEPLOYER } from "../contracts.ts";
+import type { NodeAgent } from "../node/node-agent.ts";
+import { AdminClient } from "../restate/admin-client.ts";
 import type { Settings } from "../settings.ts";
 import { answers, withTimeout } from "../wait.ts";
 
@@ -49,7 +50,7 @@ export function readinessChecks(settings: Settings, agent?: NodeAgent): Check[] 
     {
       name: "deployer-registered",
       failure: "Restate has no deployment of the deployer service",
-      passes: () => admin.hasService("deployer"),
+      passes: () => admin.hasService(DEPLOYER),
     },
     ...(agent
       ? [

@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { z } from "zod";
-import { AdminClient } from "../admin-client.ts";
+import { AdminClient } from "../restate/admin-client.ts";
 import type { Settings } from "../settings.ts";
 import { withTimeout } from "../wait.ts";
 import { cached } from "./cached.ts";

@@ -4,7 +4,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { dashboardApp } from "../dashboard/app.ts";
-import type { NodeAgent } from "../node-agent.ts";
+import type { NodeAgent } from "../node/node-agent.ts";
 import type { Settings } from "../settings.ts";
 import { cached } from "./cached.ts";
 import { budgetConnections } from "./connection-budget.ts";

@@ -1,5 +1,5 @@
 import { Counter, Registry } from "prom-client";
-import type { KillCause } from "../workerd/watchdog.ts";
+import type { KillCause } from "../node/workerd/watchdog.ts";
 
 /**
  * What only the supervisor (`npm start`) sees happen, counted as it happens: restarts of the

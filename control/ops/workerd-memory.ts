@@ -1,5 +1,5 @@
 import { MB, rssMb } from "../memory.ts";
-import { runningProcesses, servesConfig } from "../workerd/process.ts";
+import { runningProcesses, servesConfig } from "../node/workerd/process.ts";
 
 /**
  * The resident memory of every workerd serving the live config, in bytes: one process, two

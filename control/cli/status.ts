@@ -1,0 +1,107 @@
+import { connect } from "node:net";
+import * as clients from "@restatedev/restate-sdk-clients";
+import type { ClusterNode } from "../cluster/members.ts";
+import { deployerClient } from "../contracts.ts";
+import { readAdminToken } from "../credentials/admin-token.ts";
+import type { StatusView } from "../domain/lifecycle.ts";
+import { AdminClient } from "../restate/admin-client.ts";
+import type { Settings } from "../settings.ts";
+import { answers } from "../wait.ts";
+import { inert } from "./inert.ts";
+
+/**
+ * Whether each process answers, whatever supervises them (npm start, or runit, where the ops port
+ * is a process of its own).
+ */
+export async function serviceRows(settings: Settings): Promise<Record<string, string>[]> {
+  const restateUp = await new AdminClient({ socketPath: settings.adminSocket }).healthy();
+  // No token in the data dir: no mesh ever started there, so its front cannot be up either.
+  const token = await readAdminToken(settings).catch(() => undefined);
+  const frontUp = token ? await new AdminClient({ url: settings.adminUrl, token }).healthy() : false;
+  const routerAnswer = await fetch(`${settings.workerdUrl}/`, { signal: AbortSignal.timeout(2_000) })
+    .then((response) => response.json() as Promise<{ builds: number }>)
+    .catch(() => undefined);
+  const deployerListens = await listens(settings.ports.deployer);
+  const opsUp = await answers(`${settings.opsUrl}/livez`);
+  return [
+    {
+      service: "restate",
+      state: restateUp ? "up" : "down",
+      detail: `ingress ${settings.ingressUrl}, admin API on ${settings.adminSocket}`,
+    },
+    { service: "admin", state: frontUp ? "up" : "down", detail: `${settings.adminUrl} (admin token required)` },
+    {
+      service: "workerd",
+      state: routerAnswer ? "up" : "down",
+      detail: `${settings.workerdUrl}${routerAnswer ? `, ${routerAnswer.builds} live build(s)` : ""}`,
+    },
+    { service: "deployer", state: deployerListens ? "up" : "down", detail: settings.deployerUrl },
+    { service: "ops", state: opsUp ? "up" : "down", detail: `${settings.opsUrl} (/metrics, /livez, /readyz)` },
+  ];
+}
+
+function listens(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port, timeout: 2_000 });
+    const done = (up: boolean) => {
+      socket.destroy();
+      resolve(up);
+    };
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+    socket.once("timeout", () => done(false));
+  });
+}
+
+/** Every bundle ever activated and each of its builds, as rows for `npx just status`. */
+export async function statusRows(settings: Settings): Promise<Record<string, string>[]> {
+  const names = await new AdminClient({ socketPath: settings.adminSocket }).bundles();
+  const ingress = clients.connect({ url: settings.ingressUrl });
+  const rows: Record<string, string>[] = [];
+  for (const name of names) {
+    rows.push(...buildRows(await deployerClient(ingress, name).status()));
+  }
+  return rows;
+}
+
+/** One row per build of a bundle's status. */
+export function buildRows(status: StatusView): Record<string, string>[] {
+  return status.builds.map((build) => ({
+    bundle: status.name,
+    version: build.version,
+    build: build.buildId,
+    state: build.state,
+    deployment: build.deploymentId ?? "",
+    pinned: String(build.pinned),
+    paused: String(build.paused),
+    // A drifted build is still the active one by its record.
+    since: build.times[build.state === "drifted" ? "active" : build.state] ?? "",
+    ...(build.nodes ? { nodes: build.nodes.join(",") } : {}),
+  }));
+}
+
+/** One row per node of a cluster: Restate's view of it, and what its workerd serves. */
+export function nodeRows(nodes: ClusterNode[]): Record<string, string>[] {
+  return nodes.map((node) => ({
+    node: node.name,
+    address: node.address,
+    alive: node.alive ? "yes" : "no",
+    "partitions led": String(node.partitionsLed),
+    "builds served": !node.answers ? "no answer" : node.caughtUp ? String(node.builds.length) : "catching up",
+  }));
+}
+
+/**
+ * Plain aligned columns; a table library would be more code to configure than this. Cells hold
+ * what builds and users wrote (messages, errors), so each is made inert first: one line, no
+ * escape sequences, and measured as shown.
+ */
+export function formatTable(rows: Record<string, string>[]): string {
+  const first = rows[0];
+  if (!first) return "no bundles deployed yet (try `npx just deploy-demo`)\n";
+  const columns = Object.keys(first);
+  const cells = rows.map((r) => columns.map((c) => inert(r[c] ?? "")));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => (row[i] ?? "").length)));
+  const line = (row: string[]) => `${row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ")}`.trimEnd();
+  return `${[line(columns.map((c) => c.toUpperCase())), ...cells.map(line)].join("\n")}\n`;
+}

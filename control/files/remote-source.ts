@@ -1,0 +1,176 @@
+import { createHash, randomUUID } from "node:crypto";
+import { lookup } from "node:dns";
+import { readdir, rm, stat } from "node:fs/promises";
+import { isIP, type LookupFunction } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import ipaddr from "ipaddr.js";
+import { Agent, type Dispatcher, request } from "undici";
+import { BundleError } from "../domain/errors.ts";
+import { mb } from "../memory.ts";
+import { unpack } from "./archive.ts";
+
+export interface FetchLimits {
+  /** The largest download. */
+  maxBytes: number;
+  /** The most an archive may unpack to, its files' sizes summed. */
+  maxUnpackedBytes: number;
+  /** How long the download may take, all redirects and the body included; unpacking gets as long again. */
+  timeoutMs: number;
+  /** Whether a redirect may lead to a loopback, link-local or private address. */
+  privateRedirects: boolean;
+}
+
+const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * Makes a bundle source available as a local directory for `use`, then cleans up. A file:// URL
+ * is used in place. An https:// URL is an archive (tar, tar.gz or zip) of a wrangler outdir: it is
+ * downloaded into memory within the limits, its SHA-256 is checked before anything is written,
+ * and it is unpacked into a fresh directory under `workDir`.
+ */
+export async function withSourceDir<T>(
+  source: string,
+  sha256: string | undefined,
+  workDir: string,
+  limits: FetchLimits,
+  use: (dir: string) => Promise<T>,
+): Promise<T> {
+  const url = new URL(source);
+  if (url.protocol === "file:") return use(fileURLToPath(url));
+  if (!sha256) throw new BundleError("an https:// source needs sha256");
+  const archive = await download(url, sha256, limits);
+  const dir = join(workDir, randomUUID());
+  try {
+    await unpack(archive, dir, limits);
+    return await use(await outdirIn(dir));
+  } finally {
+    // Retried: a write a failed unpack had under way may land while the tree is being removed.
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+  }
+}
+
+async function download(url: URL, sha256: string, limits: FetchLimits): Promise<Buffer> {
+  const { maxBytes, timeoutMs } = limits;
+  const timeouts = { headersTimeout: timeoutMs, bodyTimeout: timeoutMs };
+  // The admin chose the first URL; where it redirects to, the server chose.
+  const dispatchers = {
+    first: new Agent(timeouts),
+    redirected: new Agent(limits.privateRedirects ? timeouts : { ...timeouts, connect: { lookup: publicLookup(url) } }),
+  };
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    const response = await follow(url, dispatchers, limits.privateRedirects, AbortSignal.timeout(timeoutMs));
+    if (response.statusCode !== 200) {
+      await response.body.dump();
+      throw new BundleError(`${url} answered HTTP ${response.statusCode}`);
+    }
+    const declared = Number(response.headers["content-length"] ?? 0);
+    if (declared > maxBytes) {
+      await response.body.dump();
+      throw new BundleError(`${url} is ${mb(declared)} MB, over the limit of ${mb(maxBytes)} MB`);
+    }
+    for await (const chunk of response.body) {
+      size += chunk.length;
+      if (size > maxBytes) {
+        response.body.destroy();
+        throw new BundleError(`${url} sent more than the limit of ${mb(maxBytes)} MB`);
+      }
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof BundleError) throw error;
+    const reason =
+      error instanceof Error && error.name === "TimeoutError"
+        ? `no answer within ${timeoutMs / 1000} s`
+        : String(error);
+    throw new BundleError(`could not download ${url}: ${reason}`);
+  } finally {
+    await Promise.all([dispatchers.first.close(), dispatchers.redirected.close()]);
+  }
+  const archive = Buffer.concat(chunks);
+  // The digest of what was fetched is not shown: the server may have sent something that is
+  // not its to show (last round, a redirect to loopback read a private page's digest this way).
+  if (createHash("sha256").update(archive).digest("hex") !== sha256.toLowerCase()) {
+    throw new BundleError(`the archive at ${url} does not have the expected sha256 ${sha256.toLowerCase()}`);
+  }
+  return archive;
+}
+
+/** Requests `url`, following redirects one by one so each target is checked before it is asked. */
+async function follow(
+  url: URL,
+  dispatchers: { first: Dispatcher; redirected: Dispatcher },
+  privateRedirects: boolean,
+  signal: AbortSignal,
+): Promise<Dispatcher.ResponseData> {
+  let current = url;
+  for (let redirects = 0; ; redirects++) {
+    const dispatcher = redirects === 0 ? dispatchers.first : dispatchers.redirected;
+    const response = await request(current, { dispatcher, signal });
+    const location = response.headers.location;
+    if (!REDIRECT_STATUSES.has(response.statusCode) || typeof location !== "string") return response;
+    await response.body.dump();
+    if (redirects === MAX_REDIRECTS) throw new BundleError(`${url} redirects more than ${MAX_REDIRECTS} times`);
+    const next = new URL(location, current);
+    const refusal = redirectRefusal(current, next, privateRedirects);
+    if (refusal) throw new BundleError(`${url} redirects to ${next}, ${refusal}`);
+    current = next;
+  }
+}
+
+/**
+ * Why a redirect from `from` to `to` is not followed; undefined when it is. A target named by
+ * a host name is checked when it is resolved (publicLookup), every time it is connected to.
+ */
+export function redirectRefusal(from: URL, to: URL, privateRedirects: boolean): string | undefined {
+  if (to.protocol !== "https:" && to.protocol !== "http:") return `which is not an http(s) URL`;
+  if (from.protocol === "https:" && to.protocol !== "https:") return "a downgrade from https to plain http";
+  // An IPv6 host comes in brackets: [::1].
+  const host = to.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (!privateRedirects && isIP(host) && !isPublicAddress(host)) return PRIVATE_REFUSAL;
+  return undefined;
+}
+
+const PRIVATE_REFUSAL =
+  "a loopback, link-local or private address, where redirects may not lead (see GRIDIRON_FETCH_PRIVATE_REDIRECTS)";
+
+/**
+ * Whether an IP address is a public unicast one: not loopback, private, link-local (the cloud
+ * metadata service), unique-local, carrier-grade NAT, unspecified, multicast or reserved, and
+ * no IPv4 address of those kinds inside an IPv6 one.
+ */
+export function isPublicAddress(address: string): boolean {
+  return ipaddr.process(address).range() === "unicast";
+}
+
+/**
+ * Resolves a redirect target's host as the socket would, and fails if any of its addresses is
+ * not public; `url` is the source that redirected, for the message.
+ */
+function publicLookup(url: URL): LookupFunction {
+  return (hostname, options, callback) => {
+    lookup(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return callback(error, "");
+      const refused = addresses.find((address) => !isPublicAddress(address.address));
+      if (refused) {
+        const message = `a redirect of ${url} leads to ${hostname} (${refused.address}), ${PRIVATE_REFUSAL}`;
+        return callback(new BundleError(message), "");
+      }
+      const [first] = addresses;
+      if (options.all || !first) return callback(null, addresses);
+      return callback(null, first.address, first.family);
+    });
+  };
+}
+
+/** The archive's own top directory when it holds just one, as `tar czf x.tgz dist` makes. */
+async function outdirIn(dir: string): Promise<string> {
+  const entries = await readdir(dir);
+  if (entries.length === 1 && entries[0] && (await stat(join(dir, entries[0]))).isDirectory()) {
+    return join(dir, entries[0]);
+  }
+  return dir;
+}

@@ -1,0 +1,218 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { ensureIdentityKey } from "../credentials/request-identity.ts";
+import { testBuild } from "../domain/build.fixture.ts";
+import type { RoutedBuild } from "../domain/ownership.ts";
+import { type AgentSettings, type BuildFiles, NodeAgent, serveAgentSocket, tellAgent } from "./node-agent.ts";
+import { ROUTES_FILE, ROUTES_PATH } from "./workerd/router/protocol.js";
+
+/**
+ * The node agent against real stand-ins of what it talks to: an HTTP server answering as Restate's
+ * ingress does for `routes/local/served`, and one answering as workerd's router does, counting
+ * the builds of the routes file the agent wrote. Nothing is mocked inside the agent.
+ */
+
+const TOKEN = "admin-token";
+const routed = (name: string): RoutedBuild => ({ ...testBuild(name, "1.0.0-a"), services: [name] });
+
+/** An HTTP server on a free port of 127.0.0.1, its URL, and how to close it. */
+async function listen(handle: (req: IncomingMessage, res: ServerResponse) => void): Promise<[Server, string]> {
+  const server = createServer(handle);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return [server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`];
+}
+
+interface Mesh {
+  settings: AgentSettings;
+  /** What `routes` records; the fake ingress answers with it. */
+  routes: RoutedBuild[];
+  /** Ingress answers held back this long, to overlap syncs. */
+  delayMs: number;
+  /** The next ingress answers fail with 500 while this is above 0. */
+  failures: number;
+  ingressCalls: number;
+  /** The most ingress calls seen at once. */
+  mostAtOnce: number;
+  routerRefreshes: number;
+  releases: number;
+  logged: string[];
+  dir: string;
+}
+
+describe("NodeAgent", () => {
+  let mesh: Mesh;
+  let servers: Server[];
+
+  beforeEach(async () => {
+    const dir = await mkdtemp(join(tmpdir(), "gridiron-agent-"));
+    let atOnce = 0;
+    const [ingress, ingressUrl] = await listen(async (req, res) => {
+      mesh.ingressCalls++;
+      mesh.mostAtOnce = Math.max(mesh.mostAtOnce, ++atOnce);
+      await new Promise((resolve) => setTimeout(resolve, mesh.delayMs));
+      atOnce--;
+      const allowed = req.method === "POST" && req.url === "/routes/local/served";
+      if (!allowed || req.headers.authorization !== `Bearer ${TOKEN}`) return res.writeHead(403).end();
+      if (mesh.failures > 0 && mesh.failures--) return res.writeHead(500).end('{"message":"down"}');
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(mesh.routes));
+    });
+    const [router, workerdUrl] = await listen(async (req, res) => {
+      // As workerd's router: only signed calls, and it answers with the builds the file lists.
+      if (req.url !== ROUTES_PATH || !req.headers["x-restate-jwt-v1"]) return res.writeHead(401).end();
+      mesh.routerRefreshes++;
+      const { builds } = JSON.parse(await readFile(join(dir, ROUTES_FILE), "utf8"));
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ builds: builds.length }));
+    });
+    servers = [ingress, router];
+    const settings = {
+      nodeName: "n1",
+      bundlesDir: dir,
+      releaseAfter: 2,
+      ingressUrl,
+      workerdUrl,
+      identityKeyPath: join(dir, "identity.pem"),
+    };
+    await ensureIdentityKey(settings, () => {});
+    mesh = {
+      settings,
+      routes: [],
+      delayMs: 0,
+      failures: 0,
+      ingressCalls: 0,
+      mostAtOnce: 0,
+      routerRefreshes: 0,
+      releases: 0,
+      logged: [],
+      dir,
+    };
+  });
+
+  afterEach(async () => {
+    for (const server of servers) server.close();
+    await rm(mesh.dir, { recursive: true, force: true });
+  });
+
+  const agentOf = (files?: BuildFiles) =>
+    new NodeAgent(
+      mesh.settings,
+      TOKEN,
+      async () => {
+        mesh.releases++;
+      },
+      (line) => mesh.logged.push(line),
+      files,
+    );
+  const routesFile = async () => JSON.parse(await readFile(join(mesh.dir, ROUTES_FILE), "utf8")).builds;
+
+  test("a sync serves what routes records: the routes file, the router's refresh, the report", async () => {
+    const agent = agentOf();
+    expect(agent.report()).toEqual({ node: "n1", builds: [], caughtUp: false });
+    mesh.routes = [routed("greeter"), routed("counter")];
+    expect(await agent.sync()).toEqual({ node: "n1", builds: ["greeter@1.0.0-a", "counter@1.0.0-a"], caughtUp: true });
+    expect(await routesFile()).toEqual(mesh.routes);
+    expect(mesh.routerRefreshes).toBe(1);
+  });
+
+  test("a sync that finds nothing changed leaves the routes file and the router alone", async () => {
+    const agent = agentOf();
+    mesh.routes = [routed("greeter")];
+    await agent.sync();
+    await agent.sync();
+    expect(mesh.routerRefreshes).toBe(1);
+    // A build routed again with another manifest is a change, though its key is the same.
+    mesh.routes = [{ ...routed("greeter"), manifest: { contentType: "application/json", body: "{}" } }];
+    await agent.sync();
+    expect(mesh.routerRefreshes).toBe(2);
+    expect(await routesFile()).toEqual(mesh.routes);
+  });
+
+  test("workerd is handed over once every releaseAfter removed builds", async () => {
+    const agent = agentOf();
+    mesh.routes = [routed("a"), routed("b"), routed("c")];
+    await agent.sync();
+    mesh.routes = [routed("b"), routed("c")];
+    await agent.sync();
+    expect(mesh.releases).toBe(0);
+    mesh.routes = [routed("c")];
+    await agent.sync();
+    expect(mesh.releases).toBe(1);
+    mesh.routes = [];
+    await agent.sync();
+    expect(mesh.releases).toBe(1);
+  });
+
+  test("syncs asked for during a pass run after it, one at a time, each answering with what is served", async () => {
+    const agent = agentOf();
+    mesh.delayMs = 30;
+    mesh.routes = [routed("greeter")];
+    const first = agent.sync();
+    mesh.routes = [routed("greeter"), routed("counter")];
+    const reports = await Promise.all([first, agent.sync(), agent.sync()]);
+    expect(mesh.mostAtOnce).toBe(1);
+    expect(mesh.ingressCalls).toBe(3);
+    expect(reports.at(-1)?.builds).toEqual(["greeter@1.0.0-a", "counter@1.0.0-a"]);
+  });
+
+  test("a pass that fails fails its sync and leaves the next one to work", async () => {
+    const agent = agentOf();
+    mesh.routes = [routed("greeter")];
+    mesh.failures = 1;
+    await expect(agent.sync()).rejects.toThrow();
+    expect(agent.report().caughtUp).toBe(false);
+    expect((await agent.sync()).builds).toEqual(["greeter@1.0.0-a"]);
+  });
+
+  test("build files are fetched before serving, cleaned up after a change and every tenth quiet sync", async () => {
+    const calls: string[] = [];
+    const agent = agentOf({
+      fetch: async (_url, builds) => {
+        calls.push(`fetch ${builds.length}`);
+      },
+      cleanUp: async (_url, keys) => {
+        calls.push(`clean ${[...keys].join(",")}`);
+      },
+    });
+    mesh.routes = [routed("greeter")];
+    await agent.sync();
+    expect(calls).toEqual(["fetch 1", "clean greeter@1.0.0-a"]);
+    for (let i = 0; i < 10; i++) await agent.sync();
+    expect(calls.filter((c) => c.startsWith("clean"))).toHaveLength(2);
+    expect(calls.filter((c) => c.startsWith("fetch"))).toHaveLength(11);
+  });
+
+  test("polling logs a failure once while it lasts, and serves once it is over", async () => {
+    const agent = agentOf();
+    mesh.routes = [routed("greeter")];
+    mesh.failures = 3;
+    const stop = new AbortController();
+    const polling = agent.poll(5, stop.signal);
+    await expect.poll(() => agent.report().caughtUp, { timeout: 5_000 }).toBe(true);
+    stop.abort();
+    await polling;
+    expect(mesh.logged).toHaveLength(1);
+    expect(mesh.logged[0]).toMatch(/^\[gridiron\] node agent: /);
+  });
+
+  test("the agent socket: the deployer's tellAgent gets the report, or why the sync failed", async () => {
+    const agent = agentOf();
+    const socket = await serveAgentSocket(agent, join(mesh.dir, "agent.sock"));
+    try {
+      mesh.routes = [routed("greeter")];
+      expect(await tellAgent(join(mesh.dir, "agent.sock"))).toEqual({
+        node: "n1",
+        builds: ["greeter@1.0.0-a"],
+        caughtUp: true,
+      });
+      mesh.failures = 1;
+      await expect(tellAgent(join(mesh.dir, "agent.sock"))).rejects.toThrow(
+        /the node agent could not serve the routes/,
+      );
+    } finally {
+      await socket.close();
+    }
+  });
+});

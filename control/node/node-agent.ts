@@ -1,0 +1,189 @@
+import { rm } from "node:fs/promises";
+import { createServer } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Agent, request } from "undici";
+import { z } from "zod";
+import { buildKey } from "../contracts.ts";
+import type { RoutedBuild } from "../domain/ownership.ts";
+import { routedBuilds } from "../objects/routes.ts";
+import type { Settings } from "../settings.ts";
+import { writeRoutes } from "./workerd/config.ts";
+import { refreshRoutes } from "./workerd/router-client.ts";
+
+/** What a node serves, for the deployer's "every node serves it" and for status. */
+export const NodeReport = z.object({
+  node: z.string(),
+  /** `{name}@{buildId}` of every build this node's workerd serves. */
+  builds: z.array(z.string()),
+  /** Whether this node has served what `routes` records at least once since it started. */
+  caughtUp: z.boolean(),
+});
+export type NodeReport = z.infer<typeof NodeReport>;
+
+/**
+ * Where a node's build files come from besides the deployer's own copy: on a cluster node, the
+ * bundle store (cluster/agent.ts). On one node the deployer copies and deletes them itself.
+ */
+export interface BuildFiles {
+  /** Puts every routed build's files in the bundles dir, read through the ingress at `ingressUrl`. */
+  fetch(ingressUrl: string, builds: RoutedBuild[]): Promise<void>;
+  /** Deletes the files of builds that are neither in `routed` (keys) nor kept elsewhere. */
+  cleanUp(ingressUrl: string, routed: Set<string>): Promise<void>;
+}
+
+/** What the agent needs of the settings. */
+export type AgentSettings = Pick<
+  Settings,
+  "nodeName" | "bundlesDir" | "releaseAfter" | "ingressUrl" | "workerdUrl" | "identityKeyPath"
+>;
+
+/** How often files of builds neither routed nor stored are looked for, besides after each change. */
+const CLEANUP_EVERY_SYNCS = 10;
+
+/**
+ * The node agent, one on every node: makes this node's workerd serve exactly the builds the
+ * `routes` object records. It alone writes the routes file, tells the router to re-read it, and
+ * lets a fresh workerd take over to free removed builds' memory. It is told to sync at once
+ * (`sync`, which the deployer reaches over the agent socket) and, on a cluster node, also polls.
+ * One pass runs at a time; a sync asked for during a pass runs after it.
+ */
+export class NodeAgent {
+  private served: RoutedBuild[] | undefined;
+  private removedSinceRelease = 0;
+  private syncs = 0;
+  private lastError = "";
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly settings: AgentSettings;
+  private readonly adminToken: string;
+  private readonly release: () => Promise<void>;
+  private readonly log: (line: string) => void;
+  private readonly files: BuildFiles | undefined;
+
+  /** `release` lets a fresh workerd take over, to free the memory of builds no longer served. */
+  constructor(
+    settings: AgentSettings,
+    adminToken: string,
+    release: () => Promise<void>,
+    log: (line: string) => void,
+    files?: BuildFiles,
+  ) {
+    this.settings = settings;
+    this.adminToken = adminToken;
+    this.release = release;
+    this.log = log;
+    this.files = files;
+  }
+
+  report(): NodeReport {
+    return {
+      node: this.settings.nodeName,
+      builds: (this.served ?? []).map(buildKey),
+      caughtUp: this.served !== undefined,
+    };
+  }
+
+  /** Serves what `routes` records now, read through `ingressUrl` (this node's by default). */
+  sync(ingressUrl = this.settings.ingressUrl): Promise<NodeReport> {
+    const pass = this.queue.then(() => this.pass(ingressUrl));
+    this.queue = pass.catch(() => {});
+    return pass.then(() => this.report());
+  }
+
+  /** Syncs every `everyMs` until `signal` aborts: a cluster node follows what other nodes' deployers route. */
+  async poll(everyMs: number, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        await this.sync();
+        this.lastError = "";
+      } catch (error) {
+        const message = (error as Error).message;
+        if (message !== this.lastError) this.log(`[gridiron] node agent: ${message}`);
+        this.lastError = message;
+      }
+      await sleep(everyMs, undefined, { signal }).catch(() => {});
+    }
+  }
+
+  /** One pass: fetch what is routed and missing, serve exactly that, and now and then clean up. */
+  private async pass(ingressUrl: string): Promise<void> {
+    const routed = await routedBuilds(ingressUrl, this.adminToken);
+    await this.files?.fetch(ingressUrl, routed);
+    const keys = routed.map(buildKey);
+    const before = (this.served ?? []).map(buildKey);
+    // The whole record, not just the keys: a build routed again with its proof's manifest changes too.
+    const changed = this.served === undefined || JSON.stringify(routed) !== JSON.stringify(this.served);
+    if (changed) {
+      await writeRoutes(this.settings.bundlesDir, routed);
+      await refreshRoutes(this.settings, routed.length);
+    }
+    this.served = routed;
+    // Counted even when nothing changed: a release that failed is tried again on the next pass.
+    await this.countRemovals(changed ? before.filter((key) => !keys.includes(key)).length : 0);
+    if (changed || ++this.syncs % CLEANUP_EVERY_SYNCS === 0) await this.files?.cleanUp(ingressUrl, new Set(keys));
+  }
+
+  /**
+   * A removed build stays compiled until its workerd ends (the Worker Loader never unloads). A
+   * fresh workerd frees it, but compiles every live build again, so it takes over once every few
+   * removals.
+   */
+  private async countRemovals(removed: number): Promise<void> {
+    this.removedSinceRelease += removed;
+    if (this.removedSinceRelease < this.settings.releaseAfter) return;
+    await this.release();
+    this.removedSinceRelease = 0;
+  }
+}
+
+/** Covers a sync that hands workerd over (it waits for every live build to compile). */
+const SYNC_TIMEOUT_MS = 120_000;
+const SYNC_PATH = "/sync";
+
+/**
+ * Lets the deployer tell the agent at once: `POST /sync` on a unix socket in the data dir (only the
+ * mesh's user reaches it) runs a sync and answers with what the node then serves.
+ */
+export async function serveAgentSocket(agent: NodeAgent, socketPath: string): Promise<{ close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    if (req.method !== "POST" || req.url !== SYNC_PATH) {
+      res.writeHead(404).end();
+      return;
+    }
+    agent.sync().then(
+      (report) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(report)),
+      (error: unknown) => res.writeHead(503).end(error instanceof Error ? error.message : String(error)),
+    );
+  });
+  // A socket file left by a process that was killed would make listen fail.
+  await rm(socketPath, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(socketPath, resolve);
+  });
+  return {
+    // Ends a waiting deployer's connection too: the deployer retries its step.
+    close: () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      return closed;
+    },
+  };
+}
+
+/** Tells this node's agent to sync now; resolves with what the node serves once it did. */
+export async function tellAgent(socketPath: string): Promise<NodeReport> {
+  const dispatcher = new Agent({ connect: { socketPath } });
+  try {
+    const { statusCode, body } = await request(`http://localhost${SYNC_PATH}`, {
+      method: "POST",
+      dispatcher,
+      headersTimeout: SYNC_TIMEOUT_MS,
+      bodyTimeout: SYNC_TIMEOUT_MS,
+    });
+    const text = await body.text();
+    if (statusCode !== 200) throw new Error(`the node agent could not serve the routes: ${text}`);
+    return NodeReport.parse(JSON.parse(text));
+  } finally {
+    await dispatcher.close();
+  }
+}

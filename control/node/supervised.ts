@@ -1,0 +1,144 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { execa, type Options, type ResultPromise } from "execa";
+import { restarts } from "../ops/supervisor-metrics.ts";
+
+export type Child = ResultPromise<{ ipc: true; all: true; buffer: false; reject: false }>;
+
+export interface ChildSpec {
+  name: string;
+  file: string;
+  args: string[];
+  env?: Record<string, string>;
+  ipc?: boolean;
+  /**
+   * The child's fds from 3 on: one of ours to share (the listening socket the launcher handed
+   * us), a new pipe (e.g. workerd's control messages), or nothing.
+   */
+  extraFds?: ExtraFds;
+  /**
+   * Where its stdout and stderr go: through us, line by line behind its name (the default), or
+   * straight to ours, for a child whose output grows with the traffic (workerd logs a line per
+   * invocation), so relaying it does not cost CPU on every call.
+   */
+  output?: "relay" | "direct";
+}
+
+const STOP_GRACE_MS = 10_000;
+const MAX_BACKOFF_MS = 30_000;
+/** A child that stayed up this long is healthy again: its backoff starts over from the shortest. */
+const HEALTHY_AFTER_MS = 60_000;
+
+/**
+ * One supervised process: its output is printed line by line behind its name (or goes straight to
+ * our stdout and stderr, see ChildSpec.output), and when it exits
+ * without being asked to it is started again, with a backoff that grows while it keeps crashing.
+ */
+export class Supervised {
+  private readonly spec: ChildSpec;
+  private readonly onStart: (child: Child) => void;
+  private readonly log: (line: string) => void;
+  private child: Child | undefined;
+  private stopping = false;
+  private backoffMs = 500;
+
+  constructor(spec: ChildSpec, onStart: (child: Child) => void = () => {}, log: (line: string) => void = console.log) {
+    this.spec = spec;
+    this.onStart = onStart;
+    this.log = log;
+    restarts.inc({ component: spec.name }, 0);
+  }
+
+  start(): Child {
+    this.stopping = false;
+    const relayed = this.spec.output !== "direct";
+    const output = relayed ? "pipe" : "inherit";
+    const options = {
+      env: this.spec.env ?? {},
+      ipc: this.spec.ipc ?? false,
+      all: relayed,
+      buffer: false,
+      reject: false,
+      stdio: ["ignore", output, output, ...(this.spec.extraFds ?? [])],
+      // A child dies with us even if we are killed without cleaning up.
+      cleanup: true,
+    } satisfies Options;
+    const child = execa(this.spec.file, this.spec.args, options) as unknown as Child;
+    this.child = child;
+    const startedAt = Date.now();
+    if (relayed) this.relayOutput(child);
+    this.onStart(child);
+    void child.then((result) => {
+      if (this.child !== child || this.stopping) return;
+      this.child = undefined;
+      if (Date.now() - startedAt > HEALTHY_AFTER_MS) this.backoffMs = 500;
+      const how = result.signal ? `signal ${result.signal}` : `code ${result.exitCode}`;
+      restarts.inc({ component: this.spec.name });
+      this.log(`[gridiron] ${this.spec.name} exited with ${how}; restarting in ${this.backoffMs} ms`);
+      setTimeout(() => {
+        if (!this.stopping && !this.child) this.start();
+      }, this.backoffMs).unref();
+      this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+    });
+    return child;
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited within the grace period. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    this.child = undefined;
+    if (child) await this.terminate(child);
+  }
+
+  /** The running child, if one runs. */
+  running(): Child | undefined {
+    return this.child;
+  }
+
+  /** SIGKILL, as for a crash: the child is started again like after any unexpected exit. */
+  kill(): void {
+    this.child?.kill("SIGKILL");
+  }
+
+  /**
+   * Starts a second copy beside the running one and, once `ready` resolves for it, lets `retire`
+   * prepare the old copy, then stops it gracefully. For processes that share an inherited
+   * listening socket (extraFds), so one of them is always accepting. If the new copy never gets
+   * ready, it is killed and the old one keeps running.
+   */
+  async handover(ready: (next: Child) => Promise<void>, retire: (old: Child) => Promise<void>): Promise<void> {
+    const old = this.child;
+    const next = this.start();
+    try {
+      await ready(next);
+    } catch (error) {
+      if (this.child === next) this.child = old;
+      next.kill("SIGKILL");
+      await next;
+      throw error;
+    }
+    if (!old) return;
+    await retire(old).catch(() => {});
+    await this.terminate(old);
+  }
+
+  private async terminate(child: Child): Promise<void> {
+    child.kill("SIGTERM");
+    const exited = await Promise.race([child.then(() => true), sleep(STOP_GRACE_MS, false)]);
+    if (!exited) {
+      this.log(`[gridiron] ${this.spec.name} did not stop within ${STOP_GRACE_MS} ms; killing it`);
+      child.kill("SIGKILL");
+      await child;
+    }
+  }
+
+  private relayOutput(child: Child): void {
+    const prefix = `[${this.spec.name}]`;
+    void (async () => {
+      for await (const line of child.iterable({ from: "all" })) this.log(`${prefix} ${line}`);
+    })().catch(() => {});
+  }
+}
+
+/** A child's fds 3 and 4, for execa's `stdio`: one of ours to share, a new pipe, or nothing. */
+export type ExtraFds = [fd3: 3 | "ignore", fd4: "pipe" | "ignore"];

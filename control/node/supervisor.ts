@@ -1,0 +1,85 @@
+import { catchUp, SYNC_MS, storedFiles } from "../cluster/agent.ts";
+import { readAdminToken } from "../credentials/admin-token.ts";
+import { serveOps } from "../ops/server.ts";
+import { watchdogKills } from "../ops/supervisor-metrics.ts";
+import { AdminClient } from "../restate/admin-client.ts";
+import type { Settings } from "../settings.ts";
+import { answers, waitFor, withTimeout } from "../wait.ts";
+import { componentSpecs, prepareDataDir } from "./components.ts";
+import { NodeAgent, serveAgentSocket } from "./node-agent.ts";
+import { type Child, Supervised } from "./supervised.ts";
+import { deployerReady } from "./supervisor-ipc.ts";
+import { LiveWorkerd } from "./workerd/live.ts";
+import { watchWorkerd } from "./workerd/watchdog.ts";
+
+const STARTUP_TIMEOUT_MS = 60_000;
+
+export interface Mesh {
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts workerd, restate-server, the admin API front and the deployer endpoint, waits until the
+ * deployer has registered itself with Restate, and keeps all four running until `stop`. Runs the
+ * node agent, which the deployer tells over its socket to serve the routes; on a cluster node it
+ * first serves what the cluster routes, then polls. Runs under the launcher (launcher.ts), which
+ * hands it workerd's listening socket.
+ */
+export async function startMesh(settings: Settings, log: (line: string) => void = console.log): Promise<Mesh> {
+  await prepareDataDir(settings, log);
+  const token = await readAdminToken(settings);
+  const admin = new AdminClient({ socketPath: settings.adminSocket });
+  const adminFront = new AdminClient({ url: settings.adminUrl, token });
+  const specs = componentSpecs(settings);
+  const restate = new Supervised(specs.restate, undefined, log);
+  const front = new Supervised(specs.admin, undefined, log);
+  const workerd = new LiveWorkerd(settings, specs.workerd, log);
+  const files = settings.cluster ? storedFiles(settings, token, log) : undefined;
+  const agent = new NodeAgent(settings, token, () => workerd.handover(), log, files);
+  // First, so /livez answers and /readyz says what is missing while the rest starts. Only a
+  // cluster node reports what its agent serves (`/node`, and readiness once caught up).
+  const ops = await serveOps(settings, "supervisor", token, settings.cluster ? agent : undefined);
+  const agentSocket = await serveAgentSocket(agent, settings.agentSocket);
+  let registered: Promise<void> = Promise.resolve();
+  const deployer = new Supervised(specs.deployer, (child: Child) => (registered = deployerReady(child)), log);
+  const all = [deployer, workerd, front, restate];
+  const watching = new AbortController();
+  // All at once: on Ctrl-C the terminal signals every child too, and each must be marked as
+  // stopping before its exit is taken for a crash and restarted.
+  const stop = async () => {
+    watching.abort();
+    await Promise.all([...all.map((child) => child.stop()), ops.close(), agentSocket.close()]);
+  };
+
+  try {
+    log("[gridiron] starting workerd");
+    await workerd.start();
+    // Before restate-server: a node that leads a partition must already serve every live build.
+    if (settings.cluster) await catchUp(agent, settings.cluster, settings.ports.ingress, log);
+    log("[gridiron] starting restate-server");
+    restate.start();
+    await waitFor("restate-server admin API", () => admin.healthy(), STARTUP_TIMEOUT_MS);
+    await waitFor("restate-server ingress", () => answers(`${settings.ingressUrl}/restate/health`), STARTUP_TIMEOUT_MS);
+    log("[gridiron] starting the admin API front");
+    front.start();
+    await waitFor("the admin API front", () => adminFront.healthy(), STARTUP_TIMEOUT_MS);
+    void watchWorkerd(workerd, admin, settings.workerdUrl, settings.watchdog, {
+      log,
+      killed: (cause) => watchdogKills.inc({ reason: cause }),
+      signal: watching.signal,
+    });
+    log("[gridiron] starting the deployer");
+    deployer.start();
+    // The deployer registers itself with Restate once it listens (see endpoint.ts).
+    await withTimeout(registered, STARTUP_TIMEOUT_MS, "the deployer did not register with Restate");
+    // A cluster node follows what other nodes' deployers route; this node's deployer tells its agent.
+    if (settings.cluster) void agent.poll(SYNC_MS, watching.signal);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  log(
+    `[gridiron] ready: ingress ${settings.ingressUrl}, admin ${settings.adminUrl}, workerd ${settings.workerdUrl}, deployer ${settings.deployerUrl}, ops ${settings.opsUrl}`,
+  );
+  return { stop };
+}

@@ -1,0 +1,67 @@
+import { describe, expect, test } from "vitest";
+import { buildPath } from "../../contracts.ts";
+import { CapnpEnum } from "./capnp-text.ts";
+import { loaderConfig } from "./config.ts";
+
+const router = {
+  modules: [
+    { name: "router.js", esModule: "ROUTER" },
+    { name: "identity.js", esModule: "IDENTITY" },
+  ],
+  identityKey: "KEY",
+  secretsKeys: [
+    { pem: "PEM", kid: "KID" },
+    { pem: "OLD", kid: "OLD_KID" },
+  ],
+};
+
+test("service names are name/buildId", () => expect(buildPath({ name: "a", buildId: "1-b" })).toBe("a/1-b"));
+
+describe("loaderConfig", () => {
+  const config = loaderConfig(
+    "/data/bundles",
+    { routesDir: "/data/proof-1", address: "127.0.0.1:9080", discovery: "build" },
+    router,
+  );
+
+  test("gives the router the Worker Loader, the bundles dir and the routes dir, read-only, the secrets key unextractable, and nothing per build", () => {
+    expect(config.services).toEqual([
+      {
+        name: "router",
+        worker: {
+          compatibilityDate: expect.any(String),
+          modules: [
+            { name: "router.js", esModule: "ROUTER" },
+            { name: "identity.js", esModule: "IDENTITY" },
+          ],
+          bindings: [
+            { name: "RESTATE_IDENTITY_KEY", text: "KEY" },
+            { name: "DISCOVERY", text: "build" },
+            { name: "LOADER", workerLoader: { id: "builds" } },
+            { name: "BUNDLES", service: { name: "bundles" } },
+            { name: "ROUTES", service: { name: "routes" } },
+            { name: "SECRETS_KEY_IDS", text: '["KID","OLD_KID"]' },
+            ...["PEM", "OLD"].map((pkcs8, i) => ({
+              name: `SECRETS_KEY_${i}`,
+              cryptoKey: {
+                pkcs8,
+                algorithm: { json: '{"name":"RSA-OAEP","hash":"SHA-256"}' },
+                extractable: false,
+                usages: [new CapnpEnum("unwrapKey")],
+              },
+            })),
+          ],
+        },
+      },
+      { name: "bundles", disk: { path: "/data/bundles", writable: false } },
+      { name: "routes", disk: { path: "/data/proof-1", writable: false } },
+    ]);
+  });
+
+  test("serves the router on the socket, and on a probe port of its own", () => {
+    expect(config.sockets).toEqual([
+      { name: "http", address: "127.0.0.1:9080", http: {}, service: { name: "router" } },
+      { name: "probe", address: "127.0.0.1:0", http: {}, service: { name: "router" } },
+    ]);
+  });
+});

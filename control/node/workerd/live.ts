@@ -1,0 +1,106 @@
+import type { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { workerdHandovers } from "../../ops/supervisor-metrics.ts";
+import type { Settings } from "../../settings.ts";
+import { type Child, type ChildSpec, Supervised } from "../supervised.ts";
+import { CONTROL_FD, listeningPort } from "./process.ts";
+import { drain, warm } from "./router-client.ts";
+import type { WatchedWorkerd } from "./watchdog.ts";
+
+const READY_TIMEOUT_MS = 60_000;
+/** A fresh workerd compiles every live build before it takes over; that may take a while. */
+const WARM_TIMEOUT_MS = 30_000;
+/** How long the old workerd holds new requests before it is asked to exit (see handover). */
+const DRAIN_LEAD_MS = 50;
+
+interface Probe {
+  listening: Promise<number>;
+  port?: number;
+}
+
+/**
+ * The mesh's workerd under the supervisor: one process at a time serving the shared socket,
+ * restarted when it dies, replaced by a fresh one on request. Each process also serves the router
+ * on a probe port of its own, so the supervisor and the watchdog talk to that exact process.
+ */
+export class LiveWorkerd implements WatchedWorkerd {
+  private readonly settings: Settings;
+  private readonly log: (line: string) => void;
+  private readonly process: Supervised;
+  /** Each process's probe port: `listening` resolves once it listens; `port` is set from then on. */
+  private readonly probes = new WeakMap<Child, Probe>();
+
+  constructor(settings: Settings, spec: ChildSpec, log: (line: string) => void) {
+    this.settings = settings;
+    this.log = log;
+    this.process = new Supervised(spec, (child) => this.track(child), log);
+  }
+
+  /** Starts workerd and resolves once it serves. */
+  async start(): Promise<void> {
+    await this.probePort(this.process.start());
+  }
+
+  /**
+   * A fresh workerd on the shared socket, with every live build compiled, takes over before the
+   * old one is asked to finish its requests and exit: at no moment does nothing accept.
+   */
+  async handover(): Promise<void> {
+    const handover = this.process.handover(
+      async (next) => warm(this.settings, this.url(await this.probePort(next)), WARM_TIMEOUT_MS),
+      async (old) => {
+        // workerd closes idle keep-alive connections when it drains, and Restate may be sending
+        // on one at that moment. Held a little, Restate's busy connections stay busy through the
+        // SIGTERM and are closed after their response instead.
+        const port = this.probes.get(old)?.port;
+        if (port === undefined || !(await drain(this.settings, this.url(port)))) {
+          this.log("[gridiron] the old workerd did not confirm it drains; stopping it anyway");
+        }
+        await sleep(DRAIN_LEAD_MS);
+      },
+    );
+    await handover.then(
+      () => workerdHandovers.inc({ result: "ok" }),
+      (error: unknown) => {
+        workerdHandovers.inc({ result: "failed" });
+        throw error;
+      },
+    );
+  }
+
+  pid(): number | undefined {
+    return this.process.running()?.pid;
+  }
+
+  probeUrl(): string | undefined {
+    const child = this.process.running();
+    const port = child && this.probes.get(child)?.port;
+    return port === undefined ? undefined : `${this.url(port)}/`;
+  }
+
+  /** SIGKILL, as for a crash: the supervisor starts it again. */
+  kill(): void {
+    this.process.kill();
+  }
+
+  stop(): Promise<void> {
+    return this.process.stop();
+  }
+
+  private track(child: Child): void {
+    const probe: Probe = {
+      listening: listeningPort(child.stdio[CONTROL_FD] as Readable, "probe", READY_TIMEOUT_MS),
+    };
+    probe.listening.then((port) => (probe.port = port)).catch(() => {});
+    this.probes.set(child, probe);
+  }
+
+  private probePort(child: Child): Promise<number> {
+    // track() ran for every child this object started.
+    return (this.probes.get(child) as Probe).listening;
+  }
+
+  private url(port: number): string {
+    return `http://127.0.0.1:${port}`;
+  }
+}

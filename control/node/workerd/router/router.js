@@ -1,0 +1,209 @@
+// @ts-check
+// The one worker on Gridiron's workerd socket. Requests for /{name}/{buildId}/... go to that
+// build unchanged (the Restate SDK matches its paths by suffix). A build is compiled through the
+// Worker Loader on its first request, from the files in the bundles dir, so a deploy never
+// restarts workerd. Only requests Restate signed reach a build (identity.js), and only builds
+// listed in the routes file (on the ROUTES disk) are served. The control paths (protocol.js):
+// the node agent (control/node/node-agent.ts) rewrites the routes file and POSTs ROUTES_PATH to make
+// the router re-read it.
+// WARM_PATH compiles every live build: a supervisor calls it on a fresh workerd before that one
+// takes over from the old, so no request waits for a compile, and the deployer's proof calls it
+// on a throwaway workerd. DRAIN_PATH, on the old one just before its SIGTERM, makes it hold each
+// new request for HOLD_MS, so the connections Restate is using are busy, not idle, when it
+// starts draining.
+
+import { identityProblem, refuse } from "./identity.js";
+import { CONTROL_PREFIX, DRAIN_PATH, LOAD_FAILED, ROUTES_FILE, ROUTES_PATH, WARM_PATH } from "./protocol.js";
+import { openSecrets } from "./secrets.js";
+
+/** @import { Build, Env, RoutedBuild, WorkerCode, WorkerModule } from "./types.ts" */
+/** @import { ModuleType } from "../../../domain/bundle.ts" */
+
+const HOLD_MS = 100;
+
+let draining = false;
+
+// Shared by every request in this isolate, so only plain data: workerd forbids one request to
+// use I/O (a response body, a pending fetch) that another started, and a request that finds
+// something missing reads it itself.
+
+/** @type {Map<string, RoutedBuild> | undefined} id "name/buildId" -> build record, as the routes file lists them. */
+let routes;
+/** @type {Map<string, WorkerCode>} id -> the code the Worker Loader compiles, once read from the bundles dir. */
+const code = new Map();
+
+/** @param {Env} env */
+async function readRoutes(env) {
+  const response = await env.ROUTES.fetch(`http://routes/${ROUTES_FILE}`);
+  if (response.status === 404) return new Map();
+  if (!response.ok) throw new Error(`cannot read ${ROUTES_FILE}: ${response.status}`);
+  const { builds } = /** @type {{ builds: RoutedBuild[] }} */ (await response.json());
+  return new Map(builds.map((build) => [`${build.name}/${build.buildId}`, build]));
+}
+
+/** How each kind of module reaches the Worker Loader. @type {Record<ModuleType, (response: Response) => Promise<WorkerModule>>} */
+const CONTENT = {
+  esModule: async (response) => ({ js: await response.text() }),
+  commonJsModule: async (response) => ({ cjs: await response.text() }),
+  text: async (response) => ({ text: await response.text() }),
+  json: async (response) => ({ json: await response.json() }),
+  wasm: async (response) => ({ wasm: await response.arrayBuffer() }),
+  data: async (response) => ({ data: await response.arrayBuffer() }),
+};
+
+/**
+ * @param {Env} env
+ * @param {string} id
+ * @param {Build} build
+ * @returns {Promise<WorkerCode>}
+ */
+async function readBuild(env, id, build) {
+  /** @type {Record<string, WorkerModule>} */
+  const modules = {};
+  for (const module of build.modules) {
+    const response = await env.BUNDLES.fetch(`http://bundles/${id}/${module.name}`);
+    if (!response.ok) throw new Error(`module ${module.name} of ${id} is missing: ${response.status}`);
+    modules[module.name] = await CONTENT[module.type](response);
+  }
+  return {
+    compatibilityDate: build.compatibilityDate,
+    compatibilityFlags: build.compatibilityFlags,
+    mainModule: build.mainModule,
+    modules,
+    // The loader caches a build by id, and vars and secrets' revisions are part of the build id:
+    // a change is a new build. Secrets are opened here, the only place their key is.
+    ...(build.vars || build.secrets ? { env: { ...build.vars, ...(await secretsOf(env, build)) } } : {}),
+  };
+}
+
+/**
+ * @param {Env} env
+ * @param {Build} build
+ */
+async function secretsOf(env, build) {
+  if (!build.secrets) return {};
+  /** @type {string[]} */
+  const kids = JSON.parse(env.SECRETS_KEY_IDS);
+  const keys = new Map(kids.map((kid, i) => [kid, env[`SECRETS_KEY_${i}`]]));
+  return await openSecrets(build.name, build.secrets, keys);
+}
+
+export default {
+  /**
+   * @param {Request} request
+   * @param {Env} env
+   */
+  async fetch(request, env) {
+    const { pathname } = new URL(request.url);
+    if (pathname.startsWith(CONTROL_PREFIX)) return control(request, env, pathname);
+    let live = routes;
+    try {
+      live ??= await liveBuilds(env);
+    } catch (error) {
+      return new Response(`${error}\n`, { status: 500 });
+    }
+    if (pathname === "/") return Response.json({ builds: live.size });
+
+    const [, name, buildId] = pathname.split("/");
+    const problem = await identityProblem(request, env, `/${name}/${buildId}`, pathname);
+    if (problem) return refuse(problem);
+    const id = `${name}/${buildId}`;
+    const build = live.get(id);
+    if (!build) return new Response(`no build "${id}" is live on this workerd\n`, { status: 404 });
+    const answered = env.DISCOVERY === "recorded" ? answeredByRouter(build, pathname) : undefined;
+    if (answered) return answered;
+    if (draining) await new Promise((resolve) => setTimeout(resolve, HOLD_MS));
+    return serve(env, id, build, request);
+  },
+};
+
+/**
+ * What a live router answers itself rather than let the build answer: discovery, from the manifest
+ * the proof recorded (manifest.ts), so restate-server never sees a second face of the build; and a
+ * call to a service the build did not declare. Paths are read by the same suffix rules as the
+ * Restate SDK's, which is what would answer otherwise.
+ * @param {RoutedBuild} build
+ * @param {string} pathname
+ * @returns {Response | undefined}
+ */
+function answeredByRouter(build, pathname) {
+  const fragments = pathname.split("/");
+  if (fragments.length >= 3 && fragments.at(-3) === "invoke") {
+    const service = fragments.at(-2) ?? "";
+    if (build.services.includes(service)) return undefined;
+    return new Response(`build ${build.name}/${build.buildId} does not declare service "${service}"\n`, {
+      status: 404,
+    });
+  }
+  if (fragments.at(-1) !== "discover") return undefined;
+  if (!build.manifest) {
+    return new Response(`no manifest was recorded for ${build.name}/${build.buildId}; activate it again\n`, {
+      status: 409,
+    });
+  }
+  return new Response(build.manifest.body, { headers: { "content-type": build.manifest.contentType } });
+}
+
+/** @param {Env} env */
+async function liveBuilds(env) {
+  routes ??= await readRoutes(env);
+  return routes;
+}
+
+/**
+ * The deployer's and supervisor's calls, signed with the same key as Restate's.
+ * @param {Request} request
+ * @param {Env} env
+ * @param {string} pathname
+ */
+async function control(request, env, pathname) {
+  if (request.method !== "POST") return new Response("POST only\n", { status: 405 });
+  const problem = await identityProblem(request, env, "");
+  if (problem) return refuse(problem);
+  switch (pathname) {
+    case ROUTES_PATH: {
+      const live = await readRoutes(env);
+      routes = live;
+      // A removed build stays compiled (the Worker Loader never unloads), but its code can go.
+      for (const id of code.keys()) if (!live.has(id)) code.delete(id);
+      return Response.json({ builds: live.size });
+    }
+    case WARM_PATH: {
+      const live = await readRoutes(env);
+      routes = live;
+      for (const [id, build] of live) {
+        try {
+          await serve(env, id, build, new Request("http://warm/"));
+        } catch (error) {
+          // A build that does not load: its error is what the deployer reports to the user.
+          const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
+          return new Response(`${id} does not load: ${detail}\n`, { status: LOAD_FAILED });
+        }
+      }
+      return Response.json({ builds: live.size });
+    }
+    case DRAIN_PATH:
+      draining = true;
+      return Response.json({ draining });
+    default:
+      return new Response("unknown control path\n", { status: 404 });
+  }
+}
+
+/**
+ * @param {Env} env
+ * @param {string} id
+ * @param {Build} build
+ * @param {Request} request
+ */
+async function serve(env, id, build, request) {
+  let loaded = code.get(id);
+  if (!loaded) {
+    loaded = await readBuild(env, id, build);
+    code.set(id, loaded);
+  }
+  const compiled = /** @type {WorkerCode} */ (loaded);
+  return env.LOADER.get(id, async () => compiled)
+    .getEntrypoint()
+    .fetch(request);
+}

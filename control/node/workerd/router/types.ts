@@ -1,0 +1,47 @@
+import type { Build } from "../../../domain/bundle.ts";
+import type { RoutedBuild } from "../../../domain/ownership.ts";
+
+/**
+ * Types for the router code that runs inside workerd (router.js, identity.js, checked by tsc with
+ * `// @ts-check`): the bindings config.ts gives it, as far as the router uses them.
+ */
+
+export interface Fetcher {
+  fetch(input: string | Request): Promise<Response>;
+}
+
+/** What the Worker Loader compiles: one entry per module, keyed by the kind of its content. */
+export type WorkerModule =
+  | { js: string }
+  | { cjs: string }
+  | { text: string }
+  | { json: unknown }
+  | { wasm: ArrayBuffer }
+  | { data: ArrayBuffer };
+
+export interface WorkerCode {
+  compatibilityDate: string;
+  compatibilityFlags: string[];
+  mainModule: string;
+  modules: Record<string, WorkerModule>;
+  /** What the build's handlers get as `env`. */
+  env?: Record<string, unknown>;
+}
+
+export interface Env {
+  /** Restate's request identity public key, raw bytes in base64url. */
+  RESTATE_IDENTITY_KEY: string;
+  /** Who answers discovery (config.ts's Discovery). */
+  DISCOVERY: "build" | "recorded";
+  LOADER: { get(id: string, load: () => Promise<WorkerCode>): { getEntrypoint(): Fetcher } };
+  /** The bundles dir, read-only: `{name}/{buildId}/{module}`. */
+  BUNDLES: Fetcher;
+  /** The dir holding the routes file, read-only. */
+  ROUTES: Fetcher;
+  /** The ids of the private keys bundles' secrets are sealed to (secrets.ts), as a JSON array. */
+  SECRETS_KEY_IDS: string;
+  /** SECRETS_KEY_{i}: the key whose id is the i-th of SECRETS_KEY_IDS (not extractable). */
+  [key: `SECRETS_KEY_${number}`]: CryptoKey;
+}
+
+export type { Build, RoutedBuild };

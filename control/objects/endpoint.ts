@@ -1,0 +1,74 @@
+import { createServer } from "node:http2";
+import * as restate from "@restatedev/restate-sdk";
+import { clusterService } from "../cluster/service.ts";
+import { bundlesObject } from "../cluster/store.ts";
+import { readAdminToken } from "../credentials/admin-token.ts";
+import { identityPublicKey } from "../credentials/request-identity.ts";
+import { secretsPublicKey } from "../credentials/secrets-key.ts";
+import { announceReady } from "../node/supervisor-ipc.ts";
+import { stopProofs, sweepProofs } from "../node/workerd/proof.ts";
+import { AdminClient } from "../restate/admin-client.ts";
+import type { Settings } from "../settings.ts";
+import { waitFor } from "../wait.ts";
+import { deployerObject } from "./deployer.ts";
+import { routesObject } from "./routes.ts";
+
+const REGISTER_TIMEOUT_MS = 60_000;
+
+/**
+ * Serves the control plane's Restate services (`deployer`, `routes`) over HTTP/2 and registers
+ * them with Restate. Re-registering on every start is safe: `force` replaces the previous
+ * registration of this uri with whatever this code now declares.
+ */
+export async function serveDeployer(settings: Settings): Promise<void> {
+  await sweep(settings);
+  const token = await readAdminToken(settings);
+  const handler = restate.createEndpointHandler({
+    // In a cluster, builds are also stored in Restate for every node to fetch (cluster/store.ts),
+    // and `cluster` tells what each node serves.
+    services: [
+      deployerObject(settings, token, await secretsPublicKey(settings)),
+      routesObject(token),
+      ...(settings.cluster ? [bundlesObject(token), clusterService(settings)] : []),
+    ],
+    // Only restate-server, which signs with the mesh's key, may call the deployer.
+    identityKeys: [await identityPublicKey(settings)],
+  });
+  const server = createServer(handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(settings.ports.deployer, settings.internalBind, resolve);
+  });
+  await waitFor(
+    "registering the deployer with Restate",
+    async () => {
+      await new AdminClient({ socketPath: settings.adminSocket }).registerDeployment({
+        uri: settings.deployerUrl,
+        http11: false,
+        force: true,
+      });
+      return true;
+    },
+    REGISTER_TIMEOUT_MS,
+  );
+  console.log(`registered ${settings.deployerUrl} with Restate`);
+  await announceReady();
+  // Restate holds its HTTP/2 connections open, so a graceful close would wait forever; whatever
+  // was running is retried by Restate from its journal.
+  const stop = async () => {
+    const stopped = await stopProofs();
+    if (stopped) console.log(`stopped ${stopped} running proof(s)`);
+    process.exit(0);
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+}
+
+/**
+ * Ends the proofs an earlier deployer left running (each proof's workerd runs in a process group
+ * of its own, which outlives a deployer that crashes mid-proof) and removes their dirs.
+ */
+async function sweep(settings: Settings): Promise<void> {
+  const { killed, removed } = await sweepProofs(settings.dataDir);
+  if (killed || removed) console.log(`killed ${killed} leftover proof workerd(s), removed ${removed} proof dir(s)`);
+}

@@ -1,0 +1,115 @@
+import * as restate from "@restatedev/restate-sdk";
+import * as clients from "@restatedev/restate-sdk-clients";
+import { buildKey, ROUTES, routesClient } from "../contracts.ts";
+import { adminHeaders, adminOnly } from "../credentials/admin-token.ts";
+import type { Build } from "../domain/bundle.ts";
+import { asTerminalError, UserError } from "../domain/errors.ts";
+import { claim, type Owners, type RoutedBuild, release, type TakenOver } from "../domain/ownership.ts";
+
+/** A node asking what to serve gives up after this long, and asks again (or another peer). */
+const ROUTES_CALL_TIMEOUT_MS = 10_000;
+
+type RoutesState = { builds: RoutedBuild[]; owners: Owners };
+type Ctx = restate.ObjectContext<RoutesState>;
+
+export interface AddRoute {
+  build: RoutedBuild;
+  /** Services another bundle owns that this build's bundle takes over (ownership.ts). */
+  takeOver: string[];
+}
+
+export interface RoutesView {
+  builds: { name: string; buildId: string; services: string[] }[];
+  owners: Owners;
+}
+
+/**
+ * `routes` records what every node should serve and which bundle owns which service name: desired
+ * state only. Each node's agent (node-agent.ts) makes its workerd serve what is recorded here.
+ * Being a single-key virtual object, Restate runs its exclusive handlers one at a time, so
+ * concurrent activations of different bundles queue here: every record holds every live build,
+ * and of two bundles claiming one service name only the first gets it. Internal to the control
+ * plane: only the deployer and the node agents, which pass the admin token, or an admin may call it.
+ */
+export function routesObject(adminToken: string) {
+  const stateOf = async (ctx: restate.ObjectSharedContext<RoutesState>) => ({
+    // Builds routed before services were recorded declare none.
+    builds: ((await ctx.get("builds")) ?? []).map((b) => ({ ...b, services: b.services ?? [] })),
+    owners: (await ctx.get("owners")) ?? {},
+  });
+
+  return restate.object({
+    name: ROUTES,
+    handlers: {
+      /**
+       * Claims the services `build` declares for its bundle (409 naming the owner if another
+       * bundle owns one), then records it as served at /{name}/{buildId} beside every other live
+       * build. The deployer then tells the node agents and waits until they serve it.
+       */
+      add: restate.handlers.object.exclusive(
+        { ingressPrivate: true },
+        async (ctx: Ctx, { build, takeOver }: AddRoute): Promise<{ takenOver: TakenOver[] }> => {
+          const { builds, owners } = await stateOf(ctx);
+          const claimed = claim(owners, builds, build, takeOver);
+          if ("error" in claimed) throw new UserError(claimed.error, 409);
+          const routed = builds.find((b) => buildKey(b) === buildKey(build));
+          if (!routed) ctx.set("builds", [...builds, build]);
+          // A build routed before manifests were recorded gets its proof's manifest now.
+          else if (!routed.manifest)
+            ctx.set(
+              "builds",
+              builds.map((b) => (b === routed ? build : b)),
+            );
+          ctx.set("owners", claimed.owners);
+          return { takenOver: claimed.takenOver };
+        },
+      ),
+
+      /** Records one build as no longer served and releases the services only it held. */
+      remove: restate.handlers.object.exclusive(
+        { ingressPrivate: true },
+        async (ctx: Ctx, build: Pick<Build, "name" | "buildId">) => {
+          const { builds, owners } = await stateOf(ctx);
+          const removed = builds.find((b) => buildKey(b) === buildKey(build));
+          if (!removed) return;
+          const remaining = builds.filter((b) => b !== removed);
+          ctx.set("builds", remaining);
+          ctx.set("owners", release(owners, remaining, removed));
+        },
+      ),
+
+      /** What is routed and who owns which service; answers while add or remove runs. */
+      view: restate.handlers.object.shared(
+        async (ctx: restate.ObjectSharedContext<RoutesState>): Promise<RoutesView> => {
+          const { builds, owners } = await stateOf(ctx);
+          return { builds: builds.map(({ name, buildId, services }) => ({ name, buildId, services })), owners };
+        },
+      ),
+
+      /** Every routed build, whole: what each node's agent makes its workerd serve. */
+      served: restate.handlers.object.shared(
+        async (ctx: restate.ObjectSharedContext<RoutesState>): Promise<RoutedBuild[]> => {
+          return (await stateOf(ctx)).builds;
+        },
+      ),
+    },
+    // The shared handlers are reachable through the ingress, for the node agents (a cluster
+    // node's own restate-server may not be up yet); they never wait on the key. The exclusive ones are the
+    // deployer's alone: Restate refuses them from the ingress, so an anonymous flood cannot queue
+    // in front of an activation. Every handler needs the admin token, as tenants' code can
+    // still call any of them through Restate.
+    options: {
+      asTerminalError,
+      hooks: [adminOnly(adminToken, "routes is internal to Gridiron's control plane: a call to it")],
+    },
+  });
+}
+
+export type RoutesObject = ReturnType<typeof routesObject>;
+
+/** The builds the `routes` object routes, asked through an ingress (any node's) with the admin token. */
+export async function routedBuilds(ingressUrl: string, adminToken: string): Promise<RoutedBuild[]> {
+  return await routesClient(clients.connect({ url: ingressUrl, headers: adminHeaders(adminToken) })).served(
+    clients.rpc.opts({ timeout: ROUTES_CALL_TIMEOUT_MS }),
+  );
+}
