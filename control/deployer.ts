@@ -55,11 +55,11 @@ import { proveBuild } from "./workerd/proof.ts";
 export const ActivateRequest = z
   .strictObject({
     source: z.url({
-      protocol: /^(file|https)$/,
+      protocol: /^(file|https|s3)$/,
       error:
-        "source must be a file:///absolute/path URL of a wrangler outdir, or an https:// URL of a tar, tar.gz or zip of one",
+        "source must be a file:///absolute/path URL of a wrangler outdir, or an https:// or s3://bucket/key URL of a tar, tar.gz or zip of one",
     }),
-    /** The hex SHA-256 of an https:// source's archive; checked before anything is unpacked. */
+    /** The hex SHA-256 of an https:// or s3:// source's archive; checked before anything is unpacked. */
     sha256: z
       .string()
       .regex(/^[0-9a-fA-F]{64}$/, "sha256 must be 64 hex digits")
@@ -83,8 +83,8 @@ export const ActivateRequest = z
      */
     project: z.string().max(1000).optional(),
   })
-  .refine((request) => !request.source.startsWith("https:") || request.sha256, {
-    message: "an https:// source needs sha256: the hex SHA-256 of the archive (`sha256sum FILE`)",
+  .refine((request) => request.source.startsWith("file:") || request.sha256, {
+    message: "an https:// or s3:// source needs sha256: the hex SHA-256 of the archive (`sha256sum FILE`)",
     path: ["sha256"],
   });
 export type ActivateRequest = z.infer<typeof ActivateRequest>;
