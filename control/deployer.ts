@@ -247,7 +247,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
     return recordPrune(record, await now(ctx));
   };
 
-  const store = settings.cluster ? new StoreClient(settings.ingressUrl, adminToken) : undefined;
+  const store = settings.cluster ? new StoreClient(settings.ingressUrl, adminToken, settings.clusterBuilds) : undefined;
 
   /** Puts a build's files where nodes serve them from: the bundles dir, and in a cluster the store first. */
   const keepFiles = async (dir: string, build: Build, activationId: string) => {

@@ -35,6 +35,15 @@ export function s3Location(url: string | URL): S3Location {
   return { bucket: parsed.hostname, key: decodeURIComponent(parsed.pathname.replace(/^\//, "")) };
 }
 
+/**
+ * Whether the store refused a request for good (no such bucket, access denied): asking again
+ * will not help. Timeouts, throttling and 5xx may pass.
+ */
+export function isS3Refusal(error: unknown): boolean {
+  const status = error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+  return status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
+}
+
 /** What went wrong with an S3 request, in words an operator can act on. */
 export function s3Problem(error: unknown, { bucket, key }: S3Location): string {
   const where = `s3://${bucket}/${key}`;

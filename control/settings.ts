@@ -120,6 +120,14 @@ const EnvSchema = z.object({
     "where the cluster's nodes keep Restate's partition snapshots: an S3-compatible bucket every node reaches; without it Restate never trims its log, and a new node cannot join (see Cluster)",
     "unset",
   ),
+  GRIDIRON_CLUSTER_BUILDS: documented(
+    z
+      .string()
+      .regex(/^s3:\/\/[^/]+/, "GRIDIRON_CLUSTER_BUILDS must be an s3://bucket/prefix URL every node reaches")
+      .optional(),
+    "where a cluster keeps its builds' files: an `s3://bucket/prefix` every node reads (the deployer also writes), each file stored once by its SHA-256; unset, they are kept in Restate's own state in 1 MB chunks (see Cluster)",
+    "unset",
+  ),
   GRIDIRON_CLUSTER_PORT: documented(
     port.default(5122),
     "Restate's node-to-node port, on every node's cluster address: mutual TLS only, from the peers' certificates",
@@ -190,6 +198,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     clusterPort: e.GRIDIRON_CLUSTER_PORT,
     clusterTls: clusterTlsFiles(resolve(e.GRIDIRON_CLUSTER_TLS_DIR ?? resolve(dataDir, "cluster-tls"))),
     snapshots: e.GRIDIRON_CLUSTER_SNAPSHOTS,
+    /** Where the deployer stores builds' files for the cluster's nodes, if not in Restate (cluster/store.ts). */
+    clusterBuilds: e.GRIDIRON_CLUSTER_BUILDS,
     internalBind: local,
     ports: {
       ingress: e.GRIDIRON_INGRESS_PORT,

@@ -45,7 +45,7 @@ export interface TestS3 {
  * on -13 without it), a short paxos interval (13 s to start without it), tcp_nodelay (48 ms
  * stalls per small request without it).
  */
-function cephConf(dir: string, fsid: string, monPort: number, s3Port: number): string {
+function cephConf(dir: string, fsid: string, monPort: number, s3Address: string): string {
   return `[global]
 fsid = ${fsid}
 mon host = [v2:127.0.0.1:${monPort}]
@@ -66,12 +66,31 @@ mon allow pool size one = true
 paxos propose interval = 0.05
 paxos min wait = 0.01
 rgw data = ${dir}/rgw
-rgw frontends = beast endpoint=127.0.0.1:${s3Port} tcp_nodelay=1
+rgw frontends = beast endpoint=${s3Address} tcp_nodelay=1
 `;
 }
 
-/** Starts Ceph's S3 in a fresh dir under /tmp/s3; about 2 s on an idle machine. */
-export async function startTestS3(): Promise<TestS3> {
+/** What a process needs to reach the test S3 at `endpoint` through the AWS SDK's standard chain. */
+export function testS3Env(endpoint: string): Record<string, string> {
+  return {
+    AWS_ENDPOINT_URL_S3: endpoint,
+    AWS_ACCESS_KEY_ID: ACCESS_KEY,
+    AWS_SECRET_ACCESS_KEY: SECRET_KEY,
+    AWS_REGION: "us-east-1",
+  };
+}
+
+/**
+ * Starts Ceph's S3 in a fresh dir under /tmp/s3, about 2 s on an idle machine: on 127.0.0.1 and a
+ * free port, or where told (a bridge that network namespaces reach).
+ */
+export async function startTestS3({
+  host = "127.0.0.1",
+  port,
+}: {
+  host?: string;
+  port?: number;
+} = {}): Promise<TestS3> {
   await mkdir("/tmp/s3", { recursive: true });
   const dir = await mkdtemp("/tmp/s3/ceph-");
   const conf = join(dir, "ceph.conf");
@@ -82,10 +101,10 @@ export async function startTestS3(): Promise<TestS3> {
     await rm(dir, { recursive: true, force: true, maxRetries: 3 });
   };
   try {
-    const [monPort, s3Port] = [await getPort(), await getPort()];
+    const [monPort, s3Port] = [await getPort(), port ?? (await getPort())];
     const fsid = randomUUID();
     await Promise.all(["mon", "osd", "rgw", "log", "run"].map((d) => mkdir(join(dir, d))));
-    await writeFile(conf, cephConf(dir, fsid, monPort, s3Port));
+    await writeFile(conf, cephConf(dir, fsid, monPort, `${host}:${s3Port}`));
     const monmap = join(dir, "monmap");
     await execa("monmaptool", ["--create", "--fsid", fsid, "--addv", "a", `[v2:127.0.0.1:${monPort}]`, monmap]);
     await execa("ceph-mon", ["-c", conf, "-i", "a", "--mkfs", "--monmap", monmap]);
@@ -104,7 +123,7 @@ export async function startTestS3(): Promise<TestS3> {
     start("ceph-osd", ["-i", id]);
     await waitFor("Ceph's OSD", async () => (await ceph("osd", "stat")).stdout.includes(" 1 up"), START_STEP_MS);
     start("radosgw", ["-n", "client.rgw.a"]);
-    const endpoint = `http://127.0.0.1:${s3Port}`;
+    const endpoint = `http://${host}:${s3Port}`;
     await waitFor("Ceph's S3 gateway", async () => (await fetch(endpoint)).ok, START_STEP_MS);
     const user = (uid: string, access: string, secret: string) =>
       execa("radosgw-admin", [
@@ -113,16 +132,11 @@ export async function startTestS3(): Promise<TestS3> {
       ]);
     await user("test", ACCESS_KEY, SECRET_KEY);
     await user("other", OTHER_ACCESS_KEY, SECRET_KEY);
-    const env = {
-      AWS_ENDPOINT_URL_S3: endpoint,
-      AWS_ACCESS_KEY_ID: ACCESS_KEY,
-      AWS_SECRET_ACCESS_KEY: SECRET_KEY,
-      AWS_REGION: "us-east-1",
-    };
+    const env = testS3Env(endpoint);
     const clientOf = (accessKeyId: string) =>
       new S3Client({
         endpoint,
-        region: env.AWS_REGION,
+        region: "us-east-1",
         forcePathStyle: true,
         credentials: { accessKeyId, secretAccessKey: SECRET_KEY },
       });
