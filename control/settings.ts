@@ -197,7 +197,10 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     cluster,
     clusterPort: e.GRIDIRON_CLUSTER_PORT,
     clusterTls: clusterTlsFiles(resolve(e.GRIDIRON_CLUSTER_TLS_DIR ?? resolve(dataDir, "cluster-tls"))),
-    snapshots: e.GRIDIRON_CLUSTER_SNAPSHOTS,
+    /** Restate's snapshot repository; the endpoint of a store other than AWS is the AWS SDK's own setting. */
+    snapshots: e.GRIDIRON_CLUSTER_SNAPSHOTS
+      ? { destination: e.GRIDIRON_CLUSTER_SNAPSHOTS, endpoint: env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL }
+      : undefined,
     /** Where the deployer stores builds' files for the cluster's nodes, if not in Restate (cluster/store.ts). */
     clusterBuilds: e.GRIDIRON_CLUSTER_BUILDS,
     internalBind: local,
