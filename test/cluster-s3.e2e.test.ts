@@ -7,6 +7,7 @@ import { CreateBucketCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { execa } from "execa";
 import getPort from "get-port";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { binaries } from "../control/binaries.ts";
 import {
   down,
   killNode,
@@ -15,9 +16,11 @@ import {
   nodeInfo,
   readToken,
   startNode,
+  tlsDir,
   up,
   waitReady,
 } from "../control/cluster/local.ts";
+import { clusterTlsFiles, restatectlTlsArgs } from "../control/cluster/tls.ts";
 import { MB } from "../control/memory.ts";
 import { buildWorker, eventually } from "./mesh.ts";
 import { hasCeph, startTestS3, type TestS3, testS3Env } from "./s3.ts";
@@ -61,8 +64,21 @@ describe.skipIf(!canMakeHosts || !hasCeph)("a cluster sharing its builds through
     if (!response.ok) throw new Error(`${path} on ${node}: ${response.status} ${text}`);
     return JSON.parse(text);
   };
-  const stored = async () =>
-    ((await s3.client.send(new ListObjectsV2Command({ Bucket: BUCKET }))).Contents ?? []).map((o) => o.Key).sort();
+  const stored = async (prefix = "builds/") =>
+    ((await s3.client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }))).Contents ?? [])
+      .map((o) => o.Key)
+      .sort();
+  const restatectl = (...args: string[]) =>
+    execa(
+      binaries.restatectl(),
+      [
+        "-s",
+        `https://${info("n1").address}:5122/`,
+        ...restatectlTlsArgs(clusterTlsFiles(tlsDir(cluster, "n1"))),
+        ...args,
+      ],
+      { timeout: 30_000 },
+    );
 
   beforeAll(async () => {
     const dir = await mkdtemp(join(tmpdir(), "gridiron-cluster-s3-"));
@@ -71,13 +87,23 @@ describe.skipIf(!canMakeHosts || !hasCeph)("a cluster sharing its builds through
       prefix: process.env.GRIDIRON_TEST_S3_CLUSTER_PREFIX ?? "grs",
       subnet: process.env.GRIDIRON_TEST_S3_CLUSTER_SUBNET ?? "10.79.0",
     };
-    // The nodes reach the host at .254 on their bridge, which exists once `up` made it.
+    // The nodes reach the host at .254 on their bridge, which `up` makes; Restate needs its
+    // snapshot repository before that (its partitions do not open without it), so S3 listens on
+    // every address of the host, on a free port.
     const host = `${net.subnet}.254`;
     const port = await getPort();
+    s3 = await startTestS3({ bind: "0.0.0.0", port });
+    await s3.client.send(new CreateBucketCommand({ Bucket: BUCKET }));
     cluster = {
       dir: join(dir, "cluster"),
       net,
-      nodeEnv: { ...testS3Env(`http://${host}:${port}`), GRIDIRON_CLUSTER_BUILDS: `s3://${BUCKET}/builds` },
+      nodeEnv: {
+        ...testS3Env(`http://${host}:${port}`),
+        GRIDIRON_CLUSTER_BUILDS: `s3://${BUCKET}/builds`,
+        GRIDIRON_CLUSTER_SNAPSHOTS: `s3://${BUCKET}/snapshots`,
+        // Restate's own setting: a snapshot every 50 records per partition, so the test sees some.
+        RESTATE_WORKER__SNAPSHOTS__SNAPSHOT_INTERVAL_NUM_RECORDS: "50",
+      },
     };
     await Promise.all([
       up(cluster, log),
@@ -88,8 +114,6 @@ describe.skipIf(!canMakeHosts || !hasCeph)("a cluster sharing its builds through
         await writeFile(join(buildsDir, "big", "blob.bin"), randomBytes(47 * MB));
       })(),
     ]);
-    s3 = await startTestS3({ host, port });
-    await s3.client.send(new CreateBucketCommand({ Bucket: BUCKET }));
     token = await readToken(cluster);
   }, 300_000);
 
@@ -157,5 +181,22 @@ describe.skipIf(!canMakeHosts || !hasCeph)("a cluster sharing its builds through
     await eventually(async () => expect(await call("n3", "counter/s3/add")).toBe(10), 60_000);
     const local = join(cluster.dir, "n3", "bundles", "counter", result.buildId);
     expect((await readFile(join(local, "index.js"))).length).toBeGreaterThan(0);
+  }, 300_000);
+
+  it("Restate's partition snapshots go to S3, and its partitions count them as archived", async () => {
+    for (let i = 0; i < 300; i++) await call(LOCAL_NODES[i % 3] as string, `counter/snap${i % 8}/add`);
+    // Restate's layout: {prefix}/{partition}/latest.json points at the newest snapshot.
+    await eventually(
+      async () => expect(await stored("snapshots/")).toEqual(expect.arrayContaining(["snapshots/0/latest.json"])),
+      120_000,
+    );
+    console.log(`[cluster-s3] snapshot objects: ${(await stored("snapshots/")).length}`);
+    const { stdout } = await restatectl("partitions", "list");
+    console.log(stdout);
+    // ID NODE MODE STATUS EPOCH APPLIED DURABLE ARCHIVED: the leaders' archived LSNs.
+    const archived = [...stdout.matchAll(/^\s*\d+\s+N\d+:\d+\s+Leader\s+\S+\s+e\d+\s+\d+\s+\d+\s+(\d+)/gm)].map((m) =>
+      Number(m[1]),
+    );
+    expect(Math.max(...archived)).toBeGreaterThan(0);
   }, 300_000);
 });

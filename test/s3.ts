@@ -82,13 +82,14 @@ export function testS3Env(endpoint: string): Record<string, string> {
 
 /**
  * Starts Ceph's S3 in a fresh dir under /tmp/s3, about 2 s on an idle machine: on 127.0.0.1 and a
- * free port, or where told (a bridge that network namespaces reach).
+ * free port, or where told (0.0.0.0, for network namespaces that reach the host through a bridge
+ * made after it starts). The test's own client uses loopback.
  */
 export async function startTestS3({
-  host = "127.0.0.1",
+  bind = "127.0.0.1",
   port,
 }: {
-  host?: string;
+  bind?: string;
   port?: number;
 } = {}): Promise<TestS3> {
   await mkdir("/tmp/s3", { recursive: true });
@@ -104,7 +105,7 @@ export async function startTestS3({
     const [monPort, s3Port] = [await getPort(), port ?? (await getPort())];
     const fsid = randomUUID();
     await Promise.all(["mon", "osd", "rgw", "log", "run"].map((d) => mkdir(join(dir, d))));
-    await writeFile(conf, cephConf(dir, fsid, monPort, `${host}:${s3Port}`));
+    await writeFile(conf, cephConf(dir, fsid, monPort, `${bind}:${s3Port}`));
     const monmap = join(dir, "monmap");
     await execa("monmaptool", ["--create", "--fsid", fsid, "--addv", "a", `[v2:127.0.0.1:${monPort}]`, monmap]);
     await execa("ceph-mon", ["-c", conf, "-i", "a", "--mkfs", "--monmap", monmap]);
@@ -123,7 +124,7 @@ export async function startTestS3({
     start("ceph-osd", ["-i", id]);
     await waitFor("Ceph's OSD", async () => (await ceph("osd", "stat")).stdout.includes(" 1 up"), START_STEP_MS);
     start("radosgw", ["-n", "client.rgw.a"]);
-    const endpoint = `http://${host}:${s3Port}`;
+    const endpoint = `http://${bind === "0.0.0.0" ? "127.0.0.1" : bind}:${s3Port}`;
     await waitFor("Ceph's S3 gateway", async () => (await fetch(endpoint)).ok, START_STEP_MS);
     const user = (uid: string, access: string, secret: string) =>
       execa("radosgw-admin", [

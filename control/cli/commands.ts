@@ -234,6 +234,7 @@ async function sourceOf(path: string, options: DeployOptions, log: (line: string
   }
   if (!options.sha256) throw new Error(`${path} needs --sha256: the SHA-256 of the archive (\`sha256sum FILE\`)`);
   if (options.upload || options.env) throw new Error(`${path} is built already: --upload and --env are for a project`);
+  // Nothing to build or clean up: the URL stands in for the outdir, and remoteOf sends it as it is.
   return {
     outdir: path,
     name: undefined,
