@@ -13,6 +13,9 @@ const port = z.coerce.number().int().min(1).max(65535);
  */
 const UNPACKED_FACTOR = 4;
 
+/** Whether S3 buckets are addressed in the path: read by the mesh and the CLI alike (s3.ts). */
+export const S3PathStyle = z.stringbool().optional();
+
 /** Per user, as other local tools keep their state: $XDG_STATE_HOME, by default ~/.local/state. */
 function defaultMeshFile(): string {
   return join(process.env.XDG_STATE_HOME || join(homedir(), ".local", "state"), "gridiron", "mesh.json");
@@ -61,15 +64,20 @@ const EnvSchema = z.object({
   ),
   GRIDIRON_MAX_BUNDLE_MB: documented(
     z.coerce.number().positive().default(50),
-    `largest bundle (sum of its modules), and largest \`https://\` archive, \`activate\` accepts; an archive may unpack to ${UNPACKED_FACTOR} times that`,
+    `largest bundle (sum of its modules), and largest \`https://\` or \`s3://\` archive, \`activate\` accepts; an archive may unpack to ${UNPACKED_FACTOR} times that`,
   ),
   GRIDIRON_FETCH_TIMEOUT_SECONDS: documented(
     z.coerce.number().positive().default(60),
-    "how long an `https://` source may take to download, all redirects included; unpacking it gets as long again",
+    "how long an `https://` or `s3://` source may take to download, all redirects included; unpacking it gets as long again",
   ),
   GRIDIRON_FETCH_PRIVATE_REDIRECTS: documented(
     z.stringbool().default(false),
     "let an `https://` source redirect to a loopback, link-local or private address (a source server on your own network); the URL given to `activate` may always be one",
+  ),
+  GRIDIRON_S3_PATH_STYLE: documented(
+    S3PathStyle,
+    "address S3 buckets in the path (`http://host/bucket/key`), not as host names; unset, path-style is used when `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` is set (Ceph's gateway, MinIO) and not for AWS (see Sources)",
+    "unset",
   ),
   GRIDIRON_ADMIN_TOKEN: documented(
     z.string().min(16, "GRIDIRON_ADMIN_TOKEN must be at least 16 characters").optional(),
@@ -110,6 +118,14 @@ const EnvSchema = z.object({
       .regex(/^s3:\/\/./, "GRIDIRON_CLUSTER_SNAPSHOTS must be an s3:// URL of a bucket every node reaches")
       .optional(),
     "where the cluster's nodes keep Restate's partition snapshots: an S3-compatible bucket every node reaches; without it Restate never trims its log, and a new node cannot join (see Cluster)",
+    "unset",
+  ),
+  GRIDIRON_CLUSTER_BUILDS: documented(
+    z
+      .string()
+      .regex(/^s3:\/\/[^/]+/, "GRIDIRON_CLUSTER_BUILDS must be an s3://bucket/prefix URL every node reaches")
+      .optional(),
+    "where a cluster keeps its builds' files: an `s3://bucket/prefix` every node reads (the deployer also writes), each file stored once by its SHA-256; unset, they are kept in Restate's own state in 1 MB chunks (see Cluster)",
     "unset",
   ),
   GRIDIRON_CLUSTER_PORT: documented(
@@ -181,7 +197,12 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     cluster,
     clusterPort: e.GRIDIRON_CLUSTER_PORT,
     clusterTls: clusterTlsFiles(resolve(e.GRIDIRON_CLUSTER_TLS_DIR ?? resolve(dataDir, "cluster-tls"))),
-    snapshots: e.GRIDIRON_CLUSTER_SNAPSHOTS,
+    /** Restate's snapshot repository; the endpoint of a store other than AWS is the AWS SDK's own setting. */
+    snapshots: e.GRIDIRON_CLUSTER_SNAPSHOTS
+      ? { destination: e.GRIDIRON_CLUSTER_SNAPSHOTS, endpoint: env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL }
+      : undefined,
+    /** Where the deployer stores builds' files for the cluster's nodes, if not in Restate (cluster/store.ts). */
+    clusterBuilds: e.GRIDIRON_CLUSTER_BUILDS,
     internalBind: local,
     ports: {
       ingress: e.GRIDIRON_INGRESS_PORT,
@@ -206,7 +227,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     drainGraceMs: e.GRIDIRON_DRAIN_GRACE_SECONDS * 1000,
     keepBuilds: e.GRIDIRON_KEEP_BUILDS,
     maxBundleBytes: e.GRIDIRON_MAX_BUNDLE_MB * MB,
-    // An https:// source's archive: at most as big as a bundle may be, fetched within the timeout.
+    // An https:// or s3:// source's archive: at most as big as a bundle may be, fetched within the timeout.
     fetchLimits: {
       maxBytes: e.GRIDIRON_MAX_BUNDLE_MB * MB,
       maxUnpackedBytes: e.GRIDIRON_MAX_BUNDLE_MB * MB * UNPACKED_FACTOR,

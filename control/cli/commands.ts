@@ -21,6 +21,7 @@ import { Progress } from "./progress.ts";
 import { prepareSource, type Source } from "./project.ts";
 import { secretCommands } from "./secret.ts";
 import { buildRows, formatTable, nodeRows } from "./status.ts";
+import { uploadBuild } from "./upload.ts";
 import { watch } from "./watch.ts";
 
 interface Globals {
@@ -53,8 +54,14 @@ export function commands(program: Command): void {
 
   program
     .command("deploy")
-    .description("build a wrangler project (or take a built outdir) and activate it as a new build")
-    .argument("[path]", "a wrangler project dir (wrangler.toml/json/jsonc) or a built outdir", ".")
+    .description(
+      "build a wrangler project (or take a built outdir, or an archive of one at an https:// or s3:// URL) and activate it as a new build",
+    )
+    .argument(
+      "[path]",
+      "a wrangler project dir (wrangler.toml/json/jsonc), a built outdir, or an https:// or s3://bucket/key URL of a tar, tar.gz or zip of one (with --sha256 and --name)",
+      ".",
+    )
     .option("--name <name>", "bundle name (default: the wrangler config's name)")
     .option("--version <version>", `version (default: package.json's version, else ${DEFAULT_VERSION})`)
     .option("--message <text>", "what this build changes; shown by status and builds")
@@ -62,15 +69,20 @@ export function commands(program: Command): void {
     .option("--take-over <services...>", "services of other bundles this bundle takes over")
     .option("--env <name>", "use the wrangler config's [env.NAME] (its vars, name and settings), as wrangler does")
     .option("--require <secrets...>", "secrets the build needs (besides the wrangler config's secrets.required)")
+    .option(
+      "--upload <s3-prefix>",
+      "upload the build to s3://bucket/prefix/SHA256.tar.gz and activate it from there (the mesh needs read access)",
+    )
+    .option("--sha256 <hex>", "the SHA-256 of the archive at an https:// or s3:// URL given as path")
     .action(async (path: string, options: DeployOptions) => {
       const connection = await connect();
       requireToken(connection);
       const progress = new Progress(Boolean(globals().json));
-      const source = await prepareSource(path, options.env, (line) => progress.note(line));
+      const source = await sourceOf(path, options, (line) => progress.note(line));
       try {
         const name = options.name ?? source.name;
-        if (!name) throw new Error(`${path} is a built outdir: pass --name`);
-        const request = activateRequest(source, options);
+        if (!name) throw new Error(`${path} is a built outdir or an archive: pass --name`);
+        const request = { ...activateRequest(source, options), ...(await remoteOf(source, options, progress)) };
         progress.note(`activating ${name} ${request.version}`);
         const send = await sendClient(connection, name).activate(request, attachable());
         const result = await watch(connection, send, progress);
@@ -208,6 +220,44 @@ interface DeployOptions {
   takeOver?: string[];
   env?: string;
   require?: string[];
+  upload?: string;
+  sha256?: string;
+}
+
+const REMOTE = /^(https|s3):\/\//;
+
+/** What `path` names: a project or outdir to build or take, or an archive at a URL to take as it is. */
+async function sourceOf(path: string, options: DeployOptions, log: (line: string) => void): Promise<Source> {
+  if (!REMOTE.test(path)) {
+    if (options.sha256) throw new Error("--sha256 is for an https:// or s3:// URL given as path");
+    return prepareSource(path, options.env, log);
+  }
+  if (!options.sha256) throw new Error(`${path} needs --sha256: the SHA-256 of the archive (\`sha256sum FILE\`)`);
+  if (options.upload || options.env) throw new Error(`${path} is built already: --upload and --env are for a project`);
+  // Nothing to build or clean up: the URL stands in for the outdir, and remoteOf sends it as it is.
+  return {
+    outdir: path,
+    name: undefined,
+    version: undefined,
+    settings: {},
+    project: undefined,
+    requiredSecrets: [],
+    cleanup: async () => {},
+  };
+}
+
+/** The archive `activate` fetches instead of the outdir: one named as path, or the build uploaded now. */
+async function remoteOf(
+  source: Source,
+  options: DeployOptions,
+  progress: Progress,
+): Promise<Pick<ActivateRequest, "source" | "sha256"> | undefined> {
+  if (REMOTE.test(source.outdir)) return { source: source.outdir, sha256: options.sha256 };
+  if (!options.upload) return undefined;
+  progress.note(`uploading the build to ${options.upload}`);
+  const uploaded = await uploadBuild(source.outdir, options.upload);
+  progress.note(`uploaded ${uploaded.source}`);
+  return uploaded;
 }
 
 function activateRequest(source: Source, options: DeployOptions): ActivateRequest {

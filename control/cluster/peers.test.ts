@@ -71,4 +71,21 @@ describe("restateClusterConfig", () => {
       'allowed-subject-names = ["n1", "n2", "n3"]',
     ]);
   });
+
+  it("points Restate's snapshots at the bucket, with the endpoint of a store other than AWS", () => {
+    const membership = parseMembership(three, "n1");
+    if ("error" in membership) throw new Error(membership.error);
+    const tls = { ca: "/d/tls/ca.pem", cert: "/d/tls/node.pem", key: "/d/tls/node-key.pem" };
+    const section = (endpoint: string | undefined) => {
+      const text = restateClusterConfig("", membership, 5122, tls, { destination: "s3://b/snaps", endpoint });
+      return text.slice(text.indexOf("[worker.snapshots]")).trimEnd().split("\n");
+    };
+    expect(section("http://10.0.0.9:7480")).toEqual([
+      "[worker.snapshots]",
+      'destination = "s3://b/snaps"',
+      'aws-endpoint-url = "http://10.0.0.9:7480"',
+      "aws-allow-http = true",
+    ]);
+    expect(section(undefined)).toEqual(["[worker.snapshots]", 'destination = "s3://b/snaps"']);
+  });
 });

@@ -35,6 +35,28 @@ function tlsSection(cluster: ClusterMembership, tls: ClusterTlsFiles): string[] 
   ];
 }
 
+/** Where Restate keeps partition snapshots: an s3:// URL, and the endpoint of a store other than AWS. */
+export interface SnapshotRepository {
+  destination: string;
+  endpoint: string | undefined;
+}
+
+/**
+ * Restate's `[worker.snapshots]`. Credentials and region come from restate-server's environment
+ * (the AWS SDK's chain, as for Gridiron's own S3 calls); a store other than AWS needs its endpoint
+ * in the file, and `aws-allow-http` when that is plain http. Restate addresses it path-style.
+ */
+function snapshotsSection(snapshots: SnapshotRepository): string[] {
+  const { destination, endpoint } = snapshots;
+  return [
+    "",
+    "[worker.snapshots]",
+    `destination = ${JSON.stringify(destination)}`,
+    ...(endpoint ? [`aws-endpoint-url = ${JSON.stringify(endpoint)}`] : []),
+    ...(endpoint?.startsWith("http://") ? ["aws-allow-http = true"] : []),
+  ];
+}
+
 /**
  * restate-server's config for one node of a cluster: Gridiron's own settings (`base`, the text of
  * config/restate.toml) with replicated metadata and log, the first peer provisioning, mutual TLS
@@ -46,7 +68,7 @@ export function restateClusterConfig(
   cluster: ClusterMembership,
   port: number,
   tls: ClusterTlsFiles,
-  snapshots: string | undefined,
+  snapshots: SnapshotRepository | undefined,
 ): string {
   const replication = Math.min(REPLICATION, cluster.peers.length);
   const addresses = cluster.peers.map((p) => JSON.stringify(nodeAddress(p.address, port)));
@@ -64,7 +86,7 @@ export function restateClusterConfig(
     `addresses = [${addresses.join(", ")}]`,
     "",
     ...tlsSection(cluster, tls),
-    ...(snapshots ? ["", "[worker.snapshots]", `destination = ${JSON.stringify(snapshots)}`] : []),
+    ...(snapshots ? snapshotsSection(snapshots) : []),
     "",
   ].join("\n");
 }

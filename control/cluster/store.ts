@@ -1,14 +1,16 @@
 import { createHash, createHmac } from "node:crypto";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, posix } from "node:path";
+import { GetObjectCommand, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
 import * as restate from "@restatedev/restate-sdk";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { z } from "zod";
 import { BUNDLES, buildKey, bundlesClient } from "../contracts.ts";
 import { adminHeaders, adminOnly } from "../credentials/admin-token.ts";
 import type { Build } from "../domain/bundle.ts";
-import { asTerminalError } from "../domain/errors.ts";
+import { asTerminalError, BundleError } from "../domain/errors.ts";
 import { buildDir, inspectBundle } from "../files/bundle-store.ts";
+import { isS3Refusal, type S3Location, s3Client, s3Location, s3Problem } from "../files/s3.ts";
 import { MB } from "../memory.ts";
 import { adminGate } from "../objects/admin-gate.ts";
 
@@ -17,6 +19,9 @@ import { adminGate } from "../objects/admin-gate.ts";
  * in chunks, so each node of a cluster can fetch any build without a shared disk. The deployer
  * writes a build here (through the ingress, so 50 MB never sits in a journal) before any node is
  * asked to serve it; nodes read it back through the ingress too, a chunk at a time.
+ *
+ * With an S3 bucket for builds (GRIDIRON_CLUSTER_BUILDS), the files go there instead, each once,
+ * named by its SHA-256, and Restate keeps only the manifest, which says where they are.
  */
 
 /** Small enough for one Restate message with room to spare, big enough that 50 MB is 50 calls. */
@@ -30,10 +35,18 @@ type ChunkId = z.infer<typeof ChunkId>;
 const Chunk = ChunkId.extend({ data: z.string().max(2 * CHUNK_BYTES) });
 type Chunk = z.infer<typeof Chunk>;
 
-const StoredFile = z.object({ name: z.string(), chunks: z.number().int().min(1), sha256: z.string() });
+/** A file: its chunks in Restate's state, or none when it is an object in the manifest's bucket. */
+const StoredFile = z.object({ name: z.string(), chunks: z.number().int().min(0), sha256: z.string() });
 type StoredFile = z.infer<typeof StoredFile>;
-/** What a stored build holds: the build (its id is a hash of all of it) and its files' chunking. */
-const Manifest = z.object({ build: z.custom<Build>(), files: z.array(StoredFile) });
+/**
+ * What a stored build holds: the build (its id is a hash of all of it) and its files' chunking,
+ * or with `objects` (`s3://bucket/prefix`) its files' names there: `{prefix}/sha256/{hex}`.
+ */
+const Manifest = z.object({
+  build: z.custom<Build>(),
+  files: z.array(StoredFile),
+  objects: z.string().startsWith("s3://").optional(),
+});
 type Manifest = z.infer<typeof Manifest>;
 
 const chunkKey = (file: string, index: number) => `chunk:${file}:${index}`;
@@ -98,14 +111,20 @@ export function uploadIdempotencyKey(adminToken: string, uploadId: string, what:
 
 const timed = <I, O>() => clients.rpc.opts<I, O>({ timeout: CALL_TIMEOUT_MS });
 
-/** The bundle store as a node reaches it: through an ingress (its own, or a peer's), with the token. */
+/**
+ * The bundle store as a node reaches it: through an ingress (its own, or a peer's), with the
+ * token. `objects` (`s3://bucket/prefix`) is where the deployer puts builds' files, if not in
+ * Restate; a node reads them from wherever the manifest says.
+ */
 export class StoreClient {
   private readonly ingress: clients.Ingress;
   private readonly adminToken: string;
+  private readonly objects: string | undefined;
 
-  constructor(ingressUrl: string, adminToken: string) {
+  constructor(ingressUrl: string, adminToken: string, objects?: string) {
     this.ingress = clients.connect({ url: ingressUrl, headers: adminHeaders(adminToken) });
     this.adminToken = adminToken;
+    this.objects = objects;
   }
 
   private object(build: Pick<Build, "name" | "buildId">) {
@@ -124,6 +143,11 @@ export class StoreClient {
         idempotencyKey: uploadIdempotencyKey(this.adminToken, uploadId, what),
         timeout: CALL_TIMEOUT_MS,
       });
+    if (this.objects) {
+      const files = await uploadObjects(this.objects, dir, build);
+      await store.seal({ build, files, objects: this.objects }, once("manifest"));
+      return;
+    }
     const files: StoredFile[] = [];
     for (const module of build.modules) {
       const bytes = await readFile(join(dir, module.name));
@@ -157,15 +181,10 @@ export class StoreClient {
     if (!manifest) throw new Error(`build ${buildKey(build)} is not in the bundle store`);
     const partial = `${target}.partial`;
     await rm(partial, { recursive: true, force: true });
+    const objects = manifest.objects ? objectReader(manifest.objects, maxBytes) : undefined;
     try {
       for (const file of manifest.files) {
-        const parts: Buffer[] = [];
-        for (let index = 0; index < file.chunks; index++) {
-          const data = await store.chunk({ file: file.name, index }, timed());
-          if (data === null) throw new Error(`chunk ${index} of ${file.name} of ${buildKey(build)} is missing`);
-          parts.push(Buffer.from(data, "base64"));
-        }
-        const bytes = Buffer.concat(parts);
+        const bytes = objects ? await objects.read(file.sha256) : await this.chunks(build, file);
         if (sha256(bytes) !== file.sha256)
           throw new Error(`${file.name} of ${buildKey(build)} does not match its hash`);
         await mkdir(dirname(join(partial, file.name)), { recursive: true });
@@ -176,8 +195,78 @@ export class StoreClient {
     } catch (error) {
       await rm(partial, { recursive: true, force: true });
       throw error;
+    } finally {
+      objects?.close();
     }
   }
+
+  /** A file's bytes from its chunks in Restate's state. */
+  private async chunks(build: Build, file: StoredFile): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for (let index = 0; index < file.chunks; index++) {
+      const data = await this.object(build).chunk({ file: file.name, index }, timed());
+      if (data === null) throw new Error(`chunk ${index} of ${file.name} of ${buildKey(build)} is missing`);
+      parts.push(Buffer.from(data, "base64"));
+    }
+    return Buffer.concat(parts);
+  }
+}
+
+/** Where a file with this SHA-256 is kept under `objects` (`s3://bucket/prefix`). */
+function objectLocation(objects: string, hex: string): S3Location {
+  const { bucket, key } = s3Location(objects);
+  return { bucket, key: posix.join(key, "sha256", hex) };
+}
+
+/**
+ * Puts a build's files under `objects`, each named by its SHA-256; one already there (If-None-Match
+ * refused with 412) has those bytes, from an earlier build, and is not sent again.
+ */
+async function uploadObjects(objects: string, dir: string, build: Build): Promise<StoredFile[]> {
+  const client = s3Client();
+  try {
+    const files: StoredFile[] = [];
+    for (const module of build.modules) {
+      const bytes = await readFile(join(dir, module.name));
+      const hex = sha256(bytes);
+      const location = objectLocation(objects, hex);
+      await client
+        .send(new PutObjectCommand({ Bucket: location.bucket, Key: location.key, Body: bytes, IfNoneMatch: "*" }))
+        .catch((error: unknown) => {
+          if (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 412) return;
+          // A refusal is the settings' to fix: a 400 that ends the activation, not a retry loop.
+          const message = `cannot store ${module.name} of ${buildKey(build)} in GRIDIRON_CLUSTER_BUILDS: ${s3Problem(error, location)}`;
+          throw isS3Refusal(error) ? new BundleError(message) : new Error(message);
+        });
+      files.push({ name: module.name, chunks: 0, sha256: hex });
+    }
+    return files;
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Reads files by their SHA-256 from `objects`, at most `maxBytes` each; the caller checks the hash. */
+function objectReader(objects: string, maxBytes: number) {
+  const client = s3Client();
+  return {
+    async read(hex: string): Promise<Buffer> {
+      const location = objectLocation(objects, hex);
+      const object = await client
+        .send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key }), {
+          abortSignal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+        })
+        .catch((error: unknown) => {
+          throw new Error(`cannot read a stored file: ${s3Problem(error, location)}`);
+        });
+      if (!object.Body || (object.ContentLength ?? 0) > maxBytes) {
+        await object.Body?.transformToWebStream().cancel();
+        throw new Error(`s3://${location.bucket}/${location.key} is no file of a build: over ${maxBytes} bytes`);
+      }
+      return Buffer.from(await object.Body.transformToByteArray());
+    },
+    close: () => client.destroy(),
+  };
 }
 
 /** Whether the files in `dir` make exactly `build`: its id hashes the modules, main and flags. */

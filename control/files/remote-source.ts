@@ -3,12 +3,15 @@ import { lookup } from "node:dns";
 import { readdir, rm, stat } from "node:fs/promises";
 import { isIP, type LookupFunction } from "node:net";
 import { join } from "node:path";
+import { addAbortSignal, Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
 import ipaddr from "ipaddr.js";
 import { Agent, type Dispatcher, request } from "undici";
 import { BundleError } from "../domain/errors.ts";
 import { mb } from "../memory.ts";
 import { unpack } from "./archive.ts";
+import { s3Client, s3Location, s3Problem } from "./s3.ts";
 
 export interface FetchLimits {
   /** The largest download. */
@@ -26,9 +29,9 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 /**
  * Makes a bundle source available as a local directory for `use`, then cleans up. A file:// URL
- * is used in place. An https:// URL is an archive (tar, tar.gz or zip) of a wrangler outdir: it is
- * downloaded into memory within the limits, its SHA-256 is checked before anything is written,
- * and it is unpacked into a fresh directory under `workDir`.
+ * is used in place. An https:// or s3:// URL is an archive (tar, tar.gz or zip) of a wrangler
+ * outdir: it is downloaded into memory within the limits, its SHA-256 is checked before anything
+ * is written, and it is unpacked into a fresh directory under `workDir`.
  */
 export async function withSourceDir<T>(
   source: string,
@@ -39,8 +42,13 @@ export async function withSourceDir<T>(
 ): Promise<T> {
   const url = new URL(source);
   if (url.protocol === "file:") return use(fileURLToPath(url));
-  if (!sha256) throw new BundleError("an https:// source needs sha256");
-  const archive = await download(url, sha256, limits);
+  if (!sha256) throw new BundleError(`an ${url.protocol === "s3:" ? "s3" : "https"}:// source needs sha256`);
+  const archive = url.protocol === "s3:" ? await downloadS3(url, limits) : await download(url, limits);
+  // The digest of what was fetched is not shown: the server may have sent something that is
+  // not its to show (last round, a redirect to loopback read a private page's digest this way).
+  if (createHash("sha256").update(archive).digest("hex") !== sha256.toLowerCase()) {
+    throw new BundleError(`the archive at ${url} does not have the expected sha256 ${sha256.toLowerCase()}`);
+  }
   const dir = join(workDir, randomUUID());
   try {
     await unpack(archive, dir, limits);
@@ -51,52 +59,79 @@ export async function withSourceDir<T>(
   }
 }
 
-async function download(url: URL, sha256: string, limits: FetchLimits): Promise<Buffer> {
-  const { maxBytes, timeoutMs } = limits;
+async function download(url: URL, limits: FetchLimits): Promise<Buffer> {
+  const { timeoutMs } = limits;
   const timeouts = { headersTimeout: timeoutMs, bodyTimeout: timeoutMs };
   // The admin chose the first URL; where it redirects to, the server chose.
   const dispatchers = {
     first: new Agent(timeouts),
     redirected: new Agent(limits.privateRedirects ? timeouts : { ...timeouts, connect: { lookup: publicLookup(url) } }),
   };
-  const chunks: Buffer[] = [];
-  let size = 0;
   try {
     const response = await follow(url, dispatchers, limits.privateRedirects, AbortSignal.timeout(timeoutMs));
     if (response.statusCode !== 200) {
       await response.body.dump();
       throw new BundleError(`${url} answered HTTP ${response.statusCode}`);
     }
-    const declared = Number(response.headers["content-length"] ?? 0);
-    if (declared > maxBytes) {
-      await response.body.dump();
-      throw new BundleError(`${url} is ${mb(declared)} MB, over the limit of ${mb(maxBytes)} MB`);
-    }
-    for await (const chunk of response.body) {
-      size += chunk.length;
-      if (size > maxBytes) {
-        response.body.destroy();
-        throw new BundleError(`${url} sent more than the limit of ${mb(maxBytes)} MB`);
-      }
-      chunks.push(chunk);
-    }
+    return await readWithin(url, Number(response.headers["content-length"] ?? 0), response.body, limits.maxBytes);
   } catch (error) {
-    if (error instanceof BundleError) throw error;
-    const reason =
-      error instanceof Error && error.name === "TimeoutError"
-        ? `no answer within ${timeoutMs / 1000} s`
-        : String(error);
-    throw new BundleError(`could not download ${url}: ${reason}`);
+    throw downloadError(url, error, timeoutMs);
   } finally {
     await Promise.all([dispatchers.first.close(), dispatchers.redirected.close()]);
   }
-  const archive = Buffer.concat(chunks);
-  // The digest of what was fetched is not shown: the server may have sent something that is
-  // not its to show (last round, a redirect to loopback read a private page's digest this way).
-  if (createHash("sha256").update(archive).digest("hex") !== sha256.toLowerCase()) {
-    throw new BundleError(`the archive at ${url} does not have the expected sha256 ${sha256.toLowerCase()}`);
+}
+
+/**
+ * Reads an s3:// object with the credentials and endpoint of the AWS SDK's standard chain. What
+ * the store refuses (no such bucket or key, access denied) is a BundleError saying so.
+ */
+async function downloadS3(url: URL, limits: FetchLimits): Promise<Buffer> {
+  const location = s3Location(url);
+  if (!location.key) throw new BundleError(`${url} names no key: an s3:// source is s3://bucket/key`);
+  const client = s3Client();
+  const signal = AbortSignal.timeout(limits.timeoutMs);
+  try {
+    const object = await client
+      .send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key }), { abortSignal: signal })
+      .catch((error: unknown) => {
+        throw signal.aborted ? error : new BundleError(s3Problem(error, location));
+      });
+    if (!(object.Body instanceof Readable)) throw new BundleError(`${url}: the store sent no body`);
+    return await readWithin(url, object.ContentLength ?? 0, addAbortSignal(signal, object.Body), limits.maxBytes);
+  } catch (error) {
+    throw downloadError(url, error, limits.timeoutMs);
+  } finally {
+    client.destroy();
   }
-  return archive;
+}
+
+/** Reads a body into memory, refusing one that says or turns out to be over `maxBytes`. */
+async function readWithin(url: URL, declared: number, body: Readable, maxBytes: number): Promise<Buffer> {
+  if (declared > maxBytes) {
+    body.destroy();
+    throw new BundleError(`${url} is ${mb(declared)} MB, over the limit of ${mb(maxBytes)} MB`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > maxBytes) {
+      body.destroy();
+      throw new BundleError(`${url} sent more than the limit of ${mb(maxBytes)} MB`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** A download's failure as a BundleError: the deadline passing, or whatever else it was. */
+function downloadError(url: URL, error: unknown, timeoutMs: number): BundleError {
+  if (error instanceof BundleError) return error;
+  const reason =
+    error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")
+      ? `no answer within ${timeoutMs / 1000} s`
+      : String(error);
+  return new BundleError(`could not download ${url}: ${reason}`);
 }
 
 /** Requests `url`, following redirects one by one so each target is checked before it is asked. */

@@ -57,11 +57,11 @@ import { waitForNodes } from "./serving.ts";
 export const ActivateRequest = z
   .strictObject({
     source: z.url({
-      protocol: /^(file|https)$/,
+      protocol: /^(file|https|s3)$/,
       error:
-        "source must be a file:///absolute/path URL of a wrangler outdir, or an https:// URL of a tar, tar.gz or zip of one",
+        "source must be a file:///absolute/path URL of a wrangler outdir, or an https:// or s3://bucket/key URL of a tar, tar.gz or zip of one",
     }),
-    /** The hex SHA-256 of an https:// source's archive; checked before anything is unpacked. */
+    /** The hex SHA-256 of an https:// or s3:// source's archive; checked before anything is unpacked. */
     sha256: z
       .string()
       .regex(/^[0-9a-fA-F]{64}$/, "sha256 must be 64 hex digits")
@@ -85,8 +85,8 @@ export const ActivateRequest = z
      */
     project: z.string().max(1000).optional(),
   })
-  .refine((request) => !request.source.startsWith("https:") || request.sha256, {
-    message: "an https:// source needs sha256: the hex SHA-256 of the archive (`sha256sum FILE`)",
+  .refine((request) => request.source.startsWith("file:") || request.sha256, {
+    message: "an https:// or s3:// source needs sha256: the hex SHA-256 of the archive (`sha256sum FILE`)",
     path: ["sha256"],
   });
 export type ActivateRequest = z.infer<typeof ActivateRequest>;
@@ -254,7 +254,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
     return recordPrune(record, await now(ctx));
   };
 
-  const store = settings.cluster ? new StoreClient(settings.ingressUrl, adminToken) : undefined;
+  const store = settings.cluster ? new StoreClient(settings.ingressUrl, adminToken, settings.clusterBuilds) : undefined;
 
   /** Puts a build's files where nodes serve them from: the bundles dir, and in a cluster the store first. */
   const keepFiles = async (dir: string, build: Build, activationId: string) => {
