@@ -18,6 +18,7 @@ import {
   sendClient,
 } from "./connection.ts";
 import { inertLines } from "./inert.ts";
+import { logCommands } from "./logs.ts";
 import { Progress } from "./progress.ts";
 import { prepareSource, type Source } from "./project.ts";
 import { secretCommands } from "./secret.ts";
@@ -26,6 +27,7 @@ import { watch } from "./watch.ts";
 interface Globals {
   ingressUrl?: string;
   adminUrl?: string;
+  opsUrl?: string;
   token?: string;
   json?: boolean;
 }
@@ -179,6 +181,7 @@ export function commands(program: Command): void {
     });
 
   secretCommands(program, { connect, print, json: () => Boolean(globals().json) });
+  logCommands(program, { connect, json: () => Boolean(globals().json), nodes: clusterNodes });
 
   program
     .command("mesh")
