@@ -77,6 +77,9 @@ describe("logs and outcomes per bundle", () => {
         new RegExp(`gridiron_attempt_duration_seconds_count\\{bundle="chatty",build="${build}"\\} [1-9]`),
       );
     });
+    // The dashboard shows each build's calls and errors of the last minute, to anyone.
+    const page = await (await ops("/")).text();
+    expect(page).toMatch(new RegExp(`data-build="${build}"[^]*?data-calls="[1-9]\\d*" data-errors="[1-9]`));
     const failed = await logs(["--status", "error"]);
     expect(failed.map((line) => line.text)).toContain(`failing: ${why}`);
     expect(failed.every((line) => line.outcome !== "ok")).toBe(true);

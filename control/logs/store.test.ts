@@ -46,26 +46,32 @@ describe("LogStore", () => {
     const store = new LogStore();
     const seen: string[] = [];
     const stop = store.subscribe("b", { status: "error" }, (records) => seen.push(...records.map((r) => r.text)));
-    store.add({
-      attempts: [
-        attempt(),
-        attempt({ outcome: "error" }, ["bad"]),
-        attempt({ outcome: "killed" }, []),
-        attempt({ target: null }, ["loading"]),
-      ],
-      dropped: { b: 7 },
-    });
+    store.add(
+      {
+        attempts: [
+          attempt(),
+          attempt({ outcome: "error" }, ["bad"]),
+          attempt({ outcome: "killed" }, []),
+          attempt({ target: null }, ["loading"]),
+        ],
+        dropped: { b: 7 },
+      },
+      100_000,
+    );
     stop();
-    store.add({ attempts: [attempt({ outcome: "error" }, ["later"])], dropped: {} });
+    store.add({ attempts: [attempt({ outcome: "error" }, ["later"])], dropped: {} }, 130_000);
     expect(seen).toEqual(["bad"]);
-    expect(store.outcomes()).toEqual([
+    expect(store.outcomes(150_000)).toEqual([
       {
         bundle: "b",
         build: "1.0.0-x",
         counts: { ok: 1, error: 2, exception: 0, killed: 1 },
         durationSeconds: expect.closeTo(0.08),
+        // The first batch arrived 50 s before, the second 20 s: both in the last minute.
+        lastMinute: { ok: 1, error: 2, exception: 0, killed: 1 },
       },
     ]);
+    expect(store.outcomes(175_000)[0]?.lastMinute).toEqual({ ok: 0, error: 1, exception: 0, killed: 0 });
     const metrics = await store.registry.metrics();
     expect(metrics).toContain('gridiron_attempts_total{bundle="b",build="1.0.0-x",outcome="exception"} 0');
     expect(metrics).toContain('gridiron_attempts_total{bundle="b",build="1.0.0-x",outcome="error"} 2');

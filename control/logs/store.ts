@@ -33,14 +33,30 @@ export const LogFilterSchema = z.object({
 export type LogFilter = z.infer<typeof LogFilterSchema>;
 
 /**
- * A build's Restate calls on this node since the process started, by outcome: what a gradual
- * rollout judges a canary by. `durationSeconds` is their summed duration.
+ * A build's Restate calls (attempts) on this node, by outcome: what a gradual rollout judges a
+ * canary by. `counts` since the process started (with `durationSeconds`, their summed duration);
+ * `lastMinute` those that arrived in the last 60 s, for rates.
  */
 export interface BuildOutcomes {
   bundle: string;
   build: string;
   counts: Record<Outcome, number>;
   durationSeconds: number;
+  lastMinute: Record<Outcome, number>;
+}
+
+const WINDOW_SECONDS = 60;
+
+const zeroCounts = (): Record<Outcome, number> =>
+  Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
+
+interface Tally {
+  bundle: string;
+  build: string;
+  counts: Record<Outcome, number>;
+  durationSeconds: number;
+  /** Per second of arrival, the last WINDOW_SECONDS of them at most. */
+  seconds: { second: number; counts: Record<Outcome, number> }[];
 }
 
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -65,7 +81,7 @@ export class LogStore {
   readonly registry = new Registry();
   private readonly rings = new Map<string, Ring>();
   private readonly listeners = new Map<string, Set<Listener>>();
-  private readonly outcomeCounts = new Map<string, BuildOutcomes>();
+  private readonly tallies = new Map<string, Tally>();
   private readonly attempts = new Counter({
     name: "gridiron_attempts_total",
     help: "Requests Restate made to a build on this node (attempts of invocations), by bundle, build and outcome: ok, error (the handler failed, or an HTTP error), exception (the build threw past the SDK), killed (workerd ended it)",
@@ -95,11 +111,12 @@ export class LogStore {
     this.limits = limits;
   }
 
-  add(batch: Batch): void {
+  /** `now`: when the batch arrived, which places its calls in the last minute's counts. */
+  add(batch: Batch, now = Date.now()): void {
     for (const [bundle, count] of Object.entries(batch.dropped)) this.dropped.inc({ bundle }, count);
     const byBundle = new Map<string, LogRecord[]>();
     for (const attempt of batch.attempts) {
-      if (attempt.target !== null) this.count(attempt);
+      if (attempt.target !== null) this.count(attempt, now);
       const records = byBundle.get(attempt.bundle) ?? [];
       for (const line of attempt.lines) records.push(this.recordOf(attempt, line));
       byBundle.set(attempt.bundle, records);
@@ -131,27 +148,40 @@ export class LogStore {
     };
   }
 
-  /** Every build's outcome counts on this node since the process started. */
-  outcomes(): BuildOutcomes[] {
-    return [...this.outcomeCounts.values()].map((o) => ({ ...o, counts: { ...o.counts } }));
+  /** Every build's outcome counts on this node: since the process started, and in the last minute. */
+  outcomes(now = Date.now()): BuildOutcomes[] {
+    const from = Math.floor(now / 1000) - WINDOW_SECONDS;
+    return [...this.tallies.values()].map((tally) => {
+      const lastMinute = zeroCounts();
+      for (const { second, counts } of tally.seconds) {
+        if (second <= from) continue;
+        for (const o of OUTCOMES) lastMinute[o] += counts[o];
+      }
+      const { bundle, build, durationSeconds } = tally;
+      return { bundle, build, counts: { ...tally.counts }, durationSeconds, lastMinute };
+    });
   }
 
-  private count(attempt: Attempt): void {
+  private count(attempt: Attempt, now: number): void {
     const { bundle, build, outcome } = attempt;
     const key = `${bundle}/${build}`;
-    const entry = this.outcomeCounts.get(key) ?? {
-      bundle,
-      build,
-      counts: Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>,
-      durationSeconds: 0,
-    };
-    if (!this.outcomeCounts.has(key)) {
-      this.outcomeCounts.set(key, entry);
+    let tally = this.tallies.get(key);
+    if (!tally) {
+      tally = { bundle, build, counts: zeroCounts(), durationSeconds: 0, seconds: [] };
+      this.tallies.set(key, tally);
       // Every outcome from the first call on, at 0, so the first error shows as an increase.
       for (const o of OUTCOMES) this.attempts.inc({ bundle, build, outcome: o }, 0);
     }
-    entry.counts[outcome] += 1;
-    entry.durationSeconds += attempt.durationMs / 1000;
+    tally.counts[outcome] += 1;
+    tally.durationSeconds += attempt.durationMs / 1000;
+    const second = Math.floor(now / 1000);
+    let bucket = tally.seconds.at(-1);
+    if (bucket?.second !== second) {
+      bucket = { second, counts: zeroCounts() };
+      tally.seconds.push(bucket);
+      if (tally.seconds.length > WINDOW_SECONDS) tally.seconds.shift();
+    }
+    bucket.counts[outcome] += 1;
     this.attempts.inc({ bundle, build, outcome });
     this.durations.observe({ bundle, build }, attempt.durationMs / 1000);
   }

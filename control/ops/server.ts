@@ -79,7 +79,7 @@ export async function serveOps(
   app.all("/node", probeOnly);
   app.route("/", logRoutes(logs, adminToken));
   app.use(bodyLimit({ maxSize: MAX_BODY_BYTES }));
-  app.route("/", dashboardApp(settings, adminToken));
+  app.route("/", dashboardApp(settings, adminToken, logs));
   app.notFound((c) => c.text(`not found: try /, ${PROBES.join(", ")}\n`, 404));
   // A refusal a middleware throws (a cross-site post: 403, a body over the limit: 413) keeps its status.
   app.onError((error, c) => (error instanceof HTTPException ? error.getResponse() : c.text("internal error\n", 500)));
