@@ -1,5 +1,6 @@
-import { rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
+import { dirname } from "node:path";
 import { BATCH_PATH } from "../workerd/router/logs.js";
 import { BatchSchema } from "./records.ts";
 import type { LogStore } from "./store.ts";
@@ -46,6 +47,7 @@ export async function serveCollector(socketPath: string, store: LogStore): Promi
   });
   // A socket left by a process that was killed would make listen fail.
   await rm(socketPath, { force: true });
+  await mkdir(dirname(socketPath), { recursive: true, mode: 0o700 });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(socketPath, resolve);
