@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { execa } from "execa";
 import { beforeAll, describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
+import { errorRate, meshOutcomes } from "../control/logs/outcomes.ts";
 import type { LogRecord } from "../control/logs/records.ts";
 import type { BuildOutcomes } from "../control/logs/store.ts";
 import { MAX_LINE_CHARS, SIGNATURE_WARNING } from "../control/workerd/router/logs.js";
@@ -77,6 +78,11 @@ describe("logs and outcomes per bundle", () => {
         new RegExp(`gridiron_attempt_duration_seconds_count\\{bundle="chatty",build="${build}"\\} [1-9]`),
       );
     });
+    // The same counts for a rollout, summed over the mesh's nodes (one here).
+    const mesh = await meshOutcomes(fx.mesh.settings);
+    expect(mesh.answered).toEqual(["local"]);
+    const summed = mesh.builds.find((o) => o.build === build);
+    expect(summed && errorRate(summed.counts)).toBeGreaterThan(0);
     // The dashboard shows each build's calls and errors of the last minute, to anyone.
     const page = await (await ops("/")).text();
     expect(page).toMatch(new RegExp(`data-build="${build}"[^]*?data-calls="[1-9]\\d*" data-errors="[1-9]`));

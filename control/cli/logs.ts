@@ -69,21 +69,15 @@ export function logCommands(program: Command, { connect, json, nodes }: Helpers)
       const stop = new AbortController();
       process.once("SIGINT", () => stop.abort());
       process.stderr.write(`tailing ${inert(bundle)} on ${sources.length} node(s); Ctrl-C to stop\n`);
-      await Promise.all(
-        sources.map((url) =>
-          follow(
-            `${url}/logs/${encodeURIComponent(bundle)}/tail?${query(options)}`,
-            connection,
-            stop.signal,
-            (item) => {
-              if ("dropped" in item) {
-                if (item.dropped) process.stderr.write(`(${item.dropped} lines dropped: this reader was too slow)\n`);
-                return;
-              }
-              process.stdout.write(`${asJson ? JSON.stringify(item) : pretty(item)}\n`);
-            },
-          ),
-        ),
+      const path = `/logs/${encodeURIComponent(bundle)}/tail?${query(options)}`;
+      await eachNode(sources, (url) =>
+        follow(`${url}${path}`, connection, stop.signal, (item) => {
+          if ("dropped" in item) {
+            if (item.dropped) process.stderr.write(`(${item.dropped} lines dropped: this reader was too slow)\n`);
+            return;
+          }
+          process.stdout.write(`${asJson ? JSON.stringify(item) : pretty(item)}\n`);
+        }),
       );
     });
 
@@ -95,15 +89,11 @@ export function logCommands(program: Command, { connect, json, nodes }: Helpers)
       const connection = await connect();
       const since = options.since ? String(sinceOf(options.since)) : undefined;
       const sources = await opsUrls(connection, nodes);
-      const parts = await Promise.all(
-        sources.map(async (url) => {
-          const response = await get(
-            `${url}/logs/${encodeURIComponent(bundle)}?${query({ ...options, since })}`,
-            connection,
-          );
-          return ((await response.json()) as { records: LogRecord[] }).records;
-        }),
-      );
+      const path = `/logs/${encodeURIComponent(bundle)}?${query({ ...options, since })}`;
+      const parts = await eachNode(sources, async (url) => {
+        const response = await get(`${url}${path}`, connection);
+        return ((await response.json()) as { records: LogRecord[] }).records;
+      });
       const records = parts.flat().sort((a, b) => a.time - b.time);
       if (json()) process.stdout.write(`${JSON.stringify(records, null, 2)}\n`);
       else for (const record of records) process.stdout.write(`${pretty(record)}\n`);
@@ -116,6 +106,22 @@ async function opsUrls(connection: Connection, nodes: Helpers["nodes"]): Promise
   if (!cluster) return [connection.opsUrl];
   const port = new URL(connection.opsUrl).port;
   return cluster.map((node) => `http://${node.address}:${port}`);
+}
+
+/**
+ * Runs `read` on every node. On a cluster a node that fails is named on stderr and the others
+ * still answer; only when every node fails is it an error.
+ */
+async function eachNode<T>(urls: string[], read: (url: string) => Promise<T>): Promise<T[]> {
+  const results = await Promise.allSettled(urls.map(read));
+  const failures = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+  if (failures.length === urls.length) throw failures[0];
+  for (const [i, result] of results.entries()) {
+    if (result.status === "rejected") {
+      process.stderr.write(`(${inert(urls[i] ?? "")} did not answer: ${inert(String(result.reason))})\n`);
+    }
+  }
+  return results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
 }
 
 function query(options: FilterOptions & { since?: string | undefined }): string {

@@ -61,7 +61,7 @@ function hold(attempt) {
   }
   pending.push(attempt);
   pendingLines += attempt.lines.length;
-  pendingChars += attempt.lines.reduce((sum, line) => sum + line.text.length, 0);
+  pendingChars += attempt.lines.length ? chars : 0;
 }
 
 /** @param {TailEnv} env */
