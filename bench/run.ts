@@ -11,6 +11,7 @@ import { waitFor } from "../control/wait.ts";
 import { Ingress } from "../test/ingress.ts";
 import { buildWorker, findChild, startTestMesh } from "../test/mesh.ts";
 import { endpointRequests } from "../test/restate-metrics.ts";
+import { attributionTable } from "./attribution.ts";
 import { cpuSeconds, parentOf } from "./proc.ts";
 import { versions } from "./versions.ts";
 
@@ -21,6 +22,7 @@ import { versions } from "./versions.ts";
  * request-response mode, the Workers SDK's default. Prints two markdown tables. BENCH_SECONDS
  * (default 10) and BENCH_CONNECTIONS (default 32) set the load; BENCH_WORKLOADS (a comma list of
  * workload names' first words, e.g. "greeter,counter") runs only those, for quick A/B runs.
+ * Then it compares meshes with attribution of builds' lines on and off (attribution.ts).
  */
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -64,8 +66,9 @@ interface Measured {
 async function main(): Promise<void> {
   console.error(`[bench] ${cpus().length} cores, ${SECONDS} s per run, ${CONNECTIONS} connections`);
   const buildsDir = join(tmpdir(), `gridiron-bench-${process.pid}`);
-  const [mesh, ...sources] = await Promise.all([
+  const [mesh, chatty, ...sources] = await Promise.all([
     startTestMesh(),
+    buildWorker("test/fixtures/chatty", join(buildsDir, "chatty")),
     ...BUILDS.map((build) =>
       buildWorker("bench/worker", join(buildsDir, build.bundle), {
         PREFIX: JSON.stringify(build.prefix),
@@ -130,9 +133,18 @@ async function main(): Promise<void> {
         ...requestResponseRows,
       ].join("\n"),
     );
+  } catch (error) {
+    await rm(buildsDir, { recursive: true, force: true });
+    throw error;
   } finally {
     nodeEndpoint.kill("SIGTERM");
     await mesh.stop();
+  }
+  // After the first mesh stopped: the attribution comparison starts meshes of its own, one at a time.
+  try {
+    const bench = sources[1] ?? "";
+    console.log(`\n${await attributionTable({ bench, chatty }, SECONDS, CONNECTIONS)}`);
+  } finally {
     await rm(buildsDir, { recursive: true, force: true });
   }
 }

@@ -138,6 +138,10 @@ const EnvSchema = z.object({
     "`<data dir>/cluster-tls`",
   ),
   // Set by the launcher (launcher.ts): workerd's listening socket is open as fd 3.
+  GRIDIRON_LOGS: documented(
+    z.stringbool().default(true),
+    "record every build's lines and outcomes per bundle (`gridiron tail`, `gridiron logs`, per-build metrics); false turns it off (see Logs)",
+  ),
   GRIDIRON_WORKERD_SOCKET_FD: z.literal("3").optional(),
   // Set by the crash tests only: the deployer's crash points are live (crash-switch.ts).
   GRIDIRON_CRASH_POINTS: z.stringbool().default(false),
@@ -243,6 +247,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     downloadsDir: resolve(dataDir, "downloads"),
     /** Where the node agent listens for the deployer's "sync now" (node-agent.ts). */
     agentSocket: resolve(dataDir, "agent.sock"),
+    /** Builds' lines and outcomes: where the live workerd's tail worker posts them (logs/collector.ts). */
+    logs: { attribution: e.GRIDIRON_LOGS, socket: resolve(dataDir, "logs.sock") },
     workerdConfigPath: resolve(dataDir, "workerd", "config.capnp"),
     /** Gridiron's authenticated front for Restate's admin API. */
     adminUrl: `http://${reachable}:${e.GRIDIRON_ADMIN_PORT}`,

@@ -20,6 +20,7 @@ export const gridironOf =
         GRIDIRON_DATA_DIR: mesh().settings.dataDir,
         GRIDIRON_INGRESS_PORT: String(mesh().settings.ports.ingress),
         GRIDIRON_ADMIN_PORT: String(mesh().settings.ports.admin),
+        GRIDIRON_OPS_PORT: String(mesh().settings.ports.ops),
         ...env,
       },
     });

@@ -166,6 +166,43 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
     ]);
   }, 300_000);
 
+  it("(a2) gridiron tail and logs through n1 show the lines of every node, each marked with its node", async () => {
+    const env = {
+      GRIDIRON_INGRESS_URL: info("n1").ingress,
+      GRIDIRON_ADMIN_URL: info("n1").admin,
+      GRIDIRON_OPS_URL: info("n1").ops,
+      GRIDIRON_ADMIN_TOKEN: token,
+    };
+    const tail = execa(process.execPath, [join(ROOT, "control/cli/main.ts"), "tail", "counter", "--format", "json"], {
+      env,
+      reject: false,
+    });
+    let seen = "";
+    tail.stdout?.on("data", (chunk: Buffer) => {
+      seen += chunk.toString();
+    });
+    const nodesSeen = () =>
+      new Set(
+        seen
+          .split("\n")
+          .filter(Boolean)
+          .map((line) => JSON.parse(line).node as string),
+      );
+    // Each key's calls run on the leader of its partition, wherever they came in: keys enough
+    // reach a node other than n1 (every node that leads a partition).
+    let key = 0;
+    await eventually(async () => {
+      for (let i = 0; i < 6; i++) await call("n1", `counter/tail-${key++}/add`);
+      expect([...nodesSeen()].filter((node) => node !== "n1").length).toBeGreaterThan(0);
+    }, 90_000);
+    tail.kill("SIGINT");
+    expect((await tail).exitCode).toBe(0);
+    for (const node of nodesSeen()) expect(LOCAL_NODES).toContain(node);
+    const kept = await cli("n1", "logs", "counter", "--since", "10m");
+    const keptNodes = new Set(kept.map((record: { node: string }) => record.node));
+    expect([...nodesSeen()].every((node) => keptNodes.has(node))).toBe(true);
+  }, 180_000);
+
   it("refuses the bundle store and the routes to anyone without the admin token, and nothing changes", async () => {
     const anonymous = (path: string, body: unknown = {}) =>
       fetch(`${info("n1").ingress}/${path}`, {

@@ -17,6 +17,7 @@ import {
   sendClient,
 } from "./connection.ts";
 import { inertLines } from "./inert.ts";
+import { logCommands } from "./logs.ts";
 import { Progress } from "./progress.ts";
 import { prepareSource, type Source } from "./project.ts";
 import { secretCommands } from "./secret.ts";
@@ -27,6 +28,7 @@ import { watch } from "./watch.ts";
 interface Globals {
   ingressUrl?: string;
   adminUrl?: string;
+  opsUrl?: string;
   token?: string;
   json?: boolean;
 }
@@ -191,6 +193,7 @@ export function commands(program: Command): void {
     });
 
   secretCommands(program, { connect, print, json: () => Boolean(globals().json) });
+  logCommands(program, { connect, json: () => Boolean(globals().json), nodes: clusterNodes });
 
   program
     .command("mesh")

@@ -11,6 +11,8 @@ import { loadSettings } from "../settings.ts";
 export interface Connection {
   ingressUrl: string;
   adminUrl: string;
+  /** This node's ops port: probes, metrics, and its builds' lines (`gridiron tail`, `logs`). */
+  opsUrl: string;
   /** The admin token; undefined when none was given and the data dir has none (reads still work). */
   token: string | undefined;
 }
@@ -18,13 +20,14 @@ export interface Connection {
 export interface ConnectionFlags {
   ingressUrl?: string;
   adminUrl?: string;
+  opsUrl?: string;
   token?: string;
 }
 
 const Url = z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" });
 
 /**
- * Flags first, then GRIDIRON_INGRESS_URL / GRIDIRON_ADMIN_URL / GRIDIRON_ADMIN_TOKEN, then the
+ * Flags first, then GRIDIRON_INGRESS_URL / GRIDIRON_ADMIN_URL / GRIDIRON_OPS_URL / GRIDIRON_ADMIN_TOKEN, then the
  * local mesh's settings and data dir: as set here, else as the running mesh recorded them in its
  * mesh file (mesh-file.ts), else the defaults.
  */
@@ -38,6 +41,7 @@ export async function resolveConnection(flags: ConnectionFlags, env = process.en
   return {
     ingressUrl: url("ingress URL", flags.ingressUrl ?? env.GRIDIRON_INGRESS_URL, settings.ingressUrl),
     adminUrl: url("admin URL", flags.adminUrl ?? env.GRIDIRON_ADMIN_URL, settings.adminUrl),
+    opsUrl: url("ops URL", flags.opsUrl ?? env.GRIDIRON_OPS_URL, settings.opsUrl),
     token: flags.token ?? (await readAdminToken(settings).catch(() => undefined)),
   };
 }

@@ -13,6 +13,8 @@ Examples:
   $ gridiron rollback greeter
   $ gridiron prune greeter --yes
   $ gridiron nodes
+  $ gridiron tail greeter --status error
+  $ gridiron logs greeter --since 10m --invocation inv_1234
 
 The mesh is found from --ingress-url/--admin-url, else GRIDIRON_INGRESS_URL/GRIDIRON_ADMIN_URL,
 else the local mesh's settings (GRIDIRON_INGRESS_PORT, GRIDIRON_ADMIN_PORT, GRIDIRON_DATA_DIR),
@@ -24,6 +26,7 @@ const program = new Command("gridiron")
   .description("Deploy and operate Restate services on a Gridiron mesh")
   .option("--ingress-url <url>", "Restate's ingress of the mesh")
   .option("--admin-url <url>", "Gridiron's admin API front of the mesh")
+  .option("--ops-url <url>", "the ops port of a node of the mesh (for tail and logs)")
   .option("--token <token>", "the admin token")
   .option("--json", "print the result as JSON on stdout, and no progress")
   .showHelpAfterError()

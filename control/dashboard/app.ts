@@ -8,12 +8,13 @@ import { z } from "zod";
 import { deployerClient } from "../contracts.ts";
 import { adminHeaders, authorized } from "../credentials/admin-token.ts";
 import { BundleName } from "../domain/bundle.ts";
+import { LogFilterSchema, type LogStore } from "../logs/store.ts";
 import { cached } from "../ops/cached.ts";
 import { AdminClient } from "../restate/admin-client.ts";
 import { callFailure } from "../restate/ingress-error.ts";
 import type { Settings } from "../settings.ts";
 import { loadDashboard } from "./data.ts";
-import { content, page, type Viewer } from "./page.ts";
+import { content, linesPage, page, type Viewer } from "./page.ts";
 import { Sessions } from "./sessions.ts";
 import { SignInLimit } from "./sign-in-limit.ts";
 
@@ -28,6 +29,8 @@ const SESSION_SECONDS = 8 * 3600;
 const VIEW_CACHE_MS = 1_500;
 
 const BuildId = z.string().max(100).optional();
+/** Lines a build's page shows: the newest. */
+const LINES_SHOWN = 200;
 
 type DeployerClient = ReturnType<typeof deployerClient>;
 
@@ -71,12 +74,13 @@ const ACTIONS = {
  * are refused with 403, so another site cannot act with it. Every action is a call to the
  * `deployer` object, exactly as the API makes it.
  */
-export function dashboardApp(settings: Settings, adminToken: string): Hono {
+export function dashboardApp(settings: Settings, adminToken: string, logs?: LogStore): Hono {
   const secret = randomBytes(32);
   const admin = new AdminClient({ socketPath: settings.adminSocket });
   const sessions = new Sessions(SESSION_SECONDS * 1000);
   const signIns = new SignInLimit();
-  const sharedView = cached(() => loadDashboard(settings, admin), VIEW_CACHE_MS);
+  const outcomes = () => logs?.outcomes() ?? [];
+  const sharedView = cached(() => loadDashboard(settings, admin, outcomes), VIEW_CACHE_MS);
   const signedIn = async (c: Context) => sessions.valid(await getSignedCookie(c, secret, SESSION));
   const viewer = async (c: Context): Promise<Viewer> => {
     const flash = await getSignedCookie(c, secret, FLASH);
@@ -85,7 +89,7 @@ export function dashboardApp(settings: Settings, adminToken: string): Hono {
   };
   const view = async (c: Context) => {
     const who = await viewer(c);
-    return { data: await (who.admin ? loadDashboard(settings, admin) : sharedView()), who };
+    return { data: await (who.admin ? loadDashboard(settings, admin, outcomes) : sharedView()), who };
   };
   /** Back to the page, which says once what happened (post, redirect, get). */
   const back = async (c: Context, flash: string) => {
@@ -102,6 +106,16 @@ export function dashboardApp(settings: Settings, adminToken: string): Hono {
   app.get("/fragment", async (c) => {
     const { data, who } = await view(c);
     return c.html(content(data, who));
+  });
+
+  // A build's recent lines, newest last: only for a signed-in admin, as lines may hold anything.
+  app.get("/builds/:bundle/:build/lines", async (c) => {
+    if (!(await signedIn(c))) return c.text("sign in with the admin token first: lines need it\n", 401);
+    const filter = LogFilterSchema.pick({ invocation: true, status: true }).safeParse(c.req.query());
+    if (!filter.success) return c.text(`bad filter: ${z.prettifyError(filter.error)}\n`, 400);
+    const { bundle, build } = c.req.param();
+    const lines = (logs?.query(bundle, { ...filter.data, build }) ?? []).slice(-LINES_SHOWN);
+    return c.html(linesPage({ bundle, build, lines, filter: filter.data, restateUi: `${settings.adminUrl}/ui` }));
   });
 
   app.post("/login", async (c) => {

@@ -2,6 +2,7 @@ import * as clients from "@restatedev/restate-sdk-clients";
 import { deployerClient } from "../contracts.ts";
 import { type Step, stepsOf } from "../domain/journal-steps.ts";
 import type { StatusView } from "../domain/lifecycle.ts";
+import type { BuildOutcomes } from "../logs/store.ts";
 import type { AdminClient, DeployerCall } from "../restate/admin-client.ts";
 import type { Settings } from "../settings.ts";
 
@@ -20,10 +21,16 @@ export interface Dashboard {
   pollMs: number;
   /** Restate's web UI behind the admin front, for links. */
   restateUi: string;
+  /** This node's calls per build in the last minute, by outcome (logs/store.ts). */
+  outcomes: BuildOutcomes[];
 }
 
 /** Reads through the deployer's own `status` (as the API does) and Restate's introspection. */
-export async function loadDashboard(settings: Settings, admin: AdminClient): Promise<Dashboard> {
+export async function loadDashboard(
+  settings: Settings,
+  admin: AdminClient,
+  outcomes: () => BuildOutcomes[] = () => [],
+): Promise<Dashboard> {
   const ingress = clients.connect({ url: settings.ingressUrl });
   const names = await admin.bundles();
   const bundles = await Promise.all(names.map((name) => deployerClient(ingress, name).status()));
@@ -45,5 +52,6 @@ export async function loadDashboard(settings: Settings, admin: AdminClient): Pro
     graceMs: settings.drainGraceMs,
     pollMs: settings.drainPollMs,
     restateUi: `${settings.adminUrl}/ui`,
+    outcomes: outcomes(),
   };
 }

@@ -2,6 +2,8 @@ import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
 import { duration, type Step } from "../domain/journal-steps.ts";
 import { type BuildView, canRollBackTo, type StatusView } from "../domain/lifecycle.ts";
+import type { LogRecord } from "../logs/records.ts";
+import type { BuildOutcomes, LogFilter } from "../logs/store.ts";
 import type { Dashboard } from "./data.ts";
 
 /** The dashboard's HTML, rendered on the server; a small script polls `fragment` and confirms actions. */
@@ -117,9 +119,42 @@ function buildRow(name: string, build: BuildView, dashboard: Dashboard, viewer: 
       ${build.deploymentId ? html`<br><code>${build.deploymentId}</code> <button type="button" data-copy="${build.deploymentId}" title="copy">copy</button>` : ""}</td>
     <td><span class="badge ${build.state}">${build.state}</span>${build.drift ? html`<br><span class="muted">${build.drift.join("; ")}</span>` : ""}</td>
     <td>${timeline(build, dashboard)}</td>
-    <td>${build.pinned} pinned, ${build.paused} paused${ids.map((id) => html`<br><a href="${dashboard.restateUi}/invocations/${id}">${id}</a>`)}</td>
+    <td>${build.pinned} pinned, ${build.paused} paused${ids.map((id) => html`<br><a href="${dashboard.restateUi}/invocations/${id}">${id}</a>`)}${rates(dashboard.outcomes.find((o) => o.bundle === name && o.build === build.buildId))}${viewer.admin ? html`<br><a href="builds/${name}/${build.buildId}/lines">lines</a> · <a href="builds/${name}/${build.buildId}/lines?status=error">errors</a>` : ""}</td>
     <td>${build.error ? html`<strong>${build.error}</strong>` : (build.message ?? "")}${build.source ? html`<br><span class="muted">${build.source}</span>` : ""}${envLine(build)}</td>
     ${viewer.admin ? html`<td>${buildActions(name, build)}</td>` : ""}</tr>`;
+}
+
+/** A build's calls on this node in the last minute, and how many of them failed. */
+function rates(outcomes: BuildOutcomes | undefined): Html | string {
+  if (!outcomes) return "";
+  const { ok, error, exception, killed } = outcomes.lastMinute;
+  const failed = error + exception + killed;
+  return html`<br><span class="calls" data-calls="${ok + failed}" data-errors="${failed}">${ok + failed} calls/min, ${failed} errors/min</span>`;
+}
+
+/** A build's recent lines: each invocation id filters to its lines, and opens it in Restate's UI. */
+export function linesPage(view: {
+  bundle: string;
+  build: string;
+  lines: LogRecord[];
+  filter: Pick<LogFilter, "invocation" | "status">;
+  restateUi: string;
+}): Html {
+  const { bundle, build, lines, filter, restateUi } = view;
+  const title = `${bundle} ${build}${filter.invocation ? ` ${filter.invocation}` : ""}${filter.status ? ` (${filter.status})` : ""}`;
+  return html`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Lines of ${title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>${raw(STYLE)}</style></head>
+<body><header><h1>Lines of ${title}</h1><a href="/">Deployments</a></header><main><section>
+<p class="muted">The newest ${lines.length} lines this node kept, oldest first. <a href="lines">all</a> · <a href="lines?status=error">errors</a>${filter.invocation ? html` · <a href="${restateUi}/invocations/${filter.invocation}">${filter.invocation} in Restate's UI</a>` : ""}</p>
+<table><thead><tr><th>time</th><th>call</th><th>invocation</th><th>level</th><th>line</th></tr></thead><tbody>
+${lines.map(
+  (
+    line,
+  ) => html`<tr class="${line.outcome === "ok" ? "" : "failed"}"><td>${new Date(line.time).toISOString()}</td><td>${line.target ?? "-"}</td>
+  <td>${line.invocationId ? html`<a href="lines?invocation=${line.invocationId}">${line.invocationId}</a> <a href="${restateUi}/invocations/${line.invocationId}" title="in Restate's UI">↗</a>` : "-"}</td>
+  <td>${line.level}</td><td><pre style="margin:0;white-space:pre-wrap">${line.text}</pre></td></tr>`,
+)}</tbody></table></section></main></body></html>`;
 }
 
 /** The names in the build's env: its vars, and its secrets with their revisions, never a value. */

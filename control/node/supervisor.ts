@@ -53,6 +53,10 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
 
   try {
     log("[gridiron] starting workerd");
+    // Explained where it shows: workerd writes its builds' lines straight to this terminal.
+    log(
+      "[gridiron] workerd prints your services' lines unprefixed (`gridiron tail BUNDLE` shows them attributed); the Restate SDK's \"Accepting requests without validating request signatures\" is expected there: Gridiron's router checks Restate's signature before a build sees a request",
+    );
     await workerd.start();
     // Before restate-server: a node that leads a partition must already serve every live build.
     if (settings.cluster) await catchUp(agent, settings.cluster, settings.ports.ingress, log);

@@ -3,7 +3,11 @@ import { createAdaptorServer } from "@hono/node-server";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import { Registry } from "prom-client";
 import { dashboardApp } from "../dashboard/app.ts";
+import { serveCollector } from "../logs/collector.ts";
+import { logRoutes } from "../logs/routes.ts";
+import { LogStore } from "../logs/store.ts";
 import type { NodeAgent } from "../node/node-agent.ts";
 import type { Settings } from "../settings.ts";
 import { cached } from "./cached.ts";
@@ -51,7 +55,10 @@ export async function serveOps(
   adminToken: string,
   agent?: NodeAgent,
 ): Promise<OpsServer> {
-  const registry = opsRegistry(settings, servedBy);
+  // This node's builds' lines and call outcomes, from the live workerd's tail worker (logs/).
+  const logs = new LogStore(settings.cluster?.self.name);
+  const collector = settings.logs.attribution ? await serveCollector(settings.logs.socket, logs) : undefined;
+  const registry = Registry.merge([opsRegistry(settings, servedBy), logs.registry]);
   const ready = cached(() => runChecks(readinessChecks(settings, agent)), READY_CACHE_MS);
   const text = (report: { status: number; body: string }) =>
     new Response(report.body, { status: report.status, headers: { "content-type": "text/plain; charset=utf-8" } });
@@ -70,8 +77,9 @@ export async function serveOps(
   app.all("/livez", probeOnly);
   app.all("/readyz", probeOnly);
   app.all("/node", probeOnly);
+  app.route("/", logRoutes(logs, adminToken));
   app.use(bodyLimit({ maxSize: MAX_BODY_BYTES }));
-  app.route("/", dashboardApp(settings, adminToken));
+  app.route("/", dashboardApp(settings, adminToken, logs));
   app.notFound((c) => c.text(`not found: try /, ${PROBES.join(", ")}\n`, 404));
   // A refusal a middleware throws (a cross-site post: 403, a body over the limit: 413) keeps its status.
   app.onError((error, c) => (error instanceof HTTPException ? error.getResponse() : c.text("internal error\n", 500)));
@@ -90,7 +98,7 @@ export async function serveOps(
     server.once("error", reject);
     server.listen(settings.ports.ops, settings.bind, resolve);
   });
-  return { close: () => close(server) };
+  return { close: async () => void (await Promise.all([close(server), collector?.close()])) };
 }
 
 function probeOnly(): Response {

@@ -8,6 +8,7 @@ const router = {
     { name: "router.js", esModule: "ROUTER" },
     { name: "identity.js", esModule: "IDENTITY" },
   ],
+  tailModules: [{ name: "tail.js", esModule: "TAIL" }],
   identityKey: "KEY",
   secretsKeys: [
     { pem: "PEM", kid: "KID" },
@@ -55,6 +56,32 @@ describe("loaderConfig", () => {
       },
       { name: "bundles", disk: { path: "/data/bundles", writable: false } },
       { name: "routes", disk: { path: "/data/proof-1", writable: false } },
+    ]);
+  });
+
+  test("a proof has no tail worker; the live workerd's builds tail to the collector's unix socket", () => {
+    expect(JSON.stringify(config)).not.toContain("tail");
+    const live = loaderConfig(
+      "/data/bundles",
+      {
+        routesDir: "/data/bundles",
+        address: "127.0.0.1:9080",
+        discovery: "recorded",
+        collectorSocket: "/data/logs.sock",
+      },
+      router,
+    );
+    expect(JSON.stringify(live.services?.[0])).toContain(JSON.stringify({ name: "TAIL", service: { name: "tail" } }));
+    expect(live.services?.slice(3)).toEqual([
+      {
+        name: "tail",
+        worker: {
+          compatibilityDate: expect.any(String),
+          modules: [{ name: "tail.js", esModule: "TAIL" }],
+          bindings: [{ name: "COLLECTOR", service: { name: "collector" } }],
+        },
+      },
+      { name: "collector", external: { address: "unix:/data/logs.sock", http: {} } },
     ]);
   });
 

@@ -13,8 +13,12 @@ import { ROUTES_FILE } from "./router/protocol.js";
 const ROUTER = "router";
 const BUNDLES = "bundles";
 const ROUTES = "routes";
+const TAIL = "tail";
+const COLLECTOR = "collector";
 /** The router's modules (in router/), main first, by the names they import each other under. */
 const ROUTER_MODULES = ["router.js", "identity.js", "protocol.js", "secrets.js"];
+/** The tail worker's modules (in router/), main first. */
+const TAIL_MODULES = ["tail.js", "logs.js"];
 
 /**
  * The part of workerd's config schema (workerd.capnp) Gridiron uses, as typed data. Types, not
@@ -24,7 +28,11 @@ export type WorkerdConfig = {
   services: Service[];
   sockets: Socket[];
 };
-type Service = { name: string; worker: Worker } | { name: string; disk: { path: string; writable: boolean } };
+type Service = { name: string } & (
+  | { worker: Worker }
+  | { disk: { path: string; writable: boolean } }
+  | { external: { address: string; http: Record<string, never> } }
+);
 type Worker = {
   compatibilityDate: string;
   modules: { name: string; esModule: string }[];
@@ -49,6 +57,7 @@ type Socket = {
  */
 export interface Router {
   modules: { name: string; esModule: string }[];
+  tailModules: { name: string; esModule: string }[];
   identityKey: string;
   secretsKeys: SecretsPrivateKey[];
 }
@@ -59,11 +68,15 @@ export interface Router {
  */
 export type Discovery = "build" | "recorded";
 
-/** Where a workerd listens, where its routes file is, and who answers discovery. */
+/**
+ * Where a workerd listens, where its routes file is, who answers discovery, and, on the live
+ * workerd with attribution on, the unix socket of the node's log collector (control/logs/).
+ */
 export interface Placement {
   routesDir: string;
   address: string;
   discovery: Discovery;
+  collectorSocket?: string;
 }
 
 /**
@@ -87,11 +100,13 @@ export function loaderConfig(bundlesDir: string, placement: Placement, router: R
             { name: "BUNDLES", service: { name: BUNDLES } },
             { name: "ROUTES", service: { name: ROUTES } },
             ...secretsKeyBindings(router.secretsKeys),
+            ...(placement.collectorSocket ? [{ name: "TAIL", service: { name: TAIL } }] : []),
           ],
         },
       },
       { name: BUNDLES, disk: { path: bundlesDir, writable: false } },
       { name: ROUTES, disk: { path: placement.routesDir, writable: false } },
+      ...(placement.collectorSocket ? tailServices(placement.collectorSocket, router) : []),
     ],
     sockets: [
       { name: "http", address: placement.address, http: {}, service: { name: ROUTER } },
@@ -100,6 +115,24 @@ export function loaderConfig(bundlesDir: string, placement: Placement, router: R
       { name: "probe", address: "127.0.0.1:0", http: {}, service: { name: ROUTER } },
     ],
   };
+}
+
+/**
+ * The tail worker every loaded build's traces go to, and the collector it posts them to: an HTTP
+ * server on a unix socket in the data dir, served by the node's ops process (logs/collector.ts).
+ */
+function tailServices(collectorSocket: string, router: Router): Service[] {
+  return [
+    {
+      name: TAIL,
+      worker: {
+        compatibilityDate: DEFAULT_COMPATIBILITY_DATE,
+        modules: router.tailModules,
+        bindings: [{ name: "COLLECTOR", service: { name: COLLECTOR } }],
+      },
+    },
+    { name: COLLECTOR, external: { address: `unix:${collectorSocket}`, http: {} } },
+  ];
 }
 
 /**
@@ -129,6 +162,7 @@ export async function readRouter(settings: Settings): Promise<Router> {
   });
   return {
     modules: await Promise.all(ROUTER_MODULES.map(read)),
+    tailModules: await Promise.all(TAIL_MODULES.map(read)),
     identityKey: (await identityPublicKeyBytes(settings)).toString("base64url"),
     secretsKeys: await secretsPrivateKeys(settings),
   };
@@ -166,5 +200,6 @@ export function writeLiveConfig(settings: Settings): Promise<void> {
     routesDir: settings.bundlesDir,
     address,
     discovery: "recorded",
+    ...(settings.logs.attribution ? { collectorSocket: settings.logs.socket } : {}),
   });
 }

@@ -73,6 +73,9 @@ async function readBuild(env, id, build) {
     // The loader caches a build by id, and vars and secrets' revisions are part of the build id:
     // a change is a new build. Secrets are opened here, the only place their key is.
     ...(build.vars || build.secrets ? { env: { ...build.vars, ...(await secretsOf(env, build)) } } : {}),
+    // On the live workerd, every request's lines and outcome go to the tail worker (tail.js),
+    // which attributes them by the request's path: /{name}/{buildId}/...
+    ...(env.TAIL ? { tails: [env.TAIL] } : {}),
   };
 }
 
@@ -173,7 +176,8 @@ async function control(request, env, pathname) {
       routes = live;
       for (const [id, build] of live) {
         try {
-          await serve(env, id, build, new Request("http://warm/"));
+          // Under the build's own path, so what it logs while loading is attributed to it.
+          await serve(env, id, build, new Request(`http://warm/${id}/`));
         } catch (error) {
           // A build that does not load: its error is what the deployer reports to the user.
           const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);

@@ -26,6 +26,8 @@ export interface WorkerCode {
   modules: Record<string, WorkerModule>;
   /** What the build's handlers get as `env`. */
   env?: Record<string, unknown>;
+  /** Tail workers that get each request's trace (the live workerd's tail.js). */
+  tails?: Fetcher[];
 }
 
 export interface Env {
@@ -42,6 +44,25 @@ export interface Env {
   SECRETS_KEY_IDS: string;
   /** SECRETS_KEY_{i}: the key whose id is the i-th of SECRETS_KEY_IDS (not extractable). */
   [key: `SECRETS_KEY_${number}`]: CryptoKey;
+  /** The tail worker (tail.js), on the live workerd only: every loaded build's lines go to it. */
+  TAIL?: Fetcher;
 }
 
+/** The tail worker's bindings. */
+export interface TailEnv {
+  /** The node's log collector (control/logs/collector.ts), on a unix socket. */
+  COLLECTOR: { fetch(url: string, init: RequestInit): Promise<Response> };
+}
+
+/** A request's trace as workerd hands it to a tail worker, as far as tail.js reads it. */
+export interface TraceItem {
+  /** ok, exception, exceededCpu, exceededMemory, canceled, ... */
+  outcome: string;
+  eventTimestamp: number | null;
+  event: { request?: { url: string; headers: Record<string, string> }; response?: { status: number } } | null;
+  logs: { timestamp: number; level: string; message: unknown[] }[];
+  exceptions: { timestamp: number; name: string; message: string; stack?: string }[];
+}
+
+export type { Attempt, Batch, Line, Outcome } from "../../../logs/records.ts";
 export type { Build, RoutedBuild };
