@@ -2,10 +2,11 @@ import * as clients from "@restatedev/restate-sdk-clients";
 import { Argument, type Command } from "commander";
 import type { ClusterNode } from "../cluster/members.ts";
 import type { ClusterService } from "../cluster/service.ts";
-import type { ActivateRequest, ActivateResult } from "../deployer.ts";
+import type { ActivateResult } from "../deployer.ts";
 import type { BuildView, StatusView } from "../lifecycle.ts";
 import { loadSettings } from "../settings.ts";
 import { buildRows, formatTable, nodeRows } from "../status.ts";
+import { activateRequest, DEFAULT_VERSION, type DeployOptions, inSourceTerms } from "./activate-request.ts";
 import { confirmOrStop } from "./ask.ts";
 import {
   admin,
@@ -17,9 +18,10 @@ import {
   resolveConnection,
   sendClient,
 } from "./connection.ts";
+import { devCommand } from "./dev.ts";
 import { inertLines } from "./inert.ts";
 import { Progress } from "./progress.ts";
-import { prepareSource, type Source } from "./project.ts";
+import { prepareSource } from "./project.ts";
 import { secretCommands } from "./secret.ts";
 import { watch } from "./watch.ts";
 
@@ -39,9 +41,6 @@ async function clusterNodes(connection: Connection): Promise<ClusterNode[] | und
     throw error;
   }
 }
-
-/** The version a deploy gets when neither --version nor the project's package.json names one. */
-const DEFAULT_VERSION = "0.0.0";
 
 /** Registers every subcommand of `gridiron` on `program`. */
 export function commands(program: Command): void {
@@ -73,7 +72,9 @@ export function commands(program: Command): void {
         const request = activateRequest(source, options);
         progress.note(`activating ${name} ${request.version}`);
         const send = await sendClient(connection, name).activate(request, attachable());
-        const result = await watch(connection, send, progress);
+        const result = await watch(connection, send, progress).catch(async (error: unknown) => {
+          throw await inSourceTerms(error, source);
+        });
         const twins = sameVersion(await deployer(connection, name).status(), result);
         if (twins.length) {
           progress.note(
@@ -179,6 +180,7 @@ export function commands(program: Command): void {
     });
 
   secretCommands(program, { connect, print, json: () => Boolean(globals().json) });
+  devCommand(program, { connect, print, json: () => Boolean(globals().json) });
 
   program
     .command("mesh")
@@ -198,30 +200,6 @@ export function commands(program: Command): void {
       const entry = new URL("../main.ts", import.meta.url).pathname;
       process.exitCode = await runWithWorkerdSocket(loadSettings(), entry);
     });
-}
-
-interface DeployOptions {
-  name?: string;
-  version?: string;
-  message?: string;
-  breaking?: boolean;
-  takeOver?: string[];
-  env?: string;
-  require?: string[];
-}
-
-function activateRequest(source: Source, options: DeployOptions): ActivateRequest {
-  const required = [...new Set([...source.requiredSecrets, ...(options.require ?? [])])];
-  return {
-    source: `file://${source.outdir}`,
-    version: options.version ?? source.version ?? DEFAULT_VERSION,
-    ...source.settings,
-    ...(source.project ? { project: source.project } : {}),
-    ...(options.message ? { message: options.message } : {}),
-    ...(options.breaking ? { breaking: true } : {}),
-    ...(options.takeOver ? { takeOver: options.takeOver } : {}),
-    ...(required.length ? { requireSecrets: required } : {}),
-  };
 }
 
 /** Other builds of the bundle with the version `result` has: a redeploy of changed code under the same version. */
