@@ -85,9 +85,9 @@ describe("gridiron dev, and build errors", () => {
         expect(await fx.ingress.call("greeter/greet", "dev")).toMatch(`Greetings from the ${words}.`);
       }
       const seconds = servings.slice(1).map((s) => s.seconds);
-      // Aim: under 2 s on an idle machine; bounded here with room for a loaded one.
+      // Aim: under 2 s on an idle machine; bounded here with room for a loaded one (tests run side by side).
       console.log(lines.filter((line) => SERVING.test(line)).join("\n"));
-      for (const s of seconds) expect(s).toBeLessThan(15);
+      for (const s of seconds) expect(s).toBeLessThan(60);
 
       // One build serves; every dev build it replaced is pruned, not left draining.
       const last = servings.at(-1)?.buildId;
