@@ -1,0 +1,91 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { execa } from "execa";
+import { describe, expect, test } from "vitest";
+import { readAdminToken } from "../control/admin-token.ts";
+import type { ActivateResult } from "../control/deployer.ts";
+import { ROOT } from "./cli.ts";
+import { useTestMesh } from "./mesh.ts";
+
+/** Requests sent 50 at a time, then one at a time: 5,000 in all. */
+const CONCURRENT = 4_000;
+const SEQUENTIAL = 1_000;
+const AT_ONCE = 50;
+
+/**
+ * The admin front on GRIDIRON_ADMIN_PORT loses nothing: every read answers 200, whether 50 come
+ * at once or one after another, while the `restate` CLI uses the same front. Restate now and then
+ * closes a pooled socket connection just as a request goes out (seen: `write EPIPE` on 8 of 900).
+ */
+describe("the admin front under load", () => {
+  const fx = useTestMesh({ greeter: ["greeter"] });
+
+  test("5,000 reads, 50 at a time and one at a time, mixed with the restate CLI: 0 failures", async () => {
+    const { settings } = fx.mesh;
+    const { deploymentId } = await fx.ingress.call<ActivateResult>("deployer/greeter/activate", {
+      source: fx.sources.greeter,
+      version: "1.0.0",
+    });
+    const invocation = await fx.ingress.send("greeter/greet", "load");
+    const token = await readAdminToken(settings);
+    const headers = { authorization: `Bearer ${token}`, accept: "application/json" };
+    const query = JSON.stringify({ query: "SELECT id, status FROM sys_invocation LIMIT 10" });
+    // What the CLI, the dashboard and `gridiron status` ask: lists, one deployment, a SQL query.
+    const requests: [string, RequestInit][] = [
+      ["/deployments", { headers }],
+      ["/services", { headers }],
+      ["/query", { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: query }],
+      [`/deployments/${deploymentId}`, { headers }],
+      ["/health", { headers }],
+    ];
+    const failures: string[] = [];
+    const one = async (i: number) => {
+      const [path, init] = requests[i % requests.length] as [string, RequestInit];
+      try {
+        const response = await fetch(`${settings.adminUrl}${path}`, { ...init, signal: AbortSignal.timeout(30_000) });
+        const body = await response.text();
+        if (response.status !== 200) failures.push(`${path}: ${response.status} ${body.trim()}`);
+      } catch (error) {
+        failures.push(`${path}: ${String(error)}`);
+      }
+    };
+
+    const cliRuns: string[] = [];
+    let loading = true;
+    const cli = (async () => {
+      const commands = [
+        ["deployments", "list"],
+        ["services", "list"],
+        ["invocations", "describe", invocation],
+      ];
+      for (let i = 0; loading || i < commands.length; i++) {
+        const args = commands[i % commands.length] as string[];
+        const run = await execa(`${ROOT}/node_modules/.bin/restate`, args, {
+          env: { RESTATE_ADMIN_URL: settings.adminUrl, RESTATE_AUTH_TOKEN: token },
+          reject: false,
+          timeout: 30_000,
+        });
+        cliRuns.push(args.join(" "));
+        if (run.exitCode !== 0) failures.push(`restate ${args.join(" ")}: ${run.stderr.trim()}`);
+        // A few runs a second are the mix; more would only load the two cores.
+        await sleep(300);
+      }
+    })();
+
+    const started = Date.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: AT_ONCE }, async () => {
+        while (next < CONCURRENT) await one(next++);
+      }),
+    );
+    for (let i = 0; i < SEQUENTIAL; i++) await one(i);
+    loading = false;
+    await cli;
+
+    console.log(
+      `admin front: ${CONCURRENT + SEQUENTIAL} requests and ${cliRuns.length} restate CLI runs in ${(Date.now() - started) / 1000} s`,
+    );
+    expect(failures).toEqual([]);
+    expect(cliRuns.length).toBeGreaterThanOrEqual(3);
+  }, 240_000);
+});
