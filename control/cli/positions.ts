@@ -14,7 +14,7 @@ export async function toSourcePositions(text: string, outdir: string, projectDir
   if (maps.size === 0) return text;
   const modules = [...maps.keys()].map((name) => name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
   // The module's name, maybe behind a path or a URL of the built copy, then :line and maybe :column.
-  const position = new RegExp(`(?:[\\w.+~@/-]*/)?(${modules}):(\\d+)(?::(\\d+))?`, "g");
+  const position = new RegExp(`(?:(?:[a-z][\\w+.-]*:)?[\\w.+~@/-]*/)?(${modules}):(\\d+)(?::(\\d+))?`, "g");
   return text.replace(position, (whole, module: string, line: string, column?: string) => {
     const map = maps.get(module);
     const entry = map?.findEntry(Number(line) - 1, column ? Number(column) - 1 : 0);
