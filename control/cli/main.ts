@@ -7,6 +7,7 @@ import { inertLines } from "./inert.ts";
 const EXAMPLES = `
 Examples:
   $ gridiron deploy demo/greeter --message "friendlier greeting"
+  $ gridiron dev path/to/my-service
   $ gridiron status greeter
   $ gridiron builds greeter --json
   $ gridiron rollback greeter
