@@ -74,14 +74,19 @@ async function build(
   const cleanup = () => rm(outdir, { recursive: true, force: true });
   const wrangler = await wranglerOf(dir);
   log(`building ${dir} with ${wrangler.own ? "the project's own wrangler" : "Gridiron's wrangler"}`);
+  // What the project says of itself is read while wrangler builds: a dev loop waits for both.
+  const described = Promise.all([readWranglerConfig(config, env), packageVersion(dir), provenance(dir)]);
+  // Awaited once the build is done; until then a failure of it is not unhandled.
+  described.catch(() => {});
   const built = await wranglerBuild(wrangler, { dir, config, outdir, env, ...(signal ? { signal } : {}) });
   if (built.exitCode !== 0 || built.isCanceled) {
     await cleanup();
     throw new Error(`wrangler could not build ${dir}:\n${buildOutput(built.all)}`);
   }
-  const { name, settings, requiredSecrets } = await readWranglerConfig(config, env);
-  const version = await packageVersion(dir);
-  const project = await provenance(dir);
+  const [{ name, settings, requiredSecrets }, version, project] = await described.catch(async (error: unknown) => {
+    await cleanup();
+    throw error;
+  });
   const positions = (text: string) => toSourcePositions(text, outdir, dir);
   return { outdir, name, version, settings, requiredSecrets, project, positions, cleanup };
 }
