@@ -1,3 +1,4 @@
+import { Agent, type RequestOptions, request } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import { describe, expect, test } from "vitest";
@@ -5,6 +6,24 @@ import { readAdminToken } from "../control/admin-token.ts";
 import type { ActivateResult } from "../control/deployer.ts";
 import { ROOT } from "./cli.ts";
 import { useTestMesh } from "./mesh.ts";
+
+/** An HTTP request with node:http, whose agent decides whether connections are kept alive. */
+function send(url: string, options: RequestOptions, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const sent = request(url, { ...options, timeout: 30_000 }, (response) => {
+      let text = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => {
+        text += chunk;
+      });
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, text }));
+      response.on("error", reject);
+    });
+    sent.on("timeout", () => sent.destroy(new Error("no answer within 30 s")));
+    sent.on("error", reject);
+    sent.end(body);
+  });
+}
 
 /** Requests sent 50 at a time, then one at a time: 5,000 in all. */
 const CONCURRENT = 4_000;
@@ -29,23 +48,25 @@ describe("the admin front under load", () => {
     const token = await readAdminToken(settings);
     const headers = { authorization: `Bearer ${token}`, accept: "application/json" };
     const query = JSON.stringify({ query: "SELECT id, status FROM sys_invocation LIMIT 10" });
-    // What the CLI, the dashboard and `gridiron status` ask: lists, one deployment, a SQL query.
-    const requests: [string, RequestInit][] = [
-      ["/deployments", { headers }],
-      ["/services", { headers }],
-      ["/query", { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: query }],
-      [`/deployments/${deploymentId}`, { headers }],
-      ["/health", { headers }],
+    // What the CLI, the dashboard and `gridiron status` ask: lists, one deployment, now and then a SQL query.
+    const reads: [method: string, path: string, body?: string][] = [
+      ["GET", "/deployments"],
+      ["GET", "/services"],
+      ["GET", `/deployments/${deploymentId}`],
+      ["GET", "/health"],
+      ["POST", "/query", query],
     ];
     const failures: string[] = [];
-    const one = async (i: number) => {
-      const [path, init] = requests[i % requests.length] as [string, RequestInit];
+    /** One read: on a kept-alive connection (as the CLI's and dashboard's clients) or a fresh one (as curl). */
+    const one = async (i: number, agent: Agent | false) => {
+      const [method, path, body] = reads[i % reads.length] as [string, string, string?];
       try {
-        const response = await fetch(`${settings.adminUrl}${path}`, { ...init, signal: AbortSignal.timeout(30_000) });
-        const body = await response.text();
-        if (response.status !== 200) failures.push(`${path}: ${response.status} ${body.trim()}`);
+        const json = body ? { "content-type": "application/json" } : {};
+        const options = { method, headers: { ...headers, ...json }, agent };
+        const { status, text } = await send(`${settings.adminUrl}${path}`, options, body);
+        if (status !== 200) failures.push(`${method} ${path}: ${status} ${text.trim()}`);
       } catch (error) {
-        failures.push(`${path}: ${String(error)}`);
+        failures.push(`${method} ${path}: ${String(error)}`);
       }
     };
 
@@ -67,18 +88,20 @@ describe("the admin front under load", () => {
         cliRuns.push(args.join(" "));
         if (run.exitCode !== 0) failures.push(`restate ${args.join(" ")}: ${run.stderr.trim()}`);
         // A few runs a second are the mix; more would only load the two cores.
-        await sleep(300);
+        await sleep(500);
       }
     })();
 
     const started = Date.now();
+    const pooled = new Agent({ keepAlive: true, maxSockets: AT_ONCE });
     let next = 0;
     await Promise.all(
       Array.from({ length: AT_ONCE }, async () => {
-        while (next < CONCURRENT) await one(next++);
+        while (next < CONCURRENT) await one(next++, pooled);
       }),
     );
-    for (let i = 0; i < SEQUENTIAL; i++) await one(i);
+    pooled.destroy();
+    for (let i = 0; i < SEQUENTIAL; i++) await one(i, false);
     loading = false;
     await cli;
 
