@@ -181,7 +181,9 @@ describe("the gridiron CLI", () => {
     const failed = await gridiron(["deploy", hostile, "--name", "hostile"]);
     expect(failed.exitCode).toBe(1);
     expect(failed.stderr).not.toMatch(RAW);
-    expect(failed.stderr.split("\n").at(-1)).toMatch(/^error: workerd cannot load the build: .*\\u001b\]0;owned/);
+    // The message, workerd's lines kept, from its `error:` on.
+    const message = failed.stderr.slice(failed.stderr.indexOf("\nerror: ") + 1);
+    expect(message).toMatch(/^error: workerd cannot load the build: [\s\S]*\\u001b\]0;owned/);
     const history = await gridiron(["builds", "hostile"]);
     expect(history.stdout).not.toMatch(RAW);
     expect(history.stdout).toMatch(/failed .*\\u001b\]52;c;/);
