@@ -105,18 +105,19 @@ describe("the gridiron CLI", () => {
     expect(JSON.parse(pruned.stdout)).toEqual({ pruned: [] });
   });
 
-  test("a failing deploy exits 1 with the deployer's message on one error line, not a stack", async () => {
+  test("a failing deploy exits 1 with the deployer's message after one error:, not the CLI's stack", async () => {
     const broken = join(await scratch, "broken");
     await mkdir(broken, { recursive: true });
     await writeFile(join(broken, "index.js"), "export default {");
     const failed = await gridiron(["deploy", broken, "--name", "broken"]);
     expect(failed.exitCode).toBe(1);
     expect(failed.stderr).toMatch(/✗ prove build {2}\d+\.\d\d s {2}failed/);
+    // The message keeps workerd's lines; it is the last thing printed.
     const errors = failed.stderr.split("\n").filter((line) => line.startsWith("error: "));
-    expect(failed.stderr.split("\n").at(-1)).toBe(errors[0]);
     expect(errors).toEqual([
       expect.stringMatching(/^error: workerd cannot load the build: broken\/0\.0\.0-[0-9a-f]{12} does not load/),
     ]);
+    expect(failed.stderr.slice(failed.stderr.indexOf(errors[0] as string))).not.toMatch(/\n[✓✗] /);
     expect(failed.stderr).toMatch(/\(HTTP 400\)$/);
     expect(failed.stderr).not.toMatch(/node:internal|at Command\./);
   });
@@ -180,7 +181,9 @@ describe("the gridiron CLI", () => {
     const failed = await gridiron(["deploy", hostile, "--name", "hostile"]);
     expect(failed.exitCode).toBe(1);
     expect(failed.stderr).not.toMatch(RAW);
-    expect(failed.stderr.split("\n").at(-1)).toMatch(/^error: workerd cannot load the build: .*\\u001b\]0;owned/);
+    // The message, workerd's lines kept, from its `error:` on.
+    const message = failed.stderr.slice(failed.stderr.indexOf("\nerror: ") + 1);
+    expect(message).toMatch(/^error: workerd cannot load the build: [\s\S]*\\u001b\]0;owned/);
     const history = await gridiron(["builds", "hostile"]);
     expect(history.stdout).not.toMatch(RAW);
     expect(history.stdout).toMatch(/failed .*\\u001b\]52;c;/);

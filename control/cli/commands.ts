@@ -5,6 +5,7 @@ import { clusterClient } from "../contracts.ts";
 import type { BuildView, StatusView } from "../domain/lifecycle.ts";
 import type { ActivateRequest, ActivateResult } from "../objects/deployer.ts";
 import { loadSettings } from "../settings.ts";
+import { activateRequest, DEFAULT_VERSION, type DeployOptions, inSourceTerms } from "./activate-request.ts";
 import { confirmOrStop } from "./ask.ts";
 import {
   admin,
@@ -16,6 +17,7 @@ import {
   resolveConnection,
   sendClient,
 } from "./connection.ts";
+import { devCommand } from "./dev.ts";
 import { inertLines } from "./inert.ts";
 import { logCommands } from "./logs.ts";
 import { Progress } from "./progress.ts";
@@ -42,9 +44,6 @@ async function clusterNodes(connection: Connection): Promise<ClusterNode[] | und
     throw error;
   }
 }
-
-/** The version a deploy gets when neither --version nor the project's package.json names one. */
-const DEFAULT_VERSION = "0.0.0";
 
 /** Registers every subcommand of `gridiron` on `program`. */
 export function commands(program: Command): void {
@@ -87,7 +86,9 @@ export function commands(program: Command): void {
         const request = { ...activateRequest(source, options), ...(await remoteOf(source, options, progress)) };
         progress.note(`activating ${name} ${request.version}`);
         const send = await sendClient(connection, name).activate(request, attachable());
-        const result = await watch(connection, send, progress);
+        const result = await watch(connection, send, progress).catch(async (error: unknown) => {
+          throw await inSourceTerms(error, source);
+        });
         const twins = sameVersion(await deployer(connection, name).status(), result);
         if (twins.length) {
           progress.note(
@@ -194,6 +195,7 @@ export function commands(program: Command): void {
 
   secretCommands(program, { connect, print, json: () => Boolean(globals().json) });
   logCommands(program, { connect, json: () => Boolean(globals().json), nodes: clusterNodes });
+  devCommand(program, { connect, print, json: () => Boolean(globals().json) });
 
   program
     .command("mesh")
@@ -215,18 +217,6 @@ export function commands(program: Command): void {
     });
 }
 
-interface DeployOptions {
-  name?: string;
-  version?: string;
-  message?: string;
-  breaking?: boolean;
-  takeOver?: string[];
-  env?: string;
-  require?: string[];
-  upload?: string;
-  sha256?: string;
-}
-
 const REMOTE = /^(https|s3):\/\//;
 
 /** What `path` names: a project or outdir to build or take, or an archive at a URL to take as it is. */
@@ -245,6 +235,7 @@ async function sourceOf(path: string, options: DeployOptions, log: (line: string
     settings: {},
     project: undefined,
     requiredSecrets: [],
+    positions: async (text) => text,
     cleanup: async () => {},
   };
 }
@@ -261,20 +252,6 @@ async function remoteOf(
   const uploaded = await uploadBuild(source.outdir, options.upload);
   progress.note(`uploaded ${uploaded.source}`);
   return uploaded;
-}
-
-function activateRequest(source: Source, options: DeployOptions): ActivateRequest {
-  const required = [...new Set([...source.requiredSecrets, ...(options.require ?? [])])];
-  return {
-    source: `file://${source.outdir}`,
-    version: options.version ?? source.version ?? DEFAULT_VERSION,
-    ...source.settings,
-    ...(source.project ? { project: source.project } : {}),
-    ...(options.message ? { message: options.message } : {}),
-    ...(options.breaking ? { breaking: true } : {}),
-    ...(options.takeOver ? { takeOver: options.takeOver } : {}),
-    ...(required.length ? { requireSecrets: required } : {}),
-  };
 }
 
 /** Other builds of the bundle with the version `result` has: a redeploy of changed code under the same version. */

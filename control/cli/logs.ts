@@ -143,7 +143,12 @@ async function get(url: string, connection: Connection, signal?: AbortSignal): P
 }
 
 /** Reads one node's live stream until `signal` aborts (Ctrl-C), which ends it without an error. */
-async function follow(url: string, connection: Connection, signal: AbortSignal, onItem: (item: StreamItem) => void) {
+export async function follow(
+  url: string,
+  connection: Connection,
+  signal: AbortSignal,
+  onItem: (item: StreamItem) => void,
+) {
   try {
     const response = await get(url, connection, signal);
     if (!response.body) return;

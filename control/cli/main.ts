@@ -1,13 +1,13 @@
 #!/usr/bin/env node
-import { HttpCallError } from "@restatedev/restate-sdk-clients";
 import { Command } from "commander";
-import { callFailure } from "../restate/ingress-error.ts";
 import { commands } from "./commands.ts";
-import { inert } from "./inert.ts";
+import { describe } from "./failure.ts";
+import { inertLines } from "./inert.ts";
 
 const EXAMPLES = `
 Examples:
   $ gridiron deploy demo/greeter --message "friendlier greeting"
+  $ gridiron dev path/to/my-service
   $ gridiron status greeter
   $ gridiron builds greeter --json
   $ gridiron rollback greeter
@@ -34,20 +34,7 @@ const program = new Command("gridiron")
 commands(program);
 
 program.parseAsync().catch((error: unknown) => {
-  // One line: a load error from workerd carries its source position on a line of its own; the
-  // rest of the message may come from a build, so it is made inert.
-  console.error(`error: ${inert(describe(error).replace(/\s*\n\s*/g, " "))}`);
+  // Line by line, as wrangler and workerd wrote it; the text may come from a build, so it is made inert.
+  console.error(`error: ${inertLines(describe(error))}`);
   process.exit(1);
 });
-
-/** The deployer's own terminal message when there is one, not a stack. */
-function describe(error: unknown): string {
-  if (error instanceof HttpCallError) return `${callFailure(error)} (HTTP ${error.status})`;
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause as { code?: string; address?: string; port?: number } | undefined;
-  if (cause?.code === "ECONNREFUSED") {
-    const where = cause.address ? ` at ${cause.address}:${cause.port}` : "";
-    return `no mesh${where}: nothing answers there; start one with \`npm start\`, or say where it is with GRIDIRON_INGRESS_URL and GRIDIRON_ADMIN_URL (see \`gridiron mesh\`)`;
-  }
-  return error.message;
-}

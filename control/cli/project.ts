@@ -4,7 +4,8 @@ import { join, resolve } from "node:path";
 import { execa } from "execa";
 import { z } from "zod";
 import type { BuildSettings } from "../domain/bundle.ts";
-import { wranglerCli } from "../node/binaries.ts";
+import { toSourcePositions } from "./positions.ts";
+import { buildOutput, wranglerBuild, wranglerOf } from "./wrangler.ts";
 
 /** What `gridiron deploy PATH` activates: a wrangler outdir, and what the project says of itself. */
 export interface Source {
@@ -19,6 +20,8 @@ export interface Source {
   project: string | undefined;
   /** The secrets the wrangler config's `secrets.required` names: activate refuses while one is not set. */
   requiredSecrets: string[];
+  /** Positions in the built modules within `text` told in the project's sources, where a source map says. */
+  positions(text: string): Promise<string>;
   /** Removes what the build wrote; the outdir is only needed until it is copied. */
   cleanup(): Promise<void>;
 }
@@ -34,13 +37,14 @@ export async function prepareSource(
   path: string,
   env: string | undefined,
   log: (line: string) => void,
+  signal?: AbortSignal,
 ): Promise<Source> {
   const dir = resolve(path);
   const entries = await readdir(dir).catch(() => {
     throw new Error(`${dir} is not a directory`);
   });
   const config = WRANGLER_CONFIGS.find((name) => entries.includes(name));
-  if (config) return build(dir, join(dir, config), env, log);
+  if (config) return build(dir, join(dir, config), env, log, signal);
   if (env) throw new Error(`${dir} is a built outdir, not a wrangler project: --env needs a wrangler config`);
   if (entries.some((name) => /\.m?js$/.test(name))) {
     return {
@@ -50,6 +54,7 @@ export async function prepareSource(
       settings: {},
       project: undefined,
       requiredSecrets: [],
+      positions: (text) => toSourcePositions(text, dir, dir),
       cleanup: async () => {},
     };
   }
@@ -63,22 +68,27 @@ async function build(
   config: string,
   env: string | undefined,
   log: (line: string) => void,
+  signal: AbortSignal | undefined,
 ): Promise<Source> {
   const outdir = await mkdtemp(join(tmpdir(), "gridiron-build-"));
   const cleanup = () => rm(outdir, { recursive: true, force: true });
-  log(`building ${dir} with wrangler`);
-  const built = await execa(
-    process.execPath,
-    [wranglerCli(), "deploy", "--dry-run", "--outdir", outdir, "--config", config, ...(env ? ["--env", env] : [])],
-    { cwd: dir, env: { WRANGLER_SEND_METRICS: "false", CI: "1" }, all: true, reject: false },
-  );
-  if (built.exitCode !== 0) {
+  const wrangler = await wranglerOf(dir);
+  log(`building ${dir} with ${wrangler.own ? "the project's own wrangler" : "Gridiron's wrangler"}`);
+  // What the project says of itself is read while wrangler builds: a dev loop waits for both.
+  const described = Promise.all([readWranglerConfig(config, env), packageVersion(dir), provenance(dir)]);
+  // Awaited once the build is done; until then a failure of it is not unhandled.
+  described.catch(() => {});
+  const built = await wranglerBuild(wrangler, { dir, config, outdir, env, ...(signal ? { signal } : {}) });
+  if (built.exitCode !== 0 || built.isCanceled) {
     await cleanup();
-    throw new Error(`wrangler could not build ${dir}:\n${built.all.trim()}`);
+    throw new Error(`wrangler could not build ${dir}:\n${buildOutput(built.all)}`);
   }
-  const { name, settings, requiredSecrets } = await readWranglerConfig(config, env);
-  const version = await packageVersion(dir);
-  return { outdir, name, version, settings, requiredSecrets, project: await provenance(dir), cleanup };
+  const [{ name, settings, requiredSecrets }, version, project] = await described.catch(async (error: unknown) => {
+    await cleanup();
+    throw error;
+  });
+  const positions = (text: string) => toSourcePositions(text, outdir, dir);
+  return { outdir, name, version, settings, requiredSecrets, project, positions, cleanup };
 }
 
 /** The project dir, with `@` and its git commit (`+dirty` with uncommitted changes) where it is in git. */

@@ -19,7 +19,8 @@ import { watch } from "./watch.ts";
  * sealed here, to the mesh's public key, before they leave: the mesh stores ciphertext only.
  */
 
-interface Helpers {
+/** What a group of subcommands gets from the program: its connection and its way of printing. */
+export interface Helpers {
   connect(): Promise<Connection>;
   print(json: unknown, human: () => string): void;
   json(): boolean;

@@ -5,6 +5,7 @@ import { type BuildView, canRollBackTo, type StatusView } from "../domain/lifecy
 import type { LogRecord } from "../logs/records.ts";
 import type { BuildOutcomes, LogFilter } from "../logs/store.ts";
 import type { Dashboard } from "./data.ts";
+import { relativeTime } from "./relative-time.ts";
 
 /** The dashboard's HTML, rendered on the server; a small script polls `fragment` and confirms actions. */
 
@@ -34,6 +35,7 @@ code{font-size:12px;background:#f1f3f6;padding:0 .25rem;border-radius:3px}
 button{font:inherit;cursor:pointer} form{display:inline} .muted{color:#6b7488}
 .flash{background:#fffbe6;border:1px solid #f0d98a;padding:.5rem .8rem;border-radius:6px;margin-bottom:1rem}
 ol.steps{margin:.2rem 0;padding-left:1.3rem} .actions{margin:0 0 .5rem}
+time{white-space:nowrap}
 `;
 
 const SCRIPT = `
@@ -81,7 +83,7 @@ function inFlight(dashboard: Dashboard): Html {
   return html`<section><h2>Running now</h2>${dashboard.inFlight.map(
     (
       call,
-    ) => html`<p><strong>${call.handler} ${call.bundle}</strong> <span class="muted">${call.status} since ${call.since}</span>
+    ) => html`<p><strong>${call.handler} ${call.bundle}</strong> <span class="muted">${call.status} since ${when(call.since, dashboard.now)}</span>
       <a href="${dashboard.restateUi}/invocations/${call.id}">${call.id}</a></p>
       <ol class="steps">${call.steps.map(stepItem)}</ol>`,
   )}</section>`;
@@ -92,21 +94,37 @@ function stepItem(step: Step): Html {
   return html`<li>${step.label} <span class="muted">${state}</span></li>`;
 }
 
+/** Replaced builds that are done (pruned or failed) shown in full; older ones are only counted. */
+export const DONE_SHOWN = 3;
+
+/** A build that nothing runs on and nothing will: pruned, or failed before it served. */
+const isDone = (build: BuildView) => build.state === "pruned" || build.state === "failed";
+/** When the build last changed state. */
+const lastChange = (build: BuildView) => Object.values(build.times).sort().at(-1) ?? "";
+
 function bundleSection(bundle: StatusView, dashboard: Dashboard, viewer: Viewer): Html {
   const active = bundle.builds.find((b) => b.buildId === bundle.active);
   const drained = bundle.builds.filter((b) => b.state === "drained");
   const paused = bundle.builds.reduce((n, b) => n + b.paused, 0);
+  // The builds that matter now, then the few latest done ones: the page stays short however many came before.
+  const live = bundle.builds.filter((b) => !isDone(b));
+  const done = bundle.builds.filter(isDone).sort((a, b) => lastChange(b).localeCompare(lastChange(a)));
+  const folded = done.length - DONE_SHOWN;
+  const columns = viewer.admin ? 7 : 6;
   return html`<section data-bundle="${bundle.name}"><h2>${bundle.name}
     ${active ? html`<span class="badge ${active.state}">${active.version} ${active.state}</span>` : html`<span class="badge pruned">no active build</span>`}</h2>
-    ${viewer.admin ? bundleActions(bundle.name, drained, paused) : ""}
+    ${viewer.admin ? bundleActions(bundle, drained, paused) : ""}
     <table><thead><tr><th>version</th><th>build</th><th>state</th><th>since</th><th>invocations</th><th>message / source</th>${viewer.admin ? html`<th></th>` : ""}</tr></thead>
-    <tbody>${bundle.builds.map((build) => buildRow(bundle.name, build, dashboard, viewer))}</tbody></table></section>`;
+    <tbody>${[...live, ...done.slice(0, DONE_SHOWN)].map((build) => buildRow(bundle.name, build, dashboard, viewer))}
+    ${folded > 0 ? html`<tr class="folded"><td colspan="${columns}" class="muted">${folded} more pruned or failed build${folded === 1 ? "" : "s"}: <code>npx gridiron builds ${bundle.name}</code></td></tr>` : ""}</tbody></table></section>`;
 }
 
-function bundleActions(name: string, drained: BuildView[], paused: number): Html {
+function bundleActions(bundle: StatusView, drained: BuildView[], paused: number): Html {
+  const name = bundle.name;
   const list = drained.map((b) => `${b.version} (${b.buildId})`).join(", ");
+  // Offered by the deployer's own rule: only where a build to go back to exists.
   return html`<div class="actions">
-    ${action("rollback", { bundle: name }, "Roll back", `Roll ${name} back? New calls go to its previous build; calls running now finish where they are.`)}
+    ${bundle.builds.some(canRollBackTo) ? action("rollback", { bundle: name }, "Roll back", `Roll ${name} back? New calls go to its previous build; calls running now finish where they are.`) : ""}
     ${drained.length ? action("prune", { bundle: name }, `Prune ${drained.length} drained`, `Prune these drained builds of ${name}: ${list}? They are unregistered from Restate; their files stay for rollback while kept.`) : ""}
     ${paused ? action("resume", { bundle: name }, `Resume ${paused} paused`, `Move the ${paused} invocation(s) paused on replaced builds of ${name} to its active build?`) : ""}
   </div>`;
@@ -171,14 +189,20 @@ function timeline(build: BuildView, dashboard: Dashboard): Html {
   const entries = Object.entries(build.times).sort(([, a], [, b]) => (a ?? "").localeCompare(b ?? ""));
   const drainedAt = build.times.drained ? Date.parse(build.times.drained) : undefined;
   const graceLeft = drainedAt === undefined ? 0 : Math.max(0, drainedAt + dashboard.graceMs - dashboard.now);
-  const checked = build.lastDrainCheck ? `; last checked ${build.lastDrainCheck}` : "";
+  const checked = build.lastDrainCheck ? `; last checked ${relativeTime(build.lastDrainCheck, dashboard.now)}` : "";
   const note =
     build.state === "draining"
       ? `checked every ${dashboard.pollMs / 1000} s until nothing runs on it${checked}`
       : build.state === "drained"
         ? `pruned in about ${Math.ceil(graceLeft / 1000)} s unless it gets work again${checked}`
         : "";
-  return html`${entries.map(([state, at]) => html`${state} ${at}<br>`)}${note ? html`<span class="muted">${note}</span>` : ""}`;
+  return html`${entries.map(([state, at]) => html`${state} ${when(at, dashboard.now)}<br>`)}${note ? html`<span class="muted">${note}</span>` : ""}`;
+}
+
+/** A time as people read it, "3 min. ago", the exact time on hover. */
+function when(iso: string | undefined, now: number): Html | string {
+  if (!iso) return "";
+  return html`<time datetime="${iso}" title="${iso}">${relativeTime(iso, now)}</time>`;
 }
 
 function buildActions(name: string, build: BuildView): Html {

@@ -1,0 +1,41 @@
+import type { ActivateRequest } from "../objects/deployer.ts";
+import { describe } from "./failure.ts";
+import type { Source } from "./project.ts";
+
+/** The version a deploy gets when neither --version nor the project's package.json names one. */
+export const DEFAULT_VERSION = "0.0.0";
+
+/** What `gridiron deploy` and `gridiron dev` are told of the build beyond its source. */
+export interface DeployOptions {
+  name?: string;
+  version?: string;
+  message?: string;
+  breaking?: boolean;
+  takeOver?: string[];
+  env?: string;
+  require?: string[];
+  /** Where to upload the build before activating it from there: s3://bucket/prefix. */
+  upload?: string;
+  /** The SHA-256 of an archive given by URL. */
+  sha256?: string;
+}
+
+/** The deployer's activate request for a prepared source. */
+export function activateRequest(source: Source, options: DeployOptions): ActivateRequest {
+  const required = [...new Set([...source.requiredSecrets, ...(options.require ?? [])])];
+  return {
+    source: `file://${source.outdir}`,
+    version: options.version ?? source.version ?? DEFAULT_VERSION,
+    ...source.settings,
+    ...(source.project ? { project: source.project } : {}),
+    ...(options.message ? { message: options.message } : {}),
+    ...(options.breaking ? { breaking: true } : {}),
+    ...(options.takeOver ? { takeOver: options.takeOver } : {}),
+    ...(required.length ? { requireSecrets: required } : {}),
+  };
+}
+
+/** A failed activation's message with positions in the built modules told in the project's sources. */
+export async function inSourceTerms(error: unknown, source: Source): Promise<Error> {
+  return new Error(await source.positions(describe(error)), { cause: error });
+}
