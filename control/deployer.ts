@@ -30,6 +30,7 @@ import {
   statusView,
 } from "./lifecycle.ts";
 import { type RecordedManifest, registrationDifference, servicesOf } from "./manifest.ts";
+import { CellRequest } from "./placement.ts";
 import type { ProtocolMode } from "./protocol-mode.ts";
 import { type RegisterOptions, register, waitForDiscovery } from "./registration.ts";
 import { withSourceDir } from "./remote-source.ts";
@@ -50,6 +51,7 @@ import {
 } from "./secrets.ts";
 import { waitForNodes } from "./serving.ts";
 import type { Settings } from "./settings.ts";
+import { cellUrl } from "./workerd/cells.ts";
 import { proveBuild } from "./workerd/proof.ts";
 
 export const ActivateRequest = z
@@ -75,6 +77,8 @@ export const ActivateRequest = z
     breaking: z.boolean().optional(),
     /** Services another bundle owns that this bundle takes over (see ownership.ts). */
     takeOver: z.array(z.string().min(1).max(255)).max(100).optional(),
+    /** A cell of the bundle's own, or back among the others (placement.ts); absent: as before. */
+    cell: CellRequest.optional(),
     /** What this build changes, in the deployer's words; shown in status. */
     message: z.string().max(1000).optional(),
     /**
@@ -102,6 +106,8 @@ export interface ActivateResult {
   buildId: string;
   deploymentId: string;
   uri: string;
+  /** The cell that serves it (workerd/cells.ts). */
+  cell: number;
   services: string[];
   protocolMode: ProtocolMode | undefined;
 }
@@ -119,6 +125,7 @@ type DeployerState = { builds: BuildRecord[]; secrets: Secrets };
 
 interface ServeOptions extends RegisterOptions {
   takeOver: string[];
+  cell?: CellRequest;
 }
 
 /** How a build being activated came to be, and what its activation may do. */
@@ -127,6 +134,7 @@ interface Activation {
   requiredSecrets: string[];
   breaking: boolean;
   takeOver: string[];
+  cell?: CellRequest;
   startedMs: number;
 }
 type Ctx = restate.ObjectContext<DeployerState>;
@@ -164,13 +172,18 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
    */
   const serve = async (ctx: Ctx, build: Build, manifest: RecordedManifest, options: ServeOptions) => {
     const services = servicesOf(manifest);
-    const { takenOver } = await routes(ctx).add(
-      { build: { ...build, services, manifest }, takeOver: options.takeOver },
+    const { takenOver, cell } = await routes(ctx).add(
+      {
+        build: { ...build, services, manifest },
+        takeOver: options.takeOver,
+        ...(options.cell ? { cell: options.cell } : {}),
+      },
       internal(),
     );
     await steps.after("route build");
     await step(ctx, "wait for every node", () => waitForNodes(settings, build, "served"));
-    const uri = `${settings.workerdUrl}/${build.name}/${build.buildId}`;
+    // Registered at its cell's address, which is the same on every node (workerd/cells.ts).
+    const uri = `${cellUrl(settings, cell)}/${build.name}/${build.buildId}`;
     const { protocolMode } = await step(ctx, "wait for discovery", async () =>
       waitForDiscovery(uri, await identityHeaders(settings, "/discover")),
     );
@@ -190,6 +203,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
     }
     return {
       uri,
+      cell,
       deploymentId: registered.id,
       services: registered.services.map((s) => s.name),
       protocolMode,
@@ -338,6 +352,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
         force: Boolean(known?.deploymentId),
         breaking: activation.breaking,
         takeOver: activation.takeOver,
+        ...(activation.cell ? { cell: activation.cell } : {}),
       });
     } catch (error) {
       if (error instanceof restate.TerminalError || error instanceof UserError) {
@@ -449,6 +464,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
             requiredSecrets: input.requireSecrets ?? [],
             breaking: input.breaking ?? false,
             takeOver: input.takeOver ?? [],
+            ...(input.cell ? { cell: input.cell } : {}),
             startedMs,
           });
         },
@@ -618,5 +634,14 @@ function originOf(input: ActivateRequest): Origin {
 
 function resultOf(record: BuildRecord): ActivateResult {
   const { name, version, buildId, deploymentId, uri, services, protocolMode } = record;
-  return { name, version, buildId, deploymentId: deploymentId ?? "", uri, services, protocolMode };
+  return {
+    name,
+    version,
+    buildId,
+    deploymentId: deploymentId ?? "",
+    uri,
+    cell: record.cell ?? 0,
+    services,
+    protocolMode,
+  };
 }

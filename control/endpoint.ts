@@ -11,6 +11,7 @@ import { secretsPublicKey } from "./secrets-key.ts";
 import type { Settings } from "./settings.ts";
 import { announceReady } from "./supervisor-ipc.ts";
 import { waitFor } from "./wait.ts";
+import { quarantineCell } from "./workerd/cells.ts";
 import { stopProofs, sweepProofs } from "./workerd/proof.ts";
 
 const REGISTER_TIMEOUT_MS = 60_000;
@@ -28,7 +29,7 @@ export async function serveDeployer(settings: Settings): Promise<void> {
     // and `cluster` tells what each node serves.
     services: [
       deployerObject(settings, token, await secretsPublicKey(settings)),
-      routesObject(token),
+      routesObject(token, { cells: settings.cells, quarantineCell: quarantineCell(settings) }),
       ...(settings.cluster ? [bundlesObject(token), clusterService(settings)] : []),
     ],
     // Only restate-server, which signs with the mesh's key, may call the deployer.

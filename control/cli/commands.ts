@@ -1,9 +1,10 @@
 import * as clients from "@restatedev/restate-sdk-clients";
-import { Argument, type Command } from "commander";
+import { Argument, type Command, Option } from "commander";
 import type { ClusterNode } from "../cluster/members.ts";
 import type { ClusterService } from "../cluster/service.ts";
 import type { ActivateRequest, ActivateResult } from "../deployer.ts";
 import type { BuildView, StatusView } from "../lifecycle.ts";
+import { CellRequest } from "../placement.ts";
 import { loadSettings } from "../settings.ts";
 import { buildRows, formatTable, nodeRows } from "../status.ts";
 import { confirmOrStop } from "./ask.ts";
@@ -62,6 +63,12 @@ export function commands(program: Command): void {
     .option("--take-over <services...>", "services of other bundles this bundle takes over")
     .option("--env <name>", "use the wrangler config's [env.NAME] (its vars, name and settings), as wrangler does")
     .option("--require <secrets...>", "secrets the build needs (besides the wrangler config's secrets.required)")
+    .addOption(
+      new Option(
+        "--cell <kind>",
+        "dedicated: a workerd cell of the bundle's own; shared: back among the others",
+      ).choices(CellRequest.options),
+    )
     .action(async (path: string, options: DeployOptions) => {
       const connection = await connect();
       requireToken(connection);
@@ -208,6 +215,7 @@ interface DeployOptions {
   takeOver?: string[];
   env?: string;
   require?: string[];
+  cell?: CellRequest;
 }
 
 function activateRequest(source: Source, options: DeployOptions): ActivateRequest {
@@ -220,6 +228,7 @@ function activateRequest(source: Source, options: DeployOptions): ActivateReques
     ...(options.message ? { message: options.message } : {}),
     ...(options.breaking ? { breaking: true } : {}),
     ...(options.takeOver ? { takeOver: options.takeOver } : {}),
+    ...(options.cell ? { cell: options.cell } : {}),
     ...(required.length ? { requireSecrets: required } : {}),
   };
 }
@@ -234,6 +243,7 @@ function activated(result: ActivateResult): string {
     `${result.name} ${result.version} is active`,
     `  build       ${result.buildId}`,
     `  deployment  ${result.deploymentId}`,
+    `  cell        ${result.cell}`,
     `  services    ${result.services.join(", ")}`,
     `  protocol    ${result.protocolMode ?? "unknown"}`,
   ];

@@ -2,6 +2,7 @@ import { AdminClient } from "../admin-client.ts";
 import type { NodeAgent } from "../node-agent.ts";
 import type { Settings } from "../settings.ts";
 import { answers, withTimeout } from "../wait.ts";
+import { cellIds, cellUrl } from "../workerd/cells.ts";
 
 /**
  * Kubernetes-style health: `/livez` says the process serving it runs, `/readyz` that the mesh
@@ -45,7 +46,14 @@ export function readinessChecks(settings: Settings, agent?: NodeAgent): Check[] 
       failure: "restate-server's ingress does not answer /restate/health",
       passes: () => answers(`${settings.ingressUrl}/restate/health`, probe),
     },
-    { name: "workerd", failure: "workerd does not answer", passes: () => answers(`${settings.workerdUrl}/`, probe) },
+    {
+      name: "workerd",
+      failure: "a cell's workerd does not answer",
+      passes: async () =>
+        (await Promise.all(cellIds(settings).map((cell) => answers(`${cellUrl(settings, cell)}/`, probe)))).every(
+          Boolean,
+        ),
+    },
     {
       name: "deployer-registered",
       failure: "Restate has no deployment of the deployer service",

@@ -6,6 +6,7 @@ import { DEFAULT_COMPATIBILITY_DATE } from "../bundle.ts";
 import { identityPublicKeyBytes } from "../request-identity.ts";
 import { type SecretsPrivateKey, secretsPrivateKeys } from "../secrets-key.ts";
 import type { Settings } from "../settings.ts";
+import { cellAddress, cellConfigPath, cellIds } from "./cells.ts";
 import { ROUTES_FILE } from "./router/protocol.js";
 
 /** workerd's config as typed data, and the files (config, routes file) that make it serve builds. */
@@ -32,11 +33,15 @@ export interface Router {
  */
 export type Discovery = "build" | "recorded";
 
-/** Where a workerd listens, where its routes file is, and who answers discovery. */
+/**
+ * Where a workerd listens, where its routes file is, who answers discovery, and which cell it is:
+ * a cell's router serves only the builds the routes file places in it (a proof's serves its one).
+ */
 export interface Placement {
   routesDir: string;
   address: string;
   discovery: Discovery;
+  cell?: number;
 }
 
 export function serviceName(build: Pick<Build, "name" | "buildId">): string {
@@ -60,6 +65,7 @@ export function loaderConfig(bundlesDir: string, placement: Placement, router: R
           bindings: [
             { name: "RESTATE_IDENTITY_KEY", text: router.identityKey },
             { name: "DISCOVERY", text: placement.discovery },
+            ...(placement.cell === undefined ? [] : [{ name: "CELL", text: String(placement.cell) }]),
             { name: "LOADER", workerLoader: { id: "builds" } },
             { name: "BUNDLES", service: { name: BUNDLES } },
             { name: "ROUTES", service: { name: ROUTES } },
@@ -133,15 +139,17 @@ export function writeRoutes(dir: string, builds: Build[]): Promise<void> {
 }
 
 /**
- * The live workerd's config, written at every start so a changed port or key takes effect. Its
- * routes file is in the bundles dir; the node agent rewrites only that (writeRoutes) and tells the
- * router.
+ * Every cell's config, written at every start so a changed port, key or cell count takes effect.
+ * They share one routes file in the bundles dir, each serving the builds placed in it; the node
+ * agent rewrites only that (writeRoutes) and tells every cell's router.
  */
-export function writeLiveConfig(settings: Settings): Promise<void> {
-  const address = `${settings.internalBind}:${settings.ports.workerd}`;
-  return writeWorkerdConfig(settings, settings.workerdConfigPath, {
-    routesDir: settings.bundlesDir,
-    address,
-    discovery: "recorded",
-  });
+export async function writeLiveConfig(settings: Settings): Promise<void> {
+  for (const cell of cellIds(settings)) {
+    await writeWorkerdConfig(settings, cellConfigPath(settings, cell), {
+      routesDir: settings.bundlesDir,
+      address: cellAddress(settings, cell),
+      discovery: "recorded",
+      cell,
+    });
+  }
 }

@@ -11,6 +11,7 @@ import { rssMb } from "../memory.ts";
 import { waitForDiscovery } from "../registration.ts";
 import { identityHeaders } from "../request-identity.ts";
 import type { Settings } from "../settings.ts";
+import { execaFds } from "../supervised.ts";
 import { waitFor, withTimeout } from "../wait.ts";
 import { serviceName, writeRoutes, writeWorkerdConfig } from "./config.ts";
 import {
@@ -138,7 +139,7 @@ export async function stopProofs(): Promise<number> {
 function spawnWorkerd(config: string) {
   const options = { sharedSocket: false, control: true };
   return execa(binaries.workerd(), workerdArgs(config, options), {
-    stdio: ["ignore", "pipe", "pipe", ...workerdFds(options)],
+    stdio: ["ignore", "pipe", "pipe", ...execaFds(workerdFds(options))],
     all: true,
     reject: false,
     detached: true,

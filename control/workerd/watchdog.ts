@@ -92,6 +92,8 @@ export interface WatchdogOutput {
   log: (line: string) => void;
   /** Called for every workerd it kills (the supervisor counts them). */
   killed: (cause: KillCause) => void;
+  /** Called with the deployment uri of every invocation it kills in Restate (its bundle is quarantined). */
+  culprit?: (endpoint: string) => Promise<void>;
   signal: AbortSignal;
 }
 
@@ -105,7 +107,7 @@ export async function watchWorkerd(
   admin: AdminClient,
   workerdUrl: string,
   limits: WatchdogLimits,
-  { log, killed, signal }: WatchdogOutput,
+  { log, killed, culprit, signal }: WatchdogOutput,
 ): Promise<void> {
   let silentSinceMs: number | undefined;
   const strikes = new Map<string, number>();
@@ -131,11 +133,16 @@ export async function watchWorkerd(
       strikes,
       STRIKES,
     )) {
-      const target = running.find((r) => r.id === id)?.target;
+      const invocation = running.find((r) => r.id === id);
       log(
-        `[gridiron] invocation ${id} (${target}) was running at ${STRIKES} workerd kills in a row; killing it in Restate`,
+        `[gridiron] invocation ${id} (${invocation?.target}) was running at ${STRIKES} workerd kills in a row; killing it in Restate`,
       );
       await admin.killInvocation(id).catch((error: unknown) => log(`[gridiron] could not kill ${id}: ${error}`));
+      if (invocation && culprit) {
+        await culprit(invocation.endpoint).catch((error: unknown) =>
+          log(`[gridiron] could not quarantine the bundle at ${invocation.endpoint}: ${error}`),
+        );
+      }
     }
   }
 }

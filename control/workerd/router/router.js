@@ -38,7 +38,10 @@ async function readRoutes(env) {
   if (response.status === 404) return new Map();
   if (!response.ok) throw new Error(`cannot read ${ROUTES_FILE}: ${response.status}`);
   const { builds } = /** @type {{ builds: RoutedBuild[] }} */ (await response.json());
-  return new Map(builds.map((build) => [`${build.name}/${build.buildId}`, build]));
+  // A cell serves the builds placed in it (a build routed before cells were: cell 0); a proof's
+  // workerd has no cell and serves the one build its routes file lists.
+  const mine = env.CELL === undefined ? builds : builds.filter((build) => String(build.cell ?? 0) === env.CELL);
+  return new Map(mine.map((build) => [`${build.name}/${build.buildId}`, build]));
 }
 
 /** How each kind of module reaches the Worker Loader. @type {Record<ModuleType, (response: Response) => Promise<WorkerModule>>} */

@@ -33,6 +33,8 @@ export interface Env {
   RESTATE_IDENTITY_KEY: string;
   /** Who answers discovery (config.ts's Discovery). */
   DISCOVERY: "build" | "recorded";
+  /** The cell this workerd is (workerd/cells.ts), as text; absent in a proof. */
+  CELL?: string;
   LOADER: { get(id: string, load: () => Promise<WorkerCode>): { getEntrypoint(): Fetcher } };
   /** The bundles dir, read-only: `{name}/{buildId}/{module}`. */
   BUNDLES: Fetcher;
