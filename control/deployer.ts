@@ -3,7 +3,7 @@ import { z } from "zod";
 import { AdminClient } from "./admin-client.ts";
 import { adminGate } from "./admin-gate.ts";
 import { adminHeaders, adminOnly } from "./admin-token.ts";
-import { type Build, BundleName, CompatibilityDate, CompatibilityFlags, Vars, Version } from "./bundle.ts";
+import { type Build, BundleName, CompatibilityDate, CompatibilityFlags, Egress, Vars, Version } from "./bundle.ts";
 import { buildDir, inspectBundle, removeBundle, storeBundle, storedBuildIds } from "./bundle-store.ts";
 import { askNodes, servingNodes } from "./cluster/nodes.ts";
 import { StoreClient } from "./cluster/store.ts";
@@ -71,6 +71,8 @@ export const ActivateRequest = z
     compatibilityFlags: CompatibilityFlags.optional(),
     /** The build's vars, as wrangler's `[vars]`: each handler's `env`. */
     vars: Vars.optional(),
+    /** Where the build's code may fetch: absent, the public internet; "none"; or `{ allow: [hosts] }`. */
+    egress: Egress.optional(),
     /** Secrets the build needs, as wrangler's `secrets.required`: activate refuses while one is not set. */
     requireSecrets: z.array(SecretName).max(1000).optional(),
     /** Lets Restate accept a schema change it would refuse, like a removed handler. */
@@ -401,8 +403,8 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
       // In a cluster this node may not have the files yet: the store has them.
       await store?.fetch(settings.bundlesDir, active, settings.maxBundleBytes);
       const dir = buildDir(settings.bundlesDir, active);
-      const { mainModule: main, compatibilityDate, compatibilityFlags, vars } = active;
-      const requested = { main, compatibilityDate, compatibilityFlags, vars, secrets: sealedOf(secrets) };
+      const { mainModule: main, compatibilityDate, compatibilityFlags, vars, egress } = active;
+      const requested = { main, compatibilityDate, compatibilityFlags, vars, egress, secrets: sealedOf(secrets) };
       const rebuilt = await inspectBundle(dir, active.name, active.version, requested, settings.maxBundleBytes);
       await keepFiles(dir, rebuilt, ctx.request().id);
       return rebuilt;

@@ -1,5 +1,6 @@
 import * as clients from "@restatedev/restate-sdk-clients";
 import { Argument, type Command, Option } from "commander";
+import type { Egress } from "../bundle.ts";
 import type { ClusterNode } from "../cluster/members.ts";
 import type { ClusterService } from "../cluster/service.ts";
 import type { ActivateRequest, ActivateResult } from "../deployer.ts";
@@ -63,6 +64,10 @@ export function commands(program: Command): void {
     .option("--take-over <services...>", "services of other bundles this bundle takes over")
     .option("--env <name>", "use the wrangler config's [env.NAME] (its vars, name and settings), as wrangler does")
     .option("--require <secrets...>", "secrets the build needs (besides the wrangler config's secrets.required)")
+    .option(
+      "--egress <hosts...>",
+      "where the build's code may fetch: none, or only these hosts (api.example.com, *.example.com); default: the public internet",
+    )
     .addOption(
       new Option(
         "--cell <kind>",
@@ -216,6 +221,7 @@ interface DeployOptions {
   env?: string;
   require?: string[];
   cell?: CellRequest;
+  egress?: string[];
 }
 
 function activateRequest(source: Source, options: DeployOptions): ActivateRequest {
@@ -229,8 +235,14 @@ function activateRequest(source: Source, options: DeployOptions): ActivateReques
     ...(options.breaking ? { breaking: true } : {}),
     ...(options.takeOver ? { takeOver: options.takeOver } : {}),
     ...(options.cell ? { cell: options.cell } : {}),
+    ...(options.egress ? { egress: egressOf(options.egress) } : {}),
     ...(required.length ? { requireSecrets: required } : {}),
   };
+}
+
+/** `--egress none` or `--egress HOST...`, as activate takes it (it checks the hosts). */
+function egressOf(hosts: string[]): Egress {
+  return hosts.length === 1 && hosts[0] === "none" ? "none" : { allow: hosts };
 }
 
 /** Other builds of the bundle with the version `result` has: a redeploy of changed code under the same version. */

@@ -26,6 +26,19 @@ export interface WorkerCode {
   modules: Record<string, WorkerModule>;
   /** What the build's handlers get as `env`. */
   env?: Record<string, unknown>;
+  /** Where its fetch() goes: null, nowhere; absent, where the router's would (the public internet). */
+  globalOutbound?: Fetcher | null;
+}
+
+/** What the egress gate knows of the build it stands in front of. */
+export interface EgressProps {
+  bundle: string;
+  allow: string[];
+}
+
+/** The router's ExecutionContext, as far as it uses it: its own entrypoints, with props. */
+export interface RouterContext {
+  exports: { EgressGate(options: { props: EgressProps }): Fetcher };
 }
 
 export interface Env {
