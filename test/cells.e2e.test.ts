@@ -14,7 +14,12 @@ import { eventually, findChildren, useTestMesh } from "./mesh.ts";
 describe("cells", () => {
   const fx = useTestMesh(
     { greeter: ["greeter"], counter: ["counter"], hog: ["test/fixtures/hog"] },
-    { GRIDIRON_CELLS: "2", GRIDIRON_WORKERD_HANG_SECONDS: "4", GRIDIRON_WORKERD_MAX_MB: "1024" },
+    {
+      GRIDIRON_CELLS: "2",
+      GRIDIRON_WORKERD_HANG_SECONDS: "4",
+      GRIDIRON_WORKERD_MAX_MB: "1024",
+      GRIDIRON_RELEASE_AFTER: "1",
+    },
   );
 
   /** The cell the first test placed the dedicated hog in. */
@@ -119,4 +124,23 @@ describe("cells", () => {
     expect(killedCounters).toEqual([]);
     expect(said.match(/was running at 2 workerd kills in a row/g)).toHaveLength(2);
   }, 180_000);
+
+  test("pruning a build recycles only the cell that held it", async () => {
+    const pids = async () =>
+      Promise.all([0, 1, 2].map((cell) => findChildren(fx.mesh, cellConfigPath(fx.mesh.settings, cell))));
+    const before = await pids();
+    const status = await fx.ingress.call<StatusView>("deployer/hog/status");
+    const replaced = status.builds.find((b) => b.version === "1.0.0");
+    expect(replaced?.cell).toBe(spinnerCell);
+    await fx.ingress.call("deployer/hog/prune", { buildId: replaced?.buildId, force: true });
+    // GRIDIRON_RELEASE_AFTER=1: the one removal hands that cell over to a fresh workerd.
+    await eventually(async () => {
+      const after = await pids();
+      expect(after[spinnerCell]).toHaveLength(1);
+      expect(after[spinnerCell]).not.toEqual(before[spinnerCell]);
+    });
+    const after = await pids();
+    for (const cell of [0, 1, 2].filter((c) => c !== spinnerCell)) expect(after[cell]).toEqual(before[cell]);
+    expect(await fx.ingress.call("greeter/greet", "after")).toMatch(/^Hello, after! /);
+  }, 120_000);
 });
