@@ -71,13 +71,7 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
       void watchWorkerd(workerd, admin, cellUrl(settings, cell), settings.watchdog, {
         log: (line) => log(line.replace(/^\[gridiron\] /, `[gridiron] cell ${cell}: `)),
         killed: (cause) => watchdogKills.inc({ reason: cause }),
-        // Its next build goes to the quarantine cell, away from the other bundles.
-        culprit: async (endpoint) => {
-          const bundle = bundleOfUri(endpoint);
-          if (!bundle) return;
-          await quarantineBundle(settings.ingressUrl, token, bundle);
-          log(`[gridiron] bundle ${bundle} is quarantined: its next build goes to the quarantine cell`);
-        },
+        culprits: (endpoints) => quarantineCulprit(settings, token, endpoints, log),
         signal: watching.signal,
       });
     });
@@ -95,6 +89,28 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
     `[gridiron] ready: ingress ${settings.ingressUrl}, admin ${settings.adminUrl}, workerd ${cells.length} cell(s) from ${settings.workerdUrl}, deployer ${settings.deployerUrl}, ops ${settings.opsUrl}`,
   );
   return { stop };
+}
+
+/**
+ * Quarantines the bundle whose invocations the watchdog killed: its next build goes to the
+ * quarantine cell, away from the others. Only when they are all one bundle's: invocations stuck
+ * behind the real culprit in its cell look the same to the watchdog, and moving their bundle in
+ * with the culprit would punish it twice.
+ */
+async function quarantineCulprit(
+  settings: Settings,
+  token: string,
+  endpoints: string[],
+  log: (line: string) => void,
+): Promise<void> {
+  const bundles = [...new Set(endpoints.map(bundleOfUri))];
+  const [bundle] = bundles;
+  if (bundles.length !== 1 || !bundle) {
+    log(`[gridiron] invocations of ${bundles.join(", ")} were killed together: no bundle is quarantined`);
+    return;
+  }
+  await quarantineBundle(settings.ingressUrl, token, bundle);
+  log(`[gridiron] bundle ${bundle} is quarantined: its next build goes to the quarantine cell`);
 }
 
 /** A fresh workerd takes over cell `cell` (the node agent asks, to free removed builds' memory). */
