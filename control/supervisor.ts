@@ -11,7 +11,7 @@ import type { Settings } from "./settings.ts";
 import { type Child, Supervised } from "./supervised.ts";
 import { deployerReady } from "./supervisor-ipc.ts";
 import { answers, waitFor, withTimeout } from "./wait.ts";
-import { cellUrl } from "./workerd/cells.ts";
+import { cellUrl, quarantineCell } from "./workerd/cells.ts";
 import { LiveWorkerd } from "./workerd/live.ts";
 import { watchWorkerd } from "./workerd/watchdog.ts";
 
@@ -103,6 +103,8 @@ async function quarantineCulprit(
   endpoints: string[],
   log: (line: string) => void,
 ): Promise<void> {
+  // With one cell there is no quarantine cell to move a bundle to.
+  if (quarantineCell(settings) === undefined) return;
   const bundles = [...new Set(endpoints.map(bundleOfUri))];
   const [bundle] = bundles;
   if (bundles.length !== 1 || !bundle) {
