@@ -48,7 +48,8 @@ export function readinessChecks(settings: Settings, agent?: NodeAgent): Check[] 
     },
     {
       name: "workerd",
-      failure: "a cell's workerd does not answer",
+      // Any cell: a call or a deploy may need any of them.
+      failure: "workerd does not answer",
       passes: async () =>
         (await Promise.all(cellIds(settings).map((cell) => answers(`${cellUrl(settings, cell)}/`, probe)))).every(
           Boolean,
