@@ -24,9 +24,11 @@ RUN npm install --omit=dev && npm cache clean --force
 COPY --chown=gridiron:gridiron . .
 RUN cp -r runit/. /etc/gridiron/service/
 
+# runit runs one workerd (one cell, see README, Resource limits); `status` in here must know it too.
 ENV GRIDIRON_HOME=/app \
     GRIDIRON_DATA_DIR=/data \
-    GRIDIRON_BIND=0.0.0.0
+    GRIDIRON_BIND=0.0.0.0 \
+    GRIDIRON_CELLS=1
 VOLUME ["/data"]
 # The ingress (anyone may call services, as with Restate), the admin API front (admin token) and
 # the read-only ops port (metrics and health). workerd and the deployer listen on the container's

@@ -81,10 +81,14 @@ async function main(command: string | undefined): Promise<void> {
       const { Component, componentSpecs, prepareDataDir, shellCommand } = await import("./node/components.ts");
       const component = Component.safeParse(process.argv[3]);
       if (!component.success) throw new Error("usage: command restate|admin|workerd|deployer|ops");
-      const settings = loadSettings();
+      // Under runit each process is a service of its own and nobody runs a cell's handovers:
+      // one cell, one workerd service, and every process is told so (workerd/cells.ts).
+      const oneCell = { GRIDIRON_CELLS: "1" };
+      const settings = loadSettings({ ...process.env, ...oneCell });
       // stdout is the command line here, so notes go to stderr.
       await prepareDataDir(settings, (line) => console.error(line));
-      process.stdout.write(`${shellCommand(componentSpecs(settings)[component.data])}\n`);
+      const spec = componentSpecs(settings)[component.data];
+      process.stdout.write(`${shellCommand({ ...spec, env: { ...spec.env, ...oneCell } })}\n`);
       return;
     }
     case "status": {

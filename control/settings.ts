@@ -1,4 +1,4 @@
-import { homedir } from "node:os";
+import { availableParallelism, homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { type ClusterMembership, parseMembership } from "./cluster/peers.ts";
@@ -101,6 +101,11 @@ const EnvSchema = z.object({
     z.coerce.number().positive().default(2048),
     "workerd using more memory than this is killed and restarted",
   ),
+  GRIDIRON_CELLS: documented(
+    z.coerce.number().int().min(1).max(64).optional(),
+    "workerd processes (cells) the bundles are spread over, each with its own watchdog and memory limit, plus one quarantine cell; on a cluster the same on every node (see Resource limits)",
+    "the cores, at least 2",
+  ),
   GRIDIRON_NODE_NAME: documented(
     z.string().optional(),
     "this node's name in a cluster, one of GRIDIRON_CLUSTER_PEERS; unset, Gridiron runs as one node (see Cluster)",
@@ -137,11 +142,11 @@ const EnvSchema = z.object({
     "a cluster node's `ca.pem` (the cluster's CA), `node.pem` (this node's certificate, its CN the node's name, signed by that CA) and `node-key.pem`, for node-to-node mutual TLS (see Cluster)",
     "`<data dir>/cluster-tls`",
   ),
-  // Set by the launcher (launcher.ts): workerd's listening socket is open as fd 3.
   GRIDIRON_LOGS: documented(
     z.stringbool().default(true),
     "record every build's lines and outcomes per bundle (`gridiron tail`, `gridiron logs`, per-build metrics); false turns it off (see Logs)",
   ),
+  // Set by the launcher (launcher.ts): cell 0's listening socket is open as fd 3, cell i's as 3 + i.
   GRIDIRON_WORKERD_SOCKET_FD: z.literal("3").optional(),
   // Set by the crash tests only: the deployer's crash points are live (crash-switch.ts).
   GRIDIRON_CRASH_POINTS: z.stringbool().default(false),
@@ -218,6 +223,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     dataDir,
     meshFile: resolve(e.GRIDIRON_MESH_FILE),
     releaseAfter: e.GRIDIRON_RELEASE_AFTER,
+    cells: e.GRIDIRON_CELLS ?? Math.max(2, availableParallelism()),
     watchdog: { hangMs: e.GRIDIRON_WORKERD_HANG_SECONDS * 1000, maxMb: e.GRIDIRON_WORKERD_MAX_MB },
     workerdSocketInherited: e.GRIDIRON_WORKERD_SOCKET_FD !== undefined,
     crashPoints: e.GRIDIRON_CRASH_POINTS,
@@ -253,6 +259,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     /** Gridiron's authenticated front for Restate's admin API. */
     adminUrl: `http://${reachable}:${e.GRIDIRON_ADMIN_PORT}`,
     ingressUrl: `http://${reachable}:${e.GRIDIRON_INGRESS_PORT}`,
+    /** Cell 0's workerd (workerd/cells.ts has every cell's). */
     workerdUrl: `http://${local}:${e.GRIDIRON_WORKERD_PORT}`,
     deployerUrl: `http://${local}:${e.GRIDIRON_DEPLOYER_PORT}`,
     opsUrl: `http://${reachable}:${e.GRIDIRON_OPS_PORT}`,

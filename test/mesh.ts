@@ -82,7 +82,9 @@ export function useTestMesh(plan: BuildPlan, env: Record<string, string> = {}): 
 /** Runs `node control/main.ts start` (what `npm start` runs) on free ports in a temp dir. */
 export async function startTestMesh(extraEnv: Record<string, string> = {}): Promise<TestMesh> {
   const dir = await mkdtemp(join(tmpdir(), "gridiron-test-"));
-  const env = { ...extraEnv, ...(await meshEnv(dir)) };
+  // One cell unless a test asks for more, so a test that looks at "the" workerd finds the one
+  // serving its builds (cells.e2e.test.ts runs several).
+  const env = { GRIDIRON_CELLS: "1", ...extraEnv, ...(await meshEnv(dir)) };
   const settings = loadSettings(env);
   const supervisor = execa(process.execPath, [join(ROOT, "control/main.ts"), "start"], {
     cwd: ROOT,

@@ -1,3 +1,5 @@
+import type { Egress } from "../domain/bundle.ts";
+import type { CellRequest } from "../domain/placement.ts";
 import type { ActivateRequest } from "../objects/deployer.ts";
 import { describe } from "./failure.ts";
 import type { Source } from "./project.ts";
@@ -18,6 +20,8 @@ export interface DeployOptions {
   upload?: string;
   /** The SHA-256 of an archive given by URL. */
   sha256?: string;
+  cell?: CellRequest;
+  egress?: string[];
 }
 
 /** The deployer's activate request for a prepared source. */
@@ -31,8 +35,15 @@ export function activateRequest(source: Source, options: DeployOptions): Activat
     ...(options.message ? { message: options.message } : {}),
     ...(options.breaking ? { breaking: true } : {}),
     ...(options.takeOver ? { takeOver: options.takeOver } : {}),
+    ...(options.cell ? { cell: options.cell } : {}),
+    ...(options.egress ? { egress: egressOf(options.egress) } : {}),
     ...(required.length ? { requireSecrets: required } : {}),
   };
+}
+
+/** `--egress none`, or the hosts the build may fetch from. */
+function egressOf(hosts: string[]): Egress {
+  return hosts.length === 1 && hosts[0] === "none" ? "none" : { allow: hosts };
 }
 
 /** A failed activation's message with positions in the built modules told in the project's sources. */

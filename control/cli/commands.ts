@@ -1,8 +1,9 @@
 import * as clients from "@restatedev/restate-sdk-clients";
-import { Argument, type Command } from "commander";
+import { Argument, type Command, Option } from "commander";
 import type { ClusterNode } from "../cluster/members.ts";
 import { clusterClient } from "../contracts.ts";
 import type { BuildView, StatusView } from "../domain/lifecycle.ts";
+import { CellRequest } from "../domain/placement.ts";
 import type { ActivateRequest, ActivateResult } from "../objects/deployer.ts";
 import { loadSettings } from "../settings.ts";
 import { activateRequest, DEFAULT_VERSION, type DeployOptions, inSourceTerms } from "./activate-request.ts";
@@ -75,6 +76,16 @@ export function commands(program: Command): void {
       "upload the build to s3://bucket/prefix/SHA256.tar.gz and activate it from there (the mesh needs read access)",
     )
     .option("--sha256 <hex>", "the SHA-256 of the archive at an https:// or s3:// URL given as path")
+    .option(
+      "--egress <hosts...>",
+      "where the build's code may fetch: none, or only these hosts (api.example.com, *.example.com); default: the public internet",
+    )
+    .addOption(
+      new Option(
+        "--cell <kind>",
+        "dedicated: a workerd cell of the bundle's own; shared: back among the others",
+      ).choices(CellRequest.options),
+    )
     .action(async (path: string, options: DeployOptions) => {
       const connection = await connect();
       requireToken(connection);
@@ -254,6 +265,8 @@ async function remoteOf(
   return uploaded;
 }
 
+/** `--egress none` or `--egress HOST...`, as activate takes it (it checks the hosts). */
+
 /** Other builds of the bundle with the version `result` has: a redeploy of changed code under the same version. */
 function sameVersion(view: StatusView, result: ActivateResult): string[] {
   return view.builds.filter((b) => b.version === result.version && b.buildId !== result.buildId).map((b) => b.buildId);
@@ -264,6 +277,7 @@ function activated(result: ActivateResult): string {
     `${result.name} ${result.version} is active`,
     `  build       ${result.buildId}`,
     `  deployment  ${result.deploymentId}`,
+    `  cell        ${result.cell}`,
     `  services    ${result.services.join(", ")}`,
     `  protocol    ${result.protocolMode ?? "unknown"}`,
   ];

@@ -4,6 +4,7 @@ import type { ClusterNode } from "../cluster/members.ts";
 import { deployerClient } from "../contracts.ts";
 import { readAdminToken } from "../credentials/admin-token.ts";
 import type { StatusView } from "../domain/lifecycle.ts";
+import { cellIds, cellUrl } from "../node/workerd/cells.ts";
 import { AdminClient } from "../restate/admin-client.ts";
 import type { Settings } from "../settings.ts";
 import { answers } from "../wait.ts";
@@ -18,9 +19,15 @@ export async function serviceRows(settings: Settings): Promise<Record<string, st
   // No token in the data dir: no mesh ever started there, so its front cannot be up either.
   const token = await readAdminToken(settings).catch(() => undefined);
   const frontUp = token ? await new AdminClient({ url: settings.adminUrl, token }).healthy() : false;
-  const routerAnswer = await fetch(`${settings.workerdUrl}/`, { signal: AbortSignal.timeout(2_000) })
-    .then((response) => response.json() as Promise<{ builds: number }>)
-    .catch(() => undefined);
+  const cells = await Promise.all(
+    cellIds(settings).map((cell) =>
+      fetch(`${cellUrl(settings, cell)}/`, { signal: AbortSignal.timeout(2_000) })
+        .then((response) => response.json() as Promise<{ builds: number }>)
+        .catch(() => undefined),
+    ),
+  );
+  const cellsUp = cells.filter((answer) => answer !== undefined);
+  const builds = cellsUp.reduce((sum, answer) => sum + answer.builds, 0);
   const deployerListens = await listens(settings.ports.deployer);
   const opsUp = await answers(`${settings.opsUrl}/livez`);
   return [
@@ -32,8 +39,8 @@ export async function serviceRows(settings: Settings): Promise<Record<string, st
     { service: "admin", state: frontUp ? "up" : "down", detail: `${settings.adminUrl} (admin token required)` },
     {
       service: "workerd",
-      state: routerAnswer ? "up" : "down",
-      detail: `${settings.workerdUrl}${routerAnswer ? `, ${routerAnswer.builds} live build(s)` : ""}`,
+      state: cellsUp.length === cells.length ? "up" : cellsUp.length ? "degraded" : "down",
+      detail: `${cellsUp.length} of ${cells.length} cell(s) from ${settings.workerdUrl}${cellsUp.length ? `, ${builds} live build(s)` : ""}`,
     },
     { service: "deployer", state: deployerListens ? "up" : "down", detail: settings.deployerUrl },
     { service: "ops", state: opsUp ? "up" : "down", detail: `${settings.opsUrl} (/metrics, /livez, /readyz)` },
@@ -72,6 +79,7 @@ export function buildRows(status: StatusView): Record<string, string>[] {
     build: build.buildId,
     state: build.state,
     deployment: build.deploymentId ?? "",
+    cell: build.cell === undefined ? "" : String(build.cell),
     pinned: String(build.pinned),
     paused: String(build.paused),
     // A drifted build is still the active one by its record.

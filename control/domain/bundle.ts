@@ -28,6 +28,8 @@ export interface Build {
   vars?: Vars;
   /** The bundle's secrets as they were when the build was made, sealed (secrets.ts); absent when none. */
   secrets?: Record<string, SealedSecret>;
+  /** Where its code may fetch (see Egress); absent: the public internet, as before egress could be narrowed. */
+  egress?: Egress;
 }
 
 /**
@@ -47,6 +49,7 @@ export interface BuildSettings {
   compatibilityFlags?: string[] | undefined;
   vars?: Vars | undefined;
   secrets?: Record<string, SealedSecret> | undefined;
+  egress?: Egress | undefined;
 }
 
 /**
@@ -149,6 +152,27 @@ export const Vars = z.record(z.string(), z.json()).superRefine((vars, ctx) => {
   }
 });
 export type Vars = z.infer<typeof Vars>;
+
+/** A host a bundle may fetch: a hostname, or `*.` and a domain for any name under it. */
+const EgressHost = z
+  .string()
+  .max(253)
+  .regex(
+    /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
+    "an egress host is a lowercase hostname (api.example.com) or *. and a domain (*.example.com)",
+  );
+
+/**
+ * Where a build's code may fetch: absent, the public internet (workerd's default; no loopback or
+ * private address); `"none"`, nowhere; `{ allow }`, only those hosts (still only public addresses).
+ * Enforced by the Worker Loader's `globalOutbound` (workerd/router/router.js): a refused fetch
+ * throws in the bundle, saying why.
+ */
+export const Egress = z.union([
+  z.literal("none"),
+  z.strictObject({ allow: z.array(EgressHost).min(1, 'allow at least one host, or use "none"').max(100) }),
+]);
+export type Egress = z.infer<typeof Egress>;
 
 /** The optional `gridiron.json` beside a bundle's modules. */
 export const BundleMetadata = z.strictObject({

@@ -20,6 +20,8 @@ export type BuildState = (typeof BUILD_STATES)[number];
 export interface BuildRecord extends Build {
   deploymentId: string | null;
   uri: string;
+  /** The cell that serves it (workerd/cells.ts); absent in records from before cells, and for failed builds. */
+  cell?: number;
   services: string[];
   /** As the build's manifest declared it; absent if it failed before discovery. */
   protocolMode?: ProtocolMode;
@@ -319,6 +321,7 @@ export interface BuildView {
   buildId: string;
   deploymentId: string | null;
   uri: string;
+  cell?: number;
   services: string[];
   state: BuildState | "drifted";
   times: BuildRecord["times"];
@@ -379,6 +382,7 @@ function buildView(record: BuildRecord, counts: InvocationCounts | undefined, dr
     buildId: record.buildId,
     deploymentId: record.deploymentId,
     uri: record.uri,
+    ...(record.cell === undefined ? {} : { cell: record.cell }),
     services: record.services,
     // An active build that does not serve as recorded is not shown as active.
     state: problems.length ? "drifted" : record.state,

@@ -19,6 +19,8 @@ export interface RoutedBuild extends Build {
   services: string[];
   /** The manifest its proof read, which the live router shows Restate (absent in older routes). */
   manifest?: RecordedManifest;
+  /** The cell that serves it on every node (placement.ts); absent for builds routed before cells: 0. */
+  cell?: number;
 }
 
 /** Service name -> the bundle that owns it. */

@@ -32,6 +32,7 @@ const BuildV1 = z.object({
   compatibilityFlags: z.array(z.string()),
   vars: z.record(z.string(), z.json()).exactOptional(),
   secrets: z.record(z.string(), SealedSecretV1).exactOptional(),
+  egress: z.union([z.literal("none"), z.object({ allow: z.array(z.string()) })]).exactOptional(),
 });
 
 const HistoryEntryV1 = z.object({
@@ -60,6 +61,7 @@ export const BuildRecordV1 = BuildV1.extend({
   origin: OriginV1.exactOptional(),
   lastDrainCheck: z.string().exactOptional(),
   history: z.array(HistoryEntryV1).exactOptional(),
+  cell: z.number().exactOptional(),
 });
 
 /** The deployer's `builds`: every build of its bundle. */

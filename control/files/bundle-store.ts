@@ -56,8 +56,8 @@ export async function inspectBundle(
   }
 
   const hash = createHash("sha256");
-  // Vars and secrets are part of what a build is (the Worker Loader caches a build by id); a
-  // build without them hashes as before they existed. A secret counts by its revision.
+  // Vars, secrets and egress are part of what a build is (the Worker Loader caches a build by id);
+  // a build without them hashes as before they existed. A secret counts by its revision.
   const vars = requested.vars && Object.keys(requested.vars).length ? requested.vars : undefined;
   const secrets = requested.secrets && Object.keys(requested.secrets).length ? requested.secrets : undefined;
   const revisions = secrets ? Object.fromEntries(Object.entries(secrets).map(([n, s]) => [n, s.revision])) : undefined;
@@ -68,6 +68,7 @@ export async function inspectBundle(
       compatibilityFlags,
       ...(vars ? { vars } : {}),
       ...(revisions ? { secrets: revisions } : {}),
+      ...(requested.egress ? { egress: requested.egress } : {}),
     }),
   );
   for (const module of modules) {
@@ -84,6 +85,7 @@ export async function inspectBundle(
     compatibilityFlags,
     ...(vars ? { vars } : {}),
     ...(secrets ? { secrets } : {}),
+    ...(requested.egress ? { egress: requested.egress } : {}),
   };
 }
 

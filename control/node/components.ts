@@ -8,6 +8,7 @@ import { ensureSecretsKey } from "../credentials/secrets-key.ts";
 import type { Settings } from "../settings.ts";
 import { binaries } from "./binaries.ts";
 import type { ChildSpec } from "./supervised.ts";
+import { cellConfigPath, cellIds, cellProcessName } from "./workerd/cells.ts";
 import { writeLiveConfig } from "./workerd/config.ts";
 import { workerdArgs, workerdFds } from "./workerd/process.ts";
 
@@ -22,10 +23,7 @@ type Component = z.infer<typeof Component>;
  * take their command lines from here, so the two modes cannot drift apart. The supervisor serves
  * the ops port itself (it counts what it sees happen); under runit `ops` is a process of its own.
  */
-export function componentSpecs(settings: Settings): Record<Component, ChildSpec> {
-  // Under the supervisor, every workerd serves the socket the launcher bound and reports its
-  // probe port on a control pipe; under runit, workerd binds its own address.
-  const supervised = { sharedSocket: settings.workerdSocketInherited, control: settings.workerdSocketInherited };
+export function componentSpecs(settings: Settings): Record<Component, ChildSpec> & { cells: ChildSpec[] } {
   return {
     restate: {
       name: "restate",
@@ -46,18 +44,27 @@ export function componentSpecs(settings: Settings): Record<Component, ChildSpec>
       },
     },
     admin: { name: "admin", file: process.execPath, args: [CLI_ENTRY, "admin-front"] },
-    workerd: {
-      name: "workerd",
-      file: binaries.workerd(),
-      args: workerdArgs(settings.workerdConfigPath, supervised),
-      extraFds: workerdFds(supervised),
-      // The SDK logs a line per invocation: relayed through the supervisor, that cost 0.1-0.15 ms
-      // of its CPU per call (docs/benchmarks.md). Nothing reads workerd's output; it goes to the
-      // terminal (or whatever the supervisor's stdout is) unprefixed.
-      output: "direct",
-    },
+    workerd: cellSpec(settings, 0),
+    cells: cellIds(settings).map((cell) => cellSpec(settings, cell)),
     deployer: { name: "deployer", file: process.execPath, args: [CLI_ENTRY, "deployer"], ipc: true },
     ops: { name: "ops", file: process.execPath, args: [CLI_ENTRY, "ops"] },
+  };
+}
+
+/** Cell `cell`'s workerd (workerd/cells.ts); runit runs cell 0 alone, as `workerd`. */
+function cellSpec(settings: Settings, cell: number): ChildSpec {
+  // Under the supervisor, every workerd serves the socket the launcher bound for its cell and
+  // reports its probe port on a control pipe; under runit, workerd binds its own address.
+  const supervised = { sharedSocket: settings.workerdSocketInherited, control: settings.workerdSocketInherited };
+  return {
+    name: cellProcessName(cell),
+    file: binaries.workerd(),
+    args: workerdArgs(cellConfigPath(settings, cell), supervised),
+    extraFds: workerdFds(supervised, cell),
+    // The SDK logs a line per invocation: relayed through the supervisor, that cost 0.1-0.15 ms
+    // of its CPU per call (docs/benchmarks.md). Nothing reads workerd's output; it goes to the
+    // terminal (or whatever the supervisor's stdout is) unprefixed.
+    output: "direct",
   };
 }
 

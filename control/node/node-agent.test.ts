@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { ensureIdentityKey } from "../credentials/request-identity.ts";
 import { testBuild } from "../domain/build.fixture.ts";
 import type { RoutedBuild } from "../domain/ownership.ts";
+import type { Settings } from "../settings.ts";
 import { type AgentSettings, type BuildFiles, NodeAgent, serveAgentSocket, tellAgent } from "./node-agent.ts";
 import { ROUTES_FILE, ROUTES_PATH } from "./workerd/router/protocol.js";
 
@@ -73,8 +74,10 @@ describe("NodeAgent", () => {
       bundlesDir: dir,
       releaseAfter: 2,
       ingressUrl,
-      workerdUrl,
       identityKeyPath: join(dir, "identity.pem"),
+      // One cell, so the agent finds its router where the fake one listens (127.0.0.1, cell 0's address).
+      cells: 1,
+      ports: { workerd: Number(new URL(workerdUrl).port) } as Settings["ports"],
     };
     await ensureIdentityKey(settings, () => {});
     mesh = {

@@ -7,6 +7,8 @@ import { buildKey } from "../contracts.ts";
 import type { RoutedBuild } from "../domain/ownership.ts";
 import { routedBuilds } from "../objects/routes.ts";
 import type { Settings } from "../settings.ts";
+
+import { cellIds, cellOf, cellUrl } from "./workerd/cells.ts";
 import { writeRoutes } from "./workerd/config.ts";
 import { refreshRoutes } from "./workerd/router-client.ts";
 
@@ -34,7 +36,7 @@ export interface BuildFiles {
 /** What the agent needs of the settings. */
 export type AgentSettings = Pick<
   Settings,
-  "nodeName" | "bundlesDir" | "releaseAfter" | "ingressUrl" | "workerdUrl" | "identityKeyPath"
+  "nodeName" | "bundlesDir" | "releaseAfter" | "ingressUrl" | "identityKeyPath" | "cells" | "ports"
 >;
 
 /** How often files of builds neither routed nor stored are looked for, besides after each change. */
@@ -49,21 +51,22 @@ const CLEANUP_EVERY_SYNCS = 10;
  */
 export class NodeAgent {
   private served: RoutedBuild[] | undefined;
-  private removedSinceRelease = 0;
+  /** Cell -> builds removed from it since a fresh workerd last took it over. */
+  private readonly removedSinceRelease = new Map<number, number>();
   private syncs = 0;
   private lastError = "";
   private queue: Promise<unknown> = Promise.resolve();
   private readonly settings: AgentSettings;
   private readonly adminToken: string;
-  private readonly release: () => Promise<void>;
+  private readonly release: (cell: number) => Promise<void>;
   private readonly log: (line: string) => void;
   private readonly files: BuildFiles | undefined;
 
-  /** `release` lets a fresh workerd take over, to free the memory of builds no longer served. */
+  /** `release` lets a fresh workerd take over a cell, to free the memory of builds no longer served there. */
   constructor(
     settings: AgentSettings,
     adminToken: string,
-    release: () => Promise<void>,
+    release: (cell: number) => Promise<void>,
     log: (line: string) => void,
     files?: BuildFiles,
   ) {
@@ -109,29 +112,44 @@ export class NodeAgent {
     const routed = await routedBuilds(ingressUrl, this.adminToken);
     await this.files?.fetch(ingressUrl, routed);
     const keys = routed.map(buildKey);
-    const before = (this.served ?? []).map(buildKey);
     // The whole record, not just the keys: a build routed again with its proof's manifest changes too.
     const changed = this.served === undefined || JSON.stringify(routed) !== JSON.stringify(this.served);
     if (changed) {
+      const cells = cellIds(this.settings);
+      const stray = routed.find((build) => !cells.includes(cellOf(build)));
+      if (stray) {
+        throw new Error(
+          `${buildKey(stray)} is placed in cell ${cellOf(stray)}, and this node runs ${cells.length} cell(s): set GRIDIRON_CELLS the same on every node`,
+        );
+      }
       await writeRoutes(this.settings.bundlesDir, routed);
-      await refreshRoutes(this.settings, routed.length);
+      for (const cell of cells) {
+        const expected = routed.filter((build) => cellOf(build) === cell).length;
+        await refreshRoutes(this.settings, cellUrl(this.settings, cell), expected);
+      }
     }
+    const removed = changed ? (this.served ?? []).filter((build) => !keys.includes(buildKey(build))) : [];
     this.served = routed;
     // Counted even when nothing changed: a release that failed is tried again on the next pass.
-    await this.countRemovals(changed ? before.filter((key) => !keys.includes(key)).length : 0);
+    await this.countRemovals(removed);
     if (changed || ++this.syncs % CLEANUP_EVERY_SYNCS === 0) await this.files?.cleanUp(ingressUrl, new Set(keys));
   }
 
   /**
-   * A removed build stays compiled until its workerd ends (the Worker Loader never unloads). A
-   * fresh workerd frees it, but compiles every live build again, so it takes over once every few
-   * removals.
+   * A removed build stays compiled until its cell's workerd ends (the Worker Loader never unloads).
+   * A fresh workerd frees it, but compiles every live build of that cell again, so it takes over
+   * once every few removals, and only in the cell that held them.
    */
-  private async countRemovals(removed: number): Promise<void> {
-    this.removedSinceRelease += removed;
-    if (this.removedSinceRelease < this.settings.releaseAfter) return;
-    await this.release();
-    this.removedSinceRelease = 0;
+  private async countRemovals(removed: RoutedBuild[]): Promise<void> {
+    for (const build of removed) {
+      const cell = cellOf(build);
+      this.removedSinceRelease.set(cell, (this.removedSinceRelease.get(cell) ?? 0) + 1);
+    }
+    for (const [cell, count] of this.removedSinceRelease) {
+      if (count < this.settings.releaseAfter) continue;
+      await this.release(cell);
+      this.removedSinceRelease.delete(cell);
+    }
   }
 }
 

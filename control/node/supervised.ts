@@ -58,7 +58,7 @@ export class Supervised {
       all: relayed,
       buffer: false,
       reject: false,
-      stdio: ["ignore", output, output, ...(this.spec.extraFds ?? [])],
+      stdio: ["ignore", output, output, ...execaFds(this.spec.extraFds ?? [])],
       // A child dies with us even if we are killed without cleaning up.
       cleanup: true,
     } satisfies Options;
@@ -140,5 +140,10 @@ export class Supervised {
   }
 }
 
-/** A child's fds 3 and 4, for execa's `stdio`: one of ours to share, a new pipe, or nothing. */
-export type ExtraFds = [fd3: 3 | "ignore", fd4: "pipe" | "ignore"];
+/** A child's fds 3 and 4, for execa's `stdio`: one of ours to share (as its fd 3), a new pipe, or nothing. */
+export type ExtraFds = [fd3: number | "ignore", fd4: "pipe" | "ignore"];
+
+/** ExtraFds as execa's types take them: only fds 3-9, though it passes any open fd (a cell's socket may be above 9). */
+export function execaFds(fds: ExtraFds | []) {
+  return fds as [fd3: 3 | "ignore", fd4: "pipe" | "ignore"] | [];
+}

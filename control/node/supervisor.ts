@@ -1,5 +1,7 @@
 import { catchUp, SYNC_MS, storedFiles } from "../cluster/agent.ts";
 import { readAdminToken } from "../credentials/admin-token.ts";
+import { bundleOfUri } from "../domain/placement.ts";
+import { quarantineBundle } from "../objects/routes.ts";
 import { serveOps } from "../ops/server.ts";
 import { watchdogKills } from "../ops/supervisor-metrics.ts";
 import { AdminClient } from "../restate/admin-client.ts";
@@ -9,6 +11,7 @@ import { componentSpecs, prepareDataDir } from "./components.ts";
 import { NodeAgent, serveAgentSocket } from "./node-agent.ts";
 import { type Child, Supervised } from "./supervised.ts";
 import { deployerReady } from "./supervisor-ipc.ts";
+import { cellUrl, quarantineCell } from "./workerd/cells.ts";
 import { LiveWorkerd } from "./workerd/live.ts";
 import { watchWorkerd } from "./workerd/watchdog.ts";
 
@@ -33,16 +36,16 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
   const specs = componentSpecs(settings);
   const restate = new Supervised(specs.restate, undefined, log);
   const front = new Supervised(specs.admin, undefined, log);
-  const workerd = new LiveWorkerd(settings, specs.workerd, log);
+  const cells = specs.cells.map((spec) => new LiveWorkerd(settings, spec, log));
   const files = settings.cluster ? storedFiles(settings, token, log) : undefined;
-  const agent = new NodeAgent(settings, token, () => workerd.handover(), log, files);
+  const agent = new NodeAgent(settings, token, (cell) => handover(cells, cell), log, files);
   // First, so /livez answers and /readyz says what is missing while the rest starts. Only a
   // cluster node reports what its agent serves (`/node`, and readiness once caught up).
   const ops = await serveOps(settings, "supervisor", token, settings.cluster ? agent : undefined);
   const agentSocket = await serveAgentSocket(agent, settings.agentSocket);
   let registered: Promise<void> = Promise.resolve();
   const deployer = new Supervised(specs.deployer, (child: Child) => (registered = deployerReady(child)), log);
-  const all = [deployer, workerd, front, restate];
+  const all = [deployer, ...cells, front, restate];
   const watching = new AbortController();
   // All at once: on Ctrl-C the terminal signals every child too, and each must be marked as
   // stopping before its exit is taken for a crash and restarted.
@@ -52,12 +55,12 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
   };
 
   try {
-    log("[gridiron] starting workerd");
+    log(`[gridiron] starting workerd: ${cells.length} cell(s)`);
     // Explained where it shows: workerd writes its builds' lines straight to this terminal.
     log(
       "[gridiron] workerd prints your services' lines unprefixed (`gridiron tail BUNDLE` shows them attributed); the Restate SDK's \"Accepting requests without validating request signatures\" is expected there: Gridiron's router checks Restate's signature before a build sees a request",
     );
-    await workerd.start();
+    await Promise.all(cells.map((cell) => cell.start()));
     // Before restate-server: a node that leads a partition must already serve every live build.
     if (settings.cluster) await catchUp(agent, settings.cluster, settings.ports.ingress, log);
     log("[gridiron] starting restate-server");
@@ -67,10 +70,14 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
     log("[gridiron] starting the admin API front");
     front.start();
     await waitFor("the admin API front", () => adminFront.healthy(), STARTUP_TIMEOUT_MS);
-    void watchWorkerd(workerd, admin, settings.workerdUrl, settings.watchdog, {
-      log,
-      killed: (cause) => watchdogKills.inc({ reason: cause }),
-      signal: watching.signal,
+    cells.forEach((workerd, cell) => {
+      // Each cell has its own watchdog: a cell that hangs or grows is killed alone.
+      void watchWorkerd(workerd, admin, cellUrl(settings, cell), settings.watchdog, {
+        log: (line) => log(line.replace(/^\[gridiron\] /, `[gridiron] cell ${cell}: `)),
+        killed: (cause) => watchdogKills.inc({ reason: cause }),
+        culprits: (endpoints) => quarantineCulprit(settings, token, endpoints, log),
+        signal: watching.signal,
+      });
     });
     log("[gridiron] starting the deployer");
     deployer.start();
@@ -83,7 +90,38 @@ export async function startMesh(settings: Settings, log: (line: string) => void 
     throw error;
   }
   log(
-    `[gridiron] ready: ingress ${settings.ingressUrl}, admin ${settings.adminUrl}, workerd ${settings.workerdUrl}, deployer ${settings.deployerUrl}, ops ${settings.opsUrl}`,
+    `[gridiron] ready: ingress ${settings.ingressUrl}, admin ${settings.adminUrl}, workerd ${cells.length} cell(s) from ${settings.workerdUrl}, deployer ${settings.deployerUrl}, ops ${settings.opsUrl}`,
   );
   return { stop };
+}
+
+/**
+ * Quarantines the bundle whose invocations the watchdog killed: its next build goes to the
+ * quarantine cell, away from the others. Only when they are all one bundle's: invocations stuck
+ * behind the real culprit in its cell look the same to the watchdog, and moving their bundle in
+ * with the culprit would punish it twice.
+ */
+async function quarantineCulprit(
+  settings: Settings,
+  token: string,
+  endpoints: string[],
+  log: (line: string) => void,
+): Promise<void> {
+  // With one cell there is no quarantine cell to move a bundle to.
+  if (quarantineCell(settings) === undefined) return;
+  const bundles = [...new Set(endpoints.map(bundleOfUri))];
+  const [bundle] = bundles;
+  if (bundles.length !== 1 || !bundle) {
+    log(`[gridiron] invocations of ${bundles.join(", ")} were killed together: no bundle is quarantined`);
+    return;
+  }
+  await quarantineBundle(settings.ingressUrl, token, bundle);
+  log(`[gridiron] bundle ${bundle} is quarantined: its next build goes to the quarantine cell`);
+}
+
+/** A fresh workerd takes over cell `cell` (the node agent asks, to free removed builds' memory). */
+async function handover(cells: LiveWorkerd[], cell: number): Promise<void> {
+  const workerd = cells[cell];
+  if (!workerd) throw new Error(`this node runs no cell ${cell}`);
+  await workerd.handover();
 }

@@ -5,7 +5,15 @@ import { StoreClient } from "../cluster/store.ts";
 import { buildPath, DEPLOYER, ROUTES, ROUTES_KEY, Step, type StepName } from "../contracts.ts";
 import { adminHeaders, adminOnly } from "../credentials/admin-token.ts";
 import { identityHeaders } from "../credentials/request-identity.ts";
-import { type Build, BundleName, CompatibilityDate, CompatibilityFlags, Vars, Version } from "../domain/bundle.ts";
+import {
+  type Build,
+  BundleName,
+  CompatibilityDate,
+  CompatibilityFlags,
+  Egress,
+  Vars,
+  Version,
+} from "../domain/bundle.ts";
 import { asTerminalError, BundleError, UserError } from "../domain/errors.ts";
 import {
   afterDrainCheck,
@@ -28,6 +36,7 @@ import {
   statusView,
 } from "../domain/lifecycle.ts";
 import { type RecordedManifest, registrationDifference, servicesOf } from "../domain/manifest.ts";
+import { CellRequest } from "../domain/placement.ts";
 import type { ProtocolMode } from "../domain/protocol-mode.ts";
 import { StoredBuilds, StoredSecrets } from "../domain/records.ts";
 import {
@@ -45,6 +54,7 @@ import {
 } from "../domain/secrets.ts";
 import { buildDir, inspectBundle, removeBundle, storeBundle, storedBuildIds } from "../files/bundle-store.ts";
 import { withSourceDir } from "../files/remote-source.ts";
+import { cellUrl } from "../node/workerd/cells.ts";
 import { proveBuild } from "../node/workerd/proof.ts";
 import { AdminClient } from "../restate/admin-client.ts";
 import type { Settings } from "../settings.ts";
@@ -71,12 +81,16 @@ export const ActivateRequest = z
     compatibilityFlags: CompatibilityFlags.optional(),
     /** The build's vars, as wrangler's `[vars]`: each handler's `env`. */
     vars: Vars.optional(),
+    /** Where the build's code may fetch: absent, the public internet; "none"; or `{ allow: [hosts] }`. */
+    egress: Egress.optional(),
     /** Secrets the build needs, as wrangler's `secrets.required`: activate refuses while one is not set. */
     requireSecrets: z.array(SecretName).max(1000).optional(),
     /** Lets Restate accept a schema change it would refuse, like a removed handler. */
     breaking: z.boolean().optional(),
     /** Services another bundle owns that this bundle takes over (see ownership.ts). */
     takeOver: z.array(z.string().min(1).max(255)).max(100).optional(),
+    /** A cell of the bundle's own, or back among the others (placement.ts); absent: as before. */
+    cell: CellRequest.optional(),
     /** What this build changes, in the deployer's words; shown in status. */
     message: z.string().max(1000).optional(),
     /**
@@ -104,6 +118,8 @@ export interface ActivateResult {
   buildId: string;
   deploymentId: string;
   uri: string;
+  /** The cell that serves it (workerd/cells.ts). */
+  cell: number;
   services: string[];
   protocolMode: ProtocolMode | undefined;
 }
@@ -124,6 +140,7 @@ const storedSecrets = restate.serde.schema(StoredSecrets);
 
 interface ServeOptions extends RegisterOptions {
   takeOver: string[];
+  cell?: CellRequest;
 }
 
 /** How a build being activated came to be, and what its activation may do. */
@@ -132,6 +149,7 @@ interface Activation {
   requiredSecrets: string[];
   breaking: boolean;
   takeOver: string[];
+  cell?: CellRequest;
   startedMs: number;
 }
 type Ctx = restate.ObjectContext<DeployerState>;
@@ -171,13 +189,18 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
    */
   const serve = async (ctx: Ctx, build: Build, manifest: RecordedManifest, options: ServeOptions) => {
     const services = servicesOf(manifest);
-    const { takenOver } = await routes(ctx).add(
-      { build: { ...build, services, manifest }, takeOver: options.takeOver },
+    const { takenOver, cell } = await routes(ctx).add(
+      {
+        build: { ...build, services, manifest },
+        takeOver: options.takeOver,
+        ...(options.cell ? { cell: options.cell } : {}),
+      },
       internal(),
     );
     await steps.after(Step.routeBuild);
     await step(ctx, Step.waitForNodes, () => waitForNodes(settings, build, "served"));
-    const uri = `${settings.workerdUrl}/${buildPath(build)}`;
+    // Registered at its cell's address, which is the same on every node (node/workerd/cells.ts).
+    const uri = `${cellUrl(settings, cell)}/${buildPath(build)}`;
     const { protocolMode } = await step(ctx, Step.waitForDiscovery, async () =>
       waitForDiscovery(uri, await identityHeaders(settings, "/discover")),
     );
@@ -197,6 +220,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
     }
     return {
       uri,
+      cell,
       deploymentId: registered.id,
       services: registered.services.map((s) => s.name),
       protocolMode,
@@ -345,6 +369,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
         force: Boolean(known?.deploymentId),
         breaking: activation.breaking,
         takeOver: activation.takeOver,
+        ...(activation.cell ? { cell: activation.cell } : {}),
       });
     } catch (error) {
       if (error instanceof restate.TerminalError || error instanceof UserError) {
@@ -393,8 +418,8 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
       // In a cluster this node may not have the files yet: the store has them.
       await store?.fetch(settings.bundlesDir, active, settings.maxBundleBytes);
       const dir = buildDir(settings.bundlesDir, active);
-      const { mainModule: main, compatibilityDate, compatibilityFlags, vars } = active;
-      const requested = { main, compatibilityDate, compatibilityFlags, vars, secrets: sealedOf(secrets) };
+      const { mainModule: main, compatibilityDate, compatibilityFlags, vars, egress } = active;
+      const requested = { main, compatibilityDate, compatibilityFlags, vars, egress, secrets: sealedOf(secrets) };
       const rebuilt = await inspectBundle(dir, active.name, active.version, requested, settings.maxBundleBytes);
       await keepFiles(dir, rebuilt, ctx.request().id);
       return rebuilt;
@@ -456,6 +481,7 @@ export function deployerObject(settings: Settings, adminToken: string, secretsKe
             requiredSecrets: input.requireSecrets ?? [],
             breaking: input.breaking ?? false,
             takeOver: input.takeOver ?? [],
+            ...(input.cell ? { cell: input.cell } : {}),
             startedMs,
           });
         },
@@ -625,5 +651,14 @@ function originOf(input: ActivateRequest): Origin {
 
 function resultOf(record: BuildRecord): ActivateResult {
   const { name, version, buildId, deploymentId, uri, services, protocolMode } = record;
-  return { name, version, buildId, deploymentId: deploymentId ?? "", uri, services, protocolMode };
+  return {
+    name,
+    version,
+    buildId,
+    deploymentId: deploymentId ?? "",
+    uri,
+    cell: record.cell ?? 0,
+    services,
+    protocolMode,
+  };
 }

@@ -6,6 +6,7 @@ import { readAdminToken } from "../credentials/admin-token.ts";
 import { identityPublicKey } from "../credentials/request-identity.ts";
 import { secretsPublicKey } from "../credentials/secrets-key.ts";
 import { announceReady } from "../node/supervisor-ipc.ts";
+import { quarantineCell } from "../node/workerd/cells.ts";
 import { stopProofs, sweepProofs } from "../node/workerd/proof.ts";
 import { AdminClient } from "../restate/admin-client.ts";
 import type { Settings } from "../settings.ts";
@@ -28,7 +29,7 @@ export async function serveDeployer(settings: Settings): Promise<void> {
     // and `cluster` tells what each node serves.
     services: [
       deployerObject(settings, token, await secretsPublicKey(settings)),
-      routesObject(token),
+      routesObject(token, { cells: settings.cells, quarantineCell: quarantineCell(settings) }),
       ...(settings.cluster ? [bundlesObject(token), clusterService(settings)] : []),
     ],
     // Only restate-server, which signs with the mesh's key, may call the deployer.

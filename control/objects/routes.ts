@@ -5,22 +5,35 @@ import { adminHeaders, adminOnly } from "../credentials/admin-token.ts";
 import type { Build } from "../domain/bundle.ts";
 import { asTerminalError, UserError } from "../domain/errors.ts";
 import { claim, type Owners, type RoutedBuild, release, type TakenOver } from "../domain/ownership.ts";
+import {
+  type CellLayout,
+  type CellRequest,
+  type CellState,
+  NO_EXCEPTIONS,
+  place,
+  quarantine,
+} from "../domain/placement.ts";
+import { cellOf } from "../node/workerd/cells.ts";
+import { adminGate } from "./admin-gate.ts";
 
 /** A node asking what to serve gives up after this long, and asks again (or another peer). */
 const ROUTES_CALL_TIMEOUT_MS = 10_000;
 
-type RoutesState = { builds: RoutedBuild[]; owners: Owners };
+type RoutesState = { builds: RoutedBuild[]; owners: Owners; cells: CellState };
 type Ctx = restate.ObjectContext<RoutesState>;
 
 export interface AddRoute {
   build: RoutedBuild;
   /** Services another bundle owns that this build's bundle takes over (ownership.ts). */
   takeOver: string[];
+  /** A cell of the bundle's own, or back among the others (placement.ts); absent: as before. */
+  cell?: CellRequest;
 }
 
 export interface RoutesView {
-  builds: { name: string; buildId: string; services: string[] }[];
+  builds: { name: string; buildId: string; services: string[]; cell: number }[];
   owners: Owners;
+  cells: CellState;
 }
 
 /**
@@ -31,11 +44,12 @@ export interface RoutesView {
  * and of two bundles claiming one service name only the first gets it. Internal to the control
  * plane: only the deployer and the node agents, which pass the admin token, or an admin may call it.
  */
-export function routesObject(adminToken: string) {
+export function routesObject(adminToken: string, layout: CellLayout) {
   const stateOf = async (ctx: restate.ObjectSharedContext<RoutesState>) => ({
     // Builds routed before services were recorded declare none.
     builds: ((await ctx.get("builds")) ?? []).map((b) => ({ ...b, services: b.services ?? [] })),
     owners: (await ctx.get("owners")) ?? {},
+    cells: (await ctx.get("cells")) ?? NO_EXCEPTIONS,
   });
 
   return restate.object({
@@ -43,25 +57,46 @@ export function routesObject(adminToken: string) {
     handlers: {
       /**
        * Claims the services `build` declares for its bundle (409 naming the owner if another
-       * bundle owns one), then records it as served at /{name}/{buildId} beside every other live
+       * bundle owns one), places it in a cell (placement.ts; a build already routed keeps its
+       * own), then records it as served at /{name}/{buildId} in that cell beside every other live
        * build. The deployer then tells the node agents and waits until they serve it.
        */
       add: restate.handlers.object.exclusive(
         { ingressPrivate: true },
-        async (ctx: Ctx, { build, takeOver }: AddRoute): Promise<{ takenOver: TakenOver[] }> => {
-          const { builds, owners } = await stateOf(ctx);
+        async (ctx: Ctx, { build, takeOver, cell }: AddRoute): Promise<{ takenOver: TakenOver[]; cell: number }> => {
+          const { builds, owners, cells } = await stateOf(ctx);
           const claimed = claim(owners, builds, build, takeOver);
           if ("error" in claimed) throw new UserError(claimed.error, 409);
+          const live = builds.map((b) => ({ name: b.name, cell: cellOf(b) }));
+          const placed = place(build.name, cells, layout, cell, live);
+          if ("error" in placed) throw new UserError(placed.error, 409);
           const routed = builds.find((b) => buildKey(b) === buildKey(build));
-          if (!routed) ctx.set("builds", [...builds, build]);
+          const placedBuild = { ...build, cell: routed ? cellOf(routed) : placed.cell };
+          if (!routed) ctx.set("builds", [...builds, placedBuild]);
           // A build routed before manifests were recorded gets its proof's manifest now.
           else if (!routed.manifest)
             ctx.set(
               "builds",
-              builds.map((b) => (b === routed ? build : b)),
+              builds.map((b) => (b === routed ? placedBuild : b)),
             );
           ctx.set("owners", claimed.owners);
-          return { takenOver: claimed.takenOver };
+          ctx.set("cells", placed.state);
+          return { takenOver: claimed.takenOver, cell: placedBuild.cell };
+        },
+      ),
+
+      /**
+       * Quarantines a bundle: its next build goes to the quarantine cell, until an activation asks
+       * for a cell (`cell`). The watchdogs call it (through the gate) for a bundle whose
+       * invocation they had to kill.
+       */
+      quarantine: adminGate<string, CellState>(adminToken, "quarantine"),
+      quarantineLocked: restate.handlers.object.exclusive(
+        { ingressPrivate: true },
+        async (ctx: Ctx, bundle: string): Promise<CellState> => {
+          const next = quarantine((await stateOf(ctx)).cells, bundle);
+          ctx.set("cells", next);
+          return next;
         },
       ),
 
@@ -81,8 +116,9 @@ export function routesObject(adminToken: string) {
       /** What is routed and who owns which service; answers while add or remove runs. */
       view: restate.handlers.object.shared(
         async (ctx: restate.ObjectSharedContext<RoutesState>): Promise<RoutesView> => {
-          const { builds, owners } = await stateOf(ctx);
-          return { builds: builds.map(({ name, buildId, services }) => ({ name, buildId, services })), owners };
+          const { builds, owners, cells } = await stateOf(ctx);
+          const view = builds.map((b) => ({ name: b.name, buildId: b.buildId, services: b.services, cell: cellOf(b) }));
+          return { builds: view, owners, cells };
         },
       ),
 
@@ -110,6 +146,14 @@ export type RoutesObject = ReturnType<typeof routesObject>;
 /** The builds the `routes` object routes, asked through an ingress (any node's) with the admin token. */
 export async function routedBuilds(ingressUrl: string, adminToken: string): Promise<RoutedBuild[]> {
   return await routesClient(clients.connect({ url: ingressUrl, headers: adminHeaders(adminToken) })).served(
+    clients.rpc.opts({ timeout: ROUTES_CALL_TIMEOUT_MS }),
+  );
+}
+
+/** Quarantines `bundle` (placement.ts), asked through an ingress with the admin token. */
+export async function quarantineBundle(ingressUrl: string, adminToken: string, bundle: string): Promise<void> {
+  await routesClient(clients.connect({ url: ingressUrl, headers: adminHeaders(adminToken) })).quarantine(
+    bundle,
     clients.rpc.opts({ timeout: ROUTES_CALL_TIMEOUT_MS }),
   );
 }

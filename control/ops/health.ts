@@ -1,5 +1,6 @@
 import { DEPLOYER } from "../contracts.ts";
 import type { NodeAgent } from "../node/node-agent.ts";
+import { cellIds, cellUrl } from "../node/workerd/cells.ts";
 import { AdminClient } from "../restate/admin-client.ts";
 import type { Settings } from "../settings.ts";
 import { answers, withTimeout } from "../wait.ts";
@@ -46,7 +47,15 @@ export function readinessChecks(settings: Settings, agent?: NodeAgent): Check[] 
       failure: "restate-server's ingress does not answer /restate/health",
       passes: () => answers(`${settings.ingressUrl}/restate/health`, probe),
     },
-    { name: "workerd", failure: "workerd does not answer", passes: () => answers(`${settings.workerdUrl}/`, probe) },
+    {
+      name: "workerd",
+      // Any cell: a call or a deploy may need any of them.
+      failure: "workerd does not answer",
+      passes: async () =>
+        (await Promise.all(cellIds(settings).map((cell) => answers(`${cellUrl(settings, cell)}/`, probe)))).every(
+          Boolean,
+        ),
+    },
     {
       name: "deployer-registered",
       failure: "Restate has no deployment of the deployer service",

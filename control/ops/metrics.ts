@@ -1,6 +1,7 @@
 import { createRequire } from "node:module";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { z } from "zod";
+import { cellConfigPath, cellIds } from "../node/workerd/cells.ts";
 import { AdminClient } from "../restate/admin-client.ts";
 import type { Settings } from "../settings.ts";
 import { withTimeout } from "../wait.ts";
@@ -35,7 +36,10 @@ export function opsRegistry(settings: Settings, servedBy: OpsProcess): Registry 
   /** Restate's state and what follows from it, or undefined while it cannot be read. */
   const reading = (): Promise<{ state: DeployerState; facts: DeployFacts } | undefined> =>
     read().catch(() => undefined);
-  const memory = cached(() => workerdResidentBytes(settings.workerdConfigPath), CACHE_MS);
+  const memory = cached(
+    () => workerdResidentBytes(cellIds(settings).map((cell) => cellConfigPath(settings, cell))),
+    CACHE_MS,
+  );
   const registry = new Registry();
   const registers = [registry];
 
@@ -140,7 +144,7 @@ export function opsRegistry(settings: Settings, servedBy: OpsProcess): Registry 
 
   new Gauge({
     name: "gridiron_workerd_resident_memory_bytes",
-    help: "Resident memory of the live workerd (both processes during a handover), from /proc",
+    help: "Resident memory of every cell's live workerd (both processes of a cell during its handover), from /proc",
     registers,
     async collect() {
       this.set(await memory());

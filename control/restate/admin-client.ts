@@ -65,6 +65,8 @@ const DeployerCallRow = z.object({
 export interface RunningInvocation {
   id: string;
   target: string;
+  /** The endpoint (uri) of the deployment its last attempt ran on. */
+  endpoint: string;
   journal: JournalEntry[];
 }
 
@@ -154,7 +156,7 @@ export class AdminClient {
     const from = "sys_invocation_state s JOIN sys_deployment d ON s.last_attempt_deployment_id = d.id";
     const where = `s.in_flight AND d.endpoint LIKE '${sqlText(prefix)}%'`;
     const rows = await this.query(
-      `SELECT s.id AS id, i.target AS target FROM ${from} JOIN sys_invocation i ON s.id = i.id WHERE ${where}`,
+      `SELECT s.id AS id, i.target AS target, d.endpoint AS endpoint FROM ${from} JOIN sys_invocation i ON s.id = i.id WHERE ${where}`,
     );
     const entries = await this.query(
       `SELECT j.id AS id, j.entry_lite_json AS entry FROM ${from} JOIN sys_journal j ON j.id = s.id WHERE ${where} ORDER BY j.id, j.index`,
@@ -162,6 +164,7 @@ export class AdminClient {
     return rows.map((row) => ({
       id: String(row.id),
       target: String(row.target),
+      endpoint: String(row.endpoint),
       journal: entries.filter((e) => e.id === row.id).flatMap((e) => journalEntry(e.entry)),
     }));
   }

@@ -2,10 +2,10 @@ import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { identityPublicKeyBytes } from "../../credentials/request-identity.ts";
 import { type SecretsPrivateKey, secretsPrivateKeys } from "../../credentials/secrets-key.ts";
-import type { Build } from "../../domain/bundle.ts";
-import { DEFAULT_COMPATIBILITY_DATE } from "../../domain/bundle.ts";
+import { type Build, DEFAULT_COMPATIBILITY_DATE } from "../../domain/bundle.ts";
 import type { Settings } from "../../settings.ts";
 import { CapnpEnum, workerdConfigFile } from "./capnp-text.ts";
+import { cellAddress, cellConfigPath, cellIds } from "./cells.ts";
 import { ROUTES_FILE } from "./router/protocol.js";
 
 /** workerd's config as typed data, and the files (config, routes file) that make it serve builds. */
@@ -69,14 +69,17 @@ export interface Router {
 export type Discovery = "build" | "recorded";
 
 /**
- * Where a workerd listens, where its routes file is, who answers discovery, and, on the live
- * workerd with attribution on, the unix socket of the node's log collector (control/logs/).
+ * Where a workerd listens, where its routes file is, who answers discovery, which cell it is (a
+ * cell's router serves only the builds the routes file places in it; a proof's serves its one),
+ * and, on the live workerd with attribution on, the unix socket of the node's log collector
+ * (control/logs/).
  */
 export interface Placement {
   routesDir: string;
   address: string;
   discovery: Discovery;
   collectorSocket?: string;
+  cell?: number;
 }
 
 /**
@@ -96,6 +99,7 @@ export function loaderConfig(bundlesDir: string, placement: Placement, router: R
           bindings: [
             { name: "RESTATE_IDENTITY_KEY", text: router.identityKey },
             { name: "DISCOVERY", text: placement.discovery },
+            ...(placement.cell === undefined ? [] : [{ name: "CELL", text: String(placement.cell) }]),
             { name: "LOADER", workerLoader: { id: "builds" } },
             { name: "BUNDLES", service: { name: BUNDLES } },
             { name: "ROUTES", service: { name: ROUTES } },
@@ -190,16 +194,18 @@ export function writeRoutes(dir: string, builds: Build[]): Promise<void> {
 }
 
 /**
- * The live workerd's config, written at every start so a changed port or key takes effect. Its
- * routes file is in the bundles dir; the node agent rewrites only that (writeRoutes) and tells the
- * router.
+ * Every cell's config, written at every start so a changed port, key or cell count takes effect.
+ * They share one routes file in the bundles dir, each serving the builds placed in it; the node
+ * agent rewrites only that (writeRoutes) and tells every cell's router.
  */
-export function writeLiveConfig(settings: Settings): Promise<void> {
-  const address = `${settings.internalBind}:${settings.ports.workerd}`;
-  return writeWorkerdConfig(settings, settings.workerdConfigPath, {
-    routesDir: settings.bundlesDir,
-    address,
-    discovery: "recorded",
-    ...(settings.logs.attribution ? { collectorSocket: settings.logs.socket } : {}),
-  });
+export async function writeLiveConfig(settings: Settings): Promise<void> {
+  for (const cell of cellIds(settings)) {
+    await writeWorkerdConfig(settings, cellConfigPath(settings, cell), {
+      routesDir: settings.bundlesDir,
+      address: cellAddress(settings, cell),
+      discovery: "recorded",
+      cell,
+      ...(settings.logs.attribution ? { collectorSocket: settings.logs.socket } : {}),
+    });
+  }
 }

@@ -96,9 +96,13 @@ export function killGroup({ pid, pgid }: Pick<RunningProcess, "pid" | "pgid">): 
   }
 }
 
-/** A child's fds from 3 on, for execa's `stdio`: the shared socket (ours, passed on) and the control pipe. */
-export function workerdFds(options: WorkerdOptions): ExtraFds {
-  return [options.sharedSocket ? SHARED_SOCKET_FD : "ignore", options.control ? "pipe" : "ignore"];
+/**
+ * A child's fds from 3 on, for execa's `stdio`: its cell's shared socket (ours, passed on: the
+ * launcher hands cell i's socket to the supervisor as fd 3 + i, each workerd gets it as its fd 3)
+ * and the control pipe.
+ */
+export function workerdFds(options: WorkerdOptions, cell = 0): ExtraFds {
+  return [options.sharedSocket ? SHARED_SOCKET_FD + cell : "ignore", options.control ? "pipe" : "ignore"];
 }
 
 const ControlMessage = z.object({ event: z.string(), socket: z.string().optional(), port: z.number().optional() });

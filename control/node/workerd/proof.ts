@@ -13,6 +13,7 @@ import { waitForDiscovery } from "../../objects/registration.ts";
 import type { Settings } from "../../settings.ts";
 import { waitFor, withTimeout } from "../../wait.ts";
 import { binaries } from "../binaries.ts";
+import { execaFds } from "../supervised.ts";
 import { writeRoutes, writeWorkerdConfig } from "./config.ts";
 import {
   CONFIG_EXTENSION,
@@ -140,7 +141,7 @@ export async function stopProofs(): Promise<number> {
 function spawnWorkerd(config: string) {
   const options = { sharedSocket: false, control: true };
   return execa(binaries.workerd(), workerdArgs(config, options), {
-    stdio: ["ignore", "pipe", "pipe", ...workerdFds(options)],
+    stdio: ["ignore", "pipe", "pipe", ...execaFds(workerdFds(options))],
     all: true,
     reject: false,
     detached: true,

@@ -28,15 +28,15 @@ async function post(settings: KeyPath, baseUrl: string, path: string, timeoutMs:
   return { statusCode, text: await body.text() };
 }
 
-/** Makes the live workerd's router re-read its routes file, and checks it now serves `expected` builds. */
-export async function refreshRoutes(
-  settings: Pick<Settings, "identityKeyPath" | "workerdUrl">,
-  expected: number,
-): Promise<void> {
-  const { statusCode, text } = await post(settings, settings.workerdUrl, ROUTES_PATH, ROUTES_TIMEOUT_MS);
+/**
+ * Makes the router of the live workerd at `baseUrl` (a cell) re-read its routes file, and checks
+ * it now serves `expected` builds.
+ */
+export async function refreshRoutes(settings: KeyPath, baseUrl: string, expected: number): Promise<void> {
+  const { statusCode, text } = await post(settings, baseUrl, ROUTES_PATH, ROUTES_TIMEOUT_MS);
   if (statusCode !== 200) throw new Error(`workerd's router did not re-read its routes: ${statusCode} ${text}`);
   const { builds } = BuildsAnswer.parse(JSON.parse(text));
-  if (builds !== expected) throw new Error(`workerd's router serves ${builds} builds, expected ${expected}`);
+  if (builds !== expected) throw new Error(`workerd at ${baseUrl} serves ${builds} builds, expected ${expected}`);
 }
 
 /**

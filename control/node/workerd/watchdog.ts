@@ -92,6 +92,8 @@ export interface WatchdogOutput {
   log: (line: string) => void;
   /** Called for every workerd it kills (the supervisor counts them). */
   killed: (cause: KillCause) => void;
+  /** Called with the deployment uris of the invocations it killed in Restate at one kill, if any. */
+  culprits?: (endpoints: string[]) => Promise<void>;
   signal: AbortSignal;
 }
 
@@ -105,7 +107,7 @@ export async function watchWorkerd(
   admin: AdminClient,
   workerdUrl: string,
   limits: WatchdogLimits,
-  { log, killed, signal }: WatchdogOutput,
+  { log, killed, culprits: blame, signal }: WatchdogOutput,
 ): Promise<void> {
   let silentSinceMs: number | undefined;
   const strikes = new Map<string, number>();
@@ -126,16 +128,19 @@ export async function watchWorkerd(
     killed(decision.cause);
     workerd.kill();
     silentSinceMs = undefined;
-    for (const id of culprits(
+    const guilty = culprits(
       running.map((r) => r.id),
       strikes,
       STRIKES,
-    )) {
-      const target = running.find((r) => r.id === id)?.target;
+    ).flatMap((id) => running.filter((r) => r.id === id));
+    for (const { id, target } of guilty) {
       log(
         `[gridiron] invocation ${id} (${target}) was running at ${STRIKES} workerd kills in a row; killing it in Restate`,
       );
       await admin.killInvocation(id).catch((error: unknown) => log(`[gridiron] could not kill ${id}: ${error}`));
+    }
+    if (guilty.length && blame) {
+      await blame(guilty.map((r) => r.endpoint)).catch((error: unknown) => log(`[gridiron] ${error}`));
     }
   }
 }

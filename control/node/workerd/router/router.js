@@ -16,7 +16,7 @@ import { identityProblem, refuse } from "./identity.js";
 import { CONTROL_PREFIX, DRAIN_PATH, LOAD_FAILED, ROUTES_FILE, ROUTES_PATH, WARM_PATH } from "./protocol.js";
 import { openSecrets } from "./secrets.js";
 
-/** @import { Build, Env, RoutedBuild, WorkerCode, WorkerModule } from "./types.ts" */
+/** @import { Build, EgressProps, Env, RoutedBuild, RouterContext, WorkerCode, WorkerModule } from "./types.ts" */
 /** @import { ModuleType } from "../../../domain/bundle.ts" */
 
 const HOLD_MS = 100;
@@ -38,7 +38,10 @@ async function readRoutes(env) {
   if (response.status === 404) return new Map();
   if (!response.ok) throw new Error(`cannot read ${ROUTES_FILE}: ${response.status}`);
   const { builds } = /** @type {{ builds: RoutedBuild[] }} */ (await response.json());
-  return new Map(builds.map((build) => [`${build.name}/${build.buildId}`, build]));
+  // A cell serves the builds placed in it (a build routed before cells were: cell 0); a proof's
+  // workerd has no cell and serves the one build its routes file lists.
+  const mine = env.CELL === undefined ? builds : builds.filter((build) => String(build.cell ?? 0) === env.CELL);
+  return new Map(mine.map((build) => [`${build.name}/${build.buildId}`, build]));
 }
 
 /** How each kind of module reaches the Worker Loader. @type {Record<ModuleType, (response: Response) => Promise<WorkerModule>>} */
@@ -95,10 +98,11 @@ export default {
   /**
    * @param {Request} request
    * @param {Env} env
+   * @param {RouterContext} ctx
    */
-  async fetch(request, env) {
+  async fetch(request, env, ctx) {
     const { pathname } = new URL(request.url);
-    if (pathname.startsWith(CONTROL_PREFIX)) return control(request, env, pathname);
+    if (pathname.startsWith(CONTROL_PREFIX)) return control(request, env, ctx, pathname);
     let live = routes;
     try {
       live ??= await liveBuilds(env);
@@ -116,9 +120,49 @@ export default {
     const answered = env.DISCOVERY === "recorded" ? answeredByRouter(build, pathname) : undefined;
     if (answered) return answered;
     if (draining) await new Promise((resolve) => setTimeout(resolve, HOLD_MS));
-    return serve(env, id, build, request);
+    return serve(env, ctx, id, build, request);
   },
 };
+
+/**
+ * What a build with an egress allowlist fetches through (its globalOutbound, see outboundOf): a
+ * request to a host the list names goes on from here, to the public internet as the router's
+ * own would; any other throws in the build, saying why.
+ */
+export const EgressGate = {
+  /**
+   * @param {Request} request
+   * @param {unknown} _env
+   * @param {{ props: EgressProps }} ctx
+   */
+  async fetch(request, _env, ctx) {
+    const { bundle, allow } = ctx.props;
+    const host = new URL(request.url).hostname;
+    const allowed = allow.some((pattern) =>
+      pattern.startsWith("*.") ? host.endsWith(pattern.slice(1)) : host === pattern,
+    );
+    if (!allowed) {
+      throw new Error(
+        `egress refused: bundle ${bundle} may fetch only ${allow.join(", ")}, not ${host} (its egress setting)`,
+      );
+    }
+    return fetch(request);
+  },
+};
+
+/**
+ * Where a build's fetch() may go: absent, as the router's (the public internet); "none", nowhere
+ * (workerd throws "This worker is not permitted to access the internet…"); an allowlist, through
+ * the gate above.
+ * @param {Build} build
+ * @param {RouterContext} ctx
+ * @returns {Pick<WorkerCode, "globalOutbound">}
+ */
+function outboundOf(build, ctx) {
+  if (!build.egress) return {};
+  if (build.egress === "none") return { globalOutbound: null };
+  return { globalOutbound: ctx.exports.EgressGate({ props: { bundle: build.name, allow: build.egress.allow } }) };
+}
 
 /**
  * What a live router answers itself rather than let the build answer: discovery, from the manifest
@@ -157,9 +201,10 @@ async function liveBuilds(env) {
  * The deployer's and supervisor's calls, signed with the same key as Restate's.
  * @param {Request} request
  * @param {Env} env
+ * @param {RouterContext} ctx
  * @param {string} pathname
  */
-async function control(request, env, pathname) {
+async function control(request, env, ctx, pathname) {
   if (request.method !== "POST") return new Response("POST only\n", { status: 405 });
   const problem = await identityProblem(request, env, "");
   if (problem) return refuse(problem);
@@ -177,7 +222,7 @@ async function control(request, env, pathname) {
       for (const [id, build] of live) {
         try {
           // Under the build's own path, so what it logs while loading is attributed to it.
-          await serve(env, id, build, new Request(`http://warm/${id}/`));
+          await serve(env, ctx, id, build, new Request(`http://warm/${id}/`));
         } catch (error) {
           // A build that does not load: its error is what the deployer reports to the user.
           const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
@@ -196,18 +241,20 @@ async function control(request, env, pathname) {
 
 /**
  * @param {Env} env
+ * @param {RouterContext} ctx
  * @param {string} id
  * @param {Build} build
  * @param {Request} request
  */
-async function serve(env, id, build, request) {
+async function serve(env, ctx, id, build, request) {
   let loaded = code.get(id);
   if (!loaded) {
     loaded = await readBuild(env, id, build);
     code.set(id, loaded);
   }
   const compiled = /** @type {WorkerCode} */ (loaded);
-  return env.LOADER.get(id, async () => compiled)
+  // The egress gate is made where the build is loaded: it is a capability, not plain data to cache.
+  return env.LOADER.get(id, async () => ({ ...compiled, ...outboundOf(build, ctx) }))
     .getEntrypoint()
     .fetch(request);
 }

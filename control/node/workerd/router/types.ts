@@ -28,6 +28,19 @@ export interface WorkerCode {
   env?: Record<string, unknown>;
   /** Tail workers that get each request's trace (the live workerd's tail.js). */
   tails?: Fetcher[];
+  /** Where its fetch() goes: null, nowhere; absent, where the router's would (the public internet). */
+  globalOutbound?: Fetcher | null;
+}
+
+/** What the egress gate knows of the build it stands in front of. */
+export interface EgressProps {
+  bundle: string;
+  allow: string[];
+}
+
+/** The router's ExecutionContext, as far as it uses it: its own entrypoints, with props. */
+export interface RouterContext {
+  exports: { EgressGate(options: { props: EgressProps }): Fetcher };
 }
 
 export interface Env {
@@ -35,6 +48,8 @@ export interface Env {
   RESTATE_IDENTITY_KEY: string;
   /** Who answers discovery (config.ts's Discovery). */
   DISCOVERY: "build" | "recorded";
+  /** The cell this workerd is (workerd/cells.ts), as text; absent in a proof. */
+  CELL?: string;
   LOADER: { get(id: string, load: () => Promise<WorkerCode>): { getEntrypoint(): Fetcher } };
   /** The bundles dir, read-only: `{name}/{buildId}/{module}`. */
   BUNDLES: Fetcher;
