@@ -14,7 +14,7 @@ const ROUTER = "router";
 const BUNDLES = "bundles";
 const ROUTES = "routes";
 /** The router's modules (in router/), main first, by the names they import each other under. */
-const ROUTER_MODULES = ["router.js", "identity.js", "protocol.js", "secrets.js"];
+const ROUTER_MODULES = ["router.js", "identity.js", "protocol.js", "secrets.js", "split.js"];
 
 /**
  * The router's code, Restate's request identity public key (raw, base64url) it checks against,

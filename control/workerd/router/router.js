@@ -15,6 +15,7 @@
 import { identityProblem, refuse } from "./identity.js";
 import { CONTROL_PREFIX, DRAIN_PATH, LOAD_FAILED, ROUTES_FILE, ROUTES_PATH, WARM_PATH } from "./protocol.js";
 import { openSecrets } from "./secrets.js";
+import { affinityOf, parseSplit, toCanary } from "./split.js";
 
 /** @import { Build, Env, RoutedBuild, WorkerCode, WorkerModule } from "./types.ts" */
 /** @import { ModuleType } from "../../bundle.ts" */
@@ -104,10 +105,10 @@ export default {
     }
     if (pathname === "/") return Response.json({ builds: live.size });
 
-    const [, name, buildId] = pathname.split("/");
-    const problem = await identityProblem(request, env, `/${name}/${buildId}`, pathname);
+    const [, name, segment = ""] = pathname.split("/");
+    const problem = await identityProblem(request, env, `/${name}/${segment}`, pathname);
     if (problem) return refuse(problem);
-    const id = `${name}/${buildId}`;
+    const id = `${name}/${buildIdFor(segment, request, pathname)}`;
     const build = live.get(id);
     if (!build) return new Response(`no build "${id}" is live on this workerd\n`, { status: 404 });
     const answered = env.DISCOVERY === "recorded" ? answeredByRouter(build, pathname) : undefined;
@@ -142,6 +143,22 @@ function answeredByRouter(build, pathname) {
     });
   }
   return new Response(build.manifest.body, { headers: { "content-type": build.manifest.contentType } });
+}
+
+/**
+ * The build a request to the deployment at `segment` goes to: the build it names, or for a split
+ * (split.js) the stable or canary build by the request's key or invocation. A split's discovery
+ * is the canary's: both builds have the same shape (the deployer checked), and the canary's
+ * handler options are the ones that stay once it is promoted.
+ * @param {string} segment
+ * @param {Request} request
+ * @param {string} pathname
+ */
+function buildIdFor(segment, request, pathname) {
+  const split = parseSplit(segment);
+  if (!split) return segment;
+  if (pathname.endsWith("/discover")) return split.canary;
+  return toCanary(split, affinityOf(request.headers)) ? split.canary : split.stable;
 }
 
 /** @param {Env} env */
