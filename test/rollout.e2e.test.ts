@@ -1,9 +1,11 @@
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
 import type { StatusView } from "../control/lifecycle.ts";
 import { parseSplit, toCanary } from "../control/workerd/router/split.js";
 import { IngressError } from "./ingress.ts";
-import { eventually, useTestMesh } from "./mesh.ts";
+import { eventually, findChild, useTestMesh } from "./mesh.ts";
 
 const POLL_S = 1;
 const GRACE_S = 2;
@@ -193,4 +195,51 @@ describe("gradual rollouts", () => {
     await expect(activate("greeter", fx.sources.greeterV1)).rejects.toMatchObject({ status: 409 });
     await expect(fx.ingress.call("deployer/greeter/rollout", { percent: 100 })).rejects.toMatchObject({ status: 400 });
   }, 60_000);
+});
+
+/** A deployer killed right after a rollout step registered its deployment finishes the step once. */
+describe("rollout steps survive a deployer killed mid-step", () => {
+  const fx = useTestMesh(
+    { v1: ["counter"], v2: ["counter", { STEP: "10" }], v3: ["counter", { STEP: "100" }] },
+    { GRIDIRON_DRAIN_POLL_SECONDS: "600", GRIDIRON_CRASH_POINTS: "true" },
+  );
+  const status = () => fx.ingress.call<StatusView>("deployer/counter/status");
+  const killedDuring = async <T>(call: () => Promise<T>): Promise<T> => {
+    const deployer = await findChild(fx.mesh, "main.ts deployer");
+    await writeFile(join(fx.mesh.settings.dataDir, "crash-after"), "register with Restate");
+    const result = await call();
+    expect(await findChild(fx.mesh, "main.ts deployer")).not.toBe(deployer);
+    return result;
+  };
+  const splitEndpoints = async () =>
+    (await fx.admin.query("SELECT id FROM sys_deployment WHERE endpoint LIKE '%/split~%'")).map((r) => r.id).sort();
+  const eventsOf = async (buildId: string) =>
+    (await status()).builds.find((b) => b.buildId === buildId)?.history?.map((h) => `${h.event}${h.percent ?? ""}`);
+
+  test("start, step, promote and abort each happen once", async () => {
+    const call = <T>(path: string, body?: unknown) => fx.ingress.call<T>(`deployer/counter/${path}`, body);
+    await call("activate", { source: fx.sources.v1, version: "1.0.0" });
+    const v2 = await killedDuring(() =>
+      call<ActivateResult>("activate", { source: fx.sources.v2, version: "2.0.0", percent: 10 }),
+    );
+    const stepped = await killedDuring(() => call<ActivateResult>("rollout", { percent: 50 }));
+    const view = await status();
+    expect(view.rollout?.splits.map((s) => [s.percent, s.state])).toEqual([
+      [10, "draining"],
+      [50, "active"],
+    ]);
+    expect(await splitEndpoints()).toEqual([v2.deploymentId, stepped.deploymentId].sort());
+    expect(await eventsOf(v2.buildId)).toEqual(["rolled out10", "rolled out50"]);
+
+    await killedDuring(() => call("promote"));
+    expect((await status()).active).toBe(v2.buildId);
+    expect(await eventsOf(v2.buildId)).toEqual(["rolled out10", "rolled out50", "activated"]);
+
+    const v3 = await call<ActivateResult>("activate", { source: fx.sources.v3, version: "3.0.0", percent: 20 });
+    const aborted = await killedDuring(() => call<ActivateResult>("abort"));
+    expect(aborted.buildId).toBe(v2.buildId);
+    expect((await status()).rollout).toBeUndefined();
+    expect(await eventsOf(v3.buildId)).toEqual(["rolled out20", "aborted"]);
+    expect(await fx.ingress.call<number>("counter/after-abort/add")).toBe(10);
+  }, 180_000);
 });
