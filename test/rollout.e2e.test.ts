@@ -4,6 +4,7 @@ import { describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
 import type { StatusView } from "../control/lifecycle.ts";
 import { parseSplit, toCanary } from "../control/workerd/router/split.js";
+import { gridironOf } from "./cli.ts";
 import { IngressError } from "./ingress.ts";
 import { eventually, findChild, useTestMesh } from "./mesh.ts";
 
@@ -42,13 +43,19 @@ describe("gradual rollouts", () => {
       shapeV1: ["test/fixtures/shape"],
       shapeV2: ["test/fixtures/shape", { OBJECT: "false" }],
     },
-    { GRIDIRON_DRAIN_POLL_SECONDS: String(POLL_S), GRIDIRON_DRAIN_GRACE_SECONDS: String(GRACE_S) },
+    {
+      GRIDIRON_DRAIN_POLL_SECONDS: String(POLL_S),
+      GRIDIRON_DRAIN_GRACE_SECONDS: String(GRACE_S),
+      // The last test kills the deployer right after a step (crash-switch.ts).
+      GRIDIRON_CRASH_POINTS: "true",
+    },
   );
 
   const activate = (name: string, source: string | undefined, extra: Record<string, unknown> = {}) =>
     fx.ingress.call<ActivateResult>(`deployer/${name}/activate`, { source, version: "1.0.0", ...extra });
   const status = (name: string) => fx.ingress.call<StatusView>(`deployer/${name}/status`);
   const add = (key: string, body?: unknown) => fx.ingress.call<number>(`counter/${key}/add`, body);
+  const ops = async (path: string) => (await fetch(`${fx.mesh.settings.opsUrl}${path}`)).text();
   const deployments = async () =>
     (await fx.admin.query("SELECT id FROM sys_deployment")).map((row) => row.id as string).sort();
   const latestFor = async (service: string) =>
@@ -84,6 +91,12 @@ describe("gradual rollouts", () => {
     expect(view.active).toBe(stable.buildId);
     expect(view.builds.find((b) => b.buildId === canary.buildId)?.state).toBe("canary");
     expect(view.rollout).toMatchObject({ stable: stable.buildId, canary: canary.buildId, percent: 10 });
+    await eventually(async () =>
+      expect(await ops("/metrics")).toContain(
+        `gridiron_rollout_percent{bundle="counter",stable="${stable.buildId}",canary="${canary.buildId}"} 10`,
+      ),
+    );
+    expect(await ops("/")).toContain('data-rollout="10"');
   }, 180_000);
 
   test("200 keys called 5 times each never change build within a step", async () => {
@@ -165,6 +178,12 @@ describe("gradual rollouts", () => {
     }, 40_000);
     const history = (await status("counter")).builds.find((b) => b.buildId === v3.buildId)?.history;
     expect(history?.map((h) => h.event)).toEqual(["rolled out", "aborted", "pruned"]);
+    await eventually(async () => {
+      const metrics = await ops("/metrics");
+      expect(metrics).toContain('gridiron_rollout_aborts_total{bundle="counter"} 1');
+      expect(metrics).toContain('gridiron_rollout_steps_total{bundle="counter"} 3');
+      expect(metrics).not.toMatch(/^gridiron_rollout_percent\{bundle="counter"/m);
+    });
   }, 120_000);
 
   test("a service without keys is split by invocation id, inside the binomial bounds", async () => {
@@ -195,51 +214,64 @@ describe("gradual rollouts", () => {
     await expect(activate("greeter", fx.sources.greeterV1)).rejects.toMatchObject({ status: 409 });
     await expect(fx.ingress.call("deployer/greeter/rollout", { percent: 100 })).rejects.toMatchObject({ status: 400 });
   }, 60_000);
-});
 
-/** A deployer killed right after a rollout step registered its deployment finishes the step once. */
-describe("rollout steps survive a deployer killed mid-step", () => {
-  const fx = useTestMesh(
-    { v1: ["counter"], v2: ["counter", { STEP: "10" }], v3: ["counter", { STEP: "100" }] },
-    { GRIDIRON_DRAIN_POLL_SECONDS: "600", GRIDIRON_CRASH_POINTS: "true" },
-  );
-  const status = () => fx.ingress.call<StatusView>("deployer/counter/status");
-  const killedDuring = async <T>(call: () => Promise<T>): Promise<T> => {
-    const deployer = await findChild(fx.mesh, "main.ts deployer");
-    await writeFile(join(fx.mesh.settings.dataDir, "crash-after"), "register with Restate");
-    const result = await call();
-    expect(await findChild(fx.mesh, "main.ts deployer")).not.toBe(deployer);
-    return result;
-  };
-  const splitEndpoints = async () =>
-    (await fx.admin.query("SELECT id FROM sys_deployment WHERE endpoint LIKE '%/split~%'")).map((r) => r.id).sort();
-  const eventsOf = async (buildId: string) =>
-    (await status()).builds.find((b) => b.buildId === buildId)?.history?.map((h) => `${h.event}${h.percent ?? ""}`);
-
-  test("start, step, promote and abort each happen once", async () => {
-    const call = <T>(path: string, body?: unknown) => fx.ingress.call<T>(`deployer/counter/${path}`, body);
-    await call("activate", { source: fx.sources.v1, version: "1.0.0" });
-    const v2 = await killedDuring(() =>
-      call<ActivateResult>("activate", { source: fx.sources.v2, version: "2.0.0", percent: 10 }),
+  test("the CLI: deploy --percent, status, rollout, builds and promote", async () => {
+    const gridiron = gridironOf(() => fx.mesh);
+    const deployed = await gridiron(["deploy", "demo/counter", "--version", "4.0.0", "--percent", "30"]);
+    expect(deployed.exitCode, deployed.stderr).toBe(0);
+    expect(deployed.stdout).toMatch(/^counter 4\.0\.0 takes 30% of new calls beside 2\.0\.0-/);
+    const shown = await gridiron(["status", "counter"]);
+    expect(shown.stdout).toMatch(
+      /counter: canary 4\.0\.0-\w+ takes 30% of new calls, 2\.0\.0-\w+ 70%, since 20\d\d-.*promote or abort by hand/,
     );
+    const ramped = await gridiron(["--json", "rollout", "counter", "--percent", "60"]);
+    expect(ramped.exitCode, ramped.stderr).toBe(0);
+    expect(JSON.parse(ramped.stdout)).toMatchObject({ version: "4.0.0", rollout: { percent: 60 } });
+    expect((await gridiron(["builds", "counter"])).stdout).toMatch(/4\.0\.0 .* canary .* rolled out at 20\d\d-/);
+    const promoted = await gridiron(["promote", "counter"]);
+    expect(promoted.exitCode, promoted.stderr).toBe(0);
+    expect(promoted.stdout).toMatch(/^counter 4\.0\.0 is active/);
+    const refused = await gridiron(["abort", "counter"]);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toBe("error: counter has no rollout in progress: deploy with a percentage first (HTTP 409)");
+  }, 180_000);
+
+  test("a deployer killed right after a step registered its deployment finishes the step once", async () => {
+    const call = <T>(path: string, body?: unknown) => fx.ingress.call<T>(`deployer/counter/${path}`, body);
+    const killedDuring = async <T>(step: () => Promise<T>): Promise<T> => {
+      const deployer = await findChild(fx.mesh, "main.ts deployer");
+      await writeFile(join(fx.mesh.settings.dataDir, "crash-after"), "register with Restate");
+      const result = await step();
+      expect(await findChild(fx.mesh, "main.ts deployer")).not.toBe(deployer);
+      return result;
+    };
+    const eventsOf = async (buildId: string) =>
+      (await status("counter")).builds
+        .find((b) => b.buildId === buildId)
+        ?.history?.map((h) => `${h.event}${h.percent ?? ""}`);
+    const splitDeployments = async () =>
+      (await fx.admin.query("SELECT id FROM sys_deployment WHERE endpoint LIKE '%/counter/split~%'")).map((r) => r.id);
+
+    // Starting a rollout registers its split as stepping does: the kills are in stepping and in abort.
+    const v5 = await activate("counter", fx.sources.counterV2, { version: "5.0.0", percent: 10 });
     const stepped = await killedDuring(() => call<ActivateResult>("rollout", { percent: 50 }));
-    const view = await status();
-    expect(view.rollout?.splits.map((s) => [s.percent, s.state])).toEqual([
-      [10, "draining"],
-      [50, "active"],
-    ]);
-    expect(await splitEndpoints()).toEqual([v2.deploymentId, stepped.deploymentId].sort());
-    expect(await eventsOf(v2.buildId)).toEqual(["rolled out10", "rolled out50"]);
+    expect((await status("counter")).rollout).toMatchObject({ percent: 50, deploymentId: stepped.deploymentId });
+    expect(await latestFor("counter")).toBe(stepped.deploymentId);
+    // One registration per step: the 10% split (until it is pruned) and the 50% one.
+    const registered = await splitDeployments();
+    expect(registered).toContain(stepped.deploymentId);
+    expect(registered.every((id) => id === v5.deploymentId || id === stepped.deploymentId)).toBe(true);
+    expect(await eventsOf(v5.buildId)).toEqual(["rolled out10", "rolled out50"]);
 
-    await killedDuring(() => call("promote"));
-    expect((await status()).active).toBe(v2.buildId);
-    expect(await eventsOf(v2.buildId)).toEqual(["rolled out10", "rolled out50", "activated"]);
+    await call("promote");
+    expect((await status("counter")).active).toBe(v5.buildId);
+    expect(await eventsOf(v5.buildId)).toEqual(["rolled out10", "rolled out50", "activated"]);
 
-    const v3 = await call<ActivateResult>("activate", { source: fx.sources.v3, version: "3.0.0", percent: 20 });
+    const v6 = await activate("counter", fx.sources.counterV3, { version: "6.0.0", percent: 20 });
     const aborted = await killedDuring(() => call<ActivateResult>("abort"));
-    expect(aborted.buildId).toBe(v2.buildId);
-    expect((await status()).rollout).toBeUndefined();
-    expect(await eventsOf(v3.buildId)).toEqual(["rolled out20", "aborted"]);
-    expect(await fx.ingress.call<number>("counter/after-abort/add")).toBe(10);
+    expect(aborted.buildId).toBe(v5.buildId);
+    expect((await status("counter")).rollout).toBeUndefined();
+    expect(await eventsOf(v6.buildId)).toEqual(["rolled out20", "aborted"]);
+    expect(await add("after-abort")).toBe(10);
   }, 180_000);
 });

@@ -4,8 +4,9 @@ import type { ClusterNode } from "../cluster/members.ts";
 import type { ClusterService } from "../cluster/service.ts";
 import type { ActivateRequest, ActivateResult } from "../deployer.ts";
 import type { BuildView, StatusView } from "../lifecycle.ts";
+import { type AutoPolicy, DEFAULT_AUTO } from "../rollout.ts";
 import { loadSettings } from "../settings.ts";
-import { buildRows, formatTable, nodeRows } from "../status.ts";
+import { buildRows, formatTable, nodeRows, rolloutSummary } from "../status.ts";
 import { confirmOrStop } from "./ask.ts";
 import {
   admin,
@@ -62,6 +63,16 @@ export function commands(program: Command): void {
     .option("--take-over <services...>", "services of other bundles this bundle takes over")
     .option("--env <name>", "use the wrangler config's [env.NAME] (its vars, name and settings), as wrangler does")
     .option("--require <secrets...>", "secrets the build needs (besides the wrangler config's secrets.required)")
+    .option("--percent <n>", "roll the build out to N% of new calls beside the active build (1-99)", Number)
+    .option(
+      "--auto [steps]",
+      `step the rollout up by itself while the canary's errors stay near the stable build's (default steps ${DEFAULT_AUTO.steps.join(",")}, then promote)`,
+    )
+    .option(
+      "--auto-interval <seconds>",
+      `how long each step runs before it is judged (default ${DEFAULT_AUTO.intervalSeconds})`,
+      Number,
+    )
     .action(async (path: string, options: DeployOptions) => {
       const connection = await connect();
       requireToken(connection);
@@ -101,7 +112,7 @@ export function commands(program: Command): void {
         () =>
           (nodes ? `${formatTable(nodeRows(nodes))}\n` : "") +
           (statuses.length
-            ? formatTable(statuses.flatMap(buildRows))
+            ? formatTable(statuses.flatMap(buildRows)) + statuses.map(rolloutSummary).join("")
             : "no bundles deployed yet (try `gridiron deploy`)\n"),
       );
     });
@@ -168,6 +179,43 @@ export function commands(program: Command): void {
     });
 
   program
+    .command("rollout")
+    .description("give the canary of a rollout in progress another share of new calls")
+    .argument("<name>", "bundle name")
+    .requiredOption("--percent <n>", "the canary's share of new calls, 1-99", Number)
+    .action(async (name: string, options: { percent: number }) => {
+      const connection = await connect();
+      requireToken(connection);
+      const send = await sendClient(connection, name).rollout({ percent: options.percent }, attachable());
+      const result = await watch(connection, send, new Progress(Boolean(globals().json)));
+      print(result, () => activated(result));
+    });
+
+  program
+    .command("promote")
+    .description("make the canary of a rollout in progress the active build")
+    .argument("<name>", "bundle name")
+    .action(async (name: string) => {
+      const connection = await connect();
+      requireToken(connection);
+      const send = await sendClient(connection, name).promote(attachable());
+      const result = await watch(connection, send, new Progress(Boolean(globals().json)));
+      print(result, () => activated(result));
+    });
+
+  program
+    .command("abort")
+    .description("end a rollout: the stable build takes every new call again, the canary drains")
+    .argument("<name>", "bundle name")
+    .action(async (name: string) => {
+      const connection = await connect();
+      requireToken(connection);
+      const send = await sendClient(connection, name).abort(attachable());
+      const result = await watch(connection, send, new Progress(Boolean(globals().json)));
+      print(result, () => `aborted: ${activated(result)}`);
+    });
+
+  program
     .command("resume")
     .description("move invocations paused on replaced builds to the active build")
     .argument("<name>", "bundle name")
@@ -208,6 +256,9 @@ interface DeployOptions {
   takeOver?: string[];
   env?: string;
   require?: string[];
+  percent?: number;
+  auto?: boolean | string;
+  autoInterval?: number;
 }
 
 function activateRequest(source: Source, options: DeployOptions): ActivateRequest {
@@ -221,7 +272,15 @@ function activateRequest(source: Source, options: DeployOptions): ActivateReques
     ...(options.breaking ? { breaking: true } : {}),
     ...(options.takeOver ? { takeOver: options.takeOver } : {}),
     ...(required.length ? { requireSecrets: required } : {}),
+    ...(options.percent === undefined ? {} : { percent: options.percent }),
+    ...(options.auto ? { auto: autoPolicy(options) } : {}),
   };
+}
+
+/** `--auto [steps]` and `--auto-interval`, over the defaults; the deployer validates them. */
+function autoPolicy(options: DeployOptions): AutoPolicy {
+  const steps = typeof options.auto === "string" ? options.auto.split(",").map(Number) : DEFAULT_AUTO.steps;
+  return { ...DEFAULT_AUTO, steps, intervalSeconds: options.autoInterval ?? DEFAULT_AUTO.intervalSeconds };
 }
 
 /** Other builds of the bundle with the version `result` has: a redeploy of changed code under the same version. */
@@ -231,7 +290,9 @@ function sameVersion(view: StatusView, result: ActivateResult): string[] {
 
 function activated(result: ActivateResult): string {
   const lines = [
-    `${result.name} ${result.version} is active`,
+    result.rollout
+      ? `${result.name} ${result.version} takes ${result.rollout.percent}% of new calls beside ${result.rollout.stable} (promote or abort it)`
+      : `${result.name} ${result.version} is active`,
     `  build       ${result.buildId}`,
     `  deployment  ${result.deploymentId}`,
     `  services    ${result.services.join(", ")}`,
