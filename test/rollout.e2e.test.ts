@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/deployer.ts";
 import type { StatusView } from "../control/lifecycle.ts";
+import { DEFAULT_AUTO } from "../control/rollout.ts";
 import { parseSplit, toCanary } from "../control/workerd/router/split.js";
 import { gridironOf } from "./cli.ts";
 import { IngressError } from "./ingress.ts";
@@ -205,6 +206,12 @@ describe("gradual rollouts", () => {
     await expect(refused).rejects.toThrow(/shape is a virtual_object on the stable build, a service on the canary/);
     expect(await status("shape")).toEqual(before.status);
     expect(await deployments()).toEqual(before.deployments);
+
+    // No per-build outcome counts on this mesh (issue #26): the automatic analysis is refused.
+    const auto = activate("shape", fx.sources.shapeV1, { version: "3.0.0", auto: DEFAULT_AUTO });
+    await expect(auto).rejects.toMatchObject({ status: 501 });
+    await expect(auto).rejects.toThrow(/automatic rollouts need per-build outcome counts/);
+    expect(await status("shape")).toEqual(before.status);
   }, 120_000);
 
   test("rollout, promote and abort without a rollout are 409s; a rollout refuses a plain deploy", async () => {

@@ -1,6 +1,7 @@
 // @ts-check
 // The one worker on Gridiron's workerd socket. Requests for /{name}/{buildId}/... go to that
-// build unchanged (the Restate SDK matches its paths by suffix). A build is compiled through the
+// build unchanged (the Restate SDK matches its paths by suffix); requests for a rollout's split,
+// /{name}/split~{stable}~{canary}~{percent}/..., go to one of its two builds (split.js). A build is compiled through the
 // Worker Loader on its first request, from the files in the bundles dir, so a deploy never
 // restarts workerd. Only requests Restate signed reach a build (identity.js), and only builds
 // listed in the routes file (on the ROUTES disk) are served. The control paths (protocol.js):
