@@ -803,6 +803,12 @@ export function deployerObject(
               ? await ctx.run(`look at ${record.buildId}`, () => admin.observeDeployment(deploymentId))
               : undefined;
             const affected = observed ? observed.pinned + observed.running : 0;
+            if (input?.buildId && !input.force && heldBySplit(await splitsOf(ctx), record.buildId)) {
+              throw new UserError(
+                `build ${record.buildId} still takes calls through a rollout's split that is draining; wait for it, or pass "force": true`,
+                409,
+              );
+            }
             if (input?.buildId && !input.force && observed && !isDrained(observed)) {
               throw new UserError(
                 `build ${record.buildId} is not drained: ${affected} invocation(s) still run on it${observed.latestFor.length ? ` and it is the latest for ${observed.latestFor.join(", ")}` : ""}; wait for it, or pass "force": true`,

@@ -142,6 +142,11 @@ describe("gradual rollouts", () => {
 
   test("promote makes the canary the active build; the stable build and the split drain and are pruned", async () => {
     const split50 = (await status("counter")).rollout?.deploymentId;
+    // A call the 50% split sends to the stable build, still sleeping when the canary is promoted.
+    const split = { stable: stable.buildId, canary: canary.buildId, percent: 50 };
+    const onStable = [...Array(100).keys()].map((i) => `held-${i}`).find((key) => !toCanary(split, key)) as string;
+    const sleeping = await fx.ingress.send(`counter/${onStable}/add`, { delayMs: 5_000 });
+    await eventually(async () => expect(await pinnedTo(sleeping)).toBe(split50));
     const promoted = await fx.ingress.call<ActivateResult>("deployer/counter/promote");
     expect(promoted.buildId).toBe(canary.buildId);
     expect(await latestFor("counter")).toBe(promoted.deploymentId);
@@ -149,6 +154,11 @@ describe("gradual rollouts", () => {
     const view = await status("counter");
     expect(view.active).toBe(canary.buildId);
     expect(view.rollout).toBeUndefined();
+    // The stable build cannot be pruned while the draining split still sends that call to it.
+    const prune = fx.ingress.call("deployer/counter/prune", { buildId: stable.buildId });
+    await expect(prune).rejects.toMatchObject({ status: 409 });
+    await expect(prune).rejects.toThrow(/through a rollout's split that is draining/);
+    expect(await fx.ingress.attach(sleeping)).toBe(1);
     await eventually(async () => {
       expect(await deployments()).not.toContain(split50);
       const builds = (await status("counter")).builds;
