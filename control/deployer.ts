@@ -12,6 +12,7 @@ import { asTerminalError, BundleError, UserError } from "./errors.ts";
 import {
   afterDrainCheck,
   type BuildRecord,
+  type DrainStep,
   type Drift,
   drainStep,
   driftOf,
@@ -767,14 +768,19 @@ export function deployerObject(
           const record = records.find((r) => r.buildId === check.buildId);
           if (!record) return await checkSplitDrain(ctx, check);
           if (!isCurrentDrainCheck(record, check.watch)) return;
-          // A build a split still sends calls to is busy, whatever its own deployment shows.
-          const held = heldBySplit(await splitsOf(ctx), record.buildId);
+          // A build a split still sends calls to is busy, whatever its own deployment shows; an
+          // aborted canary may have no deployment of its own, so nothing else runs on it.
           const deploymentId = record.deploymentId;
-          const observed =
-            held || !deploymentId
-              ? { latestFor: [], pinned: held ? 1 : 0, paused: 0, running: 0 }
-              : await ctx.run("look at Restate", () => admin.observeDeployment(deploymentId));
-          const drain = drainStep(record, observed, await ctx.date.now(), settings.drainGraceMs);
+          const drain: DrainStep = heldBySplit(await splitsOf(ctx), record.buildId)
+            ? { kind: "busy" }
+            : drainStep(
+                record,
+                deploymentId
+                  ? await ctx.run("look at Restate", () => admin.observeDeployment(deploymentId))
+                  : { latestFor: [], pinned: 0, paused: 0, running: 0 },
+                await ctx.date.now(),
+                settings.drainGraceMs,
+              );
           const followUp = afterDrainCheck(record, drain, await now(ctx), settings.drainPollMs);
           const next =
             followUp.kind === "prune"
