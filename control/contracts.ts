@@ -84,6 +84,7 @@ export const Step = {
   register: "register with Restate",
   undoRegistration: "undo a registration unlike the proof",
   unregister: "unregister from Restate",
+  unregisterSplit: "unregister split from Restate",
 } as const;
 export type StepName = (typeof Step)[keyof typeof Step];
 

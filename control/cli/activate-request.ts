@@ -1,5 +1,6 @@
 import type { Egress } from "../domain/bundle.ts";
 import type { CellRequest } from "../domain/placement.ts";
+import { type AutoPolicy, DEFAULT_AUTO } from "../domain/rollout.ts";
 import type { ActivateRequest } from "../objects/deployer.ts";
 import { describe } from "./failure.ts";
 import type { Source } from "./project.ts";
@@ -22,6 +23,11 @@ export interface DeployOptions {
   sha256?: string;
   cell?: CellRequest;
   egress?: string[];
+  /** Roll the build out to this share of new calls beside the active build (see Gradual rollouts). */
+  percent?: number;
+  /** `--auto [steps]`: step the rollout up by itself. */
+  auto?: boolean | string;
+  autoInterval?: number;
 }
 
 /** The deployer's activate request for a prepared source. */
@@ -38,7 +44,15 @@ export function activateRequest(source: Source, options: DeployOptions): Activat
     ...(options.cell ? { cell: options.cell } : {}),
     ...(options.egress ? { egress: egressOf(options.egress) } : {}),
     ...(required.length ? { requireSecrets: required } : {}),
+    ...(options.percent === undefined ? {} : { percent: options.percent }),
+    ...(options.auto ? { auto: autoPolicy(options) } : {}),
   };
+}
+
+/** `--auto [steps]` and `--auto-interval`, over the defaults; the deployer validates them. */
+function autoPolicy(options: DeployOptions): AutoPolicy {
+  const steps = typeof options.auto === "string" ? options.auto.split(",").map(Number) : DEFAULT_AUTO.steps;
+  return { ...DEFAULT_AUTO, steps, intervalSeconds: options.autoInterval ?? DEFAULT_AUTO.intervalSeconds };
 }
 
 /** `--egress none`, or the hosts the build may fetch from. */

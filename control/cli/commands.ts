@@ -4,6 +4,7 @@ import type { ClusterNode } from "../cluster/members.ts";
 import { clusterClient } from "../contracts.ts";
 import type { BuildView, StatusView } from "../domain/lifecycle.ts";
 import { CellRequest } from "../domain/placement.ts";
+import { DEFAULT_AUTO } from "../domain/rollout.ts";
 import type { ActivateRequest, ActivateResult } from "../objects/deployer.ts";
 import { loadSettings } from "../settings.ts";
 import { activateRequest, DEFAULT_VERSION, type DeployOptions, inSourceTerms } from "./activate-request.ts";
@@ -24,7 +25,7 @@ import { logCommands } from "./logs.ts";
 import { Progress } from "./progress.ts";
 import { prepareSource, type Source } from "./project.ts";
 import { secretCommands } from "./secret.ts";
-import { buildRows, formatTable, nodeRows } from "./status.ts";
+import { buildRows, formatTable, nodeRows, rolloutSummary } from "./status.ts";
 import { uploadBuild } from "./upload.ts";
 import { watch } from "./watch.ts";
 
@@ -86,6 +87,16 @@ export function commands(program: Command): void {
         "dedicated: a workerd cell of the bundle's own; shared: back among the others",
       ).choices(CellRequest.options),
     )
+    .option("--percent <n>", "roll the build out to N% of new calls beside the active build (1-99)", Number)
+    .option(
+      "--auto [steps]",
+      `step the rollout up by itself while the canary's errors stay near the stable build's (default steps ${DEFAULT_AUTO.steps.join(",")}, then promote)`,
+    )
+    .option(
+      "--auto-interval <seconds>",
+      `how long each step runs before it is judged (default ${DEFAULT_AUTO.intervalSeconds})`,
+      Number,
+    )
     .action(async (path: string, options: DeployOptions) => {
       const connection = await connect();
       requireToken(connection);
@@ -127,7 +138,7 @@ export function commands(program: Command): void {
         () =>
           (nodes ? `${formatTable(nodeRows(nodes))}\n` : "") +
           (statuses.length
-            ? formatTable(statuses.flatMap(buildRows))
+            ? formatTable(statuses.flatMap(buildRows)) + statuses.map(rolloutSummary).join("")
             : "no bundles deployed yet (try `gridiron deploy`)\n"),
       );
     });
@@ -191,6 +202,43 @@ export function commands(program: Command): void {
           ? result.pruned.map((p) => `pruned ${p.buildId} (${p.affectedInvocations} invocation(s) affected)\n`).join("")
           : `nothing of ${name} to prune\n`,
       );
+    });
+
+  program
+    .command("rollout")
+    .description("give the canary of a rollout in progress another share of new calls")
+    .argument("<name>", "bundle name")
+    .requiredOption("--percent <n>", "the canary's share of new calls, 1-99", Number)
+    .action(async (name: string, options: { percent: number }) => {
+      const connection = await connect();
+      requireToken(connection);
+      const send = await sendClient(connection, name).rollout({ percent: options.percent }, attachable());
+      const result = await watch(connection, send, new Progress(Boolean(globals().json)));
+      print(result, () => activated(result));
+    });
+
+  program
+    .command("promote")
+    .description("make the canary of a rollout in progress the active build")
+    .argument("<name>", "bundle name")
+    .action(async (name: string) => {
+      const connection = await connect();
+      requireToken(connection);
+      const send = await sendClient(connection, name).promote(attachable());
+      const result = await watch(connection, send, new Progress(Boolean(globals().json)));
+      print(result, () => activated(result));
+    });
+
+  program
+    .command("abort")
+    .description("end a rollout: the stable build takes every new call again, the canary drains")
+    .argument("<name>", "bundle name")
+    .action(async (name: string) => {
+      const connection = await connect();
+      requireToken(connection);
+      const send = await sendClient(connection, name).abort(attachable());
+      const result = await watch(connection, send, new Progress(Boolean(globals().json)));
+      print(result, () => `aborted: ${activated(result)}`);
     });
 
   program
@@ -274,7 +322,9 @@ function sameVersion(view: StatusView, result: ActivateResult): string[] {
 
 function activated(result: ActivateResult): string {
   const lines = [
-    `${result.name} ${result.version} is active`,
+    result.rollout
+      ? `${result.name} ${result.version} takes ${result.rollout.percent}% of new calls beside ${result.rollout.stable} (promote or abort it)`
+      : `${result.name} ${result.version} is active`,
     `  build       ${result.buildId}`,
     `  deployment  ${result.deploymentId}`,
     `  cell        ${result.cell}`,

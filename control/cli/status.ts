@@ -88,6 +88,23 @@ export function buildRows(status: StatusView): Record<string, string>[] {
   }));
 }
 
+/**
+ * A line on a bundle's rollout in progress, if it has one: which build takes what share of new
+ * calls, since when, and the automatic analysis's next step.
+ */
+export function rolloutSummary(status: StatusView): string {
+  const rollout = status.rollout;
+  if (!rollout) return "";
+  const auto = rollout.auto
+    ? `; next: ${rollout.auto.next.percent === "promote" ? "promote" : `${rollout.auto.next.percent}%`} at ${rollout.auto.next.at}${rollout.auto.waiting ? ` (waiting: ${rollout.auto.waiting})` : ""}`
+    : "; promote or abort by hand";
+  const draining = rollout.splits.filter((s) => s.state !== "active");
+  const older = draining.length
+    ? `; ${draining.map((s) => `${s.percent}% split ${s.state} (${s.pinned} pinned)`).join(", ")}`
+    : "";
+  return `${status.name}: canary ${rollout.canary} takes ${rollout.percent}% of new calls, ${rollout.stable} ${100 - rollout.percent}%, since ${rollout.stepAt}${auto}${older}\n`;
+}
+
 /** One row per node of a cluster: Restate's view of it, and what its workerd serves. */
 export function nodeRows(nodes: ClusterNode[]): Record<string, string>[] {
   return nodes.map((node) => ({

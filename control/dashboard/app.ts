@@ -58,6 +58,14 @@ const ACTIONS = {
       return `pruned ${pruned.map((p) => p.buildId).join(", ")} of ${bundle}`;
     },
   ),
+  promote: defineAction(z.object({ bundle: BundleName }), async (deployer, { bundle }) => {
+    const result = await deployer.promote();
+    return `promoted ${result.version} (${result.buildId}): it is the active build of ${bundle}`;
+  }),
+  abort: defineAction(z.object({ bundle: BundleName }), async (deployer, { bundle }) => {
+    const result = await deployer.abort();
+    return `aborted the rollout of ${bundle}: ${result.version} (${result.buildId}) takes every new call`;
+  }),
   resume: defineAction(z.object({ bundle: BundleName }), async (deployer, { bundle }) => {
     const { resumed } = await deployer.resumePaused();
     return `resumed ${resumed.length} invocation(s) of ${bundle}`;

@@ -2,6 +2,7 @@ import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
 import { duration, type Step } from "../domain/journal-steps.ts";
 import { type BuildView, canRollBackTo, type StatusView } from "../domain/lifecycle.ts";
+import type { RolloutView } from "../domain/rollout.ts";
 import type { LogRecord } from "../logs/records.ts";
 import type { BuildOutcomes, LogFilter } from "../logs/store.ts";
 import type { Dashboard } from "./data.ts";
@@ -30,7 +31,7 @@ th{font-weight:600;color:#56607a;border-top:0}
 .badge{display:inline-block;padding:0 .5rem;border-radius:9px;font-size:12px;font-weight:600}
 .active{background:#d7f5df;color:#116329}.draining{background:#fff1c7;color:#7a5300}
 .drained{background:#e3e8ff;color:#2e3d99}.pruned{background:#eceef2;color:#56607a}
-.failed,.drifted{background:#ffdede;color:#9b1c1c}
+.failed,.drifted{background:#ffdede;color:#9b1c1c}.canary{background:#ffe3c2;color:#8a3b00}
 code{font-size:12px;background:#f1f3f6;padding:0 .25rem;border-radius:3px}
 button{font:inherit;cursor:pointer} form{display:inline} .muted{color:#6b7488}
 .flash{background:#fffbe6;border:1px solid #f0d98a;padding:.5rem .8rem;border-radius:6px;margin-bottom:1rem}
@@ -113,10 +114,29 @@ function bundleSection(bundle: StatusView, dashboard: Dashboard, viewer: Viewer)
   const columns = viewer.admin ? 7 : 6;
   return html`<section data-bundle="${bundle.name}"><h2>${bundle.name}
     ${active ? html`<span class="badge ${active.state}">${active.version} ${active.state}</span>` : html`<span class="badge pruned">no active build</span>`}</h2>
+    ${bundle.rollout ? rolloutLine(bundle.name, bundle.rollout, viewer) : ""}
     ${viewer.admin ? bundleActions(bundle, drained, paused) : ""}
     <table><thead><tr><th>version</th><th>build</th><th>state</th><th>since</th><th>invocations</th><th>message / source</th>${viewer.admin ? html`<th></th>` : ""}</tr></thead>
     <tbody>${[...live, ...done.slice(0, DONE_SHOWN)].map((build) => buildRow(bundle.name, build, dashboard, viewer))}
     ${folded > 0 ? html`<tr class="folded"><td colspan="${columns}" class="muted">${folded} more pruned or failed build${folded === 1 ? "" : "s"}: <code>npx gridiron builds ${bundle.name}</code></td></tr>` : ""}</tbody></table></section>`;
+}
+
+/** The rollout in progress: each build's share of new calls, the next automatic step, promote and abort. */
+function rolloutLine(name: string, rollout: RolloutView, viewer: Viewer): Html {
+  const next = rollout.auto
+    ? `next: ${rollout.auto.next.percent === "promote" ? "promote" : `${rollout.auto.next.percent}%`} at ${rollout.auto.next.at}${rollout.auto.waiting ? ` (waiting: ${rollout.auto.waiting})` : ""}`
+    : "promoted or aborted by hand";
+  const older = rollout.splits.filter((s) => s.state !== "active");
+  return html`<div class="actions" data-rollout="${rollout.percent}"><span class="badge canary">rollout</span>
+    canary <code>${rollout.canary}</code> takes <strong>${rollout.percent}%</strong> of new calls,
+    <code>${rollout.stable}</code> ${100 - rollout.percent}%, since ${rollout.stepAt}; <span class="muted">${next}</span>
+    ${older.map((s) => html`<br><span class="muted">${s.percent}% split ${s.state}, ${s.pinned} pinned</span>`)}
+    ${
+      viewer.admin
+        ? html`<br>${action("promote", { bundle: name }, "Promote", `Make ${rollout.canary} the active build of ${name}? It takes every new call.`)}
+    ${action("abort", { bundle: name }, "Abort", `Abort the rollout of ${name}? ${rollout.stable} takes every new call again; calls running on the canary finish there.`)}`
+        : ""
+    }</div>`;
 }
 
 function bundleActions(bundle: StatusView, drained: BuildView[], paused: number): Html {
@@ -124,7 +144,7 @@ function bundleActions(bundle: StatusView, drained: BuildView[], paused: number)
   const list = drained.map((b) => `${b.version} (${b.buildId})`).join(", ");
   // Offered by the deployer's own rule: only where a build to go back to exists.
   return html`<div class="actions">
-    ${bundle.builds.some(canRollBackTo) ? action("rollback", { bundle: name }, "Roll back", `Roll ${name} back? New calls go to its previous build; calls running now finish where they are.`) : ""}
+    ${bundle.rollout || !bundle.builds.some(canRollBackTo) ? "" : action("rollback", { bundle: name }, "Roll back", `Roll ${name} back? New calls go to its previous build; calls running now finish where they are.`)}
     ${drained.length ? action("prune", { bundle: name }, `Prune ${drained.length} drained`, `Prune these drained builds of ${name}: ${list}? They are unregistered from Restate; their files stay for rollback while kept.`) : ""}
     ${paused ? action("resume", { bundle: name }, `Resume ${paused} paused`, `Move the ${paused} invocation(s) paused on replaced builds of ${name} to its active build?`) : ""}
   </div>`;
@@ -214,7 +234,8 @@ function buildActions(name: string, build: BuildView): Html {
         `Make ${build.version} (${build.buildId}) receive all new calls of ${name}?`,
       )
     : "";
-  if (build.state === "active" || build.state === "drifted" || build.state === "pruned") return html`${rollback}`;
+  const unprunable: BuildView["state"][] = ["active", "drifted", "pruned", "canary"];
+  if (unprunable.includes(build.state)) return html`${rollback}`;
   const prune =
     build.state === "drained"
       ? action(

@@ -70,9 +70,11 @@ describe("isCurrentDrainCheck", () => {
     expect(isCurrentDrainCheck({ ...watched, state: "drained" }, "w1")).toBe(true);
   });
   test("a check from an older watch is stale", () => expect(isCurrentDrainCheck(watched, "w0")).toBe(false));
-  test("a build gone from the records or never registered has nothing to drain", () => {
+  test("a build gone from the records has nothing to drain", () => {
     expect(isCurrentDrainCheck(undefined, "w1")).toBe(false);
-    expect(isCurrentDrainCheck({ ...watched, deploymentId: null }, "w1")).toBe(false);
+  });
+  test("an aborted canary, never registered itself, drains: the splits that send it calls hold it", () => {
+    expect(isCurrentDrainCheck({ ...watched, deploymentId: null }, "w1")).toBe(true);
   });
   test.each(["active", "pruned", "failed"] as const)("a %s build is not drained", (state) =>
     expect(isCurrentDrainCheck({ ...watched, state }, "w1")).toBe(false),

@@ -2,6 +2,7 @@ import type { Build, Vars } from "./bundle.ts";
 import type { RecordedManifest } from "./manifest.ts";
 import type { Owners, TakenOver } from "./ownership.ts";
 import type { ProtocolMode } from "./protocol-mode.ts";
+import type { RolloutView } from "./rollout.ts";
 import { revisionsOf } from "./secrets.ts";
 
 /**
@@ -12,9 +13,11 @@ import { revisionsOf } from "./secrets.ts";
  *      ^                    │                        │                      │
  *      └──────────────── rollback (files still kept) ┴──────────────────────┘
  *   failed: activation did not get as far as serving.
+ *   canary: proved and routed, taking a share of new calls through a split (rollout.ts) until it
+ *   is promoted (active) or aborted (draining, until no split sends it calls).
  */
 
-export const BUILD_STATES = ["active", "draining", "drained", "pruned", "failed"] as const;
+export const BUILD_STATES = ["active", "draining", "drained", "pruned", "failed", "canary"] as const;
 export type BuildState = (typeof BUILD_STATES)[number];
 
 export interface BuildRecord extends Build {
@@ -53,9 +56,10 @@ export interface BuildRecord extends Build {
 
 /**
  * What can be done to a build: an activation makes it active, a rollback makes it active again,
- * an activation of it fails, or it is pruned.
+ * an activation of it fails, or it is pruned; a canary is rolled out to a percentage of new calls
+ * (each step is an event) and promoted (activated) or aborted.
  */
-export const BUILD_EVENTS = ["activated", "rolled back to", "failed", "pruned"] as const;
+export const BUILD_EVENTS = ["activated", "rolled back to", "failed", "pruned", "rolled out", "aborted"] as const;
 export type BuildEvent = (typeof BUILD_EVENTS)[number];
 
 export interface HistoryEntry {
@@ -63,6 +67,8 @@ export interface HistoryEntry {
   event: BuildEvent;
   /** For an activation, successful or failed: from the handler's start to the record's write. */
   durationMs?: number;
+  /** For a rollout step: the canary's percentage. */
+  percent?: number;
 }
 
 export interface Origin {
@@ -93,8 +99,11 @@ export function isDrained(o: DrainObservation): boolean {
  * Whether a delayed drain check still has a replaced build to look at. A check is stale once a
  * newer watch, a rollback or a prune took over its build; it then ends without a look.
  */
-export function isCurrentDrainCheck(record: BuildRecord | undefined, watch: string): record is DeployedRecord {
-  if (!record?.deploymentId || record.watch !== watch) return false;
+export function isCurrentDrainCheck<R extends Pick<BuildRecord, "state" | "watch">>(
+  record: R | undefined,
+  watch: string,
+): record is R {
+  if (!record || record.watch !== watch) return false;
   return record.state === "draining" || record.state === "drained";
 }
 
@@ -122,14 +131,22 @@ export function drainStep(
 }
 
 /** What follows one drain check: look again after `checkAgainMs` with `record` stored, or prune. */
-export type DrainFollowUp = { kind: "watch"; record: BuildRecord; checkAgainMs: number } | { kind: "prune" };
+export type DrainFollowUp<R = BuildRecord> = { kind: "watch"; record: R; checkAgainMs: number } | { kind: "prune" };
+
+/** What drains: a replaced build, or a split (rollout.ts) that is no longer the latest. */
+export type Drainable = Pick<BuildRecord, "state" | "times" | "lastDrainCheck">;
 
 /**
  * The build's next record and next look after a drain step. It looks again at least every poll
  * interval, so work that starts during the grace period is seen and starts it over: a drained
  * build seen busy goes back to draining.
  */
-export function afterDrainCheck(record: BuildRecord, step: DrainStep, now: string, pollMs: number): DrainFollowUp {
+export function afterDrainCheck<R extends Drainable>(
+  record: R,
+  step: DrainStep,
+  now: string,
+  pollMs: number,
+): DrainFollowUp<R> {
   const checked = { ...record, lastDrainCheck: now };
   switch (step.kind) {
     case "busy": {
@@ -149,7 +166,7 @@ export function afterDrainCheck(record: BuildRecord, step: DrainStep, now: strin
   }
 }
 
-export function withState(record: BuildRecord, state: BuildState, now: string): BuildRecord {
+export function withState<R extends Drainable>(record: R, state: BuildState, now: string): R {
   return { ...record, state, times: { ...record.times, [state]: now } };
 }
 
@@ -222,7 +239,8 @@ export function recordPrune(record: BuildRecord, now: string): BuildRecord {
  * offers rollback by the same rule.
  */
 export function canRollBackTo(build: { state: BuildView["state"]; filesKept: boolean }): boolean {
-  return build.state !== "active" && build.state !== "drifted" && build.state !== "failed" && build.filesKept;
+  const unable: BuildView["state"][] = ["active", "drifted", "failed", "canary"];
+  return !unable.includes(build.state) && build.filesKept;
 }
 
 /**
@@ -236,8 +254,11 @@ export function pruneTargets(
   if (!buildId) return records.filter((r) => r.state === "drained");
   const record = records.find((r) => r.buildId === buildId);
   if (!record) return { error: `no build ${buildId}`, status: 404 };
-  if (record.state === "active") {
-    return { error: `build ${buildId} is active; activate or roll back to another build first`, status: 409 };
+  if (record.state === "active" || record.state === "canary") {
+    return {
+      error: `build ${buildId} is ${record.state}; ${record.state === "active" ? "activate or roll back to another build" : "abort or promote its rollout"} first`,
+      status: 409,
+    };
   }
   return record.state === "pruned" ? [] : [record];
 }
@@ -349,6 +370,8 @@ export interface StatusView {
   name: string;
   active: string | null;
   builds: BuildView[];
+  /** The rollout in progress, if one is. */
+  rollout?: RolloutView;
 }
 
 /**
@@ -362,6 +385,7 @@ export function statusView(
   counts: Record<string, InvocationCounts>,
   drift: Drift | undefined,
   serving?: Record<string, string[]>,
+  rollout?: RolloutView,
 ): StatusView {
   const active = records.find((r) => r.state === "active");
   return {
@@ -371,6 +395,7 @@ export function statusView(
       ...buildView(r, counts[r.buildId], r === active ? drift : undefined),
       ...(serving ? { nodes: serving[r.buildId] ?? [] } : {}),
     })),
+    ...(rollout ? { rollout } : {}),
   };
 }
 

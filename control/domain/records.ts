@@ -39,6 +39,7 @@ const HistoryEntryV1 = z.object({
   at: z.string(),
   event: z.enum(BUILD_EVENTS),
   durationMs: z.number().exactOptional(),
+  percent: z.number().exactOptional(),
 });
 const OriginV1 = z.object({ source: z.string(), message: z.string().exactOptional() });
 const TakenOverV1 = z.object({ service: z.string(), from: z.string() });

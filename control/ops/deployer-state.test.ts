@@ -18,7 +18,14 @@ test("reads each bundle's records from the deployer's state, ignoring fields the
       history: [{ at: "t1", event: "activated", durationMs: 5 }],
     },
   ];
-  const state = await readDeployerState(restate([{ service_key: "greeter", value_utf8: JSON.stringify(builds) }]));
+  const rollout = { stable: "1.0.0-a", canary: "2.0.0-b", percent: 10, split: "split~1.0.0-a~2.0.0-b~10" };
+  const state = await readDeployerState(
+    restate([
+      { service_key: "greeter", key: "builds", value_utf8: JSON.stringify(builds) },
+      { service_key: "greeter", key: "rollout", value_utf8: JSON.stringify(rollout) },
+    ]),
+  );
+  expect(state.rollouts).toEqual([{ bundle: "greeter", stable: "1.0.0-a", canary: "2.0.0-b", percent: 10 }]);
   expect(state.bundles).toEqual([
     {
       bundle: "greeter",
@@ -37,7 +44,11 @@ test("reads each bundle's records from the deployer's state, ignoring fields the
 
 test("a record it cannot read fails the reading rather than counting wrong", async () => {
   for (const value_utf8 of ["not json", JSON.stringify([{ buildId: "1-a", state: "gone", deploymentId: null }])]) {
-    await expect(readDeployerState(restate([{ service_key: "x", value_utf8 }]))).rejects.toThrow();
+    await expect(readDeployerState(restate([{ service_key: "x", key: "builds", value_utf8 }]))).rejects.toThrow();
   }
-  await expect(readDeployerState(restate([{ service_key: "x" }]))).rejects.toThrow();
+  await expect(readDeployerState(restate([{ service_key: "x", key: "builds" }]))).rejects.toThrow();
+  const badRollout = JSON.stringify({ stable: "a", canary: "b", percent: "ten" });
+  await expect(
+    readDeployerState(restate([{ service_key: "x", key: "rollout", value_utf8: badRollout }])),
+  ).rejects.toThrow();
 });

@@ -36,8 +36,10 @@ describe("deployFacts", () => {
       { bundle: "greeter", event: "rolled back to", count: 1 },
       { bundle: "greeter", event: "failed", count: 1 },
       { bundle: "greeter", event: "pruned", count: 2 },
+      { bundle: "greeter", event: "rolled out", count: 0 },
+      { bundle: "greeter", event: "aborted", count: 0 },
     ]);
-    expect(facts.events.filter((e) => e.bundle === "empty").map((e) => e.count)).toEqual([0, 0, 0, 0]);
+    expect(facts.events.filter((e) => e.bundle === "empty").map((e) => e.count)).toEqual([0, 0, 0, 0, 0, 0]);
   });
 
   test("gives every activation's duration in seconds, by result; rollbacks and prunes have none", () => {
@@ -55,6 +57,7 @@ describe("deployFacts", () => {
       { bundle: "greeter", state: "drained", count: 0 },
       { bundle: "greeter", state: "pruned", count: 1 },
       { bundle: "greeter", state: "failed", count: 0 },
+      { bundle: "greeter", state: "canary", count: 0 },
     ]);
   });
 

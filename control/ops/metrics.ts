@@ -89,6 +89,12 @@ export function opsRegistry(settings: Settings, servedBy: OpsProcess): Registry 
   for (const [name, event, help] of [
     ["gridiron_rollbacks_total", "rolled back to", "Rollbacks of a bundle: a build made active again by rollback"],
     ["gridiron_prunes_total", "pruned", "Builds of a bundle pruned: unregistered from Restate and unrouted"],
+    [
+      "gridiron_rollout_steps_total",
+      "rolled out",
+      "Rollout steps of a bundle: a canary given a percentage of new calls",
+    ],
+    ["gridiron_rollout_aborts_total", "aborted", "Rollouts of a bundle aborted, by hand or by the automatic analysis"],
   ] as const) {
     new Counter({
       name,
@@ -141,6 +147,30 @@ export function opsRegistry(settings: Settings, servedBy: OpsProcess): Registry 
       },
     });
   }
+
+  new Gauge({
+    name: "gridiron_rollout_percent",
+    help: "The canary's share of new calls in a bundle's rollout in progress (the stable build has the rest); absent without one",
+    labelNames: ["bundle", "stable", "canary"] as const,
+    registers,
+    async collect() {
+      const rollouts = (await reading())?.state.rollouts;
+      this.reset();
+      for (const { bundle, stable, canary, percent } of rollouts ?? []) this.set({ bundle, stable, canary }, percent);
+    },
+  });
+
+  new Gauge({
+    name: "gridiron_rollout_next_judgement_timestamp_seconds",
+    help: "When the automatic analysis next judges a bundle's rollout (Unix time); absent for rollouts by hand",
+    labelNames: ["bundle"] as const,
+    registers,
+    async collect() {
+      const rollouts = (await reading())?.state.rollouts;
+      this.reset();
+      for (const { bundle, auto } of rollouts ?? []) if (auto) this.set({ bundle }, Date.parse(auto.nextAt) / 1000);
+    },
+  });
 
   new Gauge({
     name: "gridiron_workerd_resident_memory_bytes",

@@ -16,7 +16,7 @@ const ROUTES = "routes";
 const TAIL = "tail";
 const COLLECTOR = "collector";
 /** The router's modules (in router/), main first, by the names they import each other under. */
-const ROUTER_MODULES = ["router.js", "identity.js", "protocol.js", "secrets.js"];
+const ROUTER_MODULES = ["router.js", "identity.js", "protocol.js", "secrets.js", "split.js"];
 /** The tail worker's modules (in router/), main first. */
 const TAIL_MODULES = ["tail.js", "logs.js"];
 

@@ -1,6 +1,7 @@
 // @ts-check
 // The one worker on Gridiron's workerd socket. Requests for /{name}/{buildId}/... go to that
-// build unchanged (the Restate SDK matches its paths by suffix). A build is compiled through the
+// build unchanged (the Restate SDK matches its paths by suffix); requests for a rollout's split,
+// /{name}/split~{stable}~{canary}~{percent}/..., go to one of its two builds (split.js). A build is compiled through the
 // Worker Loader on its first request, from the files in the bundles dir, so a deploy never
 // restarts workerd. Only requests Restate signed reach a build (identity.js), and only builds
 // listed in the routes file (on the ROUTES disk) are served. The control paths (protocol.js):
@@ -15,6 +16,7 @@
 import { identityProblem, refuse } from "./identity.js";
 import { CONTROL_PREFIX, DRAIN_PATH, LOAD_FAILED, ROUTES_FILE, ROUTES_PATH, WARM_PATH } from "./protocol.js";
 import { openSecrets } from "./secrets.js";
+import { affinityOf, parseSplit, toCanary } from "./split.js";
 
 /** @import { Build, EgressProps, Env, RoutedBuild, RouterContext, WorkerCode, WorkerModule } from "./types.ts" */
 /** @import { ModuleType } from "../../../domain/bundle.ts" */
@@ -111,10 +113,10 @@ export default {
     }
     if (pathname === "/") return Response.json({ builds: live.size });
 
-    const [, name, buildId] = pathname.split("/");
-    const problem = await identityProblem(request, env, `/${name}/${buildId}`, pathname);
+    const [, name, segment = ""] = pathname.split("/");
+    const problem = await identityProblem(request, env, `/${name}/${segment}`, pathname);
     if (problem) return refuse(problem);
-    const id = `${name}/${buildId}`;
+    const id = `${name}/${buildIdFor(segment, request, pathname)}`;
     const build = live.get(id);
     if (!build) return new Response(`no build "${id}" is live on this workerd\n`, { status: 404 });
     const answered = env.DISCOVERY === "recorded" ? answeredByRouter(build, pathname) : undefined;
@@ -189,6 +191,22 @@ function answeredByRouter(build, pathname) {
     });
   }
   return new Response(build.manifest.body, { headers: { "content-type": build.manifest.contentType } });
+}
+
+/**
+ * The build a request to the deployment at `segment` goes to: the build it names, or for a split
+ * (split.js) the stable or canary build by the request's key or invocation. A split's discovery
+ * is the canary's: both builds have the same shape (the deployer checked), and the canary's
+ * handler options are the ones that stay once it is promoted.
+ * @param {string} segment
+ * @param {Request} request
+ * @param {string} pathname
+ */
+function buildIdFor(segment, request, pathname) {
+  const split = parseSplit(segment);
+  if (!split) return segment;
+  if (pathname.endsWith("/discover")) return split.canary;
+  return toCanary(split, affinityOf(request.headers)) ? split.canary : split.stable;
 }
 
 /** @param {Env} env */
