@@ -43,6 +43,8 @@ describe("gradual rollouts", () => {
       greeterV2: ["greeter", { GREETING: '"Howdy"' }],
       shapeV1: ["test/fixtures/shape"],
       shapeV2: ["test/fixtures/shape", { OBJECT: "false" }],
+      flakyFixed: ["test/fixtures/flaky", { BROKEN: "false" }],
+      flakyBroken: ["test/fixtures/flaky"],
     },
     {
       GRIDIRON_DRAIN_POLL_SECONDS: String(POLL_S),
@@ -216,13 +218,27 @@ describe("gradual rollouts", () => {
     await expect(refused).rejects.toThrow(/shape is a virtual_object on the stable build, a service on the canary/);
     expect(await status("shape")).toEqual(before.status);
     expect(await deployments()).toEqual(before.deployments);
-
-    // No per-build outcome counts on this mesh (issue #26): the automatic analysis is refused.
-    const auto = activate("shape", fx.sources.shapeV1, { version: "3.0.0", auto: DEFAULT_AUTO });
-    await expect(auto).rejects.toMatchObject({ status: 501 });
-    await expect(auto).rejects.toThrow(/automatic rollouts need per-build outcome counts/);
-    expect(await status("shape")).toEqual(before.status);
   }, 120_000);
+
+  test("--auto aborts a canary whose calls fail, judged by the builds' outcomes; no call is lost", async () => {
+    await activate("flaky", fx.sources.flakyFixed);
+    const broken = await activate("flaky", fx.sources.flakyBroken, {
+      version: "2.0.0",
+      percent: 50,
+      auto: { ...DEFAULT_AUTO, steps: [50], intervalSeconds: 2, minCalls: 3 },
+    });
+    // Every call that lands on the broken canary fails twice and pauses (the fixture's retry policy).
+    const calls = [...Array(30).keys()].map(() => fx.ingress.call<string>("flaky/run"));
+    await eventually(async () => {
+      const view = await status("flaky");
+      expect(view.rollout).toBeUndefined();
+      const canary = view.builds.find((b) => b.buildId === broken.buildId);
+      expect(canary?.history?.map((h) => h.event)).toContain("aborted");
+    }, 90_000);
+    // Paused calls pinned to the aborted canary move to the stable build and finish there.
+    await fx.ingress.call("deployer/flaky/resumePaused");
+    expect(await Promise.all(calls)).toEqual(Array(30).fill("fixed"));
+  }, 180_000);
 
   test("rollout, promote and abort without a rollout are 409s; a rollout refuses a plain deploy", async () => {
     await expect(fx.ingress.call("deployer/shape/promote")).rejects.toMatchObject({ status: 409 });

@@ -1,5 +1,6 @@
 import { request } from "undici";
 import { z } from "zod";
+import type { BuildOutcomes as RolloutOutcomes } from "../domain/rollout.ts";
 import type { Settings } from "../settings.ts";
 import { OUTCOMES, type Outcome } from "./records.ts";
 import type { BuildOutcomes } from "./store.ts";
@@ -46,6 +47,23 @@ export async function meshOutcomes(settings: Settings): Promise<MeshOutcomes> {
     builds: sumOutcomes(readings.flatMap((r) => (r.builds ? [r.builds] : []))),
     answered: readings.filter((r) => r.builds).map((r) => r.node.name),
     missing: readings.filter((r) => !r.builds).map((r) => r.node.name),
+  };
+}
+
+/**
+ * What the automatic rollout analysis reads (domain/rollout.ts): a build's attempts across the
+ * mesh, ok or failed (error, exception or killed). The nodes keep rates for the last minute
+ * only, so the window is the minute before the judgement, whatever `fromMs` the step began at:
+ * a step's interval should be a minute or more for the judgement to see the whole of it.
+ */
+export function rolloutOutcomes(settings: Settings): RolloutOutcomes {
+  return {
+    async counts(name, buildId) {
+      const { builds } = await meshOutcomes(settings);
+      const last = builds.find((b) => b.bundle === name && b.build === buildId)?.lastMinute;
+      if (!last) return { ok: 0, error: 0 };
+      return { ok: last.ok, error: last.error + last.exception + last.killed };
+    },
   };
 }
 

@@ -745,7 +745,7 @@ export function deployerObject(
           if (problem) throw new UserError(problem);
           if (input.auto && !outcomes) {
             throw new UserError(
-              "automatic rollouts need per-build outcome counts, which this mesh does not collect yet: roll out by hand with rollout, promote and abort",
+              "automatic rollouts need per-build outcome counts, which this mesh does not collect (GRIDIRON_LOGS=false): roll out by hand with rollout, promote and abort",
               501,
             );
           }

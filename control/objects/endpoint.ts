@@ -5,6 +5,7 @@ import { bundlesObject } from "../cluster/store.ts";
 import { readAdminToken } from "../credentials/admin-token.ts";
 import { identityPublicKey } from "../credentials/request-identity.ts";
 import { secretsPublicKey } from "../credentials/secrets-key.ts";
+import { rolloutOutcomes } from "../logs/outcomes.ts";
 import { announceReady } from "../node/supervisor-ipc.ts";
 import { quarantineCell } from "../node/workerd/cells.ts";
 import { stopProofs, sweepProofs } from "../node/workerd/proof.ts";
@@ -28,7 +29,13 @@ export async function serveDeployer(settings: Settings): Promise<void> {
     // In a cluster, builds are also stored in Restate for every node to fetch (cluster/store.ts),
     // and `cluster` tells what each node serves.
     services: [
-      deployerObject(settings, token, await secretsPublicKey(settings)),
+      deployerObject(
+        settings,
+        token,
+        await secretsPublicKey(settings),
+        // What an automatic rollout judges a canary by: the builds' outcomes the logs count.
+        settings.logs.attribution ? rolloutOutcomes(settings) : undefined,
+      ),
       routesObject(token, { cells: settings.cells, quarantineCell: quarantineCell(settings) }),
       ...(settings.cluster ? [bundlesObject(token), clusterService(settings)] : []),
     ],

@@ -34,6 +34,20 @@ let routes;
 /** @type {Map<string, WorkerCode>} id -> the code the Worker Loader compiles, once read from the bundles dir. */
 const code = new Map();
 
+/**
+ * A split's request as its build sees it: under the build's own path, so the tail worker, which
+ * attributes lines and outcomes by the path, counts it for the build that ran it (what a rollout's
+ * analysis judges by). The SDK matches its paths by suffix, so the build answers it the same.
+ * @param {Request} request
+ * @param {string} id
+ * @param {string} prefix
+ */
+function underBuild(request, id, prefix) {
+  const url = new URL(request.url);
+  url.pathname = `/${id}${url.pathname.slice(prefix.length)}`;
+  return new Request(url, request);
+}
+
 /** @param {Env} env */
 async function readRoutes(env) {
   const response = await env.ROUTES.fetch(`http://routes/${ROUTES_FILE}`);
@@ -116,13 +130,14 @@ export default {
     const [, name, segment = ""] = pathname.split("/");
     const problem = await identityProblem(request, env, `/${name}/${segment}`, pathname);
     if (problem) return refuse(problem);
-    const id = `${name}/${buildIdFor(segment, request, pathname)}`;
+    const buildId = buildIdFor(segment, request, pathname);
+    const id = `${name}/${buildId}`;
     const build = live.get(id);
     if (!build) return new Response(`no build "${id}" is live on this workerd\n`, { status: 404 });
     const answered = env.DISCOVERY === "recorded" ? answeredByRouter(build, pathname) : undefined;
     if (answered) return answered;
     if (draining) await new Promise((resolve) => setTimeout(resolve, HOLD_MS));
-    return serve(env, ctx, id, build, request);
+    return serve(env, ctx, id, build, buildId === segment ? request : underBuild(request, id, `/${name}/${segment}`));
   },
 };
 
