@@ -43,7 +43,9 @@ describe.skipIf(!hasRunit)("the mesh under runit", () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "gridiron-runit-"));
     await cp(join(ROOT, "runit"), join(dir, "service"), { recursive: true });
-    const env = { GRIDIRON_HOME: ROOT, ...(await meshEnv(dir)) };
+    // Under runit a node runs one cell; commands beside it (`just status`) are told so, as the
+    // image's environment tells them (Dockerfile).
+    const env = { GRIDIRON_HOME: ROOT, GRIDIRON_CELLS: "1", ...(await meshEnv(dir)) };
     settings = loadSettings(env);
     runitEnv = env;
     runsvdir = startRunsvdir(join(dir, "service"), env);
