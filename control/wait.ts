@@ -1,7 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Dispatcher, request } from "undici";
+import type { z } from "zod";
 
-/** How Gridiron waits for its parts: one deadline loop, one "answers 200?" probe, one timeout. */
+/**
+ * How Gridiron waits for its parts: one deadline loop, one "answers 200?" probe, one "what does it
+ * answer?" read, one timeout.
+ */
 
 const POLL_MS = 100;
 
@@ -67,5 +71,23 @@ export async function answers(
     return statusCode === 200;
   } catch {
     return false;
+  }
+}
+
+/**
+ * What `url` answers with 200 within `timeoutMs`, parsed by `schema`; undefined for any other
+ * answer, none, or one of another shape (a node asked for its report or counts may be down).
+ */
+export async function answerOf<T>(url: string, schema: z.ZodType<T>, timeoutMs: number): Promise<T | undefined> {
+  try {
+    const { statusCode, body } = await request(url, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    if (statusCode !== 200) {
+      await body.dump();
+      return undefined;
+    }
+    const parsed = schema.safeParse(await body.json());
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
   }
 }

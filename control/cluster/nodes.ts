@@ -1,9 +1,8 @@
-import { request } from "undici";
 import { buildKey, parseBuildKey } from "../contracts.ts";
 import type { Build } from "../domain/bundle.ts";
 import { NodeReport } from "../node/node-agent.ts";
 import type { Settings } from "../settings.ts";
-import { waitFor } from "../wait.ts";
+import { answerOf, waitFor } from "../wait.ts";
 import type { Peer } from "./peers.ts";
 
 /** What asking the nodes needs of the settings: the peers, and the ops port each answers on. */
@@ -23,24 +22,12 @@ export interface PeerState {
 /** What every node of the cluster serves right now, asked of each node's ops port (`/node`). */
 export function askNodes(settings: PeerSettings): Promise<PeerState[]> {
   const peers = settings.cluster?.peers ?? [];
-  return Promise.all(peers.map(async (peer) => ({ peer, report: await ask(settings, peer) })));
-}
-
-async function ask(settings: PeerSettings, peer: Peer): Promise<NodeReport | undefined> {
-  try {
-    const { statusCode, body } = await request(`http://${peer.address}:${settings.ports.ops}/node`, {
-      headersTimeout: ASK_TIMEOUT_MS,
-      bodyTimeout: ASK_TIMEOUT_MS,
-    });
-    if (statusCode !== 200) {
-      await body.dump();
-      return undefined;
-    }
-    const report = NodeReport.safeParse(await body.json());
-    return report.success ? report.data : undefined;
-  } catch {
-    return undefined;
-  }
+  return Promise.all(
+    peers.map(async (peer) => ({
+      peer,
+      report: await answerOf(`http://${peer.address}:${settings.ports.ops}/node`, NodeReport, ASK_TIMEOUT_MS),
+    })),
+  );
 }
 
 /** Whether a node is to serve a build (it was routed) or no longer serve it (it was unrouted). */

@@ -1,7 +1,7 @@
-import { request } from "undici";
 import { z } from "zod";
 import type { BuildOutcomes as RolloutOutcomes } from "../domain/rollout.ts";
 import type { Settings } from "../settings.ts";
+import { answerOf } from "../wait.ts";
 import { OUTCOMES, type Outcome } from "./records.ts";
 import type { BuildOutcomes } from "./store.ts";
 
@@ -42,7 +42,12 @@ export async function meshOutcomes(settings: Settings): Promise<MeshOutcomes> {
   const nodes = settings.cluster
     ? settings.cluster.peers.map((peer) => ({ name: peer.name, url: `http://${peer.address}:${settings.ports.ops}` }))
     : [{ name: "local", url: settings.opsUrl }];
-  const readings = await Promise.all(nodes.map(async (node) => ({ node, builds: await ask(node.url) })));
+  const readings = await Promise.all(
+    nodes.map(async (node) => ({
+      node,
+      builds: await answerOf(`${node.url}/outcomes`, BuildOutcomesList, ASK_TIMEOUT_MS),
+    })),
+  );
   return {
     builds: sumOutcomes(readings.flatMap((r) => (r.builds ? [r.builds] : []))),
     answered: readings.filter((r) => r.builds).map((r) => r.node.name),
@@ -91,21 +96,4 @@ export function errorRate(counts: Record<Outcome, number>): number {
   const failed = counts.error + counts.exception + counts.killed;
   const all = failed + counts.ok;
   return all === 0 ? 0 : failed / all;
-}
-
-async function ask(url: string): Promise<BuildOutcomes[] | undefined> {
-  try {
-    const { statusCode, body } = await request(`${url}/outcomes`, {
-      headersTimeout: ASK_TIMEOUT_MS,
-      bodyTimeout: ASK_TIMEOUT_MS,
-    });
-    if (statusCode !== 200) {
-      await body.dump();
-      return undefined;
-    }
-    const parsed = BuildOutcomesList.safeParse(await body.json());
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
 }
