@@ -108,6 +108,9 @@ async function downloadS3(url: URL, limits: FetchLimits): Promise<Buffer> {
 /** Reads a body into memory, refusing one that says or turns out to be over `maxBytes`. */
 async function readWithin(url: URL, declared: number, body: Readable, maxBytes: number): Promise<Buffer> {
   if (declared > maxBytes) {
+    // undici's body emits an AbortError when destroyed unread; with no reader left, that error
+    // would be an uncaught exception in the process.
+    body.once("error", () => {});
     body.destroy();
     throw new BundleError(`${url} is ${mb(declared)} MB, over the limit of ${mb(maxBytes)} MB`);
   }
