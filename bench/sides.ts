@@ -127,7 +127,7 @@ export async function workerdMb(mesh: TestMesh): Promise<number> {
   return rssMb(await workerdPid(mesh));
 }
 
-/** Gridiron's own processes: its launcher, supervisor, deployer and admin front (all but workerd and restate-server). */
+/** Gridiron's own processes: its supervisor, deployer and admin front (all but workerd and restate-server). */
 export async function gridironOwnPids(mesh: TestMesh): Promise<number[]> {
   const others = new Set([
     ...(await findChildren(mesh, "/workerd ")),

@@ -1,7 +1,7 @@
 import { loadSettings, settingDocs } from "./settings.ts";
 
-// Each command imports what it needs when it runs: the launcher and the admin front are long-lived
-// processes, and loading the supervisor's or the deployer's modules too cost each ~90-140 MB.
+// Each command imports what it needs when it runs: the supervisor, the deployer and the admin front
+// are long-lived processes, and loading each other's modules too cost each ~90-140 MB.
 
 const HELP = `Usage: node control/main.ts <command>
 
@@ -27,29 +27,8 @@ ${settingDocs()
 async function main(command: string | undefined): Promise<void> {
   switch (command) {
     case "start": {
-      const settings = loadSettings();
-      if (!settings.workerdSocketInherited) {
-        const { runWithWorkerdSocket } = await import("./node/launcher.ts");
-        process.exitCode = await runWithWorkerdSocket(settings, import.meta.filename);
-        return;
-      }
-      const { startMesh } = await import("./node/supervisor.ts");
-      const { removeMeshFile, writeMeshFile } = await import("./mesh-file.ts");
-      const mesh = await startMesh(settings);
-      await writeMeshFile(settings);
-      let stopping = false;
-      const shutdown = async (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        console.log(`[gridiron] ${signal}: stopping`);
-        await removeMeshFile(settings);
-        await mesh.stop();
-        console.log("[gridiron] stopped");
-        process.exit(0);
-      };
-      process.on("SIGINT", () => void shutdown("SIGINT"));
-      process.on("SIGTERM", () => void shutdown("SIGTERM"));
-      return;
+      const { runMesh } = await import("./node/supervisor.ts");
+      return runMesh(loadSettings());
     }
     case "deployer": {
       const { serveDeployer } = await import("./objects/endpoint.ts");

@@ -13,7 +13,7 @@ test("the README's Settings table is the settings' own documentation, row for ro
 test("internal settings are left out of the documentation", () => {
   const names = settingDocs().map((doc) => doc.name);
   expect(names).toContain("GRIDIRON_ADMIN_PORT");
-  expect(names).not.toContain("GRIDIRON_WORKERD_SOCKET_FD");
+  expect(names).not.toContain("GRIDIRON_CRASH_POINTS");
 });
 
 test("a data dir too long for Restate's unix sockets is refused at start", () => {

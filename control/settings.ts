@@ -146,8 +146,6 @@ const EnvSchema = z.object({
     z.stringbool().default(true),
     "record every build's lines and outcomes per bundle (`gridiron tail`, `gridiron logs`, per-build metrics); false turns it off (see Logs)",
   ),
-  // Set by the launcher (launcher.ts): cell 0's listening socket is open as fd 3, cell i's as 3 + i.
-  GRIDIRON_WORKERD_SOCKET_FD: z.literal("3").optional(),
   // Set by the crash tests only: the deployer's crash points are live (crash-switch.ts).
   GRIDIRON_CRASH_POINTS: z.stringbool().default(false),
 });
@@ -225,7 +223,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     releaseAfter: e.GRIDIRON_RELEASE_AFTER,
     cells: e.GRIDIRON_CELLS ?? Math.max(2, availableParallelism()),
     watchdog: { hangMs: e.GRIDIRON_WORKERD_HANG_SECONDS * 1000, maxMb: e.GRIDIRON_WORKERD_MAX_MB },
-    workerdSocketInherited: e.GRIDIRON_WORKERD_SOCKET_FD !== undefined,
     crashPoints: e.GRIDIRON_CRASH_POINTS,
     adminToken: e.GRIDIRON_ADMIN_TOKEN,
     adminTokenPath: resolve(dataDir, "admin-token"),

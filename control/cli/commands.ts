@@ -270,9 +270,8 @@ export function commands(program: Command): void {
     .command("start")
     .description("run the mesh in the foreground (what `npm start` runs); Ctrl-C stops everything")
     .action(async () => {
-      const { runWithWorkerdSocket } = await import("../node/launcher.ts");
-      const entry = new URL("../main.ts", import.meta.url).pathname;
-      process.exitCode = await runWithWorkerdSocket(loadSettings(), entry);
+      const { runMesh } = await import("../node/supervisor.ts");
+      await runMesh(loadSettings());
     });
 }
 

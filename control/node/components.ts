@@ -23,7 +23,10 @@ type Component = z.infer<typeof Component>;
  * take their command lines from here, so the two modes cannot drift apart. The supervisor serves
  * the ops port itself (it counts what it sees happen); under runit `ops` is a process of its own.
  */
-export function componentSpecs(settings: Settings): Record<Component, ChildSpec> & { cells: ChildSpec[] } {
+export function componentSpecs(
+  settings: Settings,
+  cellSockets: number[] = [],
+): Record<Component, ChildSpec> & { cells: ChildSpec[] } {
   return {
     restate: {
       name: "restate",
@@ -44,23 +47,25 @@ export function componentSpecs(settings: Settings): Record<Component, ChildSpec>
       },
     },
     admin: { name: "admin", file: process.execPath, args: [CLI_ENTRY, "admin-front"] },
-    workerd: cellSpec(settings, 0),
-    cells: cellIds(settings).map((cell) => cellSpec(settings, cell)),
+    workerd: cellSpec(settings, 0, cellSockets[0]),
+    cells: cellIds(settings).map((cell) => cellSpec(settings, cell, cellSockets[cell])),
     deployer: { name: "deployer", file: process.execPath, args: [CLI_ENTRY, "deployer"], ipc: true },
     ops: { name: "ops", file: process.execPath, args: [CLI_ENTRY, "ops"] },
   };
 }
 
-/** Cell `cell`'s workerd (workerd/cells.ts); runit runs cell 0 alone, as `workerd`. */
-function cellSpec(settings: Settings, cell: number): ChildSpec {
-  // Under the supervisor, every workerd serves the socket the launcher bound for its cell and
-  // reports its probe port on a control pipe; under runit, workerd binds its own address.
-  const supervised = { sharedSocket: settings.workerdSocketInherited, control: settings.workerdSocketInherited };
+/**
+ * Cell `cell`'s workerd (workerd/cells.ts); runit runs cell 0 alone, as `workerd`. Under the
+ * supervisor, every workerd serves the socket the supervisor holds for its cell and reports its
+ * probe port on a control pipe; under runit (no `socket`), workerd binds its own address.
+ */
+function cellSpec(settings: Settings, cell: number, socket: number | undefined): ChildSpec {
+  const supervised = { sharedSocket: socket, control: socket !== undefined };
   return {
     name: cellProcessName(cell),
     file: binaries.workerd(),
     args: workerdArgs(cellConfigPath(settings, cell), supervised),
-    extraFds: workerdFds(supervised, cell),
+    extraFds: workerdFds(supervised),
     // The SDK logs a line per invocation: relayed through the supervisor, that cost 0.1-0.15 ms
     // of its CPU per call (docs/benchmarks.md). Nothing reads workerd's output; it goes to the
     // terminal (or whatever the supervisor's stdout is) unprefixed.

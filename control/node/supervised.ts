@@ -11,8 +11,8 @@ export interface ChildSpec {
   env?: Record<string, string>;
   ipc?: boolean;
   /**
-   * The child's fds from 3 on: one of ours to share (the listening socket the launcher handed
-   * us), a new pipe (e.g. workerd's control messages), or nothing.
+   * The child's fds from 3 on: one of ours to share (a cell's listening socket, held by the
+   * supervisor: cell-sockets.ts), a new pipe (e.g. workerd's control messages), or nothing.
    */
   extraFds?: ExtraFds;
   /**

@@ -1,12 +1,14 @@
 import { catchUp, SYNC_MS, storedFiles } from "../cluster/agent.ts";
 import { readAdminToken } from "../credentials/admin-token.ts";
 import { bundleOfUri } from "../domain/placement.ts";
+import { removeMeshFile, writeMeshFile } from "../mesh-file.ts";
 import { quarantineBundle } from "../objects/routes.ts";
 import { serveOps } from "../ops/server.ts";
 import { watchdogKills } from "../ops/supervisor-metrics.ts";
 import { AdminClient } from "../restate/admin-client.ts";
 import type { Settings } from "../settings.ts";
 import { answers, waitFor, withTimeout } from "../wait.ts";
+import { holdCellSockets } from "./cell-sockets.ts";
 import { componentSpecs, prepareDataDir } from "./components.ts";
 import { NodeAgent, serveAgentSocket } from "./node-agent.ts";
 import { type Child, Supervised } from "./supervised.ts";
@@ -25,15 +27,19 @@ export interface Mesh {
  * Starts workerd, restate-server, the admin API front and the deployer endpoint, waits until the
  * deployer has registered itself with Restate, and keeps all four running until `stop`. Runs the
  * node agent, which the deployer tells over its socket to serve the routes; on a cluster node it
- * first serves what the cluster routes, then polls. Runs under the launcher (launcher.ts), which
- * hands it workerd's listening socket.
+ * first serves what the cluster routes, then polls. Every workerd of cell i serves `cellSockets[i]`
+ * (cell-sockets.ts).
  */
-export async function startMesh(settings: Settings, log: (line: string) => void = console.log): Promise<Mesh> {
+export async function startMesh(
+  settings: Settings,
+  cellSockets: number[],
+  log: (line: string) => void = console.log,
+): Promise<Mesh> {
   await prepareDataDir(settings, log);
   const token = await readAdminToken(settings);
   const admin = new AdminClient({ socketPath: settings.adminSocket });
   const adminFront = new AdminClient({ url: settings.adminUrl, token });
-  const specs = componentSpecs(settings);
+  const specs = componentSpecs(settings, cellSockets);
   const restate = new Supervised(specs.restate, undefined, log);
   const front = new Supervised(specs.admin, undefined, log);
   const cells = specs.cells.map((spec) => new LiveWorkerd(settings, spec, log));
@@ -124,4 +130,25 @@ async function handover(cells: LiveWorkerd[], cell: number): Promise<void> {
   const workerd = cells[cell];
   if (!workerd) throw new Error(`this node runs no cell ${cell}`);
   await workerd.handover();
+}
+
+/**
+ * `npm start`: the mesh in the foreground, its address recorded for the CLI (mesh-file.ts), until
+ * Ctrl-C or SIGTERM stops every process.
+ */
+export async function runMesh(settings: Settings): Promise<void> {
+  const mesh = await startMesh(settings, await holdCellSockets(settings));
+  await writeMeshFile(settings);
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`[gridiron] ${signal}: stopping`);
+    await removeMeshFile(settings);
+    await mesh.stop();
+    console.log("[gridiron] stopped");
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
 }

@@ -6,16 +6,13 @@ import { configServed, killGroup, runningProcesses, servesConfig, workerdArgs } 
 const live = "/data/workerd/config.capnp";
 
 test("a workerd started with workerdArgs is known by its config, however it was started", () => {
-  for (const options of [
-    { sharedSocket: true, control: true },
-    { sharedSocket: false, control: false },
-  ]) {
+  for (const options of [{ sharedSocket: 23, control: true }, { control: false }]) {
     expect(servesConfig(["/bin/workerd", ...workerdArgs(live, options)], live)).toBe(true);
   }
 });
 
 test("a workerd serving another config (a proof's, another mesh's) is not the live one", () => {
-  const args = workerdArgs("/data/proof-1/config.capnp", { sharedSocket: false, control: true });
+  const args = workerdArgs("/data/proof-1/config.capnp", { control: true });
   expect(servesConfig(["/bin/workerd", ...args], live)).toBe(false);
   expect(servesConfig(["/bin/cat", live], live)).toBe(false);
   expect(servesConfig([], live)).toBe(false);
@@ -23,7 +20,7 @@ test("a workerd serving another config (a proof's, another mesh's) is not the li
 
 test("a process's config is read from its argv only when it is a workerd serving one", () => {
   const proof = "/data/proof-1/config.capnp";
-  expect(configServed(["/bin/workerd", ...workerdArgs(proof, { sharedSocket: false, control: true })])).toBe(proof);
+  expect(configServed(["/bin/workerd", ...workerdArgs(proof, { control: true })])).toBe(proof);
   expect(configServed(["/bin/cat", "serve", proof])).toBeUndefined();
 });
 

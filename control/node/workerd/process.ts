@@ -8,7 +8,7 @@ import type { ExtraFds } from "../supervised.ts";
 
 /** How a workerd process is started and how it says it is ready. */
 
-/** The listening socket a supervisor shares with every workerd it starts (see launcher.ts). */
+/** Where workerd finds the listening socket it shares with every workerd of its cell (cell-sockets.ts). */
 export const SHARED_SOCKET_FD = 3;
 /** Where workerd writes its control messages (`--control-fd`): one JSON object per line. */
 export const CONTROL_FD = 4;
@@ -17,8 +17,11 @@ export const CONTROL_FD = 4;
 export const CONFIG_EXTENSION = ".capnp";
 
 export interface WorkerdOptions {
-  /** Serve the http socket on the inherited SHARED_SOCKET_FD instead of binding its address. */
-  sharedSocket: boolean;
+  /**
+   * A listening socket of ours (cell-sockets.ts) for workerd to serve its http socket on, as its
+   * SHARED_SOCKET_FD, instead of binding its address.
+   */
+  sharedSocket?: number | undefined;
   /** Report each socket's port on CONTROL_FD once it listens. */
   control: boolean;
 }
@@ -29,7 +32,7 @@ export function workerdArgs(configPath: string, options: WorkerdOptions): string
     "serve",
     configPath,
     "--experimental",
-    ...(options.sharedSocket ? ["--socket-fd", `http=${SHARED_SOCKET_FD}`] : []),
+    ...(options.sharedSocket !== undefined ? ["--socket-fd", `http=${SHARED_SOCKET_FD}`] : []),
     ...(options.control ? [`--control-fd=${CONTROL_FD}`] : []),
   ];
 }
@@ -96,13 +99,9 @@ export function killGroup({ pid, pgid }: Pick<RunningProcess, "pid" | "pgid">): 
   }
 }
 
-/**
- * A child's fds from 3 on, for execa's `stdio`: its cell's shared socket (ours, passed on: the
- * launcher hands cell i's socket to the supervisor as fd 3 + i, each workerd gets it as its fd 3)
- * and the control pipe.
- */
-export function workerdFds(options: WorkerdOptions, cell = 0): ExtraFds {
-  return [options.sharedSocket ? SHARED_SOCKET_FD + cell : "ignore", options.control ? "pipe" : "ignore"];
+/** A workerd's fds from 3 on, for execa's `stdio`: its cell's shared socket and the control pipe. */
+export function workerdFds(options: WorkerdOptions): ExtraFds {
+  return [options.sharedSocket ?? "ignore", options.control ? "pipe" : "ignore"];
 }
 
 const ControlMessage = z.object({ event: z.string(), socket: z.string().optional(), port: z.number().optional() });

@@ -139,7 +139,7 @@ export async function stopProofs(): Promise<number> {
 }
 
 function spawnWorkerd(config: string) {
-  const options = { sharedSocket: false, control: true };
+  const options = { control: true };
   return execa(binaries.workerd(), workerdArgs(config, options), {
     stdio: ["ignore", "pipe", "pipe", ...execaFds(workerdFds(options))],
     all: true,
