@@ -35,8 +35,13 @@ async function main(command: string | undefined): Promise<void> {
       return serveDeployer(loadSettings());
     }
     case "admin-front": {
+      // Under runit: a process of its own (the supervisor serves it itself).
       const { serveAdminFront } = await import("./restate/admin-front.ts");
-      return serveAdminFront(loadSettings());
+      await serveAdminFront(loadSettings());
+      const stop = () => process.exit(0);
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+      return;
     }
     case "ops": {
       const { serveOps } = await import("./ops/server.ts");

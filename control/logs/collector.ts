@@ -1,6 +1,7 @@
 import { mkdir, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { createServer } from "node:http";
 import { dirname } from "node:path";
+import { closeServer } from "../close-server.ts";
 import { BATCH_PATH } from "../node/workerd/router/logs.js";
 import { BatchSchema } from "./records.ts";
 import type { LogStore } from "./store.ts";
@@ -52,7 +53,7 @@ export async function serveCollector(socketPath: string, store: LogStore): Promi
     server.once("error", reject);
     server.listen(socketPath, resolve);
   });
-  return { close: () => close(server) };
+  return { close: () => closeServer(server) };
 }
 
 function safeJson(text: string): unknown {
@@ -61,10 +62,4 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-function close(server: Server): Promise<void> {
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  server.closeAllConnections();
-  return closed;
 }

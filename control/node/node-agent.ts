@@ -3,11 +3,11 @@ import { createServer } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, request } from "undici";
 import { z } from "zod";
+import { closeServer } from "../close-server.ts";
 import { buildKey } from "../contracts.ts";
 import type { RoutedBuild } from "../domain/ownership.ts";
 import { routedBuilds } from "../objects/routes.ts";
 import type { Settings } from "../settings.ts";
-
 import { cellIds, cellOf, cellUrl } from "./workerd/cells.ts";
 import { writeRoutes } from "./workerd/config.ts";
 import { refreshRoutes } from "./workerd/router-client.ts";
@@ -180,11 +180,7 @@ export async function serveAgentSocket(agent: NodeAgent, socketPath: string): Pr
   });
   return {
     // Ends a waiting deployer's connection too: the deployer retries its step.
-    close: () => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      return closed;
-    },
+    close: () => closeServer(server),
   };
 }
 

@@ -1,3 +1,5 @@
+import type { Server } from "node:http";
+import { closeServer } from "../close-server.ts";
 import { catchUp, SYNC_MS, storedFiles } from "../cluster/agent.ts";
 import { readAdminToken } from "../credentials/admin-token.ts";
 import { bundleOfUri } from "../domain/placement.ts";
@@ -6,6 +8,7 @@ import { quarantineBundle } from "../objects/routes.ts";
 import { serveOps } from "../ops/server.ts";
 import { watchdogKills } from "../ops/supervisor-metrics.ts";
 import { AdminClient } from "../restate/admin-client.ts";
+import { serveAdminFront } from "../restate/admin-front.ts";
 import type { Settings } from "../settings.ts";
 import { answers, waitFor, withTimeout } from "../wait.ts";
 import { holdCellSockets } from "./cell-sockets.ts";
@@ -41,7 +44,6 @@ export async function startMesh(
   const adminFront = new AdminClient({ url: settings.adminUrl, token });
   const specs = componentSpecs(settings, cellSockets);
   const restate = new Supervised(specs.restate, undefined, log);
-  const front = new Supervised(specs.admin, undefined, log);
   const cells = specs.cells.map((spec) => new LiveWorkerd(settings, spec, log));
   const files = settings.cluster ? storedFiles(settings, token, log) : undefined;
   const agent = new NodeAgent(settings, token, (cell) => handover(cells, cell), log, files);
@@ -51,13 +53,21 @@ export async function startMesh(
   const agentSocket = await serveAgentSocket(agent, settings.agentSocket);
   let registered: Promise<void> = Promise.resolve();
   const deployer = new Supervised(specs.deployer, (child: Child) => (registered = deployerReady(child)), log);
-  const all = [deployer, ...cells, front, restate];
+  const all = [deployer, ...cells, restate];
+  // In this process, as the ops port is: a process of its own cost ~90 MB resident (Node's own
+  // share); under runit it is one (main.ts admin-front).
+  let front: Server | undefined;
   const watching = new AbortController();
   // All at once: on Ctrl-C the terminal signals every child too, and each must be marked as
   // stopping before its exit is taken for a crash and restarted.
   const stop = async () => {
     watching.abort();
-    await Promise.all([...all.map((child) => child.stop()), ops.close(), agentSocket.close()]);
+    await Promise.all([
+      ...all.map((child) => child.stop()),
+      ops.close(),
+      agentSocket.close(),
+      front && closeServer(front),
+    ]);
   };
 
   try {
@@ -74,7 +84,7 @@ export async function startMesh(
     await waitFor("restate-server admin API", () => admin.healthy(), STARTUP_TIMEOUT_MS);
     await waitFor("restate-server ingress", () => answers(`${settings.ingressUrl}/restate/health`), STARTUP_TIMEOUT_MS);
     log("[gridiron] starting the admin API front");
-    front.start();
+    front = await serveAdminFront(settings);
     await waitFor("the admin API front", () => adminFront.healthy(), STARTUP_TIMEOUT_MS);
     cells.forEach((workerd, cell) => {
       // Each cell has its own watchdog: a cell that hangs or grows is killed alone.

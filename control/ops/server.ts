@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { Registry } from "prom-client";
+import { closeServer } from "../close-server.ts";
 import { dashboardApp } from "../dashboard/app.ts";
 import { serveCollector } from "../logs/collector.ts";
 import { logRoutes } from "../logs/routes.ts";
@@ -98,7 +99,7 @@ export async function serveOps(
     server.once("error", reject);
     server.listen(settings.ports.ops, settings.bind, resolve);
   });
-  return { close: async () => void (await Promise.all([close(server), collector?.close()])) };
+  return { close: async () => void (await Promise.all([closeServer(server), collector?.close()])) };
 }
 
 function probeOnly(): Response {
@@ -106,11 +107,4 @@ function probeOnly(): Response {
     status: 405,
     headers: { allow: "GET, HEAD", "content-type": "text/plain" },
   });
-}
-
-/** Stops listening and ends open connections too: a scraper's keep-alive must not hold up a stop. */
-function close(server: Server): Promise<void> {
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  server.closeAllConnections();
-  return closed;
 }

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import { createProxyServer } from "http-proxy-3";
 import { authorized, readAdminToken } from "../credentials/admin-token.ts";
@@ -29,7 +29,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   return Buffer.concat(chunks);
 }
 
-export async function serveAdminFront(settings: Settings): Promise<void> {
+export async function serveAdminFront(settings: Settings): Promise<Server> {
   const token = await readAdminToken(settings);
   // The socket is what is dialled; host and port only fill the Host header.
   const target = { socketPath: settings.adminSocket, host: "localhost", port: settings.ports.admin };
@@ -76,7 +76,5 @@ export async function serveAdminFront(settings: Settings): Promise<void> {
     server.listen(settings.ports.admin, settings.bind, resolve);
   });
   console.log(`Restate's admin API at http://${settings.bind}:${settings.ports.admin}, admin token required`);
-  const stop = () => process.exit(0);
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
+  return server;
 }
