@@ -248,20 +248,28 @@ describe.skipIf(!canMakeHosts || !hasCeph)("a cluster sharing its builds through
     expect(trimmed, "a partition whose log was trimmed").toBeDefined();
     const [partition, trimPoint] = trimmed as [number, number];
     const started = Date.now();
-    const n4 = await addNode(cluster, log);
+    let n4Started = 0;
+    const n4 = await addNode(cluster, (line) => {
+      if (line.startsWith("[cluster] starting n4")) n4Started = Date.now();
+      log(line);
+    });
     const ready = Date.now();
     expect(n4.name).toBe("n4");
     // Builds first: n4's agent fetched them from a peer before its restate-server started.
     expect(await call("n4", "counter/n4/add")).toBe(10);
     expect(await call("n4", "shape/kind")).toBe("service");
+    const served = Date.now();
     console.log(
-      `[cluster-s3] n4 added in ${ready - started} ms (n1-n3 restarted in turn with it among their peers), served ${Date.now() - ready} ms after it was ready`,
+      `[cluster-s3] n4 added in ${served - started} ms: n1-n3 restarted in turn with it among their peers in ${n4Started - started} ms, then n4 ready ${ready - n4Started} ms after its start and serving ${served - n4Started} ms after it`,
     );
 
-    // Restate places no partition on a new node by itself while the others are well: place
-    // partition `partition` on n4 too. Its log starts past 0, so n4 cannot replay it from the
-    // start; it restores the partition from the snapshot in the bucket.
     const id = await restateNodeId("n4");
+    const { stdout: metadataServers } = await restatectl("metadata-server", "list-servers");
+    console.log(
+      `[cluster-s3] n4 is N${id}; its partitions before any placement: ${JSON.stringify((await processors()).filter((p) => p.node === id))}\n${metadataServers}`,
+    );
+    // Place partition `partition` on n4 too. Its log starts past 0, so n4 cannot replay it from
+    // the start; it restores the partition from the snapshot in the bucket.
     const replicas = [
       ...new Set([...(await processors()).filter((p) => p.partition === partition).map((p) => p.node), id]),
     ];
@@ -284,9 +292,18 @@ describe.skipIf(!canMakeHosts || !hasCeph)("a cluster sharing its builds through
     const restored = (await readFile(logPath(cluster, "n4"), "utf8"))
       .split("\n")
       .filter((line) => /restoring it|Importing partition store snapshot/.test(line));
-    expect(restored.length, "n4 restored a partition from a snapshot").toBeGreaterThan(0);
+    // Restate's line: "Importing partition store snapshot snapshot_applied_lsn=N ... partition_id=P".
+    const imported = restored
+      .map((line) => /snapshot_applied_lsn=(\d+).*?partition_id=(\d+)/.exec(line))
+      .filter((m) => m !== null && Number(m[2]) === partition)
+      .map((m) => Number((m as RegExpExecArray)[1]));
+    expect(
+      imported.length,
+      `n4 restored partition ${partition} from a snapshot:\n${restored.join("\n")}`,
+    ).toBeGreaterThan(0);
+    expect(Math.min(...imported)).toBeGreaterThanOrEqual(trimPoint);
     console.log(
-      `[cluster-s3] partition ${partition} (log trimmed to ${trimPoint}) active on n4 ${Date.now() - placed} ms after its placement:\n${restored.join("\n")}`,
+      `[cluster-s3] partition ${partition} (log trimmed to ${trimPoint}) active on n4 ${Date.now() - placed} ms after its placement, from its snapshot at LSN ${imported[0]}:\n${restored.join("\n")}`,
     );
   }, 600_000);
 
