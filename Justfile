@@ -121,6 +121,10 @@ cluster-kill NODE:
 cluster-start NODE:
     @node tools/local-cluster/main.ts start {{NODE}}
 
+# Add the next node (n4, ...) to the running local cluster: each node restarts in turn with it among its peers
+cluster-add:
+    @node tools/local-cluster/main.ts add
+
 # Stop the local cluster and remove its namespaces and data
 cluster-down:
     @node tools/local-cluster/main.ts down

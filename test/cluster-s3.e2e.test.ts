@@ -11,10 +11,12 @@ import { clusterTlsFiles, restatectlTlsArgs } from "../control/cluster/tls.ts";
 import { MB } from "../control/memory.ts";
 import { binaries } from "../control/node/binaries.ts";
 import {
+  addNode,
   down,
   killNode,
   LOCAL_NODES,
   type LocalCluster,
+  logPath,
   nodeInfo,
   readToken,
   startNode,
@@ -40,6 +42,8 @@ describe.skipIf(!canMakeHosts || !hasCeph)("a cluster sharing its builds through
   let token: string;
   let buildsDir: string;
   const sources: Record<string, string> = {};
+  /** The counter build the second test activates, pruned by the last. */
+  let counter2 = "";
   const info = (node: string) => nodeInfo(cluster, node, true);
 
   const cli = async (node: string, ...args: string[]) => {
@@ -80,6 +84,29 @@ describe.skipIf(!canMakeHosts || !hasCeph)("a cluster sharing its builds through
       { timeout: 30_000 },
     );
 
+  /** Each log's trim point (a partition's log has the partition's id): where its log now starts. */
+  const trimPoints = async () => {
+    const { stdout } = await restatectl("logs", "describe", "--extra");
+    const points = [...stdout.matchAll(/Log Id: (\d+)[^\n]*\n\s*Trim Point LSN: (\d+)/g)];
+    return new Map(points.map((m) => [Number(m[1]), Number(m[2])]));
+  };
+  /** Restate's plain id of a node (N4 in restatectl's lists is 4). */
+  const restateNodeId = async (node: string) => {
+    const { stdout } = await restatectl("sql", "--json", `SELECT plain_node_id FROM nodes WHERE name = '${node}'`);
+    const [row] = JSON.parse(stdout) as { plain_node_id: number | string }[];
+    return Number(String(row?.plain_node_id).replace(/^N/, ""));
+  };
+  /** The partition processors `partitions list` shows: partition, node id, mode (Leader, Follower), status. */
+  const processors = async () => {
+    const { stdout } = await restatectl("partitions", "list");
+    return [...stdout.matchAll(/^\s*(\d+)\s+N(\d+):\d+\s+(\w+)\s+(\w+)/gm)].map((m) => ({
+      partition: Number(m[1]),
+      node: Number(m[2]),
+      mode: m[3] as string,
+      status: m[4] as string,
+    }));
+  };
+
   beforeAll(async () => {
     const dir = await mkdtemp(join(tmpdir(), "gridiron-cluster-s3-"));
     buildsDir = join(dir, "builds");
@@ -101,8 +128,14 @@ describe.skipIf(!canMakeHosts || !hasCeph)("a cluster sharing its builds through
         ...testS3Env(`http://${host}:${port}`),
         GRIDIRON_CLUSTER_BUILDS: `s3://${BUCKET}/builds`,
         GRIDIRON_CLUSTER_SNAPSHOTS: `s3://${BUCKET}/snapshots`,
-        // Restate's own setting: a snapshot every 50 records per partition, so the test sees some.
+        // Restate's own settings: a snapshot every 50 records per partition, so the test sees
+        // some; the log trimmed behind them at once, not 10 minutes later; and the lines that say
+        // a partition was restored from a snapshot.
         RESTATE_WORKER__SNAPSHOTS__SNAPSHOT_INTERVAL_NUM_RECORDS: "50",
+        RESTATE_WORKER__TRIM_DELAY_INTERVAL: "1s",
+        RESTATE_LOG_FILTER: "warn,octocrab=off,restate_partition_store=info",
+        // A pruned build's files are deleted at once (and its objects from the bucket).
+        GRIDIRON_KEEP_BUILDS: "1",
       },
     };
     await Promise.all([
@@ -176,6 +209,7 @@ describe.skipIf(!canMakeHosts || !hasCeph)("a cluster sharing its builds through
       "2.0.0",
     );
     expect((await stored()).length).toBeGreaterThan(before.length);
+    counter2 = result.buildId;
     await startNode(cluster, "n3", log);
     await waitReady(cluster, "n3", log);
     await eventually(async () => expect(await call("n3", "counter/s3/add")).toBe(10), 60_000);
@@ -200,5 +234,97 @@ describe.skipIf(!canMakeHosts || !hasCeph)("a cluster sharing its builds through
       );
       expect(Math.max(0, ...archived), stdout).toBeGreaterThan(0);
     }, 60_000);
+    // Restate trims each partition's log up to its archived snapshot: the log no longer starts at 0.
+    await eventually(async () => {
+      const points = await trimPoints();
+      expect(points.size).toBeGreaterThan(0);
+      expect(Math.max(0, ...points.values()), JSON.stringify([...points])).toBeGreaterThan(0);
+    }, 60_000);
+    console.log(`[cluster-s3] trim points by log: ${JSON.stringify(Object.fromEntries(await trimPoints()))}`);
+  }, 300_000);
+
+  it("a fourth node joins the running cluster, serves, and restores a partition from its snapshot past the trimmed log", async () => {
+    const trimmed = [...(await trimPoints())].find(([, point]) => point > 0);
+    expect(trimmed, "a partition whose log was trimmed").toBeDefined();
+    const [partition, trimPoint] = trimmed as [number, number];
+    const started = Date.now();
+    let n4Started = 0;
+    const n4 = await addNode(cluster, (line) => {
+      if (line.startsWith("[cluster] starting n4")) n4Started = Date.now();
+      log(line);
+    });
+    const ready = Date.now();
+    expect(n4.name).toBe("n4");
+    // Builds first: n4's agent fetched them from a peer before its restate-server started.
+    expect(await call("n4", "counter/n4/add")).toBe(10);
+    expect(await call("n4", "shape/kind")).toBe("service");
+    const served = Date.now();
+    console.log(
+      `[cluster-s3] n4 added in ${served - started} ms: n1-n3 restarted in turn with it among their peers in ${n4Started - started} ms, then n4 ready ${ready - n4Started} ms after its start and serving ${served - n4Started} ms after it`,
+    );
+
+    const id = await restateNodeId("n4");
+    const { stdout: metadataServers } = await restatectl("metadata-server", "list-servers");
+    console.log(
+      `[cluster-s3] n4 is N${id}; its partitions before any placement: ${JSON.stringify((await processors()).filter((p) => p.node === id))}\n${metadataServers}`,
+    );
+    // Place partition `partition` on n4 too. Its log starts past 0, so n4 cannot replay it from
+    // the start; it restores the partition from the snapshot in the bucket.
+    const replicas = [
+      ...new Set([...(await processors()).filter((p) => p.partition === partition).map((p) => p.node), id]),
+    ];
+    const placed = Date.now();
+    await restatectl(
+      "partitions",
+      "placement",
+      "set",
+      String(partition),
+      "--replicas",
+      replicas.map((n) => `N${n}`).join(","),
+      "--freeze",
+      "test: a replica on the added node",
+      "--yes",
+    );
+    await eventually(async () => {
+      const mine = (await processors()).find((p) => p.partition === partition && p.node === id);
+      expect(mine?.status, JSON.stringify(await processors())).toBe("Active");
+    }, 120_000);
+    const restored = (await readFile(logPath(cluster, "n4"), "utf8"))
+      .split("\n")
+      .filter((line) => /restoring it|Importing partition store snapshot/.test(line));
+    // Restate's line: "Importing partition store snapshot snapshot_applied_lsn=N ... partition_id=P".
+    const imported = restored
+      .map((line) => /snapshot_applied_lsn=(\d+).*?partition_id=(\d+)/.exec(line))
+      .filter((m) => m !== null && Number(m[2]) === partition)
+      .map((m) => Number((m as RegExpExecArray)[1]));
+    expect(
+      imported.length,
+      `n4 restored partition ${partition} from a snapshot:\n${restored.join("\n")}`,
+    ).toBeGreaterThan(0);
+    expect(Math.min(...imported)).toBeGreaterThanOrEqual(trimPoint);
+    console.log(
+      `[cluster-s3] partition ${partition} (log trimmed to ${trimPoint}) active on n4 ${Date.now() - placed} ms after its placement, from its snapshot at LSN ${imported[0]}:\n${restored.join("\n")}`,
+    );
+  }, 600_000);
+
+  it("a pruned build's objects leave the bucket, but for those another build still has", async () => {
+    const manifestOf = (key: string) => call("n1", `bundles/${key}/manifest`);
+    const before = await manifestOf(`counter@${counter2}`);
+    // A new counter: another index.js, the same SDK wasm.
+    const source = await buildWorker("counter", join(buildsDir, "counter3"), { STEP: "100" });
+    const next = await cli("n1", "deploy", fileURLToPath(source), "--name", "counter", "--version", "3.0.0");
+    const after = await manifestOf(`counter@${next.buildId}`);
+    const hashes = (m: { files: { sha256: string }[] }) => new Set(m.files.map((f) => f.sha256));
+    const shared = [...hashes(before)].filter((h) => hashes(after).has(h));
+    const own = [...hashes(before)].filter((h) => !hashes(after).has(h));
+    expect(shared.length).toBeGreaterThan(0);
+    expect(own.length).toBeGreaterThan(0);
+
+    await cli("n1", "prune", "counter", counter2, "--force", "--yes");
+    expect(await manifestOf(`counter@${counter2}`)).toBeNull();
+    const objects = await stored();
+    for (const hex of own) expect(objects).not.toContain(`builds/sha256/${hex}`);
+    for (const hex of shared) expect(objects).toContain(`builds/sha256/${hex}`);
+    expect(await call("n2", "counter/pruned/add")).toBe(100);
   }, 300_000);
 });

@@ -1,5 +1,7 @@
 import { expect, test } from "vitest";
-import { uploadIdempotencyKey } from "./store.ts";
+import { testBuild } from "../domain/build.fixture.ts";
+import type { AdminClient } from "../restate/admin-client.ts";
+import { objectsInUse, uploadIdempotencyKey } from "./store.ts";
 
 test("an upload's idempotency keys need the admin token: public ids alone do not give them", () => {
   const key = uploadIdempotencyKey("the-admin-token-xxxxxxxx", "inv_1abc", "index.js/0");
@@ -7,4 +9,21 @@ test("an upload's idempotency keys need the admin token: public ids alone do not
   expect(key).not.toContain("inv_1abc");
   expect(key).not.toBe(uploadIdempotencyKey("another-token-xxxxxxxxxxx", "inv_1abc", "index.js/0"));
   expect(key).not.toBe(uploadIdempotencyKey("the-admin-token-xxxxxxxx", "inv_1abc", "index.js/1"));
+});
+
+test("the files still in use are those of every other stored build's manifest in S3, whatever its bundle", async () => {
+  const manifest = (buildId: string, hashes: string[], objects?: string) =>
+    JSON.stringify({
+      build: testBuild("x", buildId),
+      files: hashes.map((sha256, i) => ({ name: `f${i}`, chunks: objects ? 0 : 1, sha256 })),
+      ...(objects ? { objects } : {}),
+    });
+  const rows = [
+    { objectKey: "counter@2.0.0-a", value: manifest("2.0.0-a", ["index-a", "wasm"], "s3://b/builds") },
+    { objectKey: "greeter@1.0.0-g", value: manifest("1.0.0-g", ["index-g", "wasm"], "s3://b/builds") },
+    // Chunks in Restate's state: no object of its own in the bucket.
+    { objectKey: "old@1.0.0-o", value: manifest("1.0.0-o", ["index-a"]) },
+  ];
+  const admin = { stateValues: async () => rows } as unknown as AdminClient;
+  expect([...(await objectsInUse(admin, { name: "counter", buildId: "2.0.0-a" }))].sort()).toEqual(["index-g", "wasm"]);
 });

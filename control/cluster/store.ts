@@ -1,7 +1,7 @@
 import { createHash, createHmac } from "node:crypto";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, posix } from "node:path";
-import { GetObjectCommand, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
 import * as restate from "@restatedev/restate-sdk";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { z } from "zod";
@@ -13,6 +13,7 @@ import { buildDir, inspectBundle } from "../files/bundle-store.ts";
 import { isS3Refusal, type S3Location, s3Client, s3Location, s3Problem } from "../files/s3.ts";
 import { MB } from "../memory.ts";
 import { adminGate } from "../objects/admin-gate.ts";
+import type { AdminClient } from "../restate/admin-client.ts";
 
 /**
  * `bundles`, keyed by `{name}@{buildId}`: every build's modules in Restate's own replicated state,
@@ -161,7 +162,20 @@ export class StoreClient {
     await store.seal({ build, files }, once("manifest"));
   }
 
-  async remove(build: Pick<Build, "name" | "buildId">): Promise<void> {
+  /**
+   * Removes a stored build. Its files in S3 go too, but for those another stored build has:
+   * `inUse` says which (see objectsInUse). The manifest goes last, so a retry after a failure
+   * still knows the files.
+   */
+  async remove(build: Pick<Build, "name" | "buildId">, inUse: () => Promise<Set<string>>): Promise<void> {
+    const manifest = await this.object(build).manifest(timed());
+    if (manifest?.objects) {
+      const used = await inUse();
+      await deleteObjects(
+        manifest.objects,
+        manifest.files.map((f) => f.sha256).filter((hex) => !used.has(hex)),
+      );
+    }
     await this.object(build).remove(timed());
   }
 
@@ -241,6 +255,42 @@ async function uploadObjects(objects: string, dir: string, build: Build): Promis
       files.push({ name: module.name, chunks: 0, sha256: hex });
     }
     return files;
+  } finally {
+    client.destroy();
+  }
+}
+
+/**
+ * The SHA-256 of every file some stored build other than `except` keeps in S3: read from every
+ * manifest in Restate's state, since files are shared across bundles (the SDK's wasm, say).
+ */
+export async function objectsInUse(admin: AdminClient, except: Pick<Build, "name" | "buildId">): Promise<Set<string>> {
+  const used = new Set<string>();
+  for (const { objectKey, value } of await admin.stateValues(BUNDLES, "manifest")) {
+    if (objectKey === buildKey(except)) continue;
+    const manifest = Manifest.safeParse(JSON.parse(value));
+    // One that does not parse may still name files: keep everything rather than guess.
+    if (!manifest.success) throw new Error(`the stored manifest of ${objectKey} is not one Gridiron reads`);
+    if (manifest.data.objects) for (const file of manifest.data.files) used.add(file.sha256);
+  }
+  return used;
+}
+
+/**
+ * Deletes files by their SHA-256 from `objects`. One already gone is fine (S3 answers a delete of
+ * a missing key with success); a refusal (no right to delete, say) leaves the file where it is, as
+ * a leak to tell of, not a prune to fail.
+ */
+async function deleteObjects(objects: string, hashes: string[]): Promise<void> {
+  const client = s3Client();
+  try {
+    for (const hex of hashes) {
+      const location = objectLocation(objects, hex);
+      await client.send(new DeleteObjectCommand({ Bucket: location.bucket, Key: location.key })).catch((error) => {
+        if (!isS3Refusal(error)) throw new Error(`cannot delete a stored file: ${s3Problem(error, location)}`);
+        console.warn(`[gridiron] kept a file of a pruned build: ${s3Problem(error, location)}`);
+      });
+    }
   } finally {
     client.destroy();
   }

@@ -1,7 +1,7 @@
 import * as restate from "@restatedev/restate-sdk";
 import { z } from "zod";
 import { askNodes, servingNodes } from "../cluster/nodes.ts";
-import { StoreClient } from "../cluster/store.ts";
+import { objectsInUse, StoreClient } from "../cluster/store.ts";
 import { buildPath, DEPLOYER, ROUTES, ROUTES_KEY, Step, type StepName } from "../contracts.ts";
 import { adminHeaders, adminOnly } from "../credentials/admin-token.ts";
 import { identityHeaders } from "../credentials/request-identity.ts";
@@ -360,9 +360,12 @@ export function deployerObject(
   const manifestOf = async (ctx: Ctx, build: Build, record: BuildRecord | undefined) =>
     record?.manifest ?? (await step(ctx, Step.proveBuild, () => proveHere(build))).recorded;
 
-  /** Deletes a build's files here, and in a cluster from the store, whence every node's agent deletes its own. */
+  /**
+   * Deletes a build's files here, and in a cluster from the store (and its bucket, but for files
+   * other builds share), whence every node's agent deletes its own.
+   */
   const deleteFiles = async (build: Pick<Build, "name" | "buildId">) => {
-    await store?.remove(build);
+    await store?.remove(build, () => objectsInUse(admin, build));
     await removeBundle(settings.bundlesDir, build);
   };
 

@@ -219,6 +219,14 @@ export class AdminClient {
     return rows.map((row) => String(row.service_key));
   }
 
+  /** Every value virtual object `service` keeps under state key `key`, by object key (JSON as text). */
+  async stateValues(service: string, key: string): Promise<{ objectKey: string; value: string }[]> {
+    const rows = await this.query(
+      `SELECT service_key, value_utf8 FROM state WHERE service_name = '${sqlText(service)}' AND key = '${sqlText(key)}'`,
+    );
+    return rows.map((row) => ({ objectKey: String(row.service_key), value: String(row.value_utf8) }));
+  }
+
   /**
    * The deployer's activations, rollbacks and prunes that have not completed yet: the locked
    * calls their gates made (admin-gate.ts), which hold the steps, named as the gates are.

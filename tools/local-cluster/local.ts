@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { openSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { generateSecretsKey } from "../../control/credentials/secrets-key.ts";
 import { loadSettings } from "../../control/settings.ts";
@@ -17,15 +17,19 @@ import {
   nodeAddressOf,
   pidsIn,
   removeNetwork,
+  stopAllIn,
 } from "./netns.ts";
 
 /**
- * A cluster of three Gridiron nodes on this machine, each in a network namespace of its own, for
- * users to try and for the tests. Every node runs `npm start` with cluster settings; the host
- * reaches each at its address on a private bridge.
+ * A cluster of Gridiron nodes on this machine, each in a network namespace of its own, for users
+ * to try and for the tests: three at first, more added while it runs. Every node runs `npm start`
+ * with cluster settings; the host reaches each at its address on a private bridge.
  */
 
+/** The nodes `up` starts; `addNode` adds n4, n5, ... */
 export const LOCAL_NODES = ["n1", "n2", "n3"] as const;
+/** Node `nK` is at `.K` on the bridge; the host is .254. */
+const NODE_NAME = /^n([1-9][0-9]?)$/;
 const MAIN = new URL("../../control/main.ts", import.meta.url).pathname;
 const READY_TIMEOUT_MS = 180_000;
 
@@ -54,8 +58,11 @@ export function localCluster(env: NodeJS.ProcessEnv = process.env): LocalCluster
   };
 }
 
-const addressOf = (cluster: LocalCluster, node: string) =>
-  nodeAddressOf(cluster.net, LOCAL_NODES.indexOf(node as (typeof LOCAL_NODES)[number]));
+function addressOf(cluster: LocalCluster, node: string): string {
+  const index = NODE_NAME.exec(node)?.[1];
+  if (!index) throw new Error(`"${node}" is not a local cluster node's name (n1, n2, ...)`);
+  return nodeAddressOf(cluster.net, Number(index) - 1);
+}
 
 export function nodeInfo(cluster: LocalCluster, node: string, alive: boolean): NodeInfo {
   const address = addressOf(cluster, node);
@@ -76,10 +83,21 @@ function portSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(env).filter(([key]) => /^GRIDIRON_[A-Z]+_PORT$/.test(key)));
 }
 
-function checkNodeName(node: string): void {
-  if (!(LOCAL_NODES as readonly string[]).includes(node)) {
-    throw new Error(`no node "${node}" in the local cluster: its nodes are ${LOCAL_NODES.join(", ")}`);
+async function checkNodeName(cluster: LocalCluster, node: string): Promise<void> {
+  const members = await memberNodes(cluster);
+  if (!members.includes(node)) {
+    throw new Error(`no node "${node}" in the local cluster: its nodes are ${members.join(", ")}`);
   }
+}
+
+/** Where the cluster's member nodes are listed, one a line, in the order of their peer list. */
+const membersPath = (cluster: LocalCluster) => join(cluster.dir, "nodes");
+
+/** The cluster's nodes: those `up` started and any added since (the first three if none is listed). */
+export async function memberNodes(cluster: LocalCluster): Promise<string[]> {
+  const listed = await readFile(membersPath(cluster), "utf8").catch(() => "");
+  const names = listed.split("\n").filter(Boolean);
+  return names.length > 0 ? names : [...LOCAL_NODES];
 }
 
 export const tokenPath = (cluster: LocalCluster) => join(cluster.dir, "admin-token");
@@ -103,6 +121,7 @@ export async function up(cluster: LocalCluster, log: (line: string) => void): Pr
     );
   }
   await mkdir(cluster.dir, { recursive: true, mode: 0o700 });
+  await writeFile(membersPath(cluster), `${LOCAL_NODES.join("\n")}\n`);
   await writeFile(tokenPath(cluster), `${randomBytes(32).toString("hex")}\n`, { mode: 0o600 });
   await makeCertificates(cluster);
   await rm(secretsKeyPath(cluster), { force: true });
@@ -119,6 +138,31 @@ export async function up(cluster: LocalCluster, log: (line: string) => void): Pr
     throw error;
   }
   return nodes(cluster);
+}
+
+/**
+ * Adds the next node (n4, then n5, ...) to the running cluster, as an operator would: the new
+ * node goes last in every node's peer list, so it never provisions; each running node is
+ * restarted in turn with that list (its TLS then takes the new node's certificate, and its
+ * deployer waits for the new node too), and the new node starts last. It fetches the builds from
+ * a peer before its restate-server starts, which joins Restate's metadata cluster on its own.
+ */
+export async function addNode(cluster: LocalCluster, log: (line: string) => void): Promise<NodeInfo> {
+  const members = await memberNodes(cluster);
+  const node = `n${members.length + 1}`;
+  await makeNodeCertificate(caDir(cluster), node, addressOf(cluster, node), tlsDir(cluster, node));
+  await createHost(cluster.net, node, addressOf(cluster, node));
+  await appendFile(membersPath(cluster), `${node}\n`);
+  for (const member of members) {
+    if ((await pidsIn(cluster.net, member)).length === 0) continue;
+    log(`[cluster] restarting ${member} with ${node} among its peers`);
+    await stopAllIn(cluster.net, member);
+    await startNode(cluster, member, log);
+    await waitReady(cluster, member, log);
+  }
+  await startNode(cluster, node, log);
+  await waitReady(cluster, node, log);
+  return nodeInfo(cluster, node, true);
 }
 
 /** The cluster's CA, and each node's certificate in its data dir, where the node looks by default. */
@@ -139,9 +183,9 @@ export async function startNode(
   log: (line: string) => void,
   env: Record<string, string> = {},
 ): Promise<void> {
-  checkNodeName(node);
+  await checkNodeName(cluster, node);
   if ((await pidsIn(cluster.net, node)).length > 0) throw new Error(`node ${node} is already running`);
-  const peers = LOCAL_NODES.map((n) => `${n}=${addressOf(cluster, n)}`).join(",");
+  const peers = (await memberNodes(cluster)).map((n) => `${n}=${addressOf(cluster, n)}`).join(",");
   const output = openSync(logPath(cluster, node), "a");
   log(`[cluster] starting ${node} at ${addressOf(cluster, node)} (log: ${logPath(cluster, node)})`);
   // A detached child (node's own spawn: execa cannot leave one running past its parent).
@@ -174,7 +218,7 @@ export async function waitReady(cluster: LocalCluster, node: string, log: (line:
 /** Every node, and whether it is ready right now. */
 export async function nodes(cluster: LocalCluster): Promise<NodeInfo[]> {
   return Promise.all(
-    LOCAL_NODES.map(async (node) => {
+    (await memberNodes(cluster)).map(async (node) => {
       const running = (await pidsIn(cluster.net, node)).length > 0;
       const ready = running && (await answers(`${nodeInfo(cluster, node, false).ops}/readyz`, { timeoutMs: 1_000 }));
       return nodeInfo(cluster, node, ready);
@@ -184,12 +228,12 @@ export async function nodes(cluster: LocalCluster): Promise<NodeInfo[]> {
 
 /** SIGKILLs every process of `node`, as a machine lost would. */
 export async function killNode(cluster: LocalCluster, node: string): Promise<void> {
-  checkNodeName(node);
+  await checkNodeName(cluster, node);
   await killAllIn(cluster.net, node);
 }
 
 /** Stops every node and removes the network and the cluster's dir: nothing is left behind. */
 export async function down(cluster: LocalCluster): Promise<void> {
-  await removeNetwork(cluster.net, [...LOCAL_NODES]);
+  await removeNetwork(cluster.net, await memberNodes(cluster));
   await rm(cluster.dir, { recursive: true, force: true });
 }

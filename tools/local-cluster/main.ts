@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 import { Command } from "commander";
-import { down, killNode, localCluster, nodes, startNode, tokenPath, up, waitReady } from "./local.ts";
+import { addNode, down, killNode, localCluster, nodes, startNode, tokenPath, up, waitReady } from "./local.ts";
 
 const log = (line: string) => console.error(line);
 const cluster = localCluster();
 
 const program = new Command("cluster")
-  .description("A local Gridiron cluster of three nodes, each in a network namespace of its own (needs root)")
+  .description(
+    "A local Gridiron cluster of three nodes (more can be added), each in a network namespace of its own (needs root)",
+  )
   .addHelpText(
     "after",
     `
@@ -27,13 +29,23 @@ program
   });
 
 program
+  .command("add")
+  .description(
+    "add the next node (n4, n5, ...) to the running cluster: restart each node in turn with it among its peers, then start it",
+  )
+  .action(async () => {
+    const node = await addNode(cluster, log);
+    console.log(`${node.name}  ingress ${node.ingress}  admin ${node.admin}  ops ${node.ops}`);
+  });
+
+program
   .command("nodes")
   .description("print every node as JSON: name, address, ingress, admin, ops, alive")
   .action(async () => console.log(JSON.stringify(await nodes(cluster), null, 2)));
 
 program
   .command("kill")
-  .argument("<node>", "n1, n2 or n3")
+  .argument("<node>", "n1, n2, n3 or an added node")
   .description("SIGKILL every process of NODE")
   .action(async (node: string) => {
     await killNode(cluster, node);
@@ -42,7 +54,7 @@ program
 
 program
   .command("start")
-  .argument("<node>", "n1, n2 or n3")
+  .argument("<node>", "n1, n2, n3 or an added node")
   .description("start NODE again and wait until it is ready")
   .action(async (node: string) => {
     await startNode(cluster, node, log);

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 
 /**
@@ -61,16 +62,31 @@ export async function killAllIn(net: Network, node: string): Promise<void> {
   for (let round = 0; round < 50; round++) {
     const pids = await pidsIn(net, node);
     if (pids.length === 0) return;
-    for (const pid of pids) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // Already gone.
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    signalAll(pids, "SIGKILL");
+    await sleep(100);
   }
   throw new Error(`processes in ${namespaceOf(net, node)} survived SIGKILL`);
+}
+
+function signalAll(pids: number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/**
+ * Stops every process in `node`'s namespace as a service manager would: SIGTERM, time to shut down
+ * cleanly, then SIGKILL for whatever is left.
+ */
+export async function stopAllIn(net: Network, node: string, graceMs = 30_000): Promise<void> {
+  signalAll(await pidsIn(net, node), "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && (await pidsIn(net, node)).length > 0) await sleep(200);
+  await killAllIn(net, node);
 }
 
 /**
