@@ -130,7 +130,7 @@ const EnvSchema = z.object({
       .string()
       .regex(/^s3:\/\/[^/]+/, "GRIDIRON_CLUSTER_BUILDS must be an s3://bucket/prefix URL every node reaches")
       .optional(),
-    "where a cluster keeps its builds' files: an `s3://bucket/prefix` every node reads (the deployer also writes), each file stored once by its SHA-256; unset, they are kept in Restate's own state in 1 MB chunks (see Cluster)",
+    "where a cluster keeps its builds' files: an `s3://bucket/prefix` every node reads (the deployer also writes, and deletes a pruned build's files no stored build shares), each file stored once by its SHA-256; unset, they are kept in Restate's own state in 1 MB chunks (see Cluster)",
     "unset",
   ),
   GRIDIRON_CLUSTER_PORT: documented(
