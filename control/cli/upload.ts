@@ -1,9 +1,8 @@
 import { createHash } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import { posix } from "node:path";
-import { PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
 import * as tar from "tar";
-import { s3Client, s3Location, s3Problem } from "../files/s3.ts";
+import { s3Client, s3Location, s3Problem, s3Sdk, s3Status } from "../files/s3.ts";
 
 /** Where an uploaded build is, as `activate` takes it. */
 export interface UploadedBuild {
@@ -26,7 +25,8 @@ export async function uploadBuild(outdir: string, prefix: string): Promise<Uploa
   const sha256 = createHash("sha256").update(archive).digest("hex");
   const { bucket, key: prefixKey } = s3Location(prefix);
   const location = { bucket, key: posix.join(prefixKey, `${sha256}.tar.gz`) };
-  const client = s3Client();
+  const client = await s3Client();
+  const { PutObjectCommand } = await s3Sdk();
   try {
     // If-None-Match: an archive already there has these bytes (its name is their digest).
     await client.send(
@@ -39,7 +39,7 @@ export async function uploadBuild(outdir: string, prefix: string): Promise<Uploa
       }),
     );
   } catch (error) {
-    const exists = error instanceof S3ServiceException && error.$metadata.httpStatusCode === 412;
+    const exists = s3Status(error) === 412;
     if (!exists) throw new Error(`could not upload the build: ${s3Problem(error, location)}`);
   } finally {
     client.destroy();

@@ -1,7 +1,6 @@
 import { createHash, createHmac } from "node:crypto";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, posix } from "node:path";
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
 import * as restate from "@restatedev/restate-sdk";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { z } from "zod";
@@ -10,7 +9,7 @@ import { adminHeaders, adminOnly } from "../credentials/admin-token.ts";
 import type { Build } from "../domain/bundle.ts";
 import { asTerminalError, BundleError } from "../domain/errors.ts";
 import { buildDir, inspectBundle } from "../files/bundle-store.ts";
-import { isS3Refusal, type S3Location, s3Client, s3Location, s3Problem } from "../files/s3.ts";
+import { isS3Refusal, type S3Location, s3Client, s3Location, s3Problem, s3Sdk, s3Status } from "../files/s3.ts";
 import { MB } from "../memory.ts";
 import { adminGate } from "../objects/admin-gate.ts";
 import type { AdminClient } from "../restate/admin-client.ts";
@@ -195,7 +194,7 @@ export class StoreClient {
     if (!manifest) throw new Error(`build ${buildKey(build)} is not in the bundle store`);
     const partial = `${target}.partial`;
     await rm(partial, { recursive: true, force: true });
-    const objects = manifest.objects ? objectReader(manifest.objects, maxBytes) : undefined;
+    const objects = manifest.objects ? await objectReader(manifest.objects, maxBytes) : undefined;
     try {
       for (const file of manifest.files) {
         const bytes = objects ? await objects.read(file.sha256) : await this.chunks(build, file);
@@ -237,7 +236,8 @@ function objectLocation(objects: string, hex: string): S3Location {
  * refused with 412) has those bytes, from an earlier build, and is not sent again.
  */
 async function uploadObjects(objects: string, dir: string, build: Build): Promise<StoredFile[]> {
-  const client = s3Client();
+  const client = await s3Client();
+  const { PutObjectCommand } = await s3Sdk();
   try {
     const files: StoredFile[] = [];
     for (const module of build.modules) {
@@ -247,7 +247,7 @@ async function uploadObjects(objects: string, dir: string, build: Build): Promis
       await client
         .send(new PutObjectCommand({ Bucket: location.bucket, Key: location.key, Body: bytes, IfNoneMatch: "*" }))
         .catch((error: unknown) => {
-          if (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 412) return;
+          if (s3Status(error) === 412) return;
           // A refusal is the settings' to fix: a 400 that ends the activation, not a retry loop.
           const message = `cannot store ${module.name} of ${buildKey(build)} in GRIDIRON_CLUSTER_BUILDS: ${s3Problem(error, location)}`;
           throw isS3Refusal(error) ? new BundleError(message) : new Error(message);
@@ -282,7 +282,8 @@ export async function objectsInUse(admin: AdminClient, except: Pick<Build, "name
  * a leak to tell of, not a prune to fail.
  */
 async function deleteObjects(objects: string, hashes: string[]): Promise<void> {
-  const client = s3Client();
+  const client = await s3Client();
+  const { DeleteObjectCommand } = await s3Sdk();
   try {
     for (const hex of hashes) {
       const location = objectLocation(objects, hex);
@@ -297,8 +298,9 @@ async function deleteObjects(objects: string, hashes: string[]): Promise<void> {
 }
 
 /** Reads files by their SHA-256 from `objects`, at most `maxBytes` each; the caller checks the hash. */
-function objectReader(objects: string, maxBytes: number) {
-  const client = s3Client();
+async function objectReader(objects: string, maxBytes: number) {
+  const client = await s3Client();
+  const { GetObjectCommand } = await s3Sdk();
   return {
     async read(hex: string): Promise<Buffer> {
       const location = objectLocation(objects, hex);

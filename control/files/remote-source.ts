@@ -5,13 +5,12 @@ import { isIP, type LookupFunction } from "node:net";
 import { join } from "node:path";
 import { addAbortSignal, Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { GetObjectCommand } from "@aws-sdk/client-s3";
 import ipaddr from "ipaddr.js";
 import { Agent, type Dispatcher, request } from "undici";
 import { BundleError } from "../domain/errors.ts";
 import { mb } from "../memory.ts";
 import { unpack } from "./archive.ts";
-import { s3Client, s3Location, s3Problem } from "./s3.ts";
+import { s3Client, s3Location, s3Problem, s3Sdk } from "./s3.ts";
 
 export interface FetchLimits {
   /** The largest download. */
@@ -88,7 +87,8 @@ async function download(url: URL, limits: FetchLimits): Promise<Buffer> {
 async function downloadS3(url: URL, limits: FetchLimits): Promise<Buffer> {
   const location = s3Location(url);
   if (!location.key) throw new BundleError(`${url} names no key: an s3:// source is s3://bucket/key`);
-  const client = s3Client();
+  const client = await s3Client();
+  const { GetObjectCommand } = await s3Sdk();
   const signal = AbortSignal.timeout(limits.timeoutMs);
   try {
     const object = await client

@@ -32,11 +32,11 @@ test("only a 4xx other than a timeout or throttling is a refusal for good", () =
   expect(isS3Refusal(new Error("socket hang up"))).toBe(false);
 });
 
-test("buckets go in the path when an endpoint is set, unless GRIDIRON_S3_PATH_STYLE says otherwise", () => {
-  const pathStyle = (env: NodeJS.ProcessEnv) => s3Client(env).config.forcePathStyle;
-  expect(pathStyle({})).toBe(false);
-  expect(pathStyle({ AWS_ENDPOINT_URL_S3: "http://127.0.0.1:7480" })).toBe(true);
-  expect(pathStyle({ AWS_ENDPOINT_URL: "http://127.0.0.1:7480" })).toBe(true);
-  expect(pathStyle({ AWS_ENDPOINT_URL: "http://x", GRIDIRON_S3_PATH_STYLE: "false" })).toBe(false);
-  expect(pathStyle({ GRIDIRON_S3_PATH_STYLE: "true" })).toBe(true);
+test("buckets go in the path when an endpoint is set, unless GRIDIRON_S3_PATH_STYLE says otherwise", async () => {
+  const pathStyle = async (env: NodeJS.ProcessEnv) => (await s3Client(env)).config.forcePathStyle;
+  expect(await pathStyle({})).toBe(false);
+  expect(await pathStyle({ AWS_ENDPOINT_URL_S3: "http://127.0.0.1:7480" })).toBe(true);
+  expect(await pathStyle({ AWS_ENDPOINT_URL: "http://127.0.0.1:7480" })).toBe(true);
+  expect(await pathStyle({ AWS_ENDPOINT_URL: "http://x", GRIDIRON_S3_PATH_STYLE: "false" })).toBe(false);
+  expect(await pathStyle({ GRIDIRON_S3_PATH_STYLE: "true" })).toBe(true);
 });

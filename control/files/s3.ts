@@ -1,4 +1,4 @@
-import { S3Client, S3ServiceException } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { S3PathStyle } from "../settings.ts";
 
 /**
@@ -8,11 +8,18 @@ import { S3PathStyle } from "../settings.ts";
  */
 
 /**
+ * The AWS SDK's S3 client, loaded on first use: loaded, it holds ~25 MB in every process, and a
+ * mesh that never uses S3 should not pay for it (its supervisor and deployer import this module).
+ */
+export const s3Sdk = () => import("@aws-sdk/client-s3");
+
+/**
  * Path-style when GRIDIRON_S3_PATH_STYLE says so, or else when the endpoint is set in the
  * environment: stores other than AWS (Ceph's gateway, MinIO) serve buckets in the path, and a
  * bucket as a host name would need DNS for every bucket.
  */
-export function s3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
+export async function s3Client(env: NodeJS.ProcessEnv = process.env): Promise<S3Client> {
+  const { S3Client } = await s3Sdk();
   const endpointSet = Boolean(env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL);
   return new S3Client({
     forcePathStyle: S3PathStyle.parse(env.GRIDIRON_S3_PATH_STYLE) ?? endpointSet,
@@ -40,15 +47,15 @@ export function s3Location(url: string | URL): S3Location {
  * will not help. Timeouts, throttling and 5xx may pass.
  */
 export function isS3Refusal(error: unknown): boolean {
-  const status = error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+  const status = s3Status(error);
   return status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
 }
 
 /** What went wrong with an S3 request, in words an operator can act on. */
 export function s3Problem(error: unknown, { bucket, key }: S3Location): string {
   const where = `s3://${bucket}/${key}`;
-  if (error instanceof S3ServiceException) {
-    const status = error.$metadata.httpStatusCode;
+  const status = s3Status(error);
+  if (error instanceof Error && status !== undefined) {
     if (error.name === "NoSuchBucket") return `no such bucket ${bucket}`;
     // A HEAD's 404 carries no error code: the key, since the bucket would be NoSuchBucket on GET.
     if (error.name === "NoSuchKey" || (status === 404 && error.name === "NotFound")) return `no such key ${where}`;
@@ -64,4 +71,14 @@ export function s3Problem(error: unknown, { bucket, key }: S3Location): string {
     return `no answer from the store for ${where} in time`;
   }
   return `${where}: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+/**
+ * The HTTP status the store answered an S3 request with (the SDK's S3ServiceException carries it
+ * in `$metadata`), else undefined. Known by its shape, so the SDK need not be loaded to ask.
+ */
+export function s3Status(error: unknown): number | undefined {
+  if (!(error instanceof Error) || !("$metadata" in error)) return undefined;
+  const metadata = error.$metadata as { httpStatusCode?: number } | undefined;
+  return metadata?.httpStatusCode;
 }
