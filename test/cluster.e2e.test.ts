@@ -549,7 +549,9 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
 
     // Every node restarted (quicker drains for what follows): each catches up and routes the split
     // as before. 100 keys called twice more, each call through another node, never change build.
+    const restarting = Date.now();
     await restartEveryNode(QUICK_DRAIN);
+    console.log(`[cluster] every node restarted in turn in ${Date.now() - restarting} ms`);
     const sticky = keys.slice(0, 100);
     for (const turn of [1, 2]) await pool(sticky, 12, (key, i) => call(through(i + turn), `counter/${key}/add`));
     const counts = await pool(sticky, 12, (key) => call("n2", `counter/${key}/get`) as Promise<number>);
@@ -561,6 +563,7 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
     const promoted = await cli("n3", "promote", "counter");
     expect(promoted.buildId).toBe(canary);
     for (const node of LOCAL_NODES) expect(await call(node, `counter/promoted-${node}/add`)).toBe(10);
+    const promotedAt = Date.now();
     // Both splits drain and Restate forgets them; the old build drains after them and is pruned:
     // no node routes or serves it, and every node keeps the files status says are kept.
     await eventually(async () => {
@@ -574,6 +577,9 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
       const { builds } = await expectEveryNodeAsStatus("counter");
       expect(builds.find((b) => b.buildId === stable)?.state).toBe("pruned");
     }, 120_000);
+    console.log(
+      `[cluster] both splits and the old build pruned on every node ${Date.now() - promotedAt} ms after promote`,
+    );
   }, 600_000);
 
   it("(i) --auto judges a canary by every node's outcomes: one whose calls fail is aborted, and no call is lost", async () => {
@@ -635,6 +641,9 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
     ]);
     const at = (event: string) => Date.parse(canary?.history.find((h) => h.event === event)?.at ?? "");
     expect(at("aborted") - at("rolled out")).toBeLessThan((JUDGE_S + 20) * 1000);
+    console.log(
+      `[cluster] --auto aborted the canary ${at("aborted") - at("rolled out")} ms after its rollout, on ${counted?.[1]} failed of ${counted?.[2]} attempts`,
+    );
 
     // The paused calls move to the stable build and finish there.
     await cli("n1", "resume", "flaky");
