@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterTlsFiles, restatectlTlsArgs } from "../control/cluster/tls.ts";
 import { MB } from "../control/memory.ts";
 import { binaries } from "../control/node/binaries.ts";
+import { toCanary } from "../control/node/workerd/router/split.js";
 import { AdminClient } from "../control/restate/admin-client.ts";
 import { answers, withTimeout } from "../control/wait.ts";
 import { makeNodeCertificate } from "../tools/local-cluster/certificates.ts";
@@ -30,11 +31,20 @@ import {
 import { namespaceExists, pidsIn } from "../tools/local-cluster/netns.ts";
 import { incrementEverywhere } from "./cluster-load.ts";
 import { buildWorker, eventually } from "./mesh.ts";
+import { bounds, pool } from "./sample.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const log = (line: string) => console.log(line);
 /** One replaced build's files kept, so a prune deletes files (and every node follows). */
 const NODE_ENV = { GRIDIRON_KEEP_BUILDS: "1" };
+/**
+ * What the rollout tests restart every node with: replaced builds and splits pruned in seconds
+ * rather than minutes. Not from the start: (d) to (f) roll back to a build that must not be
+ * pruned meanwhile.
+ */
+const QUICK_DRAIN = { GRIDIRON_DRAIN_POLL_SECONDS: "1", GRIDIRON_DRAIN_GRACE_SECONDS: "2" };
+/** The automatic analysis's interval in (i): the canary's calls have all settled before it judges. */
+const JUDGE_S = 20;
 
 /**
  * Three real nodes (restate-server, workerd, the deployer, each node's agent) in network
@@ -64,12 +74,12 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
     });
     return JSON.parse(stdout);
   };
-  const call = async (node: string, path: string) => {
+  const call = async (node: string, path: string, timeoutMs = 30_000) => {
     const response = await fetch(`${info(node).ingress}/${path}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: "{}",
-      signal: AbortSignal.timeout(30_000),
+      signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await response.text();
     if (!response.ok) throw new Error(`${path} on ${node}: ${response.status} ${text}`);
@@ -94,6 +104,28 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
     });
   const localBuilds = async (node: string, bundle: string) =>
     (await readdir(join(cluster.dir, node, "bundles", bundle)).catch(() => [] as string[])).sort();
+  const routedBuilds = async (node: string, bundle: string): Promise<string[]> =>
+    JSON.parse(await readFile(join(cluster.dir, node, "bundles", "routes.json"), "utf8"))
+      .builds.filter((b: { name: string }) => b.name === bundle)
+      .map((b: { buildId: string }) => b.buildId)
+      .sort();
+  /**
+   * Every node routes and serves the bundle's builds that status says are not pruned, and keeps
+   * on disk the files of those it says are kept. Returns what status said.
+   */
+  const expectEveryNodeAsStatus = async (bundle: string) => {
+    const builds: { buildId: string; state: string; filesKept: boolean }[] = (await cli("n1", "status", bundle)).builds;
+    const routed = builds.filter((b) => b.state !== "pruned" && b.state !== "failed").map((b) => b.buildId);
+    const kept = builds.filter((b) => b.filesKept).map((b) => b.buildId);
+    for (const node of LOCAL_NODES) {
+      expect((await served(node)).filter((k) => k.startsWith(`${bundle}@`)).sort()).toEqual(
+        routed.map((id) => `${bundle}@${id}`).sort(),
+      );
+      expect(await routedBuilds(node, bundle)).toEqual([...routed].sort());
+      expect(await localBuilds(node, bundle)).toEqual([...kept].sort());
+    }
+    return { builds, kept };
+  };
 
   beforeAll(async () => {
     const dir = await mkdtemp(join(tmpdir(), "gridiron-cluster-"));
@@ -111,6 +143,10 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
       up(cluster, log),
       (async () => {
         sources.counter2 = await buildWorker("counter", join(buildsDir, "counter2"), { STEP: "10" });
+        sources.flakyFixed = await buildWorker("test/fixtures/flaky", join(buildsDir, "flaky-fixed"), {
+          BROKEN: "false",
+        });
+        sources.flakyBroken = await buildWorker("test/fixtures/flaky", join(buildsDir, "flaky-broken"));
         // A bundle at the size limit: a small service and 47 MB of data that does not compress.
         sources.big = await buildWorker("test/fixtures/shape", join(buildsDir, "big"), { OBJECT: "false" });
         await writeFile(join(buildsDir, "big", "blob.bin"), randomBytes(47 * MB));
@@ -403,25 +439,9 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
       (b: { version: string }) => b.version === "2.0.0",
     );
     await cli("n3", "prune", "counter", replaced.buildId, "--force", "--yes");
-    const status = await cli("n1", "status", "counter");
-    const live = status.builds.filter((b: { state: string }) => b.state === "active" || b.state === "draining");
-    const kept = status.builds
-      .filter((b: { filesKept: boolean }) => b.filesKept)
-      .map((b: { buildId: string }) => b.buildId);
-    expect(kept).not.toContain(replaced.buildId);
     await eventually(async () => {
-      for (const node of LOCAL_NODES) {
-        const counterServed = (await served(node)).filter((k) => k.startsWith("counter@"));
-        expect(counterServed.sort()).toEqual(live.map((b: { buildId: string }) => `counter@${b.buildId}`).sort());
-        const routes = JSON.parse(await readFile(join(cluster.dir, node, "bundles", "routes.json"), "utf8"));
-        expect(
-          routes.builds
-            .filter((b: { name: string }) => b.name === "counter")
-            .map((b: { buildId: string }) => b.buildId)
-            .sort(),
-        ).toEqual(live.map((b: { buildId: string }) => b.buildId).sort());
-        expect(await localBuilds(node, "counter")).toEqual([...kept].sort());
-      }
+      const { kept } = await expectEveryNodeAsStatus("counter");
+      expect(kept).not.toContain(replaced.buildId);
     }, 60_000);
     for (const node of LOCAL_NODES) expect(await call(node, "counter/f/add")).toBeGreaterThan(0);
     expect((await nodes(cluster)).every((n) => n.alive)).toBe(true);
@@ -476,5 +496,157 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
     await startNode(cluster, "n3", log);
     await waitReady(cluster, "n3", log);
     expect(await call("n3", "counter/tok/add")).toBeGreaterThan(0);
+  }, 300_000);
+
+  /** Every node in turn, stopped and started again with `env` over its settings: two always run. */
+  const restartEveryNode = async (env: Record<string, string>) => {
+    for (const node of LOCAL_NODES) {
+      await killNode(cluster, node);
+      await startNode(cluster, node, log, env);
+      await waitReady(cluster, node, log);
+    }
+  };
+  /** Whether Restate still has deployment `id`, as `node`'s admin API sees it. */
+  const hasDeployment = (node: string, id: string) =>
+    new AdminClient({ url: info(node).admin, token }).hasDeployment(id);
+
+  it("(h) a rollout over the cluster: 10% of 1,000 calls through every ingress, keys sticky through every node and a rolling restart; promote is followed and pruned everywhere", async () => {
+    const stable: string = (await cli("n1", "status", "counter")).active;
+    const deployed = await cli(
+      "n1",
+      "deploy",
+      fileURLToPath(sources.counter2 as string),
+      "--name",
+      "counter",
+      "--version",
+      "3.0.0",
+      "--percent",
+      "10",
+    );
+    expect(deployed.rollout).toEqual({ stable, percent: 10 });
+    const canary: string = deployed.buildId;
+    await eventually(async () => {
+      const { builds } = await expectEveryNodeAsStatus("counter");
+      expect(builds.find((b) => b.buildId === canary)?.state).toBe("canary");
+    }, 60_000);
+
+    // Key i through node i mod 3: each answer is 1 (stable) or 10 (canary) for a new key.
+    const keys = [...Array(1000).keys()].map((i) => `share-${i}`);
+    const through = (i: number) => LOCAL_NODES[i % LOCAL_NODES.length] as string;
+    const started = Date.now();
+    const first = await pool(keys, 12, (key, i) => call(through(i), `counter/${key}/add`) as Promise<number>);
+    const onCanary = first.filter((r) => r === 10).length;
+    console.log(
+      `[cluster] 1,000 calls at 10% over three ingresses: ${onCanary} on the canary, ${Date.now() - started} ms`,
+    );
+    expect(first.every((r) => r === 1 || r === 10)).toBe(true);
+    const [low, high] = bounds(1000, 0.1);
+    expect(onCanary).toBeGreaterThanOrEqual(low);
+    expect(onCanary).toBeLessThanOrEqual(high);
+    // Whichever node ran it, each key went where the split's hash sends it.
+    const split = { stable, canary, percent: 10 };
+    expect(keys.filter((key, i) => first[i] !== (toCanary(split, key) ? 10 : 1))).toEqual([]);
+
+    // Every node restarted (quicker drains for what follows): each catches up and routes the split
+    // as before. 100 keys called twice more, each call through another node, never change build.
+    const restarting = Date.now();
+    await restartEveryNode(QUICK_DRAIN);
+    console.log(`[cluster] every node restarted in turn in ${Date.now() - restarting} ms`);
+    const sticky = keys.slice(0, 100);
+    for (const turn of [1, 2]) await pool(sticky, 12, (key, i) => call(through(i + turn), `counter/${key}/add`));
+    const counts = await pool(sticky, 12, (key) => call("n2", `counter/${key}/get`) as Promise<number>);
+    expect(sticky.filter((_, i) => counts[i] !== (first[i] as number) * 3)).toEqual([]);
+
+    // A step through n2, promote through n3.
+    const ramped = await cli("n2", "rollout", "counter", "--percent", "50");
+    expect(ramped.rollout).toEqual({ stable, percent: 50 });
+    const promoted = await cli("n3", "promote", "counter");
+    expect(promoted.buildId).toBe(canary);
+    for (const node of LOCAL_NODES) expect(await call(node, `counter/promoted-${node}/add`)).toBe(10);
+    const promotedAt = Date.now();
+    // Both splits drain and Restate forgets them; the old build drains after them and is pruned:
+    // no node routes or serves it, and every node keeps the files status says are kept.
+    await eventually(async () => {
+      for (const node of LOCAL_NODES) {
+        expect(await hasDeployment(node, deployed.deploymentId)).toBe(false);
+        expect(await hasDeployment(node, ramped.deploymentId)).toBe(false);
+      }
+      const view = await cli("n1", "status", "counter");
+      expect(view.active).toBe(canary);
+      expect(view.rollout).toBeUndefined();
+      const { builds } = await expectEveryNodeAsStatus("counter");
+      expect(builds.find((b) => b.buildId === stable)?.state).toBe("pruned");
+    }, 120_000);
+    console.log(
+      `[cluster] both splits and the old build pruned on every node ${Date.now() - promotedAt} ms after promote`,
+    );
+  }, 600_000);
+
+  it("(i) --auto judges a canary by every node's outcomes: one whose calls fail is aborted, and no call is lost", async () => {
+    await cli("n1", "deploy", fileURLToPath(sources.flakyFixed as string), "--name", "flaky", "--version", "1.0.0");
+    const broken = await cli(
+      "n2",
+      "deploy",
+      fileURLToPath(sources.flakyBroken as string),
+      "--name",
+      "flaky",
+      "--version",
+      "2.0.0",
+      "--percent",
+      "50",
+      "--auto",
+      "50",
+      "--auto-interval",
+      String(JUDGE_S),
+    );
+    // Every call that lands on the broken canary fails twice and pauses (the fixture's retry
+    // policy) until resumed; they run on the leaders of their partitions, spread over the nodes.
+    const calls = [...Array(30).keys()].map(
+      (i) => call(LOCAL_NODES[i % LOCAL_NODES.length] as string, "flaky/run", 180_000) as Promise<string>,
+    );
+    const admin = new AdminClient({ url: info("n1").admin, token });
+    const unsettled = async () =>
+      (
+        await admin.query(
+          "SELECT id FROM sys_invocation_status WHERE target_service_name = 'flaky' AND status NOT IN ('completed', 'paused')",
+        )
+      ).length;
+    await eventually(async () => expect(await unsettled()).toBe(0), 60_000);
+    // Settled before the judgement: what it reads is every attempt the canary will ever make.
+    expect((await cli("n3", "status", "flaky")).rollout).toBeDefined();
+    const canaryOn = async (node: string) => {
+      const response = await fetch(`${info(node).ops}/outcomes`, { signal: AbortSignal.timeout(5_000) });
+      const builds = (await response.json()) as { build: string; counts: Record<string, number> }[];
+      const counts = builds.find((b) => b.build === broken.buildId)?.counts ?? {};
+      const failed = (counts.error ?? 0) + (counts.exception ?? 0) + (counts.killed ?? 0);
+      return { failed, all: failed + (counts.ok ?? 0) };
+    };
+    const perNode = await Promise.all(LOCAL_NODES.map(canaryOn));
+    console.log(`[cluster] the canary's attempts per node: ${JSON.stringify(perNode)}`);
+    // The attempts ran on more than one node: a judgement that read one node would see fewer.
+    expect(perNode.filter((n) => n.all > 0).length).toBeGreaterThan(1);
+
+    let canary: { error?: string; history: { event: string; at: string }[] } | undefined;
+    await eventually(async () => {
+      const view = await cli("n3", "status", "flaky");
+      expect(view.rollout).toBeUndefined();
+      canary = view.builds.find((b: { buildId: string }) => b.buildId === broken.buildId);
+      expect(canary?.history.map((h) => h.event)).toContain("aborted");
+    }, 90_000);
+    // The judgement counted the attempts of every node, and came one interval after the rollout.
+    const counted = canary?.error?.match(/\((\d+) of (\d+)\)/);
+    expect(counted?.slice(1).map(Number)).toEqual([
+      perNode.reduce((sum, n) => sum + n.failed, 0),
+      perNode.reduce((sum, n) => sum + n.all, 0),
+    ]);
+    const at = (event: string) => Date.parse(canary?.history.find((h) => h.event === event)?.at ?? "");
+    expect(at("aborted") - at("rolled out")).toBeLessThan((JUDGE_S + 20) * 1000);
+    console.log(
+      `[cluster] --auto aborted the canary ${at("aborted") - at("rolled out")} ms after its rollout, on ${counted?.[1]} failed of ${counted?.[2]} attempts`,
+    );
+
+    // The paused calls move to the stable build and finish there.
+    await cli("n1", "resume", "flaky");
+    expect(await Promise.all(calls)).toEqual(Array(30).fill("fixed"));
   }, 300_000);
 });

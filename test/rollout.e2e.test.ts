@@ -8,29 +8,10 @@ import type { ActivateResult } from "../control/objects/deployer.ts";
 import { gridironOf } from "./cli.ts";
 import { IngressError } from "./ingress.ts";
 import { eventually, findChild, useTestMesh } from "./mesh.ts";
+import { bounds, pool } from "./sample.ts";
 
 const POLL_S = 1;
 const GRACE_S = 2;
-
-/** The binomial 99.9% interval (normal approximation, z = 3.29) of the count of n draws at p. */
-const bounds = (n: number, p: number) => {
-  const spread = 3.29 * Math.sqrt(n * p * (1 - p));
-  return [n * p - spread, n * p + spread] as const;
-};
-
-/** Runs `task` over `items`, `width` at a time: the machine has two cores. */
-async function pool<T, R>(items: T[], width: number, task: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await task(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: width }, worker));
-  return results;
-}
 
 /** Gradual rollouts on a real one-node mesh: split deployments, affinity, promote and abort. */
 describe("gradual rollouts", () => {

@@ -96,6 +96,16 @@ describe("judgeStep", () => {
     expect(judgeStep(policy, 10, { ok: 100, error: 0 }, { ok: 3, error: 0 })).toMatchObject({ kind: "wait" });
   });
 
+  test("a node's counts unread: an abort still, a step up or promote never", () => {
+    const unread = { ok: 50, error: 0, unread: ["n3"] };
+    expect(judgeStep(policy, 10, { ok: 100, error: 0 }, unread)).toEqual({
+      kind: "wait",
+      reason: "the calls on n3 could not be counted (no answer in time)",
+    });
+    expect(judgeStep(policy, 50, { ...unread, ok: 100 }, { ok: 30, error: 0, unread: ["n3"] }).kind).toBe("wait");
+    expect(judgeStep(policy, 10, { ok: 100, error: 0 }, { ...unread, error: 20 }).kind).toBe("abort");
+  });
+
   test("a margin of exactly the difference is not an abort", () => {
     expect(judgeStep(policy, 10, { ok: 90, error: 10 }, { ok: 85, error: 15 }).kind).toBe("step");
   });

@@ -129,6 +129,8 @@ export function shapeDifference(stable: RecordedManifest, canary: RecordedManife
 export interface OutcomeCounts {
   ok: number;
   error: number;
+  /** Nodes whose counts could not be read (on a cluster, a node that did not answer in time). */
+  unread?: string[];
 }
 
 /**
@@ -152,8 +154,10 @@ const percentText = (r: number) => `${(r * 100).toFixed(1)}%`;
 
 /**
  * The automatic analysis, once per step: abort when the canary's error ratio is worse than the
- * stable build's by more than the margin; wait when the canary had too few calls to judge; else
- * step up to the next percentage of the policy, or promote after the last.
+ * stable build's by more than the margin; wait when the canary had too few calls to judge, or
+ * when a node's counts could not be read (its calls might be the failing ones: part of the calls
+ * may justify an abort, never a step up); else step up to the next percentage of the policy, or
+ * promote after the last.
  */
 export function judgeStep(
   policy: AutoPolicy,
@@ -172,6 +176,10 @@ export function judgeStep(
   }
   if (calls < policy.minCalls) {
     return { kind: "wait", reason: `the canary had ${calls} call(s) in the window, fewer than ${policy.minCalls}` };
+  }
+  const unread = [...new Set([...(stable.unread ?? []), ...(canary.unread ?? [])])];
+  if (unread.length) {
+    return { kind: "wait", reason: `the calls on ${unread.join(", ")} could not be counted (no answer in time)` };
   }
   const next = policy.steps.find((step) => step > percent);
   return next === undefined ? { kind: "promote" } : { kind: "step", percent: next };

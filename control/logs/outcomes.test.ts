@@ -1,5 +1,8 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { expect, test } from "vitest";
-import { errorRate, sumOutcomes } from "./outcomes.ts";
+import { loadSettings } from "../settings.ts";
+import { errorRate, rolloutOutcomes, sumOutcomes } from "./outcomes.ts";
 import type { BuildOutcomes } from "./store.ts";
 
 const entry = (build: string, ok: number, error: number): BuildOutcomes => ({
@@ -15,4 +18,22 @@ test("the nodes' counts are summed per build", () => {
   expect(summed).toEqual([{ ...entry("1", 30, 3), durationSeconds: 33 }, entry("2", 5, 0)]);
   expect(errorRate(summed[0]?.counts ?? entry("x", 0, 0).counts)).toBeCloseTo(3 / 33);
   expect(errorRate(entry("x", 0, 0).counts)).toBe(0);
+});
+
+test("a rollout's counts are every answering node's, and name the node that did not answer", async () => {
+  // n1 answers on 127.0.0.1; nothing listens on n2's 127.0.0.2 at that port.
+  const server = createServer((_, response) => response.end(JSON.stringify([entry("1", 4, 2)])));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const port = (server.address() as AddressInfo).port;
+    const base = loadSettings({ GRIDIRON_OPS_PORT: String(port) });
+    const n1 = { name: "n1", address: "127.0.0.1" };
+    const settings = {
+      ...base,
+      cluster: { self: n1, peers: [n1, { name: "n2", address: "127.0.0.2" }], provisions: true },
+    };
+    expect(await rolloutOutcomes(settings).counts("greeter", "1", 0, 0)).toEqual({ ok: 4, error: 2, unread: ["n2"] });
+  } finally {
+    server.close();
+  }
 });

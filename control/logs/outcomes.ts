@@ -59,15 +59,17 @@ export async function meshOutcomes(settings: Settings): Promise<MeshOutcomes> {
  * What the automatic rollout analysis reads (domain/rollout.ts): a build's attempts across the
  * mesh, ok or failed (error, exception or killed). The nodes keep rates for the last minute
  * only, so the window is the minute before the judgement, whatever `fromMs` the step began at:
- * a step's interval should be a minute or more for the judgement to see the whole of it.
+ * a step's interval should be a minute or more for the judgement to see the whole of it. Nodes
+ * that do not answer in time are named in `unread`: the judgement then does not step up.
  */
 export function rolloutOutcomes(settings: Settings): RolloutOutcomes {
   return {
     async counts(name, buildId) {
-      const { builds } = await meshOutcomes(settings);
+      const { builds, missing } = await meshOutcomes(settings);
       const last = builds.find((b) => b.bundle === name && b.build === buildId)?.lastMinute;
-      if (!last) return { ok: 0, error: 0 };
-      return { ok: last.ok, error: last.error + last.exception + last.killed };
+      const unread = missing.length ? { unread: missing } : {};
+      if (!last) return { ok: 0, error: 0, ...unread };
+      return { ok: last.ok, error: last.error + last.exception + last.killed, ...unread };
     },
   };
 }
