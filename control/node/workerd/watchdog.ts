@@ -93,7 +93,7 @@ export interface WatchdogOutput {
   killed: (cause: KillCause) => void;
   /** The bundles with a build serving in the cell now: the suspects when it keeps hanging. */
   bundles: () => string[];
-  /** Makes the cell refuse these bundles' calls from now on (none: lift); `live`: its workerd answers. */
+  /** Makes the cell hold these bundles' calls from now on (none: hold none); `live`: its workerd answers. */
   hold: (bundles: string[], live: boolean) => Promise<void>;
   /** Quarantines the bundle found to hang the cell alone, saying why. */
   culprit: (bundle: string, reason: string) => Promise<void>;
@@ -162,8 +162,8 @@ export async function watchWorkerd(
 async function hold({ hold: apply, log }: WatchdogOutput, bundles: string[], live: boolean): Promise<void> {
   log(
     bundles.length
-      ? `[gridiron] the cell keeps hanging: refusing calls of ${bundles.join(", ")} while finding which bundle does it`
-      : "[gridiron] refusing no bundle's calls",
+      ? `[gridiron] the cell keeps hanging: holding the calls of ${bundles.join(", ")} while finding which bundle does it`
+      : "[gridiron] holding no bundle's calls",
   );
   await apply(bundles, live).catch((error: unknown) =>
     log(`[gridiron] could not hold ${bundles.join(", ")}: ${error}`),
