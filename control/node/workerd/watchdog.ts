@@ -71,7 +71,7 @@ const POLL_MS = 1_000;
 /**
  * How long a cell must stay calm to clear the bundles that ran meanwhile (culprit.ts): long enough
  * for Restate to retry a culprit's invocation after a kill (its backoff grows with each failed
- * attempt, up to 10 s by default) and for it to hang the cell again.
+ * attempt; held calls wait in the router instead, so it stays short) and for it to hang the cell again.
  */
 const QUIET_MIN_MS = 20_000;
 
