@@ -77,7 +77,8 @@ export function buildRows(status: StatusView): Record<string, string>[] {
     bundle: status.name,
     version: build.version,
     build: build.buildId,
-    state: build.state,
+    // Refused: it hung its cell alone, and the routers refuse its calls (`status` says why).
+    state: build.refused ? `${build.state},refused` : build.state,
     deployment: build.deploymentId ?? "",
     cell: build.cell === undefined ? "" : String(build.cell),
     pinned: String(build.pinned),

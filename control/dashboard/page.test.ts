@@ -75,6 +75,15 @@ describe("the dashboard", () => {
     expect(one).toMatch(/>Roll back to this<\/button>/);
   });
 
+  test("marks a build the routers refuse, saying why, escaped", async () => {
+    const refused = { ...build(1, "active"), refused: "bundle greeter hung this cell <alone>" };
+    const shown = await render([refused]);
+    expect(shown).toContain(
+      '<span class="badge failed">refused</span> <span class="muted">bundle greeter hung this cell &lt;alone&gt;</span>',
+    );
+    expect(await render([build(1, "active")])).not.toMatch(/refused/);
+  });
+
   test("tells times relative to now, the exact time on hover, unwrapped", async () => {
     const shown = await render([build(97, "active")]);
     expect(shown).toMatch(`active <time datetime="${minutesAgo(3)}" title="${minutesAgo(3)}">3 min. ago</time>`);

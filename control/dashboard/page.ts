@@ -155,7 +155,7 @@ function buildRow(name: string, build: BuildView, dashboard: Dashboard, viewer: 
   return html`<tr data-build="${build.buildId}"><td>${build.version}</td>
     <td><code>${build.buildId}</code> <button type="button" data-copy="${build.buildId}" title="copy">copy</button>
       ${build.deploymentId ? html`<br><code>${build.deploymentId}</code> <button type="button" data-copy="${build.deploymentId}" title="copy">copy</button>` : ""}</td>
-    <td><span class="badge ${build.state}">${build.state}</span>${build.cell === undefined ? "" : html`<br><span class="muted">cell ${build.cell}</span>`}${build.drift ? html`<br><span class="muted">${build.drift.join("; ")}</span>` : ""}</td>
+    <td><span class="badge ${build.state}">${build.state}</span>${build.cell === undefined ? "" : html`<br><span class="muted">cell ${build.cell}</span>`}${build.drift ? html`<br><span class="muted">${build.drift.join("; ")}</span>` : ""}${build.refused ? html`<br><span class="badge failed">refused</span> <span class="muted">${build.refused}</span>` : ""}</td>
     <td>${timeline(build, dashboard)}</td>
     <td>${build.pinned} pinned, ${build.paused} paused${ids.map((id) => html`<br><a href="${dashboard.restateUi}/invocations/${id}">${id}</a>`)}${rates(dashboard.outcomes.find((o) => o.bundle === name && o.build === build.buildId))}${viewer.admin ? html`<br><a href="builds/${name}/${build.buildId}/lines">lines</a> · <a href="builds/${name}/${build.buildId}/lines?status=error">errors</a>` : ""}</td>
     <td>${build.error ? html`<strong>${build.error}</strong>` : (build.message ?? "")}${build.source ? html`<br><span class="muted">${build.source}</span>` : ""}${envLine(build)}</td>

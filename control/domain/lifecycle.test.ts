@@ -409,6 +409,13 @@ describe("statusView", () => {
     });
   });
 
+  test("a build the routers refuse says why; the others say nothing", () => {
+    const refused = { "1.0.0-a": "bundle counter hung this cell" };
+    const [old, current] = statusView("counter", [draining, active], {}, serving, undefined, undefined, refused).builds;
+    expect(old?.refused).toBe("bundle counter hung this cell");
+    expect(current).not.toHaveProperty("refused");
+  });
+
   test("with no active build, active is null", () => {
     const view = statusView("counter", [draining], {}, undefined);
     expect(view.active).toBeNull();

@@ -360,6 +360,8 @@ export interface BuildView {
   lastDrainCheck?: string;
   /** In a cluster: the nodes whose workerd serves the build now. */
   nodes?: string[];
+  /** Why the routers refuse its calls: it hung its cell alone, and its bundle is quarantined (culprit.ts). */
+  refused?: string;
   /** The vars it runs with. */
   vars?: Vars;
   /** The revision of each secret it runs with; never a value, sealed or not. */
@@ -377,7 +379,7 @@ export interface StatusView {
 /**
  * What `status` answers for a bundle. `counts` are by build id (a build not counted shows 0);
  * `drift` is the active build's, as driftOf found it; in a cluster, `serving` lists by build id
- * the nodes that serve it.
+ * the nodes that serve it; `refused`, by build id, why the routers refuse a build's calls.
  */
 export function statusView(
   name: string,
@@ -386,6 +388,7 @@ export function statusView(
   drift: Drift | undefined,
   serving?: Record<string, string[]>,
   rollout?: RolloutView,
+  refused: Record<string, string> = {},
 ): StatusView {
   const active = records.find((r) => r.state === "active");
   return {
@@ -394,6 +397,7 @@ export function statusView(
     builds: records.map((r) => ({
       ...buildView(r, counts[r.buildId], r === active ? drift : undefined),
       ...(serving ? { nodes: serving[r.buildId] ?? [] } : {}),
+      ...(refused[r.buildId] ? { refused: refused[r.buildId] } : {}),
     })),
     ...(rollout ? { rollout } : {}),
   };

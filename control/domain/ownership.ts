@@ -21,6 +21,11 @@ export interface RoutedBuild extends Build {
   manifest?: RecordedManifest;
   /** The cell that serves it on every node (placement.ts); absent for builds routed before cells: 0. */
   cell?: number;
+  /**
+   * Why the routers refuse its calls (503), if they do: the build hung its cell alone, and its
+   * bundle is quarantined (culprit.ts). Until it is pruned.
+   */
+  refused?: string;
 }
 
 /** Service name -> the bundle that owns it. */

@@ -133,6 +133,27 @@ describe("NodeAgent", () => {
     expect(await routesFile()).toEqual(mesh.routes);
   });
 
+  test("a hold marks the builds its bundles serve in the cell now, not later ones, nor refused ones; it lasts across syncs", async () => {
+    const agent = agentOf();
+    const refused = { ...routed("brute"), buildId: "0.9.0-z", refused: "bundle brute hung this cell" };
+    mesh.routes = [routed("greeter"), routed("brute"), refused];
+    await agent.sync();
+    expect(agent.bundlesIn(0)).toEqual(["greeter", "brute"]);
+    await agent.hold(0, ["brute"], true);
+    const held = (await routesFile()).filter((b: { held?: string }) => b.held).map((b: RoutedBuild) => b.buildId);
+    expect(held).toEqual(["1.0.0-a"]);
+    expect(mesh.routerRefreshes).toBe(2);
+    // A new build of a held bundle runs; the held one stays held through the sync that routes it.
+    mesh.routes = [...mesh.routes, { ...routed("brute"), buildId: "2.0.0-b" }];
+    await agent.sync();
+    const names = (await routesFile()).map(
+      (b: RoutedBuild & { held?: string }) => `${b.buildId}:${b.held ? "held" : ""}`,
+    );
+    expect(names).toEqual(["1.0.0-a:", "1.0.0-a:held", "0.9.0-z:", "2.0.0-b:"]);
+    await agent.hold(0, [], false);
+    expect((await routesFile()).some((b: { held?: string }) => b.held)).toBe(false);
+  });
+
   test("workerd is handed over once every releaseAfter removed builds", async () => {
     const agent = agentOf();
     mesh.routes = [routed("a"), routed("b"), routed("c")];

@@ -10,6 +10,7 @@ import { routedBuilds } from "../objects/routes.ts";
 import type { Settings } from "../settings.ts";
 import { cellIds, cellOf, cellUrl } from "./workerd/cells.ts";
 import { writeRoutes } from "./workerd/config.ts";
+import type { ServedBuild } from "./workerd/router/types.ts";
 import { refreshRoutes } from "./workerd/router-client.ts";
 
 /** What a node serves, for the deployer's "every node serves it" and for status. */
@@ -53,6 +54,8 @@ export class NodeAgent {
   private served: RoutedBuild[] | undefined;
   /** Cell -> builds removed from it since a fresh workerd last took it over. */
   private readonly removedSinceRelease = new Map<number, number>();
+  /** Cell -> the builds (keys) there whose calls its router holds while the cell's watchdog hunts (domain/culprit.ts). */
+  private readonly held = new Map<number, Set<string>>();
   private syncs = 0;
   private lastError = "";
   private queue: Promise<unknown> = Promise.resolve();
@@ -92,6 +95,35 @@ export class NodeAgent {
     return pass.then(() => this.report());
   }
 
+  /** The bundles with a build serving in `cell`, none refused for good: what its watchdog suspects. */
+  bundlesIn(cell: number): string[] {
+    return (this.served ?? []).filter((build) => cellOf(build) === cell && !build.refused).map((build) => build.name);
+  }
+
+  /**
+   * Makes cell `cell`'s router hold the calls of `bundles`' builds there now (none: hold none)
+   * while its watchdog finds which bundle hangs it; their later builds are not held. The routes
+   * file is written at once, for the workerd that replaces a killed one, without waiting for a
+   * sync in progress (it may be waiting on this very cell); a live one (`refresh`) re-reads it too.
+   */
+  async hold(cell: number, bundles: string[], refresh: boolean): Promise<void> {
+    const served = this.served ?? [];
+    const inCell = served.filter((build) => cellOf(build) === cell);
+    this.held.set(cell, new Set(inCell.filter((build) => bundles.includes(build.name)).map(buildKey)));
+    await writeRoutes(this.settings.bundlesDir, this.marked(served));
+    if (refresh) await refreshRoutes(this.settings, cellUrl(this.settings, cell), inCell.length);
+  }
+
+  /** The routes file's builds: the routed ones, those held marked. */
+  private marked(routed: RoutedBuild[]): ServedBuild[] {
+    return routed.map((build) => {
+      const cell = cellOf(build);
+      if (build.refused || !this.held.get(cell)?.has(buildKey(build))) return build;
+      const held = `held: cell ${cell} keeps hanging, and its watchdog is finding which bundle's code does it; Restate retries this call`;
+      return { ...build, held };
+    });
+  }
+
   /** Syncs every `everyMs` until `signal` aborts: a cluster node follows what other nodes' deployers route. */
   async poll(everyMs: number, signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
@@ -122,7 +154,7 @@ export class NodeAgent {
           `${buildKey(stray)} is placed in cell ${cellOf(stray)}, and this node runs ${cells.length} cell(s): set GRIDIRON_CELLS the same on every node`,
         );
       }
-      await writeRoutes(this.settings.bundlesDir, routed);
+      await writeRoutes(this.settings.bundlesDir, this.marked(routed));
       for (const cell of cells) {
         const expected = routed.filter((build) => cellOf(build) === cell).length;
         await refreshRoutes(this.settings, cellUrl(this.settings, cell), expected);

@@ -24,6 +24,7 @@ export interface ChildSpec {
 }
 
 const STOP_GRACE_MS = 10_000;
+const MIN_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 30_000;
 /** A child that stayed up this long is healthy again: its backoff starts over from the shortest. */
 const HEALTHY_AFTER_MS = 60_000;
@@ -39,7 +40,9 @@ export class Supervised {
   private readonly log: (line: string) => void;
   private child: Child | undefined;
   private stopping = false;
-  private backoffMs = 500;
+  private backoffMs = MIN_BACKOFF_MS;
+  /** The running child was killed on purpose (kill): no crash, so its restart does not back off further. */
+  private killed = false;
 
   constructor(spec: ChildSpec, onStart: (child: Child) => void = () => {}, log: (line: string) => void = console.log) {
     this.spec = spec;
@@ -70,14 +73,16 @@ export class Supervised {
     void child.then((result) => {
       if (this.child !== child || this.stopping) return;
       this.child = undefined;
-      if (Date.now() - startedAt > HEALTHY_AFTER_MS) this.backoffMs = 500;
+      if (Date.now() - startedAt > HEALTHY_AFTER_MS) this.backoffMs = MIN_BACKOFF_MS;
       const how = result.signal ? `signal ${result.signal}` : `code ${result.exitCode}`;
+      const delayMs = this.killed ? MIN_BACKOFF_MS : this.backoffMs;
       restarts.inc({ component: this.spec.name });
-      this.log(`[gridiron] ${this.spec.name} exited with ${how}; restarting in ${this.backoffMs} ms`);
+      this.log(`[gridiron] ${this.spec.name} exited with ${how}; restarting in ${delayMs} ms`);
       setTimeout(() => {
         if (!this.stopping && !this.child) this.start();
-      }, this.backoffMs).unref();
-      this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+      }, delayMs).unref();
+      if (!this.killed) this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+      this.killed = false;
     });
     return child;
   }
@@ -95,9 +100,16 @@ export class Supervised {
     return this.child;
   }
 
-  /** SIGKILL, as for a crash: the child is started again like after any unexpected exit. */
+  /**
+   * SIGKILL, and the child is started again after the shortest backoff: the watchdog's kill of a
+   * workerd that hangs. That is no crash loop to slow down: the watchdog finds and quarantines
+   * the bundle behind repeated hangs (domain/culprit.ts), and every bundle of the cell waits
+   * while it is down.
+   */
   kill(): void {
-    this.child?.kill("SIGKILL");
+    if (!this.child) return;
+    this.killed = true;
+    this.child.kill("SIGKILL");
   }
 
   /**

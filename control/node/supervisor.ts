@@ -2,11 +2,10 @@ import type { Server } from "node:http";
 import { closeServer } from "../close-server.ts";
 import { catchUp, SYNC_MS, storedFiles } from "../cluster/agent.ts";
 import { readAdminToken } from "../credentials/admin-token.ts";
-import { bundleOfUri } from "../domain/placement.ts";
 import { removeMeshFile, writeMeshFile } from "../mesh-file.ts";
-import { quarantineBundle } from "../objects/routes.ts";
+import { type Quarantine, quarantineBundle } from "../objects/routes.ts";
 import { serveOps } from "../ops/server.ts";
-import { watchdogKills } from "../ops/supervisor-metrics.ts";
+import { culprits, heldBundles, watchdogKills } from "../ops/supervisor-metrics.ts";
 import { AdminClient } from "../restate/admin-client.ts";
 import { serveAdminFront } from "../restate/admin-front.ts";
 import type { Settings } from "../settings.ts";
@@ -16,7 +15,7 @@ import { componentSpecs, prepareDataDir } from "./components.ts";
 import { NodeAgent, serveAgentSocket } from "./node-agent.ts";
 import { type Child, Supervised } from "./supervised.ts";
 import { deployerReady } from "./supervisor-ipc.ts";
-import { cellUrl, quarantineCell } from "./workerd/cells.ts";
+import { cellUrl } from "./workerd/cells.ts";
 import { LiveWorkerd } from "./workerd/live.ts";
 import { watchWorkerd } from "./workerd/watchdog.ts";
 
@@ -91,7 +90,12 @@ export async function startMesh(
       void watchWorkerd(workerd, admin, cellUrl(settings, cell), settings.watchdog, {
         log: (line) => log(line.replace(/^\[gridiron\] /, `[gridiron] cell ${cell}: `)),
         killed: (cause) => watchdogKills.inc({ reason: cause }),
-        culprits: (endpoints) => quarantineCulprit(settings, token, endpoints, log),
+        bundles: () => agent.bundlesIn(cell),
+        hold: async (bundles, live) => {
+          heldBundles.set({ cell }, bundles.length);
+          await agent.hold(cell, bundles, live);
+        },
+        culprit: (bundle, reason) => quarantineCulprit(settings, token, agent, { bundle, cell, reason }),
         signal: watching.signal,
       });
     });
@@ -112,27 +116,22 @@ export async function startMesh(
 }
 
 /**
- * Quarantines the bundle whose invocations the watchdog killed: its next build goes to the
- * quarantine cell, away from the others. Only when they are all one bundle's: invocations stuck
- * behind the real culprit in its cell look the same to the watchdog, and moving their bundle in
- * with the culprit would punish it twice.
+ * Quarantines the bundle found to hang its cell alone (domain/culprit.ts): every node's router
+ * refuses its builds' calls in that cell, and its next build goes to the quarantine cell. The
+ * cell's own hold on those builds, which applied at once, can stay: it holds nothing refused.
+ * The cell is just restarting, so the sync may fail to tell its router; the routes file it reads
+ * as it starts is written all the same, and the next sync tells it again.
  */
 async function quarantineCulprit(
   settings: Settings,
   token: string,
-  endpoints: string[],
-  log: (line: string) => void,
+  agent: NodeAgent,
+  culprit: Quarantine,
 ): Promise<void> {
-  // With one cell there is no quarantine cell to move a bundle to.
-  if (quarantineCell(settings) === undefined) return;
-  const bundles = [...new Set(endpoints.map(bundleOfUri))];
-  const [bundle] = bundles;
-  if (bundles.length !== 1 || !bundle) {
-    log(`[gridiron] invocations of ${bundles.join(", ")} were killed together: no bundle is quarantined`);
-    return;
-  }
-  await quarantineBundle(settings.ingressUrl, token, bundle);
-  log(`[gridiron] bundle ${bundle} is quarantined: its next build goes to the quarantine cell`);
+  culprits.inc({ bundle: culprit.bundle, cell: culprit.cell });
+  heldBundles.set({ cell: culprit.cell }, 0);
+  await quarantineBundle(settings.ingressUrl, token, culprit);
+  await agent.sync();
 }
 
 /** A fresh workerd takes over cell `cell` (the node agent asks, to free removed builds' memory). */

@@ -991,7 +991,12 @@ export function deployerObject(
         const serving = settings.cluster
           ? servingNodes(await ctx.run("ask every node", () => askNodes(settings)), ctx.key)
           : undefined;
-        return statusView(ctx.key, records, counts, drift, serving, rolloutView(rollout, splits, pinned));
+        const refused = Object.fromEntries(
+          (await routes(ctx).view(internal())).builds.flatMap((b) =>
+            b.name === ctx.key && b.refused ? [[b.buildId, b.refused]] : [],
+          ),
+        );
+        return statusView(ctx.key, records, counts, drift, serving, rolloutView(rollout, splits, pinned), refused);
       }),
     },
     options: { asTerminalError },

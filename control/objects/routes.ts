@@ -30,8 +30,15 @@ export interface AddRoute {
   cell?: CellRequest;
 }
 
+/** A bundle that hung cell `cell` alone, and what the routers answer its calls there. */
+export interface Quarantine {
+  bundle: string;
+  cell: number;
+  reason: string;
+}
+
 export interface RoutesView {
-  builds: { name: string; buildId: string; services: string[]; cell: number }[];
+  builds: { name: string; buildId: string; services: string[]; cell: number; refused?: string }[];
   owners: Owners;
   cells: CellState;
 }
@@ -86,15 +93,22 @@ export function routesObject(adminToken: string, layout: CellLayout) {
       ),
 
       /**
-       * Quarantines a bundle: its next build goes to the quarantine cell, until an activation asks
-       * for a cell (`cell`). The watchdogs call it (through the gate) for a bundle whose
-       * invocation they had to kill.
+       * Quarantines a bundle whose build hung its cell alone (domain/culprit.ts): every node's
+       * router refuses the calls of its builds in that cell from now on, and its next build goes
+       * to the quarantine cell, until an activation asks for a cell (`cell`). The watchdogs call
+       * it (through the gate).
        */
-      quarantine: adminGate<string, CellState>(adminToken, "quarantine"),
+      quarantine: adminGate<Quarantine, CellState>(adminToken, "quarantine"),
       quarantineLocked: restate.handlers.object.exclusive(
         { ingressPrivate: true },
-        async (ctx: Ctx, bundle: string): Promise<CellState> => {
-          const next = quarantine((await stateOf(ctx)).cells, bundle);
+        async (ctx: Ctx, { bundle, cell, reason }: Quarantine): Promise<CellState> => {
+          const { builds, cells } = await stateOf(ctx);
+          const culprit = (b: RoutedBuild) => b.name === bundle && cellOf(b) === cell && !b.refused;
+          ctx.set(
+            "builds",
+            builds.map((b) => (culprit(b) ? { ...b, refused: reason } : b)),
+          );
+          const next = quarantine(cells, bundle);
           ctx.set("cells", next);
           return next;
         },
@@ -117,7 +131,13 @@ export function routesObject(adminToken: string, layout: CellLayout) {
       view: restate.handlers.object.shared(
         async (ctx: restate.ObjectSharedContext<RoutesState>): Promise<RoutesView> => {
           const { builds, owners, cells } = await stateOf(ctx);
-          const view = builds.map((b) => ({ name: b.name, buildId: b.buildId, services: b.services, cell: cellOf(b) }));
+          const view = builds.map((b) => ({
+            name: b.name,
+            buildId: b.buildId,
+            services: b.services,
+            cell: cellOf(b),
+            ...(b.refused ? { refused: b.refused } : {}),
+          }));
           return { builds: view, owners, cells };
         },
       ),
@@ -150,10 +170,10 @@ export async function routedBuilds(ingressUrl: string, adminToken: string): Prom
   );
 }
 
-/** Quarantines `bundle` (placement.ts), asked through an ingress with the admin token. */
-export async function quarantineBundle(ingressUrl: string, adminToken: string, bundle: string): Promise<void> {
+/** Quarantines a bundle that hung its cell (placement.ts), asked through an ingress with the admin token. */
+export async function quarantineBundle(ingressUrl: string, adminToken: string, quarantined: Quarantine): Promise<void> {
   await routesClient(clients.connect({ url: ingressUrl, headers: adminHeaders(adminToken) })).quarantine(
-    bundle,
+    quarantined,
     clients.rpc.opts({ timeout: ROUTES_CALL_TIMEOUT_MS }),
   );
 }

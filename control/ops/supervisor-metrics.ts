@@ -1,4 +1,4 @@
-import { Counter, Registry } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
 import type { KillCause } from "../node/workerd/watchdog.ts";
 
 /**
@@ -27,6 +27,20 @@ export const watchdogKills = new Counter({
   name: "gridiron_workerd_watchdog_kills_total",
   help: "workerd processes the watchdog killed, by reason: hang (stopped answering) or memory (over its limit)",
   labelNames: ["reason"] as const,
+  registers: [supervisorRegistry],
+});
+
+export const culprits = new Counter({
+  name: "gridiron_workerd_culprits_total",
+  help: "Bundles the watchdog found hanging a cell alone and quarantined (their calls there refused), by bundle and cell",
+  labelNames: ["bundle", "cell"] as const,
+  registers: [supervisorRegistry],
+});
+
+export const heldBundles = new Gauge({
+  name: "gridiron_workerd_held_bundles",
+  help: "Bundles whose calls a cell refuses while its watchdog finds which one keeps hanging it, by cell (0: no hunt)",
+  labelNames: ["cell"] as const,
   registers: [supervisorRegistry],
 });
 

@@ -78,7 +78,7 @@ export class LiveWorkerd implements WatchedWorkerd {
     return port === undefined ? undefined : `${this.url(port)}/`;
   }
 
-  /** SIGKILL, as for a crash: the supervisor starts it again. */
+  /** SIGKILL: the supervisor starts it again at once (Supervised.kill). */
   kill(): void {
     this.process.kill();
   }

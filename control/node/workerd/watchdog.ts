@@ -1,4 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { atCalm, atKill, type CellWatch } from "../../domain/culprit.ts";
+import { bundleOfUri } from "../../domain/placement.ts";
 import { rssMb } from "../../memory.ts";
 import type { AdminClient, JournalEntry } from "../../restate/admin-client.ts";
 import { answers } from "../../wait.ts";
@@ -45,18 +47,6 @@ export function verdict(health: Health, nowMs: number, limits: WatchdogLimits): 
 }
 
 /**
- * Pure: which invocations to kill. An invocation running on workerd at `strikes` kills in a row
- * is the cause, not a bystander: bystanders finish once workerd is back.
- */
-export function culprits(runningAtKill: string[], history: Map<string, number>, strikes: number): string[] {
-  const next = new Map<string, number>();
-  for (const id of runningAtKill) next.set(id, (history.get(id) ?? 0) + 1);
-  history.clear();
-  for (const [id, n] of next) history.set(id, n);
-  return [...next].filter(([, n]) => n >= strikes).map(([id]) => id);
-}
-
-/**
  * Pure: whether an invocation waits on Restate (a sleep, a call's answer, a promise), from its
  * journal: some command expects a completion that no notification has brought yet. Then it runs
  * no code and cannot be what hogs workerd, though a bidirectional one is in flight all the while.
@@ -78,7 +68,16 @@ export function waitsOnRestate(journal: JournalEntry[]): boolean {
 }
 
 const POLL_MS = 1_000;
-const STRIKES = 2;
+/**
+ * How long a cell must stay calm to clear the bundles that ran meanwhile (culprit.ts): long enough
+ * for Restate to retry a culprit's invocation after a kill (its backoff grows with each failed
+ * attempt; held calls wait in the router instead, so it stays short) and for it to hang the cell again.
+ */
+const QUIET_MIN_MS = 20_000;
+
+export function quietMs(limits: WatchdogLimits): number {
+  return Math.max(QUIET_MIN_MS, 5 * limits.hangMs);
+}
 
 export interface WatchedWorkerd {
   pid(): number | undefined;
@@ -87,30 +86,38 @@ export interface WatchedWorkerd {
   kill(): void;
 }
 
-/** Where the watchdog says what it does, and until when it watches. */
+/** What the watchdog is told and tells about its cell, and until when it watches. */
 export interface WatchdogOutput {
   log: (line: string) => void;
   /** Called for every workerd it kills (the supervisor counts them). */
   killed: (cause: KillCause) => void;
-  /** Called with the deployment uris of the invocations it killed in Restate at one kill, if any. */
-  culprits?: (endpoints: string[]) => Promise<void>;
+  /** The bundles with a build serving in the cell now: the suspects when it keeps hanging. */
+  bundles: () => string[];
+  /** Makes the cell hold these bundles' calls from now on (none: hold none); `live`: its workerd answers. */
+  hold: (bundles: string[], live: boolean) => Promise<void>;
+  /** Quarantines the bundle found to hang the cell alone, saying why. */
+  culprit: (bundle: string, reason: string) => Promise<void>;
   signal: AbortSignal;
 }
 
 /**
  * Polls workerd's probe port and memory; kills a workerd that hangs or grows past the limit (the
- * supervisor restarts it), and kills in Restate the invocation that keeps causing it, so Restate
- * does not retry it into the next workerd forever. Runs until `signal` aborts.
+ * supervisor restarts it). A cell that keeps hanging has its bundles held half at a time until one
+ * alone still hangs it (domain/culprit.ts); that bundle is quarantined and its invocations running
+ * code at that kill are killed in Restate, so Restate does not retry them into the next workerd
+ * forever. No other bundle's invocation is ever killed. Runs until `signal` aborts.
  */
 export async function watchWorkerd(
   workerd: WatchedWorkerd,
   admin: AdminClient,
   workerdUrl: string,
   limits: WatchdogLimits,
-  { log, killed, culprits: blame, signal }: WatchdogOutput,
+  output: WatchdogOutput,
 ): Promise<void> {
+  const { log, killed, signal } = output;
+  const quiet = quietMs(limits);
   let silentSinceMs: number | undefined;
-  const strikes = new Map<string, number>();
+  let watch: CellWatch = {};
   while (!signal.aborted) {
     await sleep(POLL_MS, undefined, { signal }).catch(() => {});
     const pid = workerd.pid();
@@ -119,28 +126,46 @@ export async function watchWorkerd(
     const answered = probeUrl !== undefined && (await answers(probeUrl, { timeoutMs: POLL_MS }));
     silentSinceMs = answered ? undefined : (silentSinceMs ?? Date.now());
     const decision = verdict({ silentSinceMs, rssMb: await rssMb(pid) }, Date.now(), limits);
-    if (decision.kind === "ok") continue;
+    if (decision.kind === "ok") {
+      const calm = atCalm(watch, Date.now(), quiet);
+      watch = calm.watch;
+      if (calm.finding.kind === "hold") await hold(output, calm.finding.held, true);
+      continue;
+    }
 
     const running = (await admin.runningUnder(`${workerdUrl}/`).catch(() => [])).filter(
       (invocation) => !waitsOnRestate(invocation.journal),
     );
+    const step = atKill(watch, output.bundles(), Date.now(), quiet);
+    watch = step.watch;
+    // Before the kill: the workerd the supervisor starts next reads who is held.
+    const { finding } = step;
+    if (finding.kind === "hold") await hold(output, finding.held, false);
+    if (finding.kind === "culprit") await output.hold([finding.bundle], false).catch(() => {});
     log(`[gridiron] ${decision.reason}; killing it`);
     killed(decision.cause);
     workerd.kill();
     silentSinceMs = undefined;
-    const guilty = culprits(
-      running.map((r) => r.id),
-      strikes,
-      STRIKES,
-    ).flatMap((id) => running.filter((r) => r.id === id));
-    for (const { id, target } of guilty) {
-      log(
-        `[gridiron] invocation ${id} (${target}) was running at ${STRIKES} workerd kills in a row; killing it in Restate`,
-      );
+    if (finding.kind !== "culprit") continue;
+
+    const reason = `bundle ${finding.bundle} hung this cell with no other suspect running (${decision.cause}); it is quarantined: its calls here are refused until its build is pruned, and its next build goes to the quarantine cell`;
+    log(`[gridiron] ${reason}`);
+    for (const { id, target } of running.filter((r) => bundleOfUri(r.endpoint) === finding.bundle)) {
+      log(`[gridiron] invocation ${id} (${target}) was running the culprit's code; killing it in Restate`);
       await admin.killInvocation(id).catch((error: unknown) => log(`[gridiron] could not kill ${id}: ${error}`));
     }
-    if (guilty.length && blame) {
-      await blame(guilty.map((r) => r.endpoint)).catch((error: unknown) => log(`[gridiron] ${error}`));
-    }
+    await output.culprit(finding.bundle, reason).catch((error: unknown) => log(`[gridiron] ${error}`));
   }
+}
+
+/** Applies a hold, saying so; a failure is logged (the next kill or calm spell tries again). */
+async function hold({ hold: apply, log }: WatchdogOutput, bundles: string[], live: boolean): Promise<void> {
+  log(
+    bundles.length
+      ? `[gridiron] the cell keeps hanging: holding the calls of ${bundles.join(", ")} while finding which bundle does it`
+      : "[gridiron] holding no bundle's calls",
+  );
+  await apply(bundles, live).catch((error: unknown) =>
+    log(`[gridiron] could not hold ${bundles.join(", ")}: ${error}`),
+  );
 }

@@ -18,10 +18,13 @@ import { CONTROL_PREFIX, DRAIN_PATH, LOAD_FAILED, ROUTES_FILE, ROUTES_PATH, WARM
 import { openSecrets } from "./secrets.js";
 import { affinityOf, parseSplit, toCanary } from "./split.js";
 
-/** @import { Build, EgressProps, Env, RoutedBuild, RouterContext, WorkerCode, WorkerModule } from "./types.ts" */
+/** @import { Build, EgressProps, Env, RoutedBuild, RouterContext, ServedBuild, WorkerCode, WorkerModule } from "./types.ts" */
 /** @import { ModuleType } from "../../../domain/bundle.ts" */
 
 const HOLD_MS = 100;
+/** How long a held build's request waits to be let through before it is answered 503 (under Restate's inactivity timeout). */
+const HELD_WAIT_MS = 30_000;
+const HELD_POLL_MS = 200;
 
 let draining = false;
 
@@ -29,7 +32,7 @@ let draining = false;
 // use I/O (a response body, a pending fetch) that another started, and a request that finds
 // something missing reads it itself.
 
-/** @type {Map<string, RoutedBuild> | undefined} id "name/buildId" -> build record, as the routes file lists them. */
+/** @type {Map<string, ServedBuild> | undefined} id "name/buildId" -> build record, as the routes file lists them. */
 let routes;
 /** @type {Map<string, WorkerCode>} id -> the code the Worker Loader compiles, once read from the bundles dir. */
 const code = new Map();
@@ -53,7 +56,7 @@ async function readRoutes(env) {
   const response = await env.ROUTES.fetch(`http://routes/${ROUTES_FILE}`);
   if (response.status === 404) return new Map();
   if (!response.ok) throw new Error(`cannot read ${ROUTES_FILE}: ${response.status}`);
-  const { builds } = /** @type {{ builds: RoutedBuild[] }} */ (await response.json());
+  const { builds } = /** @type {{ builds: ServedBuild[] }} */ (await response.json());
   // A cell serves the builds placed in it (a build routed before cells were: cell 0); a proof's
   // workerd has no cell and serves the one build its routes file lists.
   const mine = env.CELL === undefined ? builds : builds.filter((build) => String(build.cell ?? 0) === env.CELL);
@@ -132,8 +135,11 @@ export default {
     if (problem) return refuse(problem);
     const buildId = buildIdFor(segment, request, pathname);
     const id = `${name}/${buildId}`;
-    const build = live.get(id);
+    const build = await unlessHeld(id, live.get(id));
     if (!build) return new Response(`no build "${id}" is live on this workerd\n`, { status: 404 });
+    // Its code hung this cell alone (culprit.ts), or it is still held. A 503 runs none of it;
+    // Restate retries the call with its backoff, and pauses it in the end.
+    if (build.refused || build.held) return new Response(`${build.refused ?? build.held}\n`, { status: 503 });
     const answered = env.DISCOVERY === "recorded" ? answeredByRouter(build, pathname) : undefined;
     if (answered) return answered;
     if (draining) await new Promise((resolve) => setTimeout(resolve, HOLD_MS));
@@ -224,6 +230,24 @@ function buildIdFor(segment, request, pathname) {
   return toCanary(split, affinityOf(request.headers)) ? split.canary : split.stable;
 }
 
+/**
+ * The build, once it is no longer held (the node agent re-wrote the routes file and told this
+ * router), or as it is after HELD_WAIT_MS. A held call waits here rather than fail at once, so
+ * Restate's backoff does not grow while the watchdog looks for the culprit, and it runs as soon as
+ * its bundle is cleared. Polls the shared routes: one request may not wait on another's promise.
+ * @param {string} id
+ * @param {ServedBuild | undefined} build
+ */
+async function unlessHeld(id, build) {
+  const deadline = Date.now() + HELD_WAIT_MS;
+  let current = build;
+  while (current?.held && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, HELD_POLL_MS));
+    current = routes?.get(id);
+  }
+  return current;
+}
+
 /** @param {Env} env */
 async function liveBuilds(env) {
   routes ??= await readRoutes(env);
@@ -253,6 +277,7 @@ async function control(request, env, ctx, pathname) {
       const live = await readRoutes(env);
       routes = live;
       for (const [id, build] of live) {
+        if (build.refused || build.held) continue;
         try {
           // Under the build's own path, so what it logs while loading is attributed to it.
           await serve(env, ctx, id, build, new Request(`http://warm/${id}/`));

@@ -80,4 +80,13 @@ export interface TraceItem {
 }
 
 export type { Attempt, Batch, Line, Outcome } from "../../../logs/records.ts";
+/** A build as a node's routes file lists it (node-agent.ts): routed, and maybe held there for now. */
+export interface ServedBuild extends RoutedBuild {
+  /**
+   * Why the router holds its calls: its cell keeps hanging and its bundle is a suspect while the
+   * watchdog finds which one does it (domain/culprit.ts).
+   */
+  held?: string;
+}
+
 export type { Build, RoutedBuild };
