@@ -19,7 +19,10 @@ const MeshRecord = z.object({
 });
 
 /** Records this process's mesh; a later `npm start` elsewhere replaces it. */
-export async function writeMeshFile(settings: Settings, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export async function writeMeshFile(
+  settings: Pick<Settings, "dataDir" | "meshFile">,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
   const recorded = Object.fromEntries(RECORDED.flatMap((name) => (env[name] ? [[name, env[name]]] : [])));
   const record = { pid: process.pid, env: { ...recorded, GRIDIRON_DATA_DIR: settings.dataDir } };
   await mkdir(dirname(settings.meshFile), { recursive: true });
@@ -27,7 +30,7 @@ export async function writeMeshFile(settings: Settings, env: NodeJS.ProcessEnv =
 }
 
 /** Removes the mesh file if it is still this process's record. */
-export async function removeMeshFile(settings: Settings): Promise<void> {
+export async function removeMeshFile(settings: Pick<Settings, "meshFile">): Promise<void> {
   if ((await readMeshRecord(settings.meshFile))?.pid === process.pid) await rm(settings.meshFile, { force: true });
 }
 

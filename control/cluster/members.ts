@@ -49,7 +49,9 @@ export async function clusterNodes(settings: Settings): Promise<ClusterNode[]> {
   });
 }
 
-async function restateMembers(settings: Settings): Promise<z.infer<typeof MemberRow>[]> {
+async function restateMembers(
+  settings: Pick<Settings, "cluster" | "clusterPort" | "clusterTls">,
+): Promise<z.infer<typeof MemberRow>[]> {
   const addresses = (settings.cluster?.peers ?? []).map((p) => nodeAddress(p.address, settings.clusterPort));
   const query = `SELECT n.name, n.state, (SELECT COUNT(*) FROM partition_state p WHERE p.plain_node_id = n.plain_node_id AND p.effective_mode = 'Leader') AS led FROM nodes n`;
   // As this node: the node port takes only mutual TLS.

@@ -9,7 +9,13 @@ import type { Settings } from "../settings.ts";
  * The token that mutating deployer calls must carry as `Authorization: Bearer <token>`:
  * GRIDIRON_ADMIN_TOKEN, else one generated on first start into the data dir (mode 0600).
  */
-export async function ensureAdminToken(settings: Settings, log: (line: string) => void = console.log): Promise<void> {
+/** What the admin token is worked out from: the setting, else the file in the data dir. */
+type TokenSettings = Pick<Settings, "adminToken" | "adminTokenPath">;
+
+export async function ensureAdminToken(
+  settings: TokenSettings,
+  log: (line: string) => void = console.log,
+): Promise<void> {
   if (settings.adminToken) return;
   const existing = await readFile(settings.adminTokenPath, "utf8").catch(() => undefined);
   if (existing?.trim()) return;
@@ -18,7 +24,7 @@ export async function ensureAdminToken(settings: Settings, log: (line: string) =
   log(`[gridiron] generated an admin token in ${settings.adminTokenPath}; deploy calls need it as a Bearer token`);
 }
 
-export async function readAdminToken(settings: Settings): Promise<string> {
+export async function readAdminToken(settings: TokenSettings): Promise<string> {
   if (settings.adminToken) return settings.adminToken;
   const token = (await readFile(settings.adminTokenPath, "utf8")).trim();
   if (!token) throw new Error(`${settings.adminTokenPath} is empty`);

@@ -12,7 +12,10 @@ import type { Settings } from "../settings.ts";
  */
 const MODULUS_BITS = 3072;
 
-export async function ensureSecretsKey(settings: Settings, log: (line: string) => void = console.log): Promise<void> {
+export async function ensureSecretsKey(
+  settings: Pick<Settings, "secretsKeyPath">,
+  log: (line: string) => void = console.log,
+): Promise<void> {
   if (await readFile(settings.secretsKeyPath).catch(() => undefined)) return;
   await generateSecretsKey(settings.secretsKeyPath);
   log(`[gridiron] generated the key bundles' secrets are sealed to in ${settings.secretsKeyPath}`);
@@ -35,7 +38,9 @@ export interface SecretsPrivateKey {
  * The keys workerd's router opens secrets with: the current one, and while a rotation is under
  * way the previous one (`{key file}.previous`), so builds sealed to it still load.
  */
-export async function secretsPrivateKeys(settings: Settings): Promise<SecretsPrivateKey[]> {
+export async function secretsPrivateKeys(
+  settings: Pick<Settings, "secretsKeyPath" | "secretsPreviousKeyPath">,
+): Promise<SecretsPrivateKey[]> {
   const current = await readFile(settings.secretsKeyPath, "utf8");
   const previous = await readFile(settings.secretsPreviousKeyPath, "utf8").catch(() => undefined);
   const keys = [current, ...(previous ? [previous] : [])];
@@ -43,7 +48,7 @@ export async function secretsPrivateKeys(settings: Settings): Promise<SecretsPri
 }
 
 /** The current public key and its id, which sealed secrets name as `kid`. */
-export async function secretsPublicKey(settings: Settings): Promise<SecretsKey> {
+export async function secretsPublicKey(settings: Pick<Settings, "secretsKeyPath">): Promise<SecretsKey> {
   return await publicKeyOf(await readFile(settings.secretsKeyPath, "utf8"));
 }
 

@@ -37,8 +37,11 @@ export interface MeshOutcomes {
   missing: string[];
 }
 
+/** Where the outcomes are read: this node's ops port, or every peer's on a cluster. */
+type OutcomeSettings = Pick<Settings, "cluster" | "ports" | "opsUrl">;
+
 /** Asks this node, or on a cluster every node, for its outcomes, and sums them per build. */
-export async function meshOutcomes(settings: Settings): Promise<MeshOutcomes> {
+export async function meshOutcomes(settings: OutcomeSettings): Promise<MeshOutcomes> {
   const nodes = settings.cluster
     ? settings.cluster.peers.map((peer) => ({ name: peer.name, url: `http://${peer.address}:${settings.ports.ops}` }))
     : [{ name: "local", url: settings.opsUrl }];
@@ -62,7 +65,7 @@ export async function meshOutcomes(settings: Settings): Promise<MeshOutcomes> {
  * a step's interval should be a minute or more for the judgement to see the whole of it. Nodes
  * that do not answer in time are named in `unread`: the judgement then does not step up.
  */
-export function rolloutOutcomes(settings: Settings): RolloutOutcomes {
+export function rolloutOutcomes(settings: OutcomeSettings): RolloutOutcomes {
   return {
     async counts(name, buildId) {
       const { builds, missing } = await meshOutcomes(settings);

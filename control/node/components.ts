@@ -73,11 +73,11 @@ function cellSpec(settings: Settings, cell: number, socket: number | undefined):
   };
 }
 
-function restateConfigPath(settings: Settings): string {
+function restateConfigPath(settings: Pick<Settings, "cluster" | "restateClusterConfigPath">): string {
   return settings.cluster ? settings.restateClusterConfigPath : RESTATE_CONFIG;
 }
 
-function nodePortEnv(settings: Settings): Record<string, string> {
+function nodePortEnv(settings: Pick<Settings, "cluster" | "clusterPort" | "fabricSocket">): Record<string, string> {
   if (!settings.cluster) {
     return { RESTATE_LISTEN_MODE: "unix", RESTATE_ADVERTISED_ADDRESS: `unix:${settings.fabricSocket}` };
   }

@@ -159,7 +159,9 @@ function secretsKeyBindings(keys: SecretsPrivateKey[]): Binding[] {
 }
 
 /** The router, checking requests against this mesh's request identity key. */
-export async function readRouter(settings: Settings): Promise<Router> {
+export async function readRouter(
+  settings: Pick<Settings, "identityKeyPath" | "secretsKeyPath" | "secretsPreviousKeyPath">,
+): Promise<Router> {
   const read = async (name: string) => ({
     name,
     esModule: await readFile(new URL(`./router/${name}`, import.meta.url), "utf8"),

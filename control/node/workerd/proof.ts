@@ -36,7 +36,7 @@ const POLL_MS = 100;
  * The longest a build's top-level code may run while it loads. Under the watchdog's hang limit, so
  * a build that passes here cannot stall the live workerd long enough to be killed for it.
  */
-export function loadTimeoutMs(settings: Settings): number {
+export function loadTimeoutMs(settings: Pick<Settings, "watchdog">): number {
   return Math.min(10_000, settings.watchdog.hangMs / 2);
 }
 
@@ -46,7 +46,7 @@ const PROOF_PREFIX = "proof-";
 const SWEEP_TIMEOUT_MS = 5_000;
 
 /** The longest a whole proof may take, a backstop above the sum of its steps' own deadlines. */
-function proofTimeoutMs(settings: Settings): number {
+function proofTimeoutMs(settings: Pick<Settings, "watchdog">): number {
   return START_TIMEOUT_MS + 3 * loadTimeoutMs(settings);
 }
 
