@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import { describe, expect, test } from "vitest";
 import { readAdminToken } from "../control/credentials/admin-token.ts";
-import type { ActivateResult } from "../control/objects/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { ROOT } from "./cli.ts";
 import { useTestMesh } from "./mesh.ts";
 

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, test } from "vitest";
 import type { StatusView } from "../control/domain/lifecycle.ts";
 import { cellConfigPath, cellUrl } from "../control/node/workerd/cells.ts";
-import type { ActivateResult } from "../control/objects/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import type { RoutesView } from "../control/objects/routes.ts";
 import { eventually, findChildren, useTestMesh } from "./mesh.ts";
 

@@ -5,7 +5,7 @@ import { execa } from "execa";
 import getPort from "get-port";
 import { afterAll, describe, expect, test } from "vitest";
 import type { BuildView, StatusView } from "../control/domain/lifecycle.ts";
-import type { ActivateResult } from "../control/objects/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { CLI, gridironOf, ROOT } from "./cli.ts";
 import { useTestMesh } from "./mesh.ts";
 

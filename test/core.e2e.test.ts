@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, test } from "vitest";
 import { ensureIdentityKey, identityHeaders } from "../control/credentials/request-identity.ts";
-import type { ActivateResult } from "../control/objects/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { Ingress } from "./ingress.ts";
 import { eventually, findChild, isAlive, useTestMesh } from "./mesh.ts";
 import { endpointRequests, failedAttempts } from "./restate-metrics.ts";

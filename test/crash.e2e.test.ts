@@ -2,7 +2,7 @@ import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { Step, type StepName } from "../control/contracts.ts";
-import type { ActivateResult } from "../control/objects/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { findChild, useTestMesh } from "./mesh.ts";
 
 const CALLS = 2_000;

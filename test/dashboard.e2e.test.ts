@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { StatusView } from "../control/domain/lifecycle.ts";
-import type { ActivateResult } from "../control/objects/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { eventually, useTestMesh } from "./mesh.ts";
 
 /** Debian's chromium, installed by .ci/run like runit; the test is skipped where it is missing. */

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import type { ActivateResult } from "../control/objects/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { useTestMesh } from "./mesh.ts";
 
 /**

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, test } from "vitest";
 import { identityHeaders } from "../control/credentials/request-identity.ts";
 import type { BuildView } from "../control/domain/lifecycle.ts";
-import type { ActivateResult } from "../control/objects/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { eventually, findChild, findChildren, isAlive, useTestMesh } from "./mesh.ts";
 import { failedAttempts } from "./restate-metrics.ts";
 

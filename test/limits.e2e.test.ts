@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, test } from "vitest";
 import type { StatusView } from "../control/domain/lifecycle.ts";
-import type { ActivateResult } from "../control/objects/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import type { RoutesView } from "../control/objects/routes.ts";
 import { eventually, findChild, useTestMesh } from "./mesh.ts";
 

@@ -5,7 +5,7 @@ import { errorRate, meshOutcomes } from "../control/logs/outcomes.ts";
 import type { LogRecord } from "../control/logs/records.ts";
 import type { BuildOutcomes } from "../control/logs/store.ts";
 import { MAX_LINE_CHARS, SIGNATURE_WARNING } from "../control/node/workerd/router/logs.js";
-import type { ActivateResult } from "../control/objects/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { CLI, gridironOf, ROOT } from "./cli.ts";
 import { eventually, useTestMesh } from "./mesh.ts";
 

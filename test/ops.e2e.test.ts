@@ -7,7 +7,7 @@ import getPort from "get-port";
 import { describe, expect, test } from "vitest";
 import { z } from "zod";
 import { readAdminToken } from "../control/credentials/admin-token.ts";
-import type { ActivateResult } from "../control/objects/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { answers, waitFor, withTimeout } from "../control/wait.ts";
 import { eventually, findChild, isAlive, useTestMesh } from "./mesh.ts";
 

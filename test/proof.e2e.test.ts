@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import { describe, expect, test } from "vitest";
-import type { ActivateResult } from "../control/objects/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { eventually, findChild, useTestMesh } from "./mesh.ts";
 
 /** A build whose discovery answer sends its headers, then one byte a second (see its index.js). */

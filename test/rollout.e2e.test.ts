@@ -4,7 +4,7 @@ import { describe, expect, test } from "vitest";
 import type { StatusView } from "../control/domain/lifecycle.ts";
 import { DEFAULT_AUTO } from "../control/domain/rollout.ts";
 import { parseSplit, toCanary } from "../control/node/workerd/router/split.js";
-import type { ActivateResult } from "../control/objects/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { gridironOf } from "./cli.ts";
 import { IngressError } from "./ingress.ts";
 import { eventually, findChild, useTestMesh } from "./mesh.ts";

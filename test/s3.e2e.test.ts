@@ -5,7 +5,7 @@ import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectC
 import * as tar from "tar";
 import { describe, expect, test } from "vitest";
 import type { StatusView } from "../control/domain/lifecycle.ts";
-import type { ActivateResult } from "../control/objects/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { gridironOf } from "./cli.ts";
 import { useTestMesh } from "./mesh.ts";
 import { hasCeph, useTestS3 } from "./s3.ts";

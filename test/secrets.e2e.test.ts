@@ -5,7 +5,7 @@ import { execa } from "execa";
 import { describe, expect, test } from "vitest";
 import type { StatusView } from "../control/domain/lifecycle.ts";
 import { type SecretsKey, type SecretsView, seal } from "../control/domain/secrets.ts";
-import type { ActivateResult, SecretsChange } from "../control/objects/deployer.ts";
+import type { ActivateResult, SecretsChange } from "../control/objects/deployer/api.ts";
 import { eventually, useTestMesh } from "./mesh.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");

@@ -5,7 +5,7 @@ import { execa } from "execa";
 import { beforeAll, describe, expect, test } from "vitest";
 import { identityHeaders } from "../control/credentials/request-identity.ts";
 import { tellAgent } from "../control/node/node-agent.ts";
-import type { ActivateResult } from "../control/objects/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { waitFor } from "../control/wait.ts";
 import { Ingress } from "./ingress.ts";
 import { findChild, useTestMesh } from "./mesh.ts";

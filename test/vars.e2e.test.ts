@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import type { StatusView } from "../control/domain/lifecycle.ts";
-import type { ActivateResult } from "../control/objects/deployer.ts";
+import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { gridironOf } from "./cli.ts";
 import { useTestMesh } from "./mesh.ts";
 

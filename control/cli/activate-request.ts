@@ -1,7 +1,7 @@
 import type { Egress } from "../domain/bundle.ts";
 import type { CellRequest } from "../domain/placement.ts";
 import { type AutoPolicy, DEFAULT_AUTO } from "../domain/rollout.ts";
-import type { ActivateRequest } from "../objects/deployer.ts";
+import type { ActivateRequest } from "../objects/deployer/api.ts";
 import { describe } from "./failure.ts";
 import type { Source } from "./project.ts";
 

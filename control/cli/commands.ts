@@ -5,7 +5,7 @@ import { clusterClient } from "../contracts.ts";
 import type { BuildView, StatusView } from "../domain/lifecycle.ts";
 import { CellRequest } from "../domain/placement.ts";
 import { DEFAULT_AUTO } from "../domain/rollout.ts";
-import type { ActivateRequest, ActivateResult } from "../objects/deployer.ts";
+import type { ActivateRequest, ActivateResult } from "../objects/deployer/api.ts";
 import { loadSettings } from "../settings.ts";
 import { activateRequest, DEFAULT_VERSION, type DeployOptions, inSourceTerms } from "./activate-request.ts";
 import { confirmOrStop } from "./ask.ts";

@@ -2,7 +2,7 @@ import { relative, resolve } from "node:path";
 import * as clients from "@restatedev/restate-sdk-clients";
 import { type FSWatcher, watch as watchFiles } from "chokidar";
 import type { Command } from "commander";
-import type { ActivateResult } from "../objects/deployer.ts";
+import type { ActivateResult } from "../objects/deployer/api.ts";
 import { activateRequest, type DeployOptions, inSourceTerms } from "./activate-request.ts";
 import { type StopTail, tailBundleLogs } from "./bundle-logs.ts";
 import { type Connection, deployer, requireToken } from "./connection.ts";

@@ -5,7 +5,7 @@ import { isCancel, password } from "@clack/prompts";
 import type { Command } from "commander";
 import { z } from "zod";
 import { SecretsKey, type SecretsView, seal } from "../domain/secrets.ts";
-import type { SecretsChange } from "../objects/deployer.ts";
+import type { SecretsChange } from "../objects/deployer/api.ts";
 import { confirmOrStop } from "./ask.ts";
 import { attachable, type Connection, deployer, requireToken, sendClient } from "./connection.ts";
 import { inert } from "./inert.ts";
