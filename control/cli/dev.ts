@@ -6,10 +6,12 @@ import type { ActivateResult } from "../objects/deployer.ts";
 import { activateRequest, type DeployOptions, inSourceTerms } from "./activate-request.ts";
 import { type StopTail, tailBundleLogs } from "./bundle-logs.ts";
 import { type Connection, deployer, requireToken } from "./connection.ts";
+import { type BuildInto, warmBuilder } from "./dev-bundler.ts";
 import { describe } from "./failure.ts";
 import { inertLines } from "./inert.ts";
-import { prepareSource } from "./project.ts";
+import { prepareSource, wranglerConfigIn } from "./project.ts";
 import type { Helpers } from "./secret.ts";
+import { wranglerOf } from "./wrangler.ts";
 
 /** Saves this close together are one change: an editor's save is often several writes. */
 const SETTLE_MS = 40;
@@ -58,6 +60,8 @@ class DevSession {
   private readonly replaced = new Set<string>();
   private pruneTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** The session's wrangler, loaded once; undefined: each save runs `wrangler deploy --dry-run`. */
+  private builder: BuildInto | undefined;
 
   private readonly connection: Connection;
   private readonly dir: string;
@@ -72,14 +76,18 @@ class DevSession {
   }
 
   async run(): Promise<void> {
+    // `on`, not `once`: wrangler, loaded in this process, re-raises a signal when no other
+    // listener is left for it (signal-exit), which would end the process before stop() is done.
     const stop = () => void this.stop();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
     const ignored = (path: string) => ignoredPath(relative(this.dir, path));
     this.watcher = watchFiles(this.dir, { ignored, ignoreInitial: true });
     this.watcher.on("all", () => this.saved(Date.now()));
     await new Promise<void>((ready) => this.watcher?.once("ready", ready));
     this.note(`watching ${this.dir}; Ctrl-C stops watching and leaves the last build serving`);
+    const config = await wranglerConfigIn(this.dir);
+    this.builder = config ? warmBuilder(await wranglerOf(this.dir), config, this.options.env) : undefined;
     this.start(Date.now());
   }
 
@@ -104,7 +112,7 @@ class DevSession {
   private async buildAndActivate(savedAt: number): Promise<void> {
     let source: Awaited<ReturnType<typeof prepareSource>>;
     try {
-      source = await prepareSource(this.dir, this.options.env, () => {}, this.abort.signal);
+      source = await prepareSource(this.dir, this.options.env, () => {}, this.abort.signal, this.builder);
     } catch (error) {
       if (!this.stopping) this.failed(error);
       return;
