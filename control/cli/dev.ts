@@ -86,9 +86,22 @@ class DevSession {
     this.watcher.on("all", () => this.saved(Date.now()));
     await new Promise<void>((ready) => this.watcher?.once("ready", ready));
     this.note(`watching ${this.dir}; Ctrl-C stops watching and leaves the last build serving`);
-    const config = await wranglerConfigIn(this.dir);
-    this.builder = config ? warmBuilder(await wranglerOf(this.dir), config, this.options.env) : undefined;
+    await this.loadWrangler();
     this.start(Date.now());
+  }
+
+  /** Loads the project's wrangler once for the session, when it can build warm; says which builds. */
+  private async loadWrangler(): Promise<void> {
+    const config = await wranglerConfigIn(this.dir);
+    if (!config) return;
+    const wrangler = await wranglerOf(this.dir);
+    this.builder = warmBuilder(wrangler, config, this.options.env);
+    const which = wrangler.own ? "the project's own wrangler" : "Gridiron's wrangler";
+    this.note(
+      this.builder
+        ? `building with ${which}, kept loaded for the session`
+        : `building with ${which} in a new Node per save: it has no dev bundler API (unstable_DevEnv)`,
+    );
   }
 
   private saved(at: number): void {

@@ -46,8 +46,8 @@ export async function prepareSource(
   const entries = await readdir(dir).catch(() => {
     throw new Error(`${dir} is not a directory`);
   });
-  const config = WRANGLER_CONFIGS.find((name) => entries.includes(name));
-  if (config) return build(dir, join(dir, config), env, log, { signal, builder });
+  const config = configAmong(entries, dir);
+  if (config) return build(dir, config, env, log, { signal, builder });
   if (env) throw new Error(`${dir} is a built outdir, not a wrangler project: --env needs a wrangler config`);
   if (entries.some((name) => /\.m?js$/.test(name))) {
     return {
@@ -68,7 +68,10 @@ export async function prepareSource(
 
 /** The wrangler config in a project dir, if it has one. */
 export async function wranglerConfigIn(dir: string): Promise<string | undefined> {
-  const entries = await readdir(dir).catch(() => [] as string[]);
+  return configAmong(await readdir(dir).catch(() => [] as string[]), dir);
+}
+
+function configAmong(entries: string[], dir: string): string | undefined {
   const config = WRANGLER_CONFIGS.find((name) => entries.includes(name));
   return config ? join(dir, config) : undefined;
 }
