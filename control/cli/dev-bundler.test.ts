@@ -1,6 +1,6 @@
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { type BuildInto, warmBuilder } from "./dev-bundler.ts";
 import { toSourcePositions } from "./positions.ts";
@@ -63,8 +63,15 @@ test("a syntax error fails the build with esbuild's line, and the next build wor
   expect(await readdir(fixed)).toContain("index.js");
 }, 60_000);
 
-test("a wrangler without the dev bundler API is not used warm", async () => {
-  expect(
-    warmBuilder({ cli: join(scratch, "bin/wrangler.js"), own: true }, join(project, "wrangler.toml"), undefined),
-  ).toBe(undefined);
+test("a wrangler without the dev bundler API, or whose DevEnv makes its own runtime, is not used warm", async () => {
+  const config = join(project, "wrangler.toml");
+  expect(warmBuilder({ cli: join(scratch, "bin/wrangler.js"), own: true }, config, undefined)).toBe(undefined);
+  // A DevEnv that ignores the controllers it is given would start a runtime and never hand the bundle over.
+  const cli = join(scratch, "own-runtime/wrangler-dist/cli.js");
+  await mkdir(dirname(cli), { recursive: true });
+  await writeFile(
+    cli,
+    "exports.unstable_DevEnv = class { constructor() { this.runtimes = [{}]; this.proxy = {}; } async teardown() {} };\n",
+  );
+  expect(warmBuilder({ cli, own: true }, config, undefined)).toBe(undefined);
 });

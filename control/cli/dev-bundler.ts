@@ -28,12 +28,22 @@ export function warmBuilder(wrangler: Wrangler, config: string, env: string | un
   return (outdir) => bundleOnce(api, { config, env, outdir });
 }
 
-/** Wrangler's module API from its CLI file (wrangler-dist/cli.js is also the package's main). */
+/**
+ * Wrangler's module API from its CLI file (wrangler-dist/cli.js is also the package's main), when
+ * its DevEnv takes the runtime and proxy controllers it is given: one that made its own would
+ * start a runtime and never hand the bundle over.
+ */
 function loadApi(cli: string): typeof WranglerApi | undefined {
   if (!cli.endsWith(join("wrangler-dist", "cli.js"))) return undefined;
   try {
     const api = createRequire(import.meta.url)(cli) as Partial<typeof WranglerApi>;
-    return typeof api.unstable_DevEnv === "function" ? (api as typeof WranglerApi) : undefined;
+    if (typeof api.unstable_DevEnv !== "function") return undefined;
+    const sink = bundleSink(() => {});
+    const proxy = noProxy();
+    const probe = new api.unstable_DevEnv({ runtimeFactories: [() => sink], proxyFactory: () => proxy });
+    const takesOurs = probe.runtimes.length === 1 && probe.runtimes[0] === sink && probe.proxy === proxy;
+    void probe.teardown().catch(() => {});
+    return takesOurs ? (api as typeof WranglerApi) : undefined;
   } catch {
     return undefined;
   }
