@@ -6,10 +6,12 @@ import type { ActivateResult } from "../objects/deployer/api.ts";
 import { activateRequest, type DeployOptions, inSourceTerms } from "./activate-request.ts";
 import { type StopTail, tailBundleLogs } from "./bundle-logs.ts";
 import { type Connection, deployer, requireToken } from "./connection.ts";
+import { type BuildInto, warmBuilder } from "./dev-bundler.ts";
 import { describe } from "./failure.ts";
 import { inertLines } from "./inert.ts";
-import { prepareSource } from "./project.ts";
+import { prepareSource, wranglerConfigIn } from "./project.ts";
 import type { Helpers } from "./secret.ts";
+import { wranglerOf } from "./wrangler.ts";
 
 /** Saves this close together are one change: an editor's save is often several writes. */
 const SETTLE_MS = 40;
@@ -58,6 +60,8 @@ class DevSession {
   private readonly replaced = new Set<string>();
   private pruneTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** The session's wrangler, loaded once; undefined: each save runs `wrangler deploy --dry-run`. */
+  private builder: BuildInto | undefined;
 
   private readonly connection: Connection;
   private readonly dir: string;
@@ -72,15 +76,32 @@ class DevSession {
   }
 
   async run(): Promise<void> {
+    // `on`, not `once`: wrangler, loaded in this process, re-raises a signal when no other
+    // listener is left for it (signal-exit), which would end the process before stop() is done.
     const stop = () => void this.stop();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
     const ignored = (path: string) => ignoredPath(relative(this.dir, path));
     this.watcher = watchFiles(this.dir, { ignored, ignoreInitial: true });
     this.watcher.on("all", () => this.saved(Date.now()));
     await new Promise<void>((ready) => this.watcher?.once("ready", ready));
     this.note(`watching ${this.dir}; Ctrl-C stops watching and leaves the last build serving`);
+    await this.loadWrangler();
     this.start(Date.now());
+  }
+
+  /** Loads the project's wrangler once for the session, when it can build warm; says which builds. */
+  private async loadWrangler(): Promise<void> {
+    const config = await wranglerConfigIn(this.dir);
+    if (!config) return;
+    const wrangler = await wranglerOf(this.dir);
+    this.builder = warmBuilder(wrangler, config, this.options.env);
+    const which = wrangler.own ? "the project's own wrangler" : "Gridiron's wrangler";
+    this.note(
+      this.builder
+        ? `building with ${which}, kept loaded for the session`
+        : `building with ${which} in a new Node per save: it has no dev bundler API (unstable_DevEnv)`,
+    );
   }
 
   private saved(at: number): void {
@@ -104,7 +125,7 @@ class DevSession {
   private async buildAndActivate(savedAt: number): Promise<void> {
     let source: Awaited<ReturnType<typeof prepareSource>>;
     try {
-      source = await prepareSource(this.dir, this.options.env, () => {}, this.abort.signal);
+      source = await prepareSource(this.dir, this.options.env, () => {}, this.abort.signal, this.builder);
     } catch (error) {
       if (!this.stopping) this.failed(error);
       return;

@@ -4,8 +4,9 @@ import { join, resolve } from "node:path";
 import { execa } from "execa";
 import { z } from "zod";
 import type { BuildSettings } from "../domain/bundle.ts";
+import type { BuildInto } from "./dev-bundler.ts";
 import { toSourcePositions } from "./positions.ts";
-import { buildOutput, wranglerBuild, wranglerOf } from "./wrangler.ts";
+import { buildOutput, type Wrangler, wranglerBuild, wranglerOf } from "./wrangler.ts";
 
 /** What `gridiron deploy PATH` activates: a wrangler outdir, and what the project says of itself. */
 export interface Source {
@@ -31,20 +32,22 @@ const PackageVersion = z.object({ version: z.string() });
 
 /**
  * A wrangler project is built with `wrangler deploy --dry-run` into a temp dir (no account, nothing
- * sent anywhere); an already-built outdir (it holds a .js module) is used as it is.
+ * sent anywhere), or by `builder` when given (a dev session's warm wrangler); an already-built
+ * outdir (it holds a .js module) is used as it is.
  */
 export async function prepareSource(
   path: string,
   env: string | undefined,
   log: (line: string) => void,
   signal?: AbortSignal,
+  builder?: BuildInto,
 ): Promise<Source> {
   const dir = resolve(path);
   const entries = await readdir(dir).catch(() => {
     throw new Error(`${dir} is not a directory`);
   });
-  const config = WRANGLER_CONFIGS.find((name) => entries.includes(name));
-  if (config) return build(dir, join(dir, config), env, log, signal);
+  const config = configAmong(entries, dir);
+  if (config) return build(dir, config, env, log, { signal, builder });
   if (env) throw new Error(`${dir} is a built outdir, not a wrangler project: --env needs a wrangler config`);
   if (entries.some((name) => /\.m?js$/.test(name))) {
     return {
@@ -63,25 +66,35 @@ export async function prepareSource(
   );
 }
 
+/** The wrangler config in a project dir, if it has one. */
+export async function wranglerConfigIn(dir: string): Promise<string | undefined> {
+  return configAmong(await readdir(dir).catch(() => [] as string[]), dir);
+}
+
+function configAmong(entries: string[], dir: string): string | undefined {
+  const config = WRANGLER_CONFIGS.find((name) => entries.includes(name));
+  return config ? join(dir, config) : undefined;
+}
+
 async function build(
   dir: string,
   config: string,
   env: string | undefined,
   log: (line: string) => void,
-  signal: AbortSignal | undefined,
+  how: { signal: AbortSignal | undefined; builder: BuildInto | undefined },
 ): Promise<Source> {
   const outdir = await mkdtemp(join(tmpdir(), "gridiron-build-"));
   const cleanup = () => rm(outdir, { recursive: true, force: true });
-  const wrangler = await wranglerOf(dir);
-  log(`building ${dir} with ${wrangler.own ? "the project's own wrangler" : "Gridiron's wrangler"}`);
+  const builder = how.builder ?? cliBuilder(await wranglerOf(dir), { dir, config, env, log, signal: how.signal });
   // What the project says of itself is read while wrangler builds: a dev loop waits for both.
   const described = Promise.all([readWranglerConfig(config, env), packageVersion(dir), provenance(dir)]);
   // Awaited once the build is done; until then a failure of it is not unhandled.
   described.catch(() => {});
-  const built = await wranglerBuild(wrangler, { dir, config, outdir, env, ...(signal ? { signal } : {}) });
-  if (built.exitCode !== 0 || built.isCanceled) {
+  try {
+    await builder(outdir);
+  } catch (error) {
     await cleanup();
-    throw new Error(`wrangler could not build ${dir}:\n${buildOutput(built.all)}`);
+    throw new Error(`wrangler could not build ${dir}:\n${error instanceof Error ? error.message : String(error)}`);
   }
   const [{ name, settings, requiredSecrets }, version, project] = await described.catch(async (error: unknown) => {
     await cleanup();
@@ -89,6 +102,25 @@ async function build(
   });
   const positions = (text: string) => toSourcePositions(text, outdir, dir);
   return { outdir, name, version, settings, requiredSecrets, project, positions, cleanup };
+}
+
+/** `wrangler deploy --dry-run` in a Node of its own, as `gridiron deploy` builds. */
+function cliBuilder(
+  wrangler: Wrangler,
+  options: {
+    dir: string;
+    config: string;
+    env: string | undefined;
+    log: (line: string) => void;
+    signal: AbortSignal | undefined;
+  },
+): BuildInto {
+  const { dir, config, env, log, signal } = options;
+  log(`building ${dir} with ${wrangler.own ? "the project's own wrangler" : "Gridiron's wrangler"}`);
+  return async (outdir) => {
+    const built = await wranglerBuild(wrangler, { dir, config, outdir, env, ...(signal ? { signal } : {}) });
+    if (built.exitCode !== 0 || built.isCanceled) throw new Error(buildOutput(built.all));
+  };
 }
 
 /** The project dir, with `@` and its git commit (`+dirty` with uncommitted changes) where it is in git. */
