@@ -60,6 +60,7 @@ describe("gridiron dev, and build errors", () => {
         GRIDIRON_DATA_DIR: fx.mesh.settings.dataDir,
         GRIDIRON_INGRESS_PORT: String(fx.mesh.settings.ports.ingress),
         GRIDIRON_ADMIN_PORT: String(fx.mesh.settings.ports.admin),
+        GRIDIRON_OPS_PORT: String(fx.mesh.settings.ports.ops),
       },
     });
     const lines: string[] = [];
@@ -77,6 +78,9 @@ describe("gridiron dev, and build errors", () => {
     try {
       await served(1);
       expect(await fx.ingress.call("greeter/greet", "dev")).toMatch(/Greetings from a workerd isolate/);
+      // The bundle's lines as they come, attributed: here the SDK's own line for that call.
+      const attributed = new RegExp(` ${servings[0]?.buildId} greeter/greet inv_\\w+ INFO `);
+      await eventually(async () => expect(lines.join("\n")).toMatch(attributed), 30_000);
       // Built by one wrangler kept loaded, not a new Node per save (about 2 s each on this machine).
       expect(lines.join("\n")).toMatch("building with the project's own wrangler, kept loaded for the session");
 
