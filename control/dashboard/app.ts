@@ -35,7 +35,7 @@ const LINES_SHOWN = 200;
 type DeployerClient = ReturnType<typeof deployerClient>;
 
 /** The deployer of `bundle`, called with the admin token the dashboard holds. */
-function adminDeployer(settings: Settings, adminToken: string, bundle: string) {
+function adminDeployer(settings: Pick<Settings, "ingressUrl">, adminToken: string, bundle: string) {
   return deployerClient(clients.connect({ url: settings.ingressUrl, headers: adminHeaders(adminToken) }), bundle);
 }
 

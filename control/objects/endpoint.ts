@@ -76,7 +76,7 @@ export async function serveDeployer(settings: Settings): Promise<void> {
  * Ends the proofs an earlier deployer left running (each proof's workerd runs in a process group
  * of its own, which outlives a deployer that crashes mid-proof) and removes their dirs.
  */
-async function sweep(settings: Settings): Promise<void> {
+async function sweep(settings: Pick<Settings, "dataDir">): Promise<void> {
   const { killed, removed } = await sweepProofs(settings.dataDir);
   if (killed || removed) console.log(`killed ${killed} leftover proof workerd(s), removed ${removed} proof dir(s)`);
 }
