@@ -1,3 +1,4 @@
+import type { SendHandle } from "node:child_process";
 import { createServer, type Server } from "node:net";
 
 /**
@@ -30,9 +31,10 @@ try {
   for (const server of servers) {
     // `_handle` is the listening socket itself; sent as such it arrives as a bare handle (Node's
     // 'net.Native'), where a Server would arrive listening, accepting in the parent.
-    const { _handle: handle } = server as unknown as { _handle: object };
+    // Node's types take only a Server or Socket as the handle to send, not its `_handle`.
+    const { _handle: handle } = server as unknown as { _handle: SendHandle };
     await new Promise<void>((resolve, reject) =>
-      process.send?.("socket", handle as never, (error: Error | null) => (error ? reject(error) : resolve())),
+      process.send?.("socket", handle, (error: Error | null) => (error ? reject(error) : resolve())),
     );
   }
   process.exit(0);

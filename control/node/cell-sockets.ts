@@ -1,6 +1,13 @@
 import { fork } from "node:child_process";
 import type { Settings } from "../settings.ts";
+import { withTimeout } from "../wait.ts";
 import { cellHost, cellIds } from "./workerd/cells.ts";
+
+/** Binding a few loopback addresses takes moments; past this, the child is stuck. */
+const BIND_TIMEOUT_MS = 15_000;
+
+/** The handles themselves, referenced for the process's life: collected, they would close the sockets. */
+const held: object[] = [];
 
 /**
  * Every cell's listening socket, held by the supervisor as a bare fd (per cell, in order) and
@@ -10,16 +17,15 @@ import { cellHost, cellIds } from "./workerd/cells.ts";
  * handles over: before, a launcher process stayed up for the mesh's life just to start the
  * supervisor with the sockets inherited (~90 MB resident).
  */
-/** The handles themselves, referenced for the process's life: collected, they would close the sockets. */
-const held: object[] = [];
-
-export async function holdCellSockets(settings: Pick<Settings, "cells" | "ports">): Promise<number[]> {
+export async function holdCellSockets(
+  settings: Pick<Settings, "cells"> & { ports: Pick<Settings["ports"], "workerd"> },
+): Promise<number[]> {
   const addresses = cellIds(settings).map((cell) => ({ host: cellHost(cell), port: settings.ports.workerd }));
   const child = fork(new URL("./bind-sockets.ts", import.meta.url).pathname, [JSON.stringify(addresses)], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const fds: number[] = [];
-  return await new Promise((resolve, reject) => {
+  const bound = new Promise<number[]>((resolve, reject) => {
     child.on("message", (message: unknown, handle?: { fd: number }) => {
       if (handle) {
         held.push(handle);
@@ -33,4 +39,13 @@ export async function holdCellSockets(settings: Pick<Settings, "cells" | "ports"
         : reject(new Error(`binding workerd's addresses failed (exit ${code})`)),
     );
   });
+  try {
+    return await withTimeout(
+      bound,
+      BIND_TIMEOUT_MS,
+      `binding workerd's addresses took over ${BIND_TIMEOUT_MS / 1000} s`,
+    );
+  } finally {
+    child.kill("SIGKILL");
+  }
 }
