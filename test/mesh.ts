@@ -6,6 +6,7 @@ import { execa } from "execa";
 import getPort from "get-port";
 import { afterAll, beforeAll, expect, vi } from "vitest";
 import { readAdminToken } from "../control/credentials/admin-token.ts";
+import { OWN_NODE_FLAGS } from "../control/node/node-flags.ts";
 import { AdminClient } from "../control/restate/admin-client.ts";
 import { loadSettings, type Settings } from "../control/settings.ts";
 import { withTimeout } from "../control/wait.ts";
@@ -86,7 +87,7 @@ export async function startTestMesh(extraEnv: Record<string, string> = {}): Prom
   // serving its builds (cells.e2e.test.ts runs several).
   const env = { GRIDIRON_CELLS: "1", ...extraEnv, ...(await meshEnv(dir)) };
   const settings = loadSettings(env);
-  const supervisor = execa(process.execPath, [join(ROOT, "control/main.ts"), "start"], {
+  const supervisor = execa(process.execPath, [...OWN_NODE_FLAGS, join(ROOT, "control/main.ts"), "start"], {
     cwd: ROOT,
     env,
     all: true,

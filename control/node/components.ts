@@ -7,6 +7,7 @@ import { ensureIdentityKey } from "../credentials/request-identity.ts";
 import { ensureSecretsKey } from "../credentials/secrets-key.ts";
 import type { Settings } from "../settings.ts";
 import { binaries } from "./binaries.ts";
+import { OWN_NODE_FLAGS } from "./node-flags.ts";
 import type { ChildSpec } from "./supervised.ts";
 import { cellConfigPath, cellIds, cellProcessName } from "./workerd/cells.ts";
 import { writeLiveConfig } from "./workerd/config.ts";
@@ -46,11 +47,11 @@ export function componentSpecs(
         RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE: settings.identityKeyPath,
       },
     },
-    admin: { name: "admin", file: process.execPath, args: [CLI_ENTRY, "admin-front"] },
+    admin: { name: "admin", file: process.execPath, args: [...OWN_NODE_FLAGS, CLI_ENTRY, "admin-front"] },
     workerd: cellSpec(settings, 0, cellSockets[0]),
     cells: cellIds(settings).map((cell) => cellSpec(settings, cell, cellSockets[cell])),
-    deployer: { name: "deployer", file: process.execPath, args: [CLI_ENTRY, "deployer"], ipc: true },
-    ops: { name: "ops", file: process.execPath, args: [CLI_ENTRY, "ops"] },
+    deployer: { name: "deployer", file: process.execPath, args: [...OWN_NODE_FLAGS, CLI_ENTRY, "deployer"], ipc: true },
+    ops: { name: "ops", file: process.execPath, args: [...OWN_NODE_FLAGS, CLI_ENTRY, "ops"] },
   };
 }
 

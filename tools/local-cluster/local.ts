@@ -4,6 +4,7 @@ import { openSync } from "node:fs";
 import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { generateSecretsKey } from "../../control/credentials/secrets-key.ts";
+import { OWN_NODE_FLAGS } from "../../control/node/node-flags.ts";
 import { loadSettings } from "../../control/settings.ts";
 import { answers, waitFor } from "../../control/wait.ts";
 import { makeCa, makeNodeCertificate } from "./certificates.ts";
@@ -189,21 +190,25 @@ export async function startNode(
   const output = openSync(logPath(cluster, node), "a");
   log(`[cluster] starting ${node} at ${addressOf(cluster, node)} (log: ${logPath(cluster, node)})`);
   // A detached child (node's own spawn: execa cannot leave one running past its parent).
-  const child = spawn("ip", ["netns", "exec", namespaceOf(cluster.net, node), process.execPath, MAIN, "start"], {
-    env: {
-      ...process.env,
-      ...cluster.nodeEnv,
-      GRIDIRON_DATA_DIR: join(cluster.dir, node),
-      GRIDIRON_BIND: "0.0.0.0",
-      GRIDIRON_NODE_NAME: node,
-      GRIDIRON_CLUSTER_PEERS: peers,
-      GRIDIRON_ADMIN_TOKEN: await readToken(cluster),
-      ...env,
-      GRIDIRON_SECRETS_KEY_FILE: secretsKeyPath(cluster),
+  const child = spawn(
+    "ip",
+    ["netns", "exec", namespaceOf(cluster.net, node), process.execPath, ...OWN_NODE_FLAGS, MAIN, "start"],
+    {
+      env: {
+        ...process.env,
+        ...cluster.nodeEnv,
+        GRIDIRON_DATA_DIR: join(cluster.dir, node),
+        GRIDIRON_BIND: "0.0.0.0",
+        GRIDIRON_NODE_NAME: node,
+        GRIDIRON_CLUSTER_PEERS: peers,
+        GRIDIRON_ADMIN_TOKEN: await readToken(cluster),
+        ...env,
+        GRIDIRON_SECRETS_KEY_FILE: secretsKeyPath(cluster),
+      },
+      stdio: ["ignore", output, output],
+      detached: true,
     },
-    stdio: ["ignore", output, output],
-    detached: true,
-  });
+  );
   child.unref();
 }
 
