@@ -10,7 +10,7 @@ import { answers } from "../wait.ts";
 import { catchUpStep, type PeerAttempt } from "./catch-up.ts";
 import type { ClusterMembership, Peer } from "./peers.ts";
 import { hostPort } from "./restate-config.ts";
-import { StoreClient } from "./store.ts";
+import { StoreClient } from "./store-client.ts";
 
 /** How often a cluster node compares what it serves with what the `routes` object records. */
 export const SYNC_MS = 1_000;

@@ -1,7 +1,7 @@
 import { expect, test } from "vitest";
 import { testBuild } from "../domain/build.fixture.ts";
 import type { AdminClient } from "../restate/admin-client.ts";
-import { objectsInUse, uploadIdempotencyKey } from "./store.ts";
+import { objectsInUse, uploadIdempotencyKey } from "./store-client.ts";
 
 test("an upload's idempotency keys need the admin token: public ids alone do not give them", () => {
   const key = uploadIdempotencyKey("the-admin-token-xxxxxxxx", "inv_1abc", "index.js/0");

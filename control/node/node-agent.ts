@@ -6,7 +6,7 @@ import { z } from "zod";
 import { closeServer } from "../close-server.ts";
 import { buildKey } from "../contracts.ts";
 import type { RoutedBuild } from "../domain/ownership.ts";
-import { routedBuilds } from "../objects/routes.ts";
+import { routedBuilds } from "../objects/routes-client.ts";
 import type { Settings } from "../settings.ts";
 import { cellIds, cellOf, cellUrl } from "./workerd/cells.ts";
 import { writeRoutes } from "./workerd/config.ts";

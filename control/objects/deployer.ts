@@ -2,7 +2,6 @@ import * as restate from "@restatedev/restate-sdk";
 import type { z } from "zod";
 import { DEPLOYER } from "../contracts.ts";
 import { adminOnly } from "../credentials/admin-token.ts";
-import { asTerminalError } from "../domain/errors.ts";
 import type { BuildOutcomes } from "../domain/rollout.ts";
 import { DeleteSecretsRequest, PutSecretsRequest, type SecretsKey } from "../domain/secrets.ts";
 import type { Settings } from "../settings.ts";
@@ -26,6 +25,7 @@ import { rollback } from "./deployer/rollback.ts";
 import { abortRollout, judgeRollout, promoteCanary, stepRollout } from "./deployer/rollout.ts";
 import { deleteSecrets, listSecrets, putSecrets } from "./deployer/secrets.ts";
 import { status } from "./deployer/status.ts";
+import { asTerminalError } from "./error-policy.ts";
 
 /**
  * `deployer`, keyed by bundle name: activates builds of that bundle, watches replaced builds

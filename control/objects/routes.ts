@@ -1,9 +1,8 @@
 import * as restate from "@restatedev/restate-sdk";
-import * as clients from "@restatedev/restate-sdk-clients";
-import { buildKey, ROUTES, routesClient } from "../contracts.ts";
-import { adminHeaders, adminOnly } from "../credentials/admin-token.ts";
+import { buildKey, ROUTES } from "../contracts.ts";
+import { adminOnly } from "../credentials/admin-token.ts";
 import type { Build } from "../domain/bundle.ts";
-import { asTerminalError, UserError } from "../domain/errors.ts";
+import { UserError } from "../domain/errors.ts";
 import { claim, type Owners, type RoutedBuild, release, type TakenOver } from "../domain/ownership.ts";
 import {
   type CellLayout,
@@ -15,9 +14,7 @@ import {
 } from "../domain/placement.ts";
 import { cellOf } from "../node/workerd/cells.ts";
 import { adminGate } from "./admin-gate.ts";
-
-/** A node asking what to serve gives up after this long, and asks again (or another peer). */
-const ROUTES_CALL_TIMEOUT_MS = 10_000;
+import { asTerminalError } from "./error-policy.ts";
 
 type RoutesState = { builds: RoutedBuild[]; owners: Owners; cells: CellState };
 type Ctx = restate.ObjectContext<RoutesState>;
@@ -162,18 +159,3 @@ export function routesObject(adminToken: string, layout: CellLayout) {
 }
 
 export type RoutesObject = ReturnType<typeof routesObject>;
-
-/** The builds the `routes` object routes, asked through an ingress (any node's) with the admin token. */
-export async function routedBuilds(ingressUrl: string, adminToken: string): Promise<RoutedBuild[]> {
-  return await routesClient(clients.connect({ url: ingressUrl, headers: adminHeaders(adminToken) })).served(
-    clients.rpc.opts({ timeout: ROUTES_CALL_TIMEOUT_MS }),
-  );
-}
-
-/** Quarantines a bundle that hung its cell (placement.ts), asked through an ingress with the admin token. */
-export async function quarantineBundle(ingressUrl: string, adminToken: string, quarantined: Quarantine): Promise<void> {
-  await routesClient(clients.connect({ url: ingressUrl, headers: adminHeaders(adminToken) })).quarantine(
-    quarantined,
-    clients.rpc.opts({ timeout: ROUTES_CALL_TIMEOUT_MS }),
-  );
-}

@@ -1,5 +1,5 @@
 import * as restate from "@restatedev/restate-sdk";
-import { StoreClient } from "../../cluster/store.ts";
+import { StoreClient } from "../../cluster/store-client.ts";
 import { ROUTES, ROUTES_KEY } from "../../contracts.ts";
 import { adminHeaders, adminOnly } from "../../credentials/admin-token.ts";
 import { UserError } from "../../domain/errors.ts";

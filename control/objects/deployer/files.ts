@@ -1,4 +1,4 @@
-import { objectsInUse } from "../../cluster/store.ts";
+import { objectsInUse } from "../../cluster/store-client.ts";
 import { Step } from "../../contracts.ts";
 import type { Build } from "../../domain/bundle.ts";
 import { type BuildRecord, filesToDelete } from "../../domain/lifecycle.ts";

@@ -1,7 +1,8 @@
 import * as restate from "@restatedev/restate-sdk";
 import { expect, test } from "vitest";
+import { BundleError, UserError } from "../domain/errors.ts";
 import { AdminRefused } from "../restate/admin-client.ts";
-import { asTerminalError, BundleError, UserError } from "./errors.ts";
+import { asTerminalError } from "./error-policy.ts";
 
 test.each([
   [new UserError("bad name"), 400],
