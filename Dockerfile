@@ -22,6 +22,8 @@ COPY --chown=gridiron:gridiron package.json package-lock.json ./
 # Only what the mesh runs (wrangler too, for `gridiron deploy` inside); tests and linters stay out.
 RUN npm install --omit=dev && npm cache clean --force
 COPY --chown=gridiron:gridiron . .
+# The sources with their types stripped ahead, as `npm install` does beside them (control/node/stripped-modules.js).
+RUN npm run prepare
 RUN cp -r runit/. /etc/gridiron/service/
 
 # runit runs one workerd (one cell, see README, Resource limits); `status` in here must know it too.
