@@ -3,7 +3,7 @@ import { execa } from "execa";
 import getPort from "get-port";
 import { expect, test } from "vitest";
 import { holdCellSockets } from "./cell-sockets.ts";
-import { execaFds } from "./supervised.ts";
+import { execaFds } from "./child-fds.ts";
 
 const oneCell = async () => ({ cells: 1, ports: { workerd: await getPort({ host: "127.0.0.1" }) } });
 

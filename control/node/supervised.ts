@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa, type Options, type ResultPromise } from "execa";
 import { restarts } from "../ops/supervisor-metrics.ts";
+import { type ExtraFds, execaFds } from "./child-fds.ts";
 
 export type Child = ResultPromise<{ ipc: true; all: true; buffer: false; reject: false }>;
 
@@ -150,12 +151,4 @@ export class Supervised {
       for await (const line of child.iterable({ from: "all" })) this.log(`${prefix} ${line}`);
     })().catch(() => {});
   }
-}
-
-/** A child's fds 3 and 4, for execa's `stdio`: one of ours to share (as its fd 3), a new pipe, or nothing. */
-export type ExtraFds = [fd3: number | "ignore", fd4: "pipe" | "ignore"];
-
-/** ExtraFds as execa's types take them: only fds 3-9, though it passes any open fd (a cell's socket may be above 9). */
-export function execaFds(fds: ExtraFds | []) {
-  return fds as [fd3: 3 | "ignore", fd4: "pipe" | "ignore"] | [];
 }

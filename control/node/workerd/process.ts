@@ -4,7 +4,7 @@ import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { z } from "zod";
 import { withTimeout } from "../../wait.ts";
-import type { ExtraFds } from "../supervised.ts";
+import type { ExtraFds } from "../child-fds.ts";
 
 /** How a workerd process is started and how it says it is ready. */
 

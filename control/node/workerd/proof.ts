@@ -13,7 +13,7 @@ import { waitForDiscovery } from "../../objects/registration.ts";
 import type { Settings } from "../../settings.ts";
 import { waitFor, withTimeout } from "../../wait.ts";
 import { binaries } from "../binaries.ts";
-import { execaFds } from "../supervised.ts";
+import { execaFds } from "../child-fds.ts";
 import { writeRoutes, writeWorkerdConfig } from "./config.ts";
 import {
   CONFIG_EXTENSION,
