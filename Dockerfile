@@ -19,10 +19,12 @@ ENV NPM_CONFIG_UPDATE_NOTIFIER=false \
     NPM_CONFIG_FUND=false \
     NPM_CONFIG_AUDIT=false
 COPY --chown=gridiron:gridiron package.json package-lock.json ./
+# `npm install` runs it (package.json `prepare`); with no sources yet, it has nothing to strip.
+COPY --chown=gridiron:gridiron control/node/stripped-modules.js control/node/
 # Only what the mesh runs (wrangler too, for `gridiron deploy` inside); tests and linters stay out.
 RUN npm install --omit=dev && npm cache clean --force
 COPY --chown=gridiron:gridiron . .
-# The sources with their types stripped ahead, as `npm install` does beside them (control/node/stripped-modules.js).
+# The sources with their types stripped ahead, now that they are here.
 RUN npm run prepare
 RUN cp -r runit/. /etc/gridiron/service/
 

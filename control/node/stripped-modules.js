@@ -14,7 +14,7 @@
 // which is the memory this saves.
 
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { registerHooks, stripTypeScriptTypes } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -73,9 +73,7 @@ function fill(dir) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  // The container image installs its dependencies before it copies the sources (Dockerfile): then
-  // there is nothing to fill yet, and the image fills the cache once they are there.
-  if (existsSync(join(ROOT, "control"))) fill(join(ROOT, "control"));
+  fill(join(ROOT, "control"));
 } else {
   registerHooks({
     load(url, context, nextLoad) {
