@@ -3,6 +3,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import autocannon from "autocannon";
 import { readAdminToken } from "../control/credentials/admin-token.ts";
 import { rssMb } from "../control/memory.ts";
+import { cellCount } from "../control/node/workerd/cells.ts";
+import { loadSettings } from "../control/settings.ts";
 import { Ingress } from "../test/ingress.ts";
 import { findChild, type TestMesh } from "../test/mesh.ts";
 import { cpuSeconds, pssMb } from "./proc.ts";
@@ -18,13 +20,13 @@ import {
   sumOf,
   waitForPrunes,
   withSides,
-  workerdPid,
+  workerdPids,
 } from "./sides.ts";
 import { versions } from "./versions.ts";
 
 /**
  * `npm run bench:density`: many services on one machine. For N services (each its own bundle,
- * the same small handler), served by Gridiron (one workerd) and by one Node SDK endpoint process
+ * the same small handler), served by Gridiron (its workerd cells) and by one Node SDK endpoint process
  * per service, behind the mesh's one restate-server, side by side in one run:
  * - the first call of services nobody called since their deploy;
  * - throughput and p99 with calls spread evenly over all N services at a fixed concurrency, and
@@ -32,10 +34,12 @@ import { versions } from "./versions.ts";
  * - idle CPU over IDLE_SECONDS and resident memory of what serves the services;
  * - deploy to serving (a new version of a live service, until a call is answered by it) and until
  *   the old version's resources are freed.
- * Prints markdown tables and, last, the summary line for the largest N.
+ * Prints a cell's own memory (a bare workerd with its router, before any deploy), markdown tables
+ * and, last, the summary line for the largest N.
  *
- * BENCH_SERVICES (1,10,50,100), BENCH_LOAD_SECONDS (10), BENCH_IDLE_SECONDS (30) and
- * BENCH_CONNECTIONS (32) set the run.
+ * BENCH_SERVICES (1,10,50,100), BENCH_LOAD_SECONDS (10), BENCH_IDLE_SECONDS (30),
+ * BENCH_CONNECTIONS (32) and BENCH_CELLS (GRIDIRON_CELLS; by default what a user gets, one a
+ * core and at least 2, plus the quarantine cell) set the run.
  */
 
 const COUNTS = (process.env.BENCH_SERVICES ?? "1,10,50,100")
@@ -45,12 +49,14 @@ const COUNTS = (process.env.BENCH_SERVICES ?? "1,10,50,100")
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 10);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 30);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+/** The mesh's GRIDIRON_CELLS: BENCH_CELLS, else the default a user's mesh takes (settings.ts). */
+const CELLS = process.env.BENCH_CELLS ?? String(loadSettings({}).cells);
 const WARMUP_SECONDS = 2;
 /** Redeploys of live services per side and N; the table shows their median. */
 const REDEPLOYS = 3;
 /** Services called for the first time per side and N (fewer if fewer are new); the table shows their median. */
 const COLD_CALLS = 5;
-/** Every prune is followed by a fresh workerd, so "freed" means the old build's memory is back, as with a stopped process. */
+/** Every prune is followed by a fresh workerd in the build's cell, so "freed" means the old build's memory is back, as with a stopped process. */
 const RELEASE_AFTER = 1;
 
 /** One way of serving the N services. */
@@ -87,15 +93,26 @@ interface Measured {
 
 async function main(): Promise<void> {
   const env = {
+    GRIDIRON_CELLS: CELLS,
     GRIDIRON_RELEASE_AFTER: String(RELEASE_AFTER),
     // The bench measures workerd's memory; the watchdog must not cut a run short at 100 builds.
     GRIDIRON_WORKERD_MAX_MB: "8192",
   };
-  const results = await withSides(env, async (mesh, fleet, sources) => {
+  const { cellMb, results } = await withSides(env, async (mesh, fleet, sources) => {
     const ingress = new Ingress(mesh.settings.ingressUrl, await readAdminToken(mesh.settings));
-    return bench(mesh, ingress, [gridironSide(mesh, ingress, sources), nodeSide(fleet)]);
+    const cellMb = await bareCellMb(mesh);
+    return { cellMb, results: await bench(mesh, ingress, [gridironSide(mesh, ingress, sources), nodeSide(fleet)]) };
   });
-  console.log(await report(results));
+  console.log(await report(results, cellMb));
+}
+
+/**
+ * A cell's own memory: the mean resident memory of the mesh's workerd processes before any
+ * deploy, each a bare workerd with the router (which the watchdog has called every second).
+ */
+async function bareCellMb(mesh: TestMesh): Promise<number> {
+  const pids = await workerdPids(mesh);
+  return (await sumOf(pids, rssMb)) / pids.length;
 }
 
 function gridironSide(mesh: TestMesh, ingress: Ingress, sources: Sources): Side {
@@ -110,7 +127,7 @@ function gridironSide(mesh: TestMesh, ingress: Ingress, sources: Sources): Side 
       await activate(ingress, bundleName(i), prepared.get(`${i}@${version}`) ?? "", version);
       return () => waitForPrunes(ingress, bundleName(i));
     },
-    servingPids: async () => [await workerdPid(mesh)],
+    servingPids: () => workerdPids(mesh),
     ownPids: () => gridironOwnPids(mesh),
   };
 }
@@ -265,20 +282,22 @@ function progress(line: string): void {
 const fixed = (x: number, digits = 0) => x.toFixed(digits);
 const ratio = (x: number, of: number) => `${(x / of).toFixed(2)}x`;
 
-async function report(results: Map<Side, Measured[]>): Promise<string> {
+async function report(results: Map<Side, Measured[]>, cellMb: number): Promise<string> {
   const [g = [], n = []] = [...results.values()];
   const pairs = g.map((row, k) => [row, n[k] as Measured] as const);
   const last = pairs.at(-1);
   return [
     `${await versions()}; ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GB; one run. N services, each its own bundle (Gridiron) or process (Node), the same handler (bench/deploy-services.ts), behind one restate-server.`,
     "",
-    `Memory and idle CPU, both sides idle at once for ${IDLE_SECONDS} s after the load. Gridiron serves from workerd (its router included); its own processes (supervisor, deployer, admin front) are shown apart. Node: the N processes. RSS counts shared pages in every process; PSS splits them. Ratios are Node / Gridiron's workerd.`,
+    `Cells: GRIDIRON_CELLS=${CELLS}, so ${cellCount({ cells: Number(CELLS) })} workerd process(es). A cell's own memory (a bare workerd with its router, before any deploy): ${fixed(cellMb)} MB RSS.`,
+    "",
+    `Memory and idle CPU, both sides idle at once for ${IDLE_SECONDS} s after the load. Gridiron serves from workerd (every cell, each with its router); its own processes (supervisor, deployer, admin front) are shown apart. Node: the N processes. RSS counts shared pages in every process; PSS splits them. Ratios are Node / Gridiron's workerd.`,
     "",
     "| services | Gridiron: workerd RSS MB | Node: processes RSS MB | ratio | workerd PSS MB | Node PSS MB | ratio | Gridiron's own processes RSS MB | Node / (workerd + own) RSS | idle CPU % of a core: workerd / own / Node |",
     "|---|---|---|---|---|---|---|---|---|---|",
     ...pairs.map(([a, b]) => memoryRow(a, b)),
     "",
-    `Deploy to serving: a new version of a live service, from its start (the version built) until a call through Restate's ingress is answered by it; Gridiron, \`activate\`; Node, a new process on a new port, registered with \`POST /deployments\`. Freed: until the replaced version is gone; Gridiron, pruned once drained (poll ${DRAIN_POLL_MS / 1000} s, grace ${DRAIN_GRACE_MS / 1000} s) and a fresh workerd taken over (GRIDIRON_RELEASE_AFTER=${RELEASE_AFTER}); Node, unregistered and its process stopped by the same drain rule. Medians of ${REDEPLOYS}. First call: a service nobody called since its deploy (median of up to ${COLD_CALLS}), then its second call. Ratios are Node / Gridiron.`,
+    `Deploy to serving: a new version of a live service, from its start (the version built) until a call through Restate's ingress is answered by it; Gridiron, \`activate\`; Node, a new process on a new port, registered with \`POST /deployments\`. Freed: until the replaced version is gone; Gridiron, pruned once drained (poll ${DRAIN_POLL_MS / 1000} s, grace ${DRAIN_GRACE_MS / 1000} s) and a fresh workerd taken over the build's cell, the old one exited (GRIDIRON_RELEASE_AFTER=${RELEASE_AFTER}); Node, unregistered and its process stopped by the same drain rule, first looked at one poll after the replacement as Gridiron's deployer does. Medians of ${REDEPLOYS}. First call: a service nobody called since its deploy (median of up to ${COLD_CALLS}), then its second call. Ratios are Node / Gridiron.`,
     "",
     "| services | Gridiron: deploy to serving ms | Node ms | ratio | Gridiron: to old version freed ms | Node ms | ratio | Gridiron: first call / second ms | Node: first / second ms | ratio, first call |",
     "|---|---|---|---|---|---|---|---|---|---|",

@@ -117,9 +117,14 @@ export async function waitForPrunes(ingress: Ingress, name: string): Promise<voi
   await waitFor(`the pruning of ${name}'s replaced builds`, pruned, 120_000, { pollMs: 100 });
 }
 
-/** The mesh's current workerd process. */
+/** The mesh's current workerd process (of a mesh with one cell). */
 export function workerdPid(mesh: TestMesh): Promise<number> {
   return findChild(mesh, "/workerd ");
+}
+
+/** The mesh's current workerd processes, one a cell. */
+export function workerdPids(mesh: TestMesh): Promise<number[]> {
+  return findChildren(mesh, "/workerd ");
 }
 
 /** Resident memory of the mesh's current workerd process, in MB. */
@@ -129,10 +134,7 @@ export async function workerdMb(mesh: TestMesh): Promise<number> {
 
 /** Gridiron's own processes: its supervisor, deployer and admin front (all but workerd and restate-server). */
 export async function gridironOwnPids(mesh: TestMesh): Promise<number[]> {
-  const others = new Set([
-    ...(await findChildren(mesh, "/workerd ")),
-    ...(await findChildren(mesh, "/restate-server ")),
-  ]);
+  const others = new Set([...(await workerdPids(mesh)), ...(await findChildren(mesh, "/restate-server "))]);
   return (await mesh.pids()).filter((pid) => !others.has(pid));
 }
 
@@ -227,16 +229,19 @@ export class NodeFleet {
 
   /**
    * Gridiron's drain rule (lifecycle.ts), polled as often as the mesh's deployer does: nothing
-   * pinned to or running on the old deployment for a whole grace period. Then it goes.
+   * pinned to or running on the old deployment for a whole grace period. Then it goes. The first
+   * look is one poll after the replacement, as the deployer's first drain check is (drain.ts
+   * makeActive): looking at once made the Node side's "old version freed" a poll shorter than
+   * Gridiron's for no reason of its own.
    */
   private async retire(old: Deployment): Promise<void> {
     let record: Pick<BuildRecord, "state" | "times"> = { state: "draining", times: {} };
     for (;;) {
+      await sleep(DRAIN_POLL_MS);
       const step = drainStep(record, await this.admin.observeDeployment(old.id), Date.now(), DRAIN_GRACE_MS);
       if (step.kind === "prune") break;
       if (step.kind === "busy") record = { state: "draining", times: {} };
       if (step.kind === "drained") record = { state: "drained", times: { drained: new Date().toISOString() } };
-      await sleep(DRAIN_POLL_MS);
     }
     await this.admin.deleteDeployment(old.id);
     await this.stop(old.child);

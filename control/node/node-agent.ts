@@ -169,8 +169,9 @@ export class NodeAgent {
 
   /**
    * A removed build stays compiled until its cell's workerd ends (the Worker Loader never unloads).
-   * A fresh workerd frees it, but compiles every live build of that cell again, so it takes over
-   * once every few removals, and only in the cell that held them.
+   * A fresh workerd frees it, but each live build of that cell compiles again on its next call,
+   * and a call holding a stream is cut (Restate retries it), so it takes over once every few
+   * removals, and only in the cell that held them.
    */
   private async countRemovals(removed: RoutedBuild[]): Promise<void> {
     for (const build of removed) {
@@ -185,7 +186,7 @@ export class NodeAgent {
   }
 }
 
-/** Covers a sync that hands workerd over (it waits for every live build to compile). */
+/** Covers a sync that hands a cell over (it waits for the old workerd to finish its requests and exit). */
 const SYNC_TIMEOUT_MS = 120_000;
 const SYNC_PATH = "/sync";
 

@@ -7,11 +7,10 @@
 // listed in the routes file (on the ROUTES disk) are served. The control paths (protocol.js):
 // the node agent (control/node/node-agent.ts) rewrites the routes file and POSTs ROUTES_PATH to make
 // the router re-read it.
-// WARM_PATH compiles every live build: a supervisor calls it on a fresh workerd before that one
-// takes over from the old, so no request waits for a compile, and the deployer's proof calls it
-// on a throwaway workerd. DRAIN_PATH, on the old one just before its SIGTERM, makes it hold each
-// new request for HOLD_MS, so the connections Restate is using are busy, not idle, when it
-// starts draining.
+// WARM_PATH compiles every live build: the deployer's proof calls it on a throwaway workerd (a
+// fresh live workerd that takes over a cell compiles each build on its first call instead).
+// DRAIN_PATH, on the old one just before its SIGTERM, makes it hold each new request for HOLD_MS,
+// so the connections Restate is using are busy, not idle, when it starts draining.
 
 import { identityProblem, refuse } from "./identity.js";
 import { CONTROL_PREFIX, DRAIN_PATH, LOAD_FAILED, ROUTES_FILE, ROUTES_PATH, WARM_PATH } from "./protocol.js";
