@@ -14,7 +14,21 @@ import { inert } from "./inert.ts";
  * Whether each process answers, whatever supervises them (npm start, or runit, where the ops port
  * is a process of its own).
  */
-export async function serviceRows(settings: Settings): Promise<Record<string, string>[]> {
+export async function serviceRows(
+  settings: Pick<
+    Settings,
+    | "adminSocket"
+    | "adminToken"
+    | "adminTokenPath"
+    | "adminUrl"
+    | "cells"
+    | "ports"
+    | "opsUrl"
+    | "ingressUrl"
+    | "workerdUrl"
+    | "deployerUrl"
+  >,
+): Promise<Record<string, string>[]> {
   const restateUp = await new AdminClient({ socketPath: settings.adminSocket }).healthy();
   // No token in the data dir: no mesh ever started there, so its front cannot be up either.
   const token = await readAdminToken(settings).catch(() => undefined);
@@ -61,7 +75,9 @@ function listens(port: number): Promise<boolean> {
 }
 
 /** Every bundle ever activated and each of its builds, as rows for `npx just status`. */
-export async function statusRows(settings: Settings): Promise<Record<string, string>[]> {
+export async function statusRows(
+  settings: Pick<Settings, "adminSocket" | "ingressUrl">,
+): Promise<Record<string, string>[]> {
   const names = await new AdminClient({ socketPath: settings.adminSocket }).bundles();
   const ingress = clients.connect({ url: settings.ingressUrl });
   const rows: Record<string, string>[] = [];

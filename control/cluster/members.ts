@@ -30,7 +30,9 @@ const MemberRow = z.object({ name: z.string(), state: z.string(), led: z.number(
  * Restate's membership and leadership, from restatectl's SQL over the node port (the admin API
  * has neither), joined with what each node's agent says it serves.
  */
-export async function clusterNodes(settings: Settings): Promise<ClusterNode[]> {
+export async function clusterNodes(
+  settings: Pick<Settings, "cluster" | "clusterPort" | "clusterTls" | "ports">,
+): Promise<ClusterNode[]> {
   const cluster = settings.cluster;
   if (!cluster) return [];
   const [members, served] = await Promise.all([restateMembers(settings), askNodes(settings)]);

@@ -1,10 +1,9 @@
 import * as restate from "@restatedev/restate-sdk";
 import { CLUSTER } from "../contracts.ts";
-import type { Settings } from "../settings.ts";
 import { clusterNodes } from "./members.ts";
 
 /** `cluster`: what `gridiron nodes` shows, asked of Restate and of every node's agent. */
-export function clusterService(settings: Settings) {
+export function clusterService(settings: Parameters<typeof clusterNodes>[0]) {
   return restate.service({
     name: CLUSTER,
     handlers: {

@@ -82,7 +82,11 @@ const ACTIONS = {
  * are refused with 403, so another site cannot act with it. Every action is a call to the
  * `deployer` object, exactly as the API makes it.
  */
-export function dashboardApp(settings: Settings, adminToken: string, logs?: LogStore): Hono {
+export function dashboardApp(
+  settings: Pick<Settings, "adminSocket" | "adminUrl" | "ingressUrl" | "drainGraceMs" | "drainPollMs">,
+  adminToken: string,
+  logs?: LogStore,
+): Hono {
   const secret = randomBytes(32);
   const admin = new AdminClient({ socketPath: settings.adminSocket });
   const sessions = new Sessions(SESSION_SECONDS * 1000);

@@ -27,7 +27,7 @@ export interface Dashboard {
 
 /** Reads through the deployer's own `status` (as the API does) and Restate's introspection. */
 export async function loadDashboard(
-  settings: Settings,
+  settings: Pick<Settings, "ingressUrl" | "adminUrl" | "drainGraceMs" | "drainPollMs">,
   admin: AdminClient,
   outcomes: () => BuildOutcomes[] = () => [],
 ): Promise<Dashboard> {

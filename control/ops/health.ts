@@ -33,7 +33,10 @@ export const livenessChecks: Check[] = [{ name: "ping", failure: "", passes: asy
  * The parts a call or a deploy needs: Restate's admin API and ingress, workerd, the deployer, and
  * on a cluster node, the builds the cluster routes.
  */
-export function readinessChecks(settings: Settings, agent?: NodeAgent): Check[] {
+export function readinessChecks(
+  settings: Pick<Settings, "adminSocket" | "ingressUrl" | "cells" | "ports">,
+  agent?: NodeAgent,
+): Check[] {
   const admin = new AdminClient({ socketPath: settings.adminSocket }, { timeoutMs: CHECK_TIMEOUT_MS });
   const probe = { timeoutMs: CHECK_TIMEOUT_MS };
   return [

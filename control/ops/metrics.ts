@@ -27,7 +27,10 @@ export type OpsProcess = "supervisor" | "ops";
  * deployer's durable records at scrape time (deploys.ts), invocations from Restate's
  * introspection, workerd's memory from /proc; each reading is cached for a second.
  */
-export function opsRegistry(settings: Settings, servedBy: OpsProcess): Registry {
+export function opsRegistry(
+  settings: Pick<Settings, "adminSocket" | "cells" | "workerdConfigPath">,
+  servedBy: OpsProcess,
+): Registry {
   const admin = new AdminClient({ socketPath: settings.adminSocket }, { timeoutMs: QUERY_TIMEOUT_MS });
   const read = cached(async () => {
     const state = await withTimeout(readDeployerState(admin), QUERY_TIMEOUT_MS, "Restate did not answer in time");

@@ -29,7 +29,9 @@ async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   return Buffer.concat(chunks);
 }
 
-export async function serveAdminFront(settings: Settings): Promise<Server> {
+export async function serveAdminFront(
+  settings: Pick<Settings, "adminToken" | "adminTokenPath" | "adminSocket" | "ports" | "bind">,
+): Promise<Server> {
   const token = await readAdminToken(settings);
   // The socket is what is dialled; host and port only fill the Host header.
   const target = { socketPath: settings.adminSocket, host: "localhost", port: settings.ports.admin };
