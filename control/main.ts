@@ -50,9 +50,10 @@ async function main(command: string | undefined): Promise<void> {
       const settings = loadSettings();
       // Under runit there is no supervisor, so this process runs the node agent. Nor is there a
       // shared socket for a fresh workerd to take over: removed builds' memory is freed only when
-      // runit restarts workerd.
+      // runit restarts workerd. runit runs its one cell always.
       const token = await readAdminToken(settings);
-      await serveAgentSocket(new NodeAgent(settings, token, async () => {}, console.log), settings.agentSocket);
+      const cell = { release: async () => {}, runs: () => true, start: async () => {} };
+      await serveAgentSocket(new NodeAgent(settings, token, cell, console.log), settings.agentSocket);
       await serveOps(settings, "ops", token);
       console.log(`ops port at http://${settings.bind}:${settings.ports.ops}: /metrics, /livez, /readyz`);
       const stop = () => process.exit(0);

@@ -74,8 +74,9 @@ describe("cells", () => {
     }
     const status = await fx.ingress.call<StatusView>("deployer/hog/status");
     expect(status.builds[0]).toMatchObject({ cell: hog.cell, state: "active" });
-    // Cells 0 and 1, and the quarantine cell.
-    expect(await findChildren(fx.mesh, "/workerd ")).toHaveLength(3);
+    // Cells 0 and 1; the quarantine cell's workerd starts only once a bundle is placed there.
+    expect(await findChildren(fx.mesh, "/workerd ")).toHaveLength(2);
+    expect(await findChildren(fx.mesh, cellConfigPath(fx.mesh.settings, 2))).toEqual([]);
     expect(await fx.ingress.call("greeter/greet", "cells")).toMatch(/^Hello, cells! /);
   }, 120_000);
 
@@ -105,6 +106,7 @@ describe("cells", () => {
     });
     expect(next.cell).toBe(2);
     expect(next.uri).toBe(`${cellUrl(fx.mesh.settings, 2)}/hog/${next.buildId}`);
+    expect(await findChildren(fx.mesh, cellConfigPath(fx.mesh.settings, 2))).toHaveLength(1);
   }, 180_000);
 
   test("while a bundle allocates without bound, every call to a bundle in another cell succeeds and none is killed", async () => {

@@ -4,7 +4,7 @@ import type { ClusterNode } from "../cluster/members.ts";
 import { deployerClient } from "../contracts.ts";
 import { readAdminToken } from "../credentials/admin-token.ts";
 import type { StatusView } from "../domain/lifecycle.ts";
-import { cellIds, cellUrl } from "../node/workerd/cells.ts";
+import { alwaysRunningCells, cellUrl, quarantineCell } from "../node/workerd/cells.ts";
 import { AdminClient } from "../restate/admin-client.ts";
 import type { Settings } from "../settings.ts";
 import { answers } from "../wait.ts";
@@ -33,15 +33,17 @@ export async function serviceRows(
   // No token in the data dir: no mesh ever started there, so its front cannot be up either.
   const token = await readAdminToken(settings).catch(() => undefined);
   const frontUp = token ? await new AdminClient({ url: settings.adminUrl, token }).healthy() : false;
-  const cells = await Promise.all(
-    cellIds(settings).map((cell) =>
-      fetch(`${cellUrl(settings, cell)}/`, { signal: AbortSignal.timeout(2_000) })
-        .then((response) => response.json() as Promise<{ builds: number }>)
-        .catch(() => undefined),
-    ),
-  );
+  const probe = (cell: number) =>
+    fetch(`${cellUrl(settings, cell)}/`, { signal: AbortSignal.timeout(2_000) })
+      .then((response) => response.json() as Promise<{ builds: number }>)
+      .catch(() => undefined);
+  const cells = await Promise.all(alwaysRunningCells(settings).map(probe));
   const cellsUp = cells.filter((answer) => answer !== undefined);
-  const builds = cellsUp.reduce((sum, answer) => sum + answer.builds, 0);
+  // The quarantine cell runs only once a bundle is placed there (cells.ts): not running is no fault.
+  const quarantine = quarantineCell(settings);
+  const quarantined = quarantine === undefined ? undefined : await probe(quarantine);
+  const builds = [...cellsUp, ...(quarantined ? [quarantined] : [])].reduce((sum, answer) => sum + answer.builds, 0);
+  const quarantineNote = quarantine === undefined ? "" : `, quarantine cell ${quarantined ? "up" : "idle"}`;
   const deployerListens = await listens(settings.ports.deployer);
   const opsUp = await answers(`${settings.opsUrl}/livez`);
   return [
@@ -54,7 +56,7 @@ export async function serviceRows(
     {
       service: "workerd",
       state: cellsUp.length === cells.length ? "up" : cellsUp.length ? "degraded" : "down",
-      detail: `${cellsUp.length} of ${cells.length} cell(s) from ${settings.workerdUrl}${cellsUp.length ? `, ${builds} live build(s)` : ""}`,
+      detail: `${cellsUp.length} of ${cells.length} cell(s) from ${settings.workerdUrl}${quarantineNote}${cellsUp.length ? `, ${builds} live build(s)` : ""}`,
     },
     { service: "deployer", state: deployerListens ? "up" : "down", detail: settings.deployerUrl },
     { service: "ops", state: opsUp ? "up" : "down", detail: `${settings.opsUrl} (/metrics, /livez, /readyz)` },

@@ -103,8 +103,12 @@ describe("NodeAgent", () => {
     new NodeAgent(
       mesh.settings,
       TOKEN,
-      async () => {
-        mesh.releases++;
+      {
+        release: async () => {
+          mesh.releases++;
+        },
+        runs: () => true,
+        start: async () => {},
       },
       (line) => mesh.logged.push(line),
       files,

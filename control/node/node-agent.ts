@@ -40,6 +40,16 @@ export type AgentSettings = Pick<
   "nodeName" | "bundlesDir" | "releaseAfter" | "ingressUrl" | "identityKeyPath" | "cells" | "ports"
 >;
 
+/** The node's workerd processes, one per cell, as the agent drives them. */
+export interface CellProcesses {
+  /** Lets a fresh workerd take over `cell`, to free the memory of builds no longer served there. */
+  release(cell: number): Promise<void>;
+  /** Whether `cell`'s workerd runs: the quarantine cell's starts only once a build is placed there. */
+  runs(cell: number): boolean;
+  /** Starts `cell`'s workerd unless it runs; resolves once it serves. */
+  start(cell: number): Promise<void>;
+}
+
 /** How often files of builds neither routed nor stored are looked for, besides after each change. */
 const CLEANUP_EVERY_SYNCS = 10;
 
@@ -61,21 +71,20 @@ export class NodeAgent {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly settings: AgentSettings;
   private readonly adminToken: string;
-  private readonly release: (cell: number) => Promise<void>;
+  private readonly cells: CellProcesses;
   private readonly log: (line: string) => void;
   private readonly files: BuildFiles | undefined;
 
-  /** `release` lets a fresh workerd take over a cell, to free the memory of builds no longer served there. */
   constructor(
     settings: AgentSettings,
     adminToken: string,
-    release: (cell: number) => Promise<void>,
+    cells: CellProcesses,
     log: (line: string) => void,
     files?: BuildFiles,
   ) {
     this.settings = settings;
     this.adminToken = adminToken;
-    this.release = release;
+    this.cells = cells;
     this.log = log;
     this.files = files;
   }
@@ -157,6 +166,9 @@ export class NodeAgent {
       await writeRoutes(this.settings.bundlesDir, this.marked(routed));
       for (const cell of cells) {
         const expected = routed.filter((build) => cellOf(build) === cell).length;
+        // A cell that never served a build has no workerd yet (the quarantine cell): started once one is placed there.
+        if (expected === 0 && !this.cells.runs(cell)) continue;
+        await this.cells.start(cell);
         await refreshRoutes(this.settings, cellUrl(this.settings, cell), expected);
       }
     }
@@ -180,7 +192,7 @@ export class NodeAgent {
     }
     for (const [cell, count] of this.removedSinceRelease) {
       if (count < this.settings.releaseAfter) continue;
-      await this.release(cell);
+      await this.cells.release(cell);
       this.removedSinceRelease.delete(cell);
     }
   }

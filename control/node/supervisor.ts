@@ -13,10 +13,11 @@ import type { Settings } from "../settings.ts";
 import { answers, waitFor, withTimeout } from "../wait.ts";
 import { holdCellSockets } from "./cell-sockets.ts";
 import { componentSpecs, prepareDataDir } from "./components.ts";
-import { NodeAgent, serveAgentSocket } from "./node-agent.ts";
+import { type CellProcesses, NodeAgent, serveAgentSocket } from "./node-agent.ts";
 import { type Child, Supervised } from "./supervised.ts";
 import { deployerReady } from "./supervisor-ipc.ts";
-import { cellUrl } from "./workerd/cells.ts";
+import { alwaysRunningCells, cellUrl } from "./workerd/cells.ts";
+import { cellsInRoutes } from "./workerd/config.ts";
 import { LiveWorkerd } from "./workerd/live.ts";
 import { watchWorkerd } from "./workerd/watchdog.ts";
 
@@ -46,7 +47,7 @@ export async function startMesh(
   const restate = new Supervised(specs.restate, undefined, log);
   const cells = specs.cells.map((spec) => new LiveWorkerd(settings, spec, log));
   const files = settings.cluster ? storedFiles(settings, token, log) : undefined;
-  const agent = new NodeAgent(settings, token, (cell) => handover(cells, cell), log, files);
+  const agent = new NodeAgent(settings, token, cellProcesses(cells), log, files);
   // First, so /livez answers and /readyz says what is missing while the rest starts. Only a
   // cluster node reports what its agent serves (`/node`, and readiness once caught up).
   const ops = await serveOps(settings, "supervisor", token, settings.cluster ? agent : undefined);
@@ -76,7 +77,10 @@ export async function startMesh(
     log(
       "[gridiron] workerd prints your services' lines unprefixed (`gridiron tail BUNDLE` shows them attributed); the Restate SDK's \"Accepting requests without validating request signatures\" is expected there: Gridiron's router checks Restate's signature before a build sees a request",
     );
-    await Promise.all(cells.map((cell) => cell.start()));
+    // The quarantine cell only if a build was placed there before: else once one is (the node agent starts it).
+    const placed = await cellsInRoutes(settings.bundlesDir);
+    const starting = [...new Set([...alwaysRunningCells(settings), ...placed])];
+    await Promise.all(starting.map((cell) => cells[cell]?.start()));
     // Before restate-server: a node that leads a partition must already serve every live build.
     if (settings.cluster) await catchUp(agent, settings.cluster, settings.ports.ingress, log);
     log("[gridiron] starting restate-server");
@@ -135,11 +139,18 @@ async function quarantineCulprit(
   await agent.sync();
 }
 
-/** A fresh workerd takes over cell `cell` (the node agent asks, to free removed builds' memory). */
-async function handover(cells: LiveWorkerd[], cell: number): Promise<void> {
-  const workerd = cells[cell];
-  if (!workerd) throw new Error(`this node runs no cell ${cell}`);
-  await workerd.handover();
+/** The cells' workerds as the node agent drives them: a handover frees removed builds' memory. */
+function cellProcesses(cells: LiveWorkerd[]): CellProcesses {
+  const at = (cell: number) => {
+    const workerd = cells[cell];
+    if (!workerd) throw new Error(`this node runs no cell ${cell}`);
+    return workerd;
+  };
+  return {
+    release: (cell) => at(cell).handover(),
+    runs: (cell) => at(cell).runs(),
+    start: (cell) => at(cell).start(),
+  };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { DEPLOYER } from "../contracts.ts";
 import type { NodeAgent } from "../node/node-agent.ts";
-import { cellIds, cellUrl } from "../node/workerd/cells.ts";
+import { alwaysRunningCells, cellUrl } from "../node/workerd/cells.ts";
 import { AdminClient } from "../restate/admin-client.ts";
 import type { Settings } from "../settings.ts";
 import { answers, withTimeout } from "../wait.ts";
@@ -52,12 +52,13 @@ export function readinessChecks(
     },
     {
       name: "workerd",
-      // Any cell: a call or a deploy may need any of them.
+      // Every cell bundles are placed in: a call or a deploy may need any of them. Not the
+      // quarantine cell, which may not run yet (cells.ts), and serves only quarantined bundles.
       failure: "workerd does not answer",
       passes: async () =>
-        (await Promise.all(cellIds(settings).map((cell) => answers(`${cellUrl(settings, cell)}/`, probe)))).every(
-          Boolean,
-        ),
+        (
+          await Promise.all(alwaysRunningCells(settings).map((cell) => answers(`${cellUrl(settings, cell)}/`, probe)))
+        ).every(Boolean),
     },
     {
       name: "deployer-registered",

@@ -29,6 +29,14 @@ export function cellIds(settings: Pick<Settings, "cells">): number[] {
   return Array.from({ length: cellCount(settings) }, (_, cell) => cell);
 }
 
+/**
+ * The cells whose workerd always runs: all but the quarantine cell, whose workerd starts only once
+ * a bundle is placed there (node-agent.ts), so that a node pays for it only when it is used.
+ */
+export function alwaysRunningCells(settings: Pick<Settings, "cells">): number[] {
+  return cellIds(settings).filter((cell) => cell !== quarantineCell(settings));
+}
+
 /** The loopback address cell `cell` listens on (up to 65,534 cells: 127.0.x.y). */
 export function cellHost(cell: number): string {
   const n = cell + 1;
@@ -57,6 +65,6 @@ export function cellProcessName(cell: number): string {
 }
 
 /** The cell a routed build is placed in; builds routed before cells existed are in cell 0. */
-export function cellOf(build: { cell?: number }): number {
+export function cellOf(build: { cell?: number | undefined }): number {
   return build.cell ?? 0;
 }

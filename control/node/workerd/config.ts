@@ -1,11 +1,12 @@
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { z } from "zod";
 import { identityPublicKeyBytes } from "../../credentials/request-identity.ts";
 import { type SecretsPrivateKey, secretsPrivateKeys } from "../../credentials/secrets-key.ts";
 import { type Build, DEFAULT_COMPATIBILITY_DATE } from "../../domain/bundle.ts";
 import type { Settings } from "../../settings.ts";
 import { CapnpEnum, workerdConfigFile } from "./capnp-text.ts";
-import { cellAddress, cellConfigPath, cellIds } from "./cells.ts";
+import { cellAddress, cellConfigPath, cellIds, cellOf } from "./cells.ts";
 import { ROUTES_FILE } from "./router/protocol.js";
 
 /** workerd's config as typed data, and the files (config, routes file) that make it serve builds. */
@@ -193,6 +194,16 @@ export async function writeWorkerdConfig(settings: Settings, path: string, place
 
 export function writeRoutes(dir: string, builds: Build[]): Promise<void> {
   return writeAtomically(join(dir, ROUTES_FILE), `${JSON.stringify({ builds }, null, 2)}\n`);
+}
+
+/** The cells the routes file in `dir` places a build in; none before the node agent first wrote it. */
+export async function cellsInRoutes(dir: string): Promise<Set<number>> {
+  const text = await readFile(join(dir, ROUTES_FILE), "utf8").catch(() => undefined);
+  if (text === undefined) return new Set();
+  const { builds } = z
+    .object({ builds: z.array(z.object({ cell: z.number().int().optional() })) })
+    .parse(JSON.parse(text));
+  return new Set(builds.map(cellOf));
 }
 
 /**

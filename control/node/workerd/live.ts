@@ -32,6 +32,8 @@ export class LiveWorkerd implements WatchedWorkerd {
   private readonly process: Supervised;
   /** Each process's probe port: `listening` resolves once it listens; `port` is set from then on. */
   private readonly probes = new WeakMap<Child, Probe>();
+  /** Set by the first start: from then on the supervisor keeps a process running. */
+  private started: Promise<void> | undefined;
 
   constructor(settings: Settings, spec: ChildSpec, log: (line: string) => void) {
     this.settings = settings;
@@ -39,9 +41,15 @@ export class LiveWorkerd implements WatchedWorkerd {
     this.process = new Supervised(spec, (child) => this.track(child), log);
   }
 
-  /** Starts workerd and resolves once it serves. */
-  async start(): Promise<void> {
-    await this.probePort(this.process.start());
+  /** Starts workerd unless it was started, and resolves once it serves. */
+  start(): Promise<void> {
+    this.started ??= this.probePort(this.process.start()).then(() => {});
+    return this.started;
+  }
+
+  /** Whether it was started (and so runs, or is being restarted). */
+  runs(): boolean {
+    return this.started !== undefined;
   }
 
   /**
