@@ -9,9 +9,9 @@
 // the router re-read it.
 // WARM_PATH compiles every live build: a supervisor calls it on a fresh workerd before that one
 // takes over from the old, so no request waits for a compile, and the deployer's proof calls it
-// on a throwaway workerd. DRAIN_PATH, on the old one just before its SIGTERM, makes it hold each
-// new request for HOLD_MS, so the connections Restate is using are busy, not idle, when it
-// starts draining.
+// on a proof workerd; WARM_PATH/{name}/{buildId} compiles that one build, which the node agent
+// just routed. DRAIN_PATH, on the old one just before its SIGTERM, makes it hold each new request
+// for HOLD_MS, so the connections Restate is using are busy, not idle, when it starts draining.
 
 import { identityProblem, refuse } from "./identity.js";
 import { CONTROL_PREFIX, DRAIN_PATH, LOAD_FAILED, ROUTES_FILE, ROUTES_PATH, WARM_PATH } from "./protocol.js";
@@ -273,28 +273,43 @@ async function control(request, env, ctx, pathname) {
       for (const id of code.keys()) if (!live.has(id)) code.delete(id);
       return Response.json({ builds: live.size });
     }
-    case WARM_PATH: {
-      const live = await readRoutes(env);
-      routes = live;
-      for (const [id, build] of live) {
-        if (build.refused || build.held) continue;
-        try {
-          // Under the build's own path, so what it logs while loading is attributed to it.
-          await serve(env, ctx, id, build, new Request(`http://warm/${id}/`));
-        } catch (error) {
-          // A build that does not load: its error is what the deployer reports to the user.
-          const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
-          return new Response(`${id} does not load: ${detail}\n`, { status: LOAD_FAILED });
-        }
-      }
-      return Response.json({ builds: live.size });
-    }
+    case WARM_PATH:
+      routes = await readRoutes(env);
+      return warmed(env, ctx, routes, [...routes.keys()]);
     case DRAIN_PATH:
       draining = true;
       return Response.json({ draining });
     default:
+      // One build the node agent just routed, compiled before its first call needs it.
+      if (pathname.startsWith(`${WARM_PATH}/`)) {
+        return warmed(env, ctx, await liveBuilds(env), [pathname.slice(WARM_PATH.length + 1)]);
+      }
       return new Response("unknown control path\n", { status: 404 });
   }
+}
+
+/**
+ * Compiles the builds `ids` of `live` (not the held or refused, whose code must not run), each by
+ * a request under its own path, so what it logs while loading is attributed to it.
+ * @param {Env} env
+ * @param {RouterContext} ctx
+ * @param {Map<string, ServedBuild>} live
+ * @param {string[]} ids
+ */
+async function warmed(env, ctx, live, ids) {
+  for (const id of ids) {
+    const build = live.get(id);
+    if (!build) return new Response(`no build "${id}" is live on this workerd\n`, { status: 404 });
+    if (build.refused || build.held) continue;
+    try {
+      await serve(env, ctx, id, build, new Request(`http://warm/${id}/`));
+    } catch (error) {
+      // A build that does not load: its error is what the deployer reports to the user.
+      const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      return new Response(`${id} does not load: ${detail}\n`, { status: LOAD_FAILED });
+    }
+  }
+  return Response.json({ builds: live.size });
 }
 
 /**
