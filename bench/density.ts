@@ -272,7 +272,7 @@ async function report(results: Map<Side, Measured[]>): Promise<string> {
   return [
     `${await versions()}; ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GB; one run. N services, each its own bundle (Gridiron) or process (Node), the same handler (bench/deploy-services.ts), behind one restate-server.`,
     "",
-    `Memory and idle CPU, both sides idle at once for ${IDLE_SECONDS} s after the load. Gridiron serves from workerd (its router included); its own processes (supervisor, deployer, admin front) are shown apart. Node: the N processes. RSS counts shared pages in every process; PSS splits them. Ratios are Node / Gridiron's workerd.`,
+    `Memory and idle CPU, both sides idle at once for ${IDLE_SECONDS} s after the load. Gridiron serves from workerd (its router included); its own processes (supervisor, deployer, admin front, and the spare proof workerd) are shown apart. Node: the N processes. RSS counts shared pages in every process; PSS splits them. Ratios are Node / Gridiron's workerd.`,
     "",
     "| services | Gridiron: workerd RSS MB | Node: processes RSS MB | ratio | workerd PSS MB | Node PSS MB | ratio | Gridiron's own processes RSS MB | Node / (workerd + own) RSS | idle CPU % of a core: workerd / own / Node |",
     "|---|---|---|---|---|---|---|---|---|---|",

@@ -10,7 +10,7 @@ import { rssMb } from "../control/memory.ts";
 import { AdminClient } from "../control/restate/admin-client.ts";
 import { waitFor } from "../control/wait.ts";
 import { type Ingress, IngressError } from "../test/ingress.ts";
-import { buildWorker, findChild, findChildren, startTestMesh, type TestMesh } from "../test/mesh.ts";
+import { buildWorker, CELL_WORKERD, findChild, findChildren, startTestMesh, type TestMesh } from "../test/mesh.ts";
 
 /**
  * The two sides `npm run bench:density` and `npm run bench:deploy` compare, behind one
@@ -117,9 +117,9 @@ export async function waitForPrunes(ingress: Ingress, name: string): Promise<voi
   await waitFor(`the pruning of ${name}'s replaced builds`, pruned, 120_000, { pollMs: 100 });
 }
 
-/** The mesh's current workerd process. */
+/** The mesh's current workerd process (cell 0's; the benches run one cell). */
 export function workerdPid(mesh: TestMesh): Promise<number> {
-  return findChild(mesh, "/workerd ");
+  return findChild(mesh, CELL_WORKERD);
 }
 
 /** Resident memory of the mesh's current workerd process, in MB. */
@@ -127,10 +127,13 @@ export async function workerdMb(mesh: TestMesh): Promise<number> {
   return rssMb(await workerdPid(mesh));
 }
 
-/** Gridiron's own processes: its supervisor, deployer and admin front (all but workerd and restate-server). */
+/**
+ * Gridiron's own processes: its supervisor and deployer, and the deployer's spare proof workerd
+ * (all but the cells' workerd and restate-server).
+ */
 export async function gridironOwnPids(mesh: TestMesh): Promise<number[]> {
   const others = new Set([
-    ...(await findChildren(mesh, "/workerd ")),
+    ...(await findChildren(mesh, CELL_WORKERD)),
     ...(await findChildren(mesh, "/restate-server ")),
   ]);
   return (await mesh.pids()).filter((pid) => !others.has(pid));

@@ -4,7 +4,7 @@ import type { StatusView } from "../control/domain/lifecycle.ts";
 import { cellConfigPath, cellUrl } from "../control/node/workerd/cells.ts";
 import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import type { RoutesView } from "../control/objects/routes.ts";
-import { eventually, findChildren, useTestMesh } from "./mesh.ts";
+import { CELL_WORKERD, eventually, findChildren, useTestMesh } from "./mesh.ts";
 
 /**
  * Cells: several workerd processes per node. A bundle that spins or allocates without bound
@@ -75,7 +75,7 @@ describe("cells", () => {
     const status = await fx.ingress.call<StatusView>("deployer/hog/status");
     expect(status.builds[0]).toMatchObject({ cell: hog.cell, state: "active" });
     // Cells 0 and 1, and the quarantine cell.
-    expect(await findChildren(fx.mesh, "/workerd ")).toHaveLength(3);
+    expect(await findChildren(fx.mesh, CELL_WORKERD)).toHaveLength(3);
     expect(await fx.ingress.call("greeter/greet", "cells")).toMatch(/^Hello, cells! /);
   }, 120_000);
 

@@ -170,6 +170,12 @@ export async function buildWorker(
   return pathToFileURL(outdir).href;
 }
 
+/**
+ * In the command line of the cells' workerds alone (they serve `data/workerd/config*.capnp`), not
+ * of the deployer's spare proof workerd, which serves a config in a `proof-*` dir.
+ */
+export const CELL_WORKERD = "/workerd/config";
+
 /** The PIDs of the mesh processes whose command line contains `needle` (e.g. "/workerd "). */
 export async function findChildren(mesh: TestMesh, needle: string): Promise<number[]> {
   const found: number[] = [];
