@@ -8,7 +8,7 @@ import { versions } from "./versions.ts";
 /**
  * `npm run bench:activate`: how soon a new version serves on an idle one-node mesh, the deploy
  * path alone. BENCH_ACTIVATIONS (10) new versions of one small service (bench/deploy-services.ts's
- * ping, whose answer names its version), one after another on each side, behind one
+ * ping, whose answer names its version), the sides taking turns, behind one
  * restate-server: Gridiron's `activate`, and what a Restate user does without it, a new Node SDK
  * process registered with `POST /deployments`. Each is timed from the deploy's start (the version
  * built) until the deploy call returns and until a call through Restate's ingress is answered by
@@ -27,40 +27,52 @@ interface Timed {
 async function main(): Promise<void> {
   const rows = await withSides({}, async (mesh, fleet, sources) => {
     const ingress = new Ingress(mesh.settings.ingressUrl, await readAdminToken(mesh.settings));
-    const gridiron = async (version: string) => {
-      const source = await sources.ping(1, version);
-      return () => activate(ingress, bundleName(1), source, version);
+    const gridiron: Side = {
+      path: "ping1/ping",
+      prepare: async (version) => {
+        const source = await sources.ping(1, version);
+        return () => activate(ingress, bundleName(1), source, version);
+      },
     };
-    const node = async (version: string) => () => fleet.deploy("ping", "node_ping1", version);
-    return {
-      Gridiron: await deploys(ingress, "ping1/ping", gridiron),
-      Node: await deploys(ingress, "node_ping1/ping", node),
+    const node: Side = {
+      path: "node_ping1/ping",
+      prepare: async (version) => () => fleet.deploy("ping", "node_ping1", version),
     };
+    return deploys(ingress, { Gridiron: gridiron, Node: node });
   });
   console.log(await report(rows));
 }
 
+/** One side's service: where it answers, and how a version is built, returning its deploy. */
+interface Side {
+  path: string;
+  prepare: (version: string) => Promise<() => Promise<unknown>>;
+}
+
+type Sides = "Gridiron" | "Node";
+
 /**
- * A first version, untimed (what a side starts once, such as Gridiron's first proof workerd),
- * then ACTIVATIONS new ones, each timed. `prepare` builds a version and returns its deploy.
+ * On each side a first version, untimed (what a side starts once, such as Gridiron's first proof
+ * workerd), then ACTIVATIONS new ones, each timed, the sides taking turns so that both see the
+ * same machine (a shared one's load comes and goes).
  */
-async function deploys(
-  ingress: Ingress,
-  path: string,
-  prepare: (version: string) => Promise<() => Promise<unknown>>,
-): Promise<Timed[]> {
-  await (await prepare("0.0.0"))();
-  await answeredBy(ingress, path, "pong 0.0.0");
-  const timed: Timed[] = [];
+async function deploys(ingress: Ingress, sides: Record<Sides, Side>): Promise<Record<Sides, Timed[]>> {
+  const timed: Record<Sides, Timed[]> = { Gridiron: [], Node: [] };
+  for (const side of Object.values(sides)) {
+    await (await side.prepare("0.0.0"))();
+    await answeredBy(ingress, side.path, "pong 0.0.0");
+  }
   for (let k = 1; k <= ACTIVATIONS; k++) {
-    const version = `1.0.${k}`;
-    const deploy = await prepare(version);
-    await sleep(PAUSE_MS);
-    const started = performance.now();
-    await deploy();
-    const returnedMs = performance.now() - started;
-    await answeredBy(ingress, path, `pong ${version}`);
-    timed.push({ returnedMs, answeredMs: performance.now() - started });
+    for (const [name, side] of Object.entries(sides) as [Sides, Side][]) {
+      const version = `1.0.${k}`;
+      const deploy = await side.prepare(version);
+      await sleep(PAUSE_MS);
+      const started = performance.now();
+      await deploy();
+      const returnedMs = performance.now() - started;
+      await answeredBy(ingress, side.path, `pong ${version}`);
+      timed[name].push({ returnedMs, answeredMs: performance.now() - started });
+    }
   }
   return timed;
 }
@@ -71,15 +83,15 @@ function median(values: number[]): number {
   return sorted.length % 2 ? (sorted[middle] ?? Number.NaN) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
 
-async function report(rows: Record<"Gridiron" | "Node", Timed[]>): Promise<string> {
-  const line = (side: "Gridiron" | "Node") => {
+async function report(rows: Record<Sides, Timed[]>): Promise<string> {
+  const line = (side: Sides) => {
     const answered = rows[side].map((t) => t.answeredMs);
     return `| ${side} | ${median(rows[side].map((t) => t.returnedMs)).toFixed(0)} | ${median(answered).toFixed(0)} | ${Math.min(...answered).toFixed(0)}-${Math.max(...answered).toFixed(0)} |`;
   };
   const g = median(rows.Gridiron.map((t) => t.answeredMs));
   const n = median(rows.Node.map((t) => t.answeredMs));
   return [
-    `${await versions()}; ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GB; one run. ${ACTIVATIONS} new versions of one small service per side, one at a time on an idle mesh, each timed from its start (the version built). Gridiron: \`activate\`; Node: a new process registered with \`POST /deployments\`. Medians.`,
+    `${await versions()}; ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GB; one run. ${ACTIVATIONS} new versions of one small service per side, one at a time on an idle mesh, the sides taking turns, each timed from its start (the version built). Gridiron: \`activate\`; Node: a new process registered with \`POST /deployments\`. Medians.`,
     "",
     "| side | deploy call returned ms | first call answered by the new version ms | range ms |",
     "|---|---|---|---|",
