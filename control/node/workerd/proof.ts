@@ -28,7 +28,7 @@ import {
 } from "./process.ts";
 import { refreshRoutes, warm } from "./router-client.ts";
 
-/** How long a throwaway workerd may take to start; it runs only the router, no user code, yet. */
+/** How long a proof workerd may take to start listening; it runs only the router, no user code, yet. */
 const START_TIMEOUT_MS = 20_000;
 const POLL_MS = 100;
 
