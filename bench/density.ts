@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import autocannon from "autocannon";
 import { readAdminToken } from "../control/credentials/admin-token.ts";
 import { rssMb } from "../control/memory.ts";
-import { cellCount } from "../control/node/workerd/cells.ts";
+import { alwaysRunningCells } from "../control/node/workerd/cells.ts";
 import { loadSettings } from "../control/settings.ts";
 import { Ingress } from "../test/ingress.ts";
 import { findChild, type TestMesh } from "../test/mesh.ts";
@@ -289,9 +289,9 @@ async function report(results: Map<Side, Measured[]>, cellMb: number): Promise<s
   return [
     `${await versions()}; ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GB; one run. N services, each its own bundle (Gridiron) or process (Node), the same handler (bench/deploy-services.ts), behind one restate-server.`,
     "",
-    `Cells: GRIDIRON_CELLS=${CELLS}, so ${cellCount({ cells: Number(CELLS) })} workerd process(es). A cell's own memory (a bare workerd with its router, before any deploy): ${fixed(cellMb)} MB RSS.`,
+    `Cells: GRIDIRON_CELLS=${CELLS}, so ${alwaysRunningCells({ cells: Number(CELLS) }).length} workerd process(es) (the quarantine cell's starts only once a bundle is quarantined). A cell's own memory (a bare workerd with its router, before any deploy): ${fixed(cellMb)} MB RSS.`,
     "",
-    `Memory and idle CPU, both sides idle at once for ${IDLE_SECONDS} s after the load. Gridiron serves from workerd (every cell, each with its router); its own processes (supervisor, deployer, admin front) are shown apart. Node: the N processes. RSS counts shared pages in every process; PSS splits them. Ratios are Node / Gridiron's workerd.`,
+    `Memory and idle CPU, both sides idle at once for ${IDLE_SECONDS} s after the load. Gridiron serves from workerd (every cell, each with its router); its own processes (supervisor, deployer, admin front, and the spare proof workerd) are shown apart. Node: the N processes. RSS counts shared pages in every process; PSS splits them. Ratios are Node / Gridiron's workerd.`,
     "",
     "| services | Gridiron: workerd RSS MB | Node: processes RSS MB | ratio | workerd PSS MB | Node PSS MB | ratio | Gridiron's own processes RSS MB | Node / (workerd + own) RSS | idle CPU % of a core: workerd / own / Node |",
     "|---|---|---|---|---|---|---|---|---|---|",

@@ -9,7 +9,7 @@ import { AdminClient } from "../control/restate/admin-client.ts";
 import type { Settings } from "../control/settings.ts";
 import { waitFor } from "../control/wait.ts";
 import { Ingress } from "../test/ingress.ts";
-import { buildWorker, findChild, startTestMesh } from "../test/mesh.ts";
+import { buildWorker, CELL_WORKERD, findChild, startTestMesh } from "../test/mesh.ts";
 import { endpointRequests } from "../test/restate-metrics.ts";
 import { attributionTable } from "./attribution.ts";
 import { cpuSeconds, parentOf } from "./proc.ts";
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
       },
       30_000,
     );
-    const workerd = await findChild(mesh, "/workerd ");
+    const workerd = await findChild(mesh, CELL_WORKERD);
     const pids = {
       "restate-server": await findChild(mesh, "/restate-server "),
       workerd,

@@ -10,7 +10,7 @@ import { rssMb } from "../control/memory.ts";
 import { AdminClient } from "../control/restate/admin-client.ts";
 import { waitFor } from "../control/wait.ts";
 import { type Ingress, IngressError } from "../test/ingress.ts";
-import { buildWorker, findChild, findChildren, startTestMesh, type TestMesh } from "../test/mesh.ts";
+import { buildWorker, CELL_WORKERD, findChild, findChildren, startTestMesh, type TestMesh } from "../test/mesh.ts";
 
 /**
  * The two sides `npm run bench:density` and `npm run bench:deploy` compare, behind one
@@ -117,14 +117,14 @@ export async function waitForPrunes(ingress: Ingress, name: string): Promise<voi
   await waitFor(`the pruning of ${name}'s replaced builds`, pruned, 120_000, { pollMs: 100 });
 }
 
-/** The mesh's current workerd process (of a mesh with one cell). */
+/** The mesh's current workerd process (cell 0's, with one cell). */
 export function workerdPid(mesh: TestMesh): Promise<number> {
-  return findChild(mesh, "/workerd ");
+  return findChild(mesh, CELL_WORKERD);
 }
 
 /** The mesh's current workerd processes, one a cell. */
 export function workerdPids(mesh: TestMesh): Promise<number[]> {
-  return findChildren(mesh, "/workerd ");
+  return findChildren(mesh, CELL_WORKERD);
 }
 
 /** Resident memory of the mesh's current workerd process, in MB. */
@@ -132,7 +132,10 @@ export async function workerdMb(mesh: TestMesh): Promise<number> {
   return rssMb(await workerdPid(mesh));
 }
 
-/** Gridiron's own processes: its supervisor, deployer and admin front (all but workerd and restate-server). */
+/**
+ * Gridiron's own processes: its supervisor and deployer, and the deployer's spare proof workerd
+ * (all but the cells' workerd and restate-server).
+ */
 export async function gridironOwnPids(mesh: TestMesh): Promise<number[]> {
   const others = new Set([...(await workerdPids(mesh)), ...(await findChildren(mesh, "/restate-server "))]);
   return (await mesh.pids()).filter((pid) => !others.has(pid));

@@ -4,7 +4,7 @@ import type { StatusView } from "../control/domain/lifecycle.ts";
 import { cellConfigPath, cellUrl } from "../control/node/workerd/cells.ts";
 import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import type { RoutesView } from "../control/objects/routes.ts";
-import { eventually, findChildren, useTestMesh } from "./mesh.ts";
+import { CELL_WORKERD, eventually, findChildren, useTestMesh } from "./mesh.ts";
 
 /**
  * Cells: several workerd processes per node. A bundle that spins or allocates without bound
@@ -75,7 +75,7 @@ describe("cells", () => {
     const status = await fx.ingress.call<StatusView>("deployer/hog/status");
     expect(status.builds[0]).toMatchObject({ cell: hog.cell, state: "active" });
     // Cells 0 and 1; the quarantine cell's workerd starts only once a bundle is placed there.
-    expect(await findChildren(fx.mesh, "/workerd ")).toHaveLength(2);
+    expect(await findChildren(fx.mesh, CELL_WORKERD)).toHaveLength(2);
     expect(await findChildren(fx.mesh, cellConfigPath(fx.mesh.settings, 2))).toEqual([]);
     expect(await fx.ingress.call("greeter/greet", "cells")).toMatch(/^Hello, cells! /);
   }, 120_000);

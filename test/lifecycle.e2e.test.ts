@@ -3,7 +3,7 @@ import { describe, expect, test } from "vitest";
 import { identityHeaders } from "../control/credentials/request-identity.ts";
 import type { BuildView } from "../control/domain/lifecycle.ts";
 import type { ActivateResult } from "../control/objects/deployer/api.ts";
-import { eventually, findChild, findChildren, isAlive, useTestMesh } from "./mesh.ts";
+import { CELL_WORKERD, eventually, findChild, findChildren, isAlive, useTestMesh } from "./mesh.ts";
 import { failedAttempts } from "./restate-metrics.ts";
 
 interface Status {
@@ -184,9 +184,9 @@ describe("deployment lifecycle", () => {
     await eventually(async () => {
       const replaced = (await status("shape")).builds.filter((b) => b.state !== "active");
       expect(replaced.map((b) => b.state)).toEqual(["pruned"]);
-      expect(await findChildren(fx.mesh, "/workerd ")).toHaveLength(1);
+      expect(await findChildren(fx.mesh, CELL_WORKERD)).toHaveLength(1);
     }, PRUNE_WINDOW_MS + 15_000);
-    const [workerd] = await findChildren(fx.mesh, "/workerd ");
+    const [workerd] = await findChildren(fx.mesh, CELL_WORKERD);
     // The demo counter is bidirectional: the sleep holds a stream to this workerd open.
     const held = await fx.ingress.send("counter/held/add", { delayMs: 15_000 });
     await eventually(async () => expect(await invocationStatus(held)).toBe("invoked"));

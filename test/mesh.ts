@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -171,6 +171,12 @@ export async function buildWorker(
   return pathToFileURL(outdir).href;
 }
 
+/**
+ * In the command line of the cells' workerds alone (they serve `data/workerd/config*.capnp`), not
+ * of the deployer's spare proof workerd, which serves a config in a `proof-*` dir.
+ */
+export const CELL_WORKERD = "/workerd/config";
+
 /** The PIDs of the mesh processes whose command line contains `needle` (e.g. "/workerd "). */
 export async function findChildren(mesh: TestMesh, needle: string): Promise<number[]> {
   const found: number[] = [];
@@ -186,6 +192,46 @@ export async function findChild(mesh: TestMesh, needle: string): Promise<number>
   const [pid] = await findChildren(mesh, needle);
   if (pid === undefined) throw new Error(`no process matching "${needle}" in the mesh`);
   return pid;
+}
+
+/**
+ * The mesh's proofs as ps and the data dir show them (not as the code under test counts them): the
+ * workerds serving a config in a proof dir, and those dirs. A spare (a proof workerd started ahead
+ * for the next proof) has a dir without a routes file; a dir that has one was used by a proof.
+ */
+export async function proofsOf(mesh: TestMesh): Promise<{
+  workerds: { pid: number; spare: boolean }[];
+  dirs: { name: string; spare: boolean }[];
+}> {
+  const prefix = join(mesh.settings.dataDir, "proof-");
+  const spare = async (dir: string) => {
+    const files = await readdir(dir).catch(() => undefined);
+    return files !== undefined && !files.includes("routes.json");
+  };
+  const { stdout } = await execa("ps", ["-eo", "pid=,args="]);
+  const workerds = await Promise.all(
+    stdout
+      .split("\n")
+      .map((line) => line.trim().split(/\s+/))
+      .filter((args) => args[1]?.endsWith("/workerd") && args[3]?.startsWith(prefix))
+      .map(async (args) => ({ pid: Number(args[0]), spare: await spare(resolve(args[3] ?? "", "..")) })),
+  );
+  // A stopped mesh has no data dir left.
+  const names = (await readdir(mesh.settings.dataDir).catch(() => [])).filter((name) => name.startsWith("proof-"));
+  const dirs = await Promise.all(
+    names.map(async (name) => ({ name, spare: await spare(join(mesh.settings.dataDir, name)) })),
+  );
+  return { workerds, dirs };
+}
+
+/** What proofs left behind: proof workerds and dirs that are not the one spare (which may be there). */
+export async function proofLeftovers(mesh: TestMesh): Promise<{ workerds: number[]; dirs: string[] }> {
+  const { workerds, dirs } = await proofsOf(mesh);
+  expect(workerds.filter((w) => w.spare).length).toBeLessThanOrEqual(1);
+  return {
+    workerds: workerds.filter((w) => !w.spare).map((w) => w.pid),
+    dirs: dirs.filter((d) => !d.spare).map((d) => d.name),
+  };
 }
 
 /** Retries `check` until it passes, at most `timeoutMs`; fails with its last error (vitest's waitFor). */

@@ -1,10 +1,9 @@
 import { readdir, readFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { execa } from "execa";
 import { describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/objects/deployer/api.ts";
-import { eventually, findChild, useTestMesh } from "./mesh.ts";
+import { eventually, findChild, proofLeftovers, proofsOf, useTestMesh } from "./mesh.ts";
 
 /** A build whose discovery answer sends its headers, then one byte a second (see its index.js). */
 const TRICKLE = pathToFileURL(resolve(import.meta.dirname, "fixtures/trickle")).href;
@@ -27,16 +26,8 @@ describe("proof deadlines", () => {
     fx.ingress.call<ActivateResult>(`deployer/${name}/activate`, { source, version: "1.0.0" });
   const status = (name: string) => fx.ingress.call<{ builds: { state: string }[] }>(`deployer/${name}/status`);
 
-  /** The PIDs of the processes serving a proof of this mesh, by command line (ps, not the code under test). */
-  const proofProcesses = async () => {
-    const { stdout } = await execa("ps", ["-eo", "pid=,args="]);
-    const marker = `${join(fx.mesh.settings.dataDir, "proof-")}`;
-    return stdout
-      .split("\n")
-      .filter((line) => line.includes(marker))
-      .map((line) => Number(line.trim().split(/\s+/)[0]));
-  };
-  const proofDirs = async () => (await readdir(fx.mesh.settings.dataDir)).filter((name) => name.startsWith("proof-"));
+  /** The PIDs of the workerds serving a proof of this mesh, the spare too (by command line, with ps). */
+  const proofProcesses = async () => (await proofsOf(fx.mesh)).workerds.map(({ pid }) => pid);
 
   /** Everything a refused activation must leave as it was. */
   const snapshot = async () => ({
@@ -50,8 +41,7 @@ describe("proof deadlines", () => {
   /** A refused trickle activation: a 400 naming the discovery deadline, and nothing of it left. */
   const expectRefusedAndGone = async (refusal: unknown, before: Awaited<ReturnType<typeof snapshot>>) => {
     expect(refusal).toMatchObject({ status: 400, message: expect.stringMatching(DISCOVERY_DEADLINE) });
-    expect(await proofProcesses()).toEqual([]);
-    expect(await proofDirs()).toEqual([]);
+    expect(await proofLeftovers(fx.mesh)).toEqual({ workerds: [], dirs: [] });
     expect(await snapshot()).toEqual(before);
     expect(new Set((await status("trickle")).builds.map((b) => b.state))).toEqual(new Set(["failed"]));
   };
@@ -74,8 +64,9 @@ describe("proof deadlines", () => {
     const attempt = activate("trickle", TRICKLE).catch((error: unknown) => error);
     // The proof's workerd is in a process group of its own: it outlives the deployer's SIGKILL.
     let orphans: number[] = [];
+    // Mid-proof: its workerd serves the build (not the spare, which waits for the next proof).
     await eventually(async () => {
-      orphans = await proofProcesses();
+      orphans = (await proofLeftovers(fx.mesh)).workerds;
       expect(orphans).not.toEqual([]);
     });
     process.kill(deployer, "SIGKILL");
@@ -96,7 +87,7 @@ describe("proof deadlines", () => {
     void fx.ingress.send("deployer/trickle/activate", { source: TRICKLE, version: "1.0.0" });
     let proofs: number[] = [];
     await eventually(async () => {
-      proofs = await proofProcesses();
+      proofs = (await proofLeftovers(fx.mesh)).workerds;
       expect(proofs).not.toEqual([]);
     });
     // The mesh's stop kills whatever of the mesh outlived it, and says so: the proof must not be.

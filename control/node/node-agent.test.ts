@@ -9,7 +9,7 @@ import { testBuild } from "../domain/build.fixture.ts";
 import type { RoutedBuild } from "../domain/ownership.ts";
 import type { Settings } from "../settings.ts";
 import { type AgentSettings, type BuildFiles, NodeAgent, serveAgentSocket, tellAgent } from "./node-agent.ts";
-import { ROUTES_FILE, ROUTES_PATH } from "./workerd/router/protocol.js";
+import { ROUTES_FILE, ROUTES_PATH, WARM_PATH } from "./workerd/router/protocol.js";
 
 /**
  * The node agent against real stand-ins of what it talks to: an HTTP server answering as Restate's
@@ -39,6 +39,10 @@ interface Mesh {
   /** The most ingress calls seen at once. */
   mostAtOnce: number;
   routerRefreshes: number;
+  /** The builds the router was asked to compile one by one, `name/buildId`, once each answered. */
+  warmed: string[];
+  /** Those answers held back this long. */
+  warmDelayMs: number;
   releases: number;
   logged: string[];
   dir: string;
@@ -63,7 +67,13 @@ describe("NodeAgent", () => {
     });
     const [router, workerdUrl] = await listen(async (req, res) => {
       // As workerd's router: only signed calls, and it answers with the builds the file lists.
-      if (req.url !== ROUTES_PATH || !req.headers["x-restate-jwt-v1"]) return res.writeHead(401).end();
+      if (!req.headers["x-restate-jwt-v1"]) return res.writeHead(401).end();
+      if (req.url?.startsWith(`${WARM_PATH}/`)) {
+        await new Promise((resolve) => setTimeout(resolve, mesh.warmDelayMs));
+        mesh.warmed.push(req.url.slice(WARM_PATH.length + 1));
+        return res.writeHead(200, { "content-type": "application/json" }).end("{}");
+      }
+      if (req.url !== ROUTES_PATH) return res.writeHead(404).end();
       mesh.routerRefreshes++;
       const { builds } = JSON.parse(await readFile(join(dir, ROUTES_FILE), "utf8"));
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ builds: builds.length }));
@@ -88,6 +98,8 @@ describe("NodeAgent", () => {
       ingressCalls: 0,
       mostAtOnce: 0,
       routerRefreshes: 0,
+      warmed: [],
+      warmDelayMs: 0,
       releases: 0,
       logged: [],
       dir,
@@ -122,6 +134,22 @@ describe("NodeAgent", () => {
     expect(await agent.sync()).toEqual({ node: "n1", builds: ["greeter@1.0.0-a", "counter@1.0.0-a"], caughtUp: true });
     expect(await routesFile()).toEqual(mesh.routes);
     expect(mesh.routerRefreshes).toBe(1);
+  });
+
+  test("a build routed since the last pass is compiled after the sync answers, before the next pass; none on the first", async () => {
+    const agent = agentOf();
+    mesh.routes = [routed("greeter")];
+    await agent.sync();
+    mesh.warmDelayMs = 300;
+    mesh.routes = [routed("greeter"), routed("counter"), { ...routed("greeter"), buildId: "2.0.0-b" }];
+    const started = Date.now();
+    await agent.sync();
+    expect(Date.now() - started).toBeLessThan(300);
+    expect(mesh.warmed).toEqual([]);
+    mesh.warmDelayMs = 0;
+    await agent.sync();
+    expect(mesh.warmed.sort()).toEqual(["counter/1.0.0-a", "greeter/2.0.0-b"]);
+    expect(mesh.logged).toEqual([]);
   });
 
   test("a sync that finds nothing changed leaves the routes file and the router alone", async () => {

@@ -11,7 +11,7 @@ import type { Settings } from "../settings.ts";
 import { cellIds, cellOf, cellUrl } from "./workerd/cells.ts";
 import { writeRoutes } from "./workerd/config.ts";
 import type { ServedBuild } from "./workerd/router/types.ts";
-import { refreshRoutes } from "./workerd/router-client.ts";
+import { refreshRoutes, warm } from "./workerd/router-client.ts";
 
 /** What a node serves, for the deployer's "every node serves it" and for status. */
 export const NodeReport = z.object({
@@ -49,6 +49,9 @@ export interface CellProcesses {
   /** Starts `cell`'s workerd unless it runs; resolves once it serves. */
   start(cell: number): Promise<void>;
 }
+
+/** How long a new build may take to compile on the live workerd: its proof bounded that already. */
+const WARM_TIMEOUT_MS = 30_000;
 
 /** How often files of builds neither routed nor stored are looked for, besides after each change. */
 const CLEANUP_EVERY_SYNCS = 10;
@@ -100,7 +103,8 @@ export class NodeAgent {
   /** Serves what `routes` records now, read through `ingressUrl` (this node's by default). */
   sync(ingressUrl = this.settings.ingressUrl): Promise<NodeReport> {
     const pass = this.queue.then(() => this.pass(ingressUrl));
-    this.queue = pass.catch(() => {});
+    // The answer does not wait for the new builds to compile, the next pass does (see warmNew).
+    this.queue = pass.then(({ warming }) => warming).catch(() => {});
     return pass.then(() => this.report());
   }
 
@@ -148,8 +152,11 @@ export class NodeAgent {
     }
   }
 
-  /** One pass: fetch what is routed and missing, serve exactly that, and now and then clean up. */
-  private async pass(ingressUrl: string): Promise<void> {
+  /**
+   * One pass: fetch what is routed and missing, serve exactly that, start compiling what is new,
+   * and now and then clean up.
+   */
+  private async pass(ingressUrl: string): Promise<{ warming: Promise<void> }> {
     const routed = await routedBuilds(ingressUrl, this.adminToken);
     await this.files?.fetch(ingressUrl, routed);
     const keys = routed.map(buildKey);
@@ -173,10 +180,32 @@ export class NodeAgent {
       }
     }
     const removed = changed ? (this.served ?? []).filter((build) => !keys.includes(buildKey(build))) : [];
+    const warming = this.warmNew(routed);
     this.served = routed;
     // Counted even when nothing changed: a release that failed is tried again on the next pass.
     await this.countRemovals(removed);
     if (changed || ++this.syncs % CLEANUP_EVERY_SYNCS === 0) await this.files?.cleanUp(ingressUrl, new Set(keys));
+    return { warming };
+  }
+
+  /**
+   * Has each build routed since the last pass compiled in its cell now, rather than on its first
+   * call: the deployer registers it meanwhile, so its first call finds it ready. Not on the first
+   * pass, which finds every build of a workerd just started: those compile on first use. A build
+   * that fails here was proved, and its first call would fail the same; so it is only logged.
+   */
+  private warmNew(routed: RoutedBuild[]): Promise<void> {
+    if (this.served === undefined) return Promise.resolve();
+    const before = new Set(this.served.map(buildKey));
+    const added = routed.filter((build) => !before.has(buildKey(build)));
+    const warming = added.map((build) =>
+      warm(this.settings, cellUrl(this.settings, cellOf(build)), WARM_TIMEOUT_MS, build).catch((error: unknown) => {
+        this.log(
+          `[gridiron] node agent: compiling ${buildKey(build)} ahead of its first call: ${(error as Error).message}`,
+        );
+      }),
+    );
+    return Promise.all(warming).then(() => {});
   }
 
   /**

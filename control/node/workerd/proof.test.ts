@@ -1,16 +1,18 @@
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { afterAll, beforeAll, expect, test, vi } from "vitest";
 import { ensureIdentityKey } from "../../credentials/request-identity.ts";
 import { ensureSecretsKey } from "../../credentials/secrets-key.ts";
 import { testBuild } from "../../domain/build.fixture.ts";
+import type { Build } from "../../domain/bundle.ts";
+import { buildDir } from "../../files/bundle-store.ts";
 import { loadSettings, type Settings } from "../../settings.ts";
 import { withTimeout } from "../../wait.ts";
-import { CONTROL_FD, listeningPort } from "./process.ts";
-import { type Proof, startProof, sweepProofs } from "./proof.ts";
+import { configServed, hasEnded, runningProcesses } from "./process.ts";
+import { type Proof, proveBuild, startProof, stopProofs, sweepProofs } from "./proof.ts";
+import { ROUTES_FILE } from "./router/protocol.js";
 
 let root: string;
 const meshes: Settings[] = [];
@@ -27,15 +29,14 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   // Should a test fail half-way: its proofs' workerd, detached, would outlive this process.
+  await stopProofs();
   for (const settings of meshes) await sweepProofs(settings.dataDir);
   await rm(root, { recursive: true, force: true });
 });
 
 /** A proof started as proveBuild starts one, listening, as a deployer killed mid-proof leaves it. */
-async function runningProof(settings: Settings): Promise<Proof> {
-  const proof = await startProof(settings, testBuild("left", "1.0.0-000000000000"));
-  await listeningPort(proof.workerd.stdio[CONTROL_FD] as Readable, "probe", 20_000);
-  return proof;
+function runningProof(settings: Settings): Promise<Proof> {
+  return startProof(settings);
 }
 
 test("the sweep kills a leftover proof's workerd and removes every proof dir of its data dir, and nothing else", async () => {
@@ -60,4 +61,79 @@ test("the sweep kills a leftover proof's workerd and removes every proof dir of 
   }
   expect(await readdir(other.dataDir)).not.toContain(stranger.dir.split("/").at(-1));
   expect(await sweepProofs(mine.dataDir)).toEqual({ killed: 0, removed: 0 });
+}, 60_000);
+
+/** A build answering discovery with one service, `extra` run on each request first. */
+async function storedBuild(settings: Settings, buildId: string, extra = ""): Promise<Build> {
+  const build: Build = { ...testBuild("prover", buildId), modules: [{ name: "index.js", type: "esModule" }] };
+  const code = `export default {
+  async fetch(request, env, ctx) {
+    ${extra}
+    return new Response(JSON.stringify({ protocolMode: "BIDI_STREAM", services: [{ name: "s${buildId.slice(-4)}" }] }), {
+      headers: { "content-type": "application/vnd.restate.endpointmanifest.v1+json" },
+    });
+  },
+};`;
+  await mkdir(buildDir(settings.bundlesDir, build), { recursive: true });
+  await writeFile(join(buildDir(settings.bundlesDir, build), "index.js"), code);
+  return build;
+}
+
+/** The proof workerds running for `settings`' data dir, and whether each is a spare (no routes file yet). */
+async function proofWorkerds(settings: Settings): Promise<{ pid: number; spare: boolean }[]> {
+  const prefix = join(settings.dataDir, "proof-");
+  const proofs = (await runningProcesses()).filter(({ argv }) => configServed(argv)?.startsWith(prefix));
+  return Promise.all(
+    proofs.map(async ({ pid, argv }) => {
+      const dir = (configServed(argv) ?? "").split("/").slice(0, -1).join("/");
+      const files = await readdir(dir).catch(() => undefined);
+      return { pid, spare: files !== undefined && !files.includes(ROUTES_FILE) };
+    }),
+  );
+}
+
+test("each proof runs in a workerd of its own, started ahead as a spare and killed after its one proof", async () => {
+  const [mine] = meshes as [Settings];
+  await proveBuild(mine, await storedBuild(mine, "1.0.0-000000000001"));
+  // The spare starts once the proof has ended.
+  const [first, ...more] = await vi.waitFor(async () => {
+    const found = await proofWorkerds(mine);
+    expect(found).not.toEqual([]);
+    return found;
+  });
+  expect(more).toEqual([]);
+  expect(first?.spare).toBe(true);
+
+  expect((await proveBuild(mine, await storedBuild(mine, "1.0.0-000000000002"))).services).toEqual([{ name: "s0002" }]);
+  // Killed before the proof returned; reaped moments later.
+  await vi.waitFor(async () => expect(await hasEnded(first?.pid ?? 0)).toBe(true), { timeout: 1_000 });
+  const [second, ...others] = await vi.waitFor(async () => {
+    const found = await proofWorkerds(mine);
+    expect(found).not.toEqual([]);
+    return found;
+  });
+  expect(others).toEqual([]);
+  expect(second?.spare).toBe(true);
+  expect(second?.pid).not.toBe(first?.pid);
+}, 60_000);
+
+test("work a build leaves running in its proof's workerd does not reach the next build's proof", async () => {
+  const [mine] = meshes as [Settings];
+  // Once its discovery is answered, this build keeps its workerd's one event loop forever.
+  const spin = "ctx.waitUntil(new Promise(() => setTimeout(() => { for (;;) {} }, 100)));";
+  await proveBuild(mine, await storedBuild(mine, "1.0.0-000000000003", spin));
+  await sleep(200);
+  const started = Date.now();
+  expect((await proveBuild(mine, await storedBuild(mine, "1.0.0-000000000004"))).services).toEqual([{ name: "s0004" }]);
+  // Well under the proof's load deadline (5 s), which a shared, spinning workerd would have hit.
+  expect(Date.now() - started).toBeLessThan(4_000);
+}, 60_000);
+
+test("stopping the proofs ends the spare, and no spare starts after", async () => {
+  const [mine] = meshes as [Settings];
+  expect(await stopProofs()).toBe(1);
+  expect(await proofWorkerds(mine)).toEqual([]);
+  await proveBuild(mine, await storedBuild(mine, "1.0.0-000000000005"));
+  expect(await proofWorkerds(mine)).toEqual([]);
+  expect((await readdir(mine.dataDir)).filter((name) => name.startsWith("proof-"))).toEqual([]);
 }, 60_000);

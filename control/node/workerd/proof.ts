@@ -26,9 +26,9 @@ import {
   workerdArgs,
   workerdFds,
 } from "./process.ts";
-import { warm } from "./router-client.ts";
+import { refreshRoutes, warm } from "./router-client.ts";
 
-/** How long a throwaway workerd may take to start; it runs only the router, no user code, yet. */
+/** How long a proof workerd may take to start listening; it runs only the router, no user code, yet. */
 const START_TIMEOUT_MS = 20_000;
 const POLL_MS = 100;
 
@@ -45,39 +45,57 @@ const PROOF_PREFIX = "proof-";
 /** How long killed leftover proofs may take to end: SIGKILL cannot be ignored, so moments. */
 const SWEEP_TIMEOUT_MS = 5_000;
 
-/** The longest a whole proof may take, a backstop above the sum of its steps' own deadlines. */
+/** The longest a whole proof may take once its workerd listens, a backstop above the sum of its steps' own deadlines. */
 function proofTimeoutMs(settings: Pick<Settings, "watchdog">): number {
-  return START_TIMEOUT_MS + 3 * loadTimeoutMs(settings);
+  return 3 * loadTimeoutMs(settings);
 }
 
 /**
+ * How long a spare proof workerd is kept without a proof: deploys come in bursts (a dev loop, a
+ * rollout, a release of several bundles), and an idle mesh should not hold one for good.
+ */
+const SPARE_IDLE_MS = 10 * 60_000;
+
+/**
  * Proves a stored build loads before any live workerd serves it, and returns the manifest it
- * serves: a throwaway workerd with the live router and a routes file listing only this build
- * compiles it through the Worker Loader, exactly as the live workerd will. Anything the build's
- * content causes is a BundleError: a module that does not compile, top-level code that throws,
- * does not finish within loadTimeoutMs or grows workerd past GRIDIRON_WORKERD_MAX_MB, a build that
- * is not a Restate endpoint or does not finish answering discovery within loadTimeoutMs, or a
- * proof that outlasts proofTimeoutMs. Whatever the outcome, workerd's whole process group is
- * killed and the proof's dir removed before this returns.
+ * serves: a proof workerd with the live router and a routes file listing only this build compiles
+ * it through the Worker Loader, exactly as the live workerd will. Anything the build's content
+ * causes is a BundleError: a module that does not compile, top-level code that throws, does not
+ * finish within loadTimeoutMs or grows workerd past GRIDIRON_WORKERD_MAX_MB, a build that is not a
+ * Restate endpoint or does not finish answering discovery within loadTimeoutMs, or a proof that
+ * outlasts proofTimeoutMs. Whatever the outcome, workerd's whole process group is killed before
+ * this returns (after a failure, it has also ended and the proof's dir is removed), and a spare
+ * is started for the next proof.
  */
 export async function proveBuild(settings: Settings, build: Build): Promise<ProvedManifest> {
-  const proof = await startProof(settings, build);
-  const progress = { step: "starting workerd" };
+  const proof = await takeProof(settings);
+  const progress = { step: "loading the build" };
+  let manifest: ProvedManifest;
   try {
     const proving = proveWith(settings, proof, build, progress);
     // After a timeout `proving` runs on until workerd is killed below; how it ends then is moot.
     proving.catch(() => {});
     const timeoutMs = proofTimeoutMs(settings);
     const overdue = () => new BundleError(`the proof did not finish within ${timeoutMs / 1000} s (${progress.step})`);
-    return await withTimeout(proving, timeoutMs, overdue);
-  } finally {
+    manifest = await withTimeout(proving, timeoutMs, overdue);
+  } catch (error) {
+    // A failed activation leaves nothing behind: its proof's workerd has ended and its dir is gone.
     await proof.stop();
+    keepSpare(settings);
+    throw error;
   }
+  // stop() kills the process group before it first waits; the proved build's activation goes on
+  // while workerd is reaped and the dir removed (stopProofs waits for that too).
+  proof.stop().catch(() => {});
+  keepSpare(settings);
+  return manifest;
 }
 
 export interface Proof {
   dir: string;
   workerd: ProofWorkerd;
+  /** Its probe socket's URL, where the router takes the proof's requests. */
+  url: string;
   hasExited(): boolean;
   /** Kills workerd's whole process group, waits for it to end, and removes the dir. */
   stop(): Promise<void>;
@@ -87,14 +105,16 @@ type ProofWorkerd = ReturnType<typeof spawnWorkerd>;
 
 /**
  * A proof's dir (in the data dir, so sweepProofs finds it after a crash) and its workerd, which
- * serves a config inside that dir. workerd is started `detached`, in a process group of its own,
- * so killing that group ends it and anything it started.
+ * serves a config inside that dir, once it listens. workerd is started `detached`, in a process
+ * group of its own, so killing that group ends it and anything it started. It serves no build
+ * until proveWith writes the routes file (ROUTES_FILE) into the dir: a proof dir without one is a
+ * spare, waiting for its one proof.
  */
-export async function startProof(settings: Settings, build: Build): Promise<Proof> {
+export async function startProof(settings: Settings): Promise<Proof> {
   const dir = await mkdtemp(join(settings.dataDir, PROOF_PREFIX));
   const remove = () => rm(dir, { recursive: true, force: true });
+  let proof: Proof | undefined;
   try {
-    await writeRoutes(dir, [build]);
     const config = join(dir, `config${CONFIG_EXTENSION}`);
     await writeWorkerdConfig(settings, config, { routesDir: dir, address: "127.0.0.1:0", discovery: "build" });
     const workerd = spawnWorkerd(config);
@@ -107,27 +127,79 @@ export async function startProof(settings: Settings, build: Build): Promise<Proo
       if (workerd.pid !== undefined && !exited) killGroup({ pid: workerd.pid, pgid: workerd.pid });
       await workerd;
       await remove();
-      running.delete(proof);
+      if (proof) running.delete(proof);
     };
     let stopping: Promise<void> | undefined;
-    // Once: proveBuild and stopProofs may both ask.
-    const proof: Proof = { dir, workerd, hasExited: () => exited, stop: () => (stopping ??= stop()) };
+    // Once: proveBuild, the spare's expiry and stopProofs may each ask.
+    proof = { dir, workerd, url: "", hasExited: () => exited, stop: () => (stopping ??= stop()) };
     running.add(proof);
+    const port = await listeningPort(workerd.stdio[CONTROL_FD] as Readable, "probe", START_TIMEOUT_MS);
+    proof.url = `http://127.0.0.1:${port}`;
+    // The router's first request is slow (its own code compiled, the identity key imported, the
+    // routes disk read): made now, with no build listed yet, rather than in the proof.
+    await refreshRoutes(settings, proof.url, 0);
     return proof;
   } catch (error) {
-    await remove();
+    await (proof ? proof.stop() : remove());
     throw error;
   }
 }
 
-/** The proofs this process runs, for stopProofs. */
+/** The proofs this process runs, spares too, for stopProofs. */
 const running = new Set<Proof>();
+/** The spare: a proof workerd started ahead for the next proof, and when it goes unused. */
+let spare: { proof: Promise<Proof>; expiry: NodeJS.Timeout } | undefined;
+/** Set once the deployer is stopping its proofs: no spare is started after that. */
+let closing = false;
 
 /**
- * Stops every proof this process runs, for a deployer about to exit (an exit skips their own
- * cleanup, and their workerd, in a group of its own, would outlive it); how many there were.
+ * Starts the next proof's workerd now, unless one is waiting: an activation then does not wait
+ * for workerd to start, most of a proof on an idle machine. A spare proves one build and is
+ * killed like any proof, never reused: a build's code can leave work behind in its workerd
+ * (a `waitUntil` timer that spins later), which must not land on the next build's proof.
+ */
+function keepSpare(settings: Settings): void {
+  if (spare || closing) return;
+  const proof = startProof(settings);
+  // A spare that fails to start is not used (takeProof); the next proof starts its own.
+  proof.catch(() => {});
+  const expiry = setTimeout(() => {
+    if (spare?.proof !== proof) return;
+    spare = undefined;
+    void proof.then(
+      (p) => p.stop(),
+      () => {},
+    );
+  }, SPARE_IDLE_MS);
+  // A waiting spare does not keep the process alive; stopProofs ends it.
+  expiry.unref();
+  spare = { proof, expiry };
+}
+
+/** The spare if it runs, else a proof workerd started now. */
+async function takeProof(settings: Settings): Promise<Proof> {
+  const taken = spare;
+  spare = undefined;
+  if (taken) {
+    clearTimeout(taken.expiry);
+    const proof = await taken.proof.catch(() => undefined);
+    if (proof && !proof.hasExited()) return proof;
+    await proof?.stop();
+  }
+  return startProof(settings);
+}
+
+/**
+ * Stops every proof this process runs, the spare too, for a deployer about to exit (an exit skips
+ * their own cleanup, and their workerd, in a group of its own, would outlive it); how many there
+ * were. No spare is started after this.
  */
 export async function stopProofs(): Promise<number> {
+  closing = true;
+  if (spare) clearTimeout(spare.expiry);
+  // A spare still starting is not in `running` until it has spawned.
+  await spare?.proof.catch(() => {});
+  spare = undefined;
   let stopped = 0;
   // Until none is left: a proof may start while others stop.
   while (running.size > 0) {
@@ -170,13 +242,11 @@ export async function sweepProofs(dataDir: string): Promise<{ killed: number; re
 
 async function proveWith(
   settings: Settings,
-  { workerd, hasExited }: Proof,
+  { dir, workerd, url, hasExited }: Proof,
   build: Build,
   progress: { step: string },
 ): Promise<ProvedManifest> {
-  const port = await listeningPort(workerd.stdio[CONTROL_FD] as Readable, "probe", START_TIMEOUT_MS);
-  const url = `http://127.0.0.1:${port}`;
-  progress.step = "loading the build";
+  await writeRoutes(dir, [build]);
   // bounded() ends a load that takes too long, well before the request itself times out.
   await bounded(settings, workerd.pid, hasExited, warm(settings, url, 2 * loadTimeoutMs(settings)));
   progress.step = "waiting for the build's discovery answer";

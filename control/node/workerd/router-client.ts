@@ -1,6 +1,8 @@
 import { request } from "undici";
 import { z } from "zod";
+import { buildPath } from "../../contracts.ts";
 import { identityHeaders } from "../../credentials/request-identity.ts";
+import type { Build } from "../../domain/bundle.ts";
 import { BundleError } from "../../domain/errors.ts";
 import type { Settings } from "../../settings.ts";
 import { answers } from "../../wait.ts";
@@ -40,11 +42,21 @@ export async function refreshRoutes(settings: KeyPath, baseUrl: string, expected
 }
 
 /**
- * Compiles every build the router at `baseUrl` lists. A build that does not load is the bundle's
+ * Compiles every build the router at `baseUrl` lists, or only `build`. A build that does not load is the bundle's
  * fault (BundleError, with workerd's message); any other failure is not.
  */
-export async function warm(settings: KeyPath, baseUrl: string, timeoutMs: number): Promise<void> {
-  const { statusCode, text } = await post(settings, baseUrl, WARM_PATH, timeoutMs);
+export async function warm(
+  settings: KeyPath,
+  baseUrl: string,
+  timeoutMs: number,
+  build?: Pick<Build, "name" | "buildId">,
+): Promise<void> {
+  const { statusCode, text } = await post(
+    settings,
+    baseUrl,
+    build ? `${WARM_PATH}/${buildPath(build)}` : WARM_PATH,
+    timeoutMs,
+  );
   if (statusCode === LOAD_FAILED) throw new BundleError(`workerd cannot load the build: ${text.trim()}`);
   if (statusCode !== 200) throw new Error(`workerd at ${baseUrl} answered ${statusCode} to a warm-up: ${text}`);
 }

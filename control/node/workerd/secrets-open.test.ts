@@ -10,7 +10,7 @@ import type { Build } from "../../domain/bundle.ts";
 import { revisionOf, seal } from "../../domain/secrets.ts";
 import { buildDir } from "../../files/bundle-store.ts";
 import { loadSettings, type Settings } from "../../settings.ts";
-import { proveBuild } from "./proof.ts";
+import { proveBuild, stopProofs } from "./proof.ts";
 
 /**
  * Secrets opened by the real router in a real workerd (the proof's, which loads a build exactly as
@@ -45,7 +45,11 @@ beforeAll(async () => {
   await rename(settings.secretsKeyPath, settings.secretsPreviousKeyPath);
   await ensureSecretsKey(settings, () => {});
 }, 60_000);
-afterAll(() => rm(root, { recursive: true, force: true }));
+afterAll(async () => {
+  // The spare proof workerd, in a process group of its own, would outlive this process.
+  await stopProofs();
+  await rm(root, { recursive: true, force: true });
+});
 
 async function buildWithToken(buildId: string, sealed: string): Promise<Build> {
   const build: Build = {

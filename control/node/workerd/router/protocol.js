@@ -6,7 +6,10 @@
 export const CONTROL_PREFIX = "/_gridiron/";
 /** POST: re-read the routes file; answers `{ builds }`, how many builds it lists. */
 export const ROUTES_PATH = "/_gridiron/routes";
-/** POST: compile every listed build; answers `{ builds }`, or 422 with the error of one that does not load. */
+/**
+ * POST: compile every listed build; answers `{ builds }`, or 422 with the error of one that does not
+ * load. POST WARM_PATH/{name}/{buildId}: that listed build only (404 if it is not listed).
+ */
 export const WARM_PATH = "/_gridiron/warm";
 /** POST: hold each new request a little, before this workerd is asked to exit. */
 export const DRAIN_PATH = "/_gridiron/drain";

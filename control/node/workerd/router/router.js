@@ -7,8 +7,9 @@
 // listed in the routes file (on the ROUTES disk) are served. The control paths (protocol.js):
 // the node agent (control/node/node-agent.ts) rewrites the routes file and POSTs ROUTES_PATH to make
 // the router re-read it.
-// WARM_PATH compiles every live build: the deployer's proof calls it on a throwaway workerd (a
-// fresh live workerd that takes over a cell compiles each build on its first call instead).
+// WARM_PATH compiles every live build: the deployer's proof calls it on a proof workerd (a fresh
+// live workerd that takes over a cell compiles each build on its first call instead);
+// WARM_PATH/{name}/{buildId} compiles that one build, which the node agent just routed.
 // DRAIN_PATH, on the old one just before its SIGTERM, makes it hold each new request for HOLD_MS,
 // so the connections Restate is using are busy, not idle, when it starts draining.
 
@@ -272,28 +273,43 @@ async function control(request, env, ctx, pathname) {
       for (const id of code.keys()) if (!live.has(id)) code.delete(id);
       return Response.json({ builds: live.size });
     }
-    case WARM_PATH: {
-      const live = await readRoutes(env);
-      routes = live;
-      for (const [id, build] of live) {
-        if (build.refused || build.held) continue;
-        try {
-          // Under the build's own path, so what it logs while loading is attributed to it.
-          await serve(env, ctx, id, build, new Request(`http://warm/${id}/`));
-        } catch (error) {
-          // A build that does not load: its error is what the deployer reports to the user.
-          const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
-          return new Response(`${id} does not load: ${detail}\n`, { status: LOAD_FAILED });
-        }
-      }
-      return Response.json({ builds: live.size });
-    }
+    case WARM_PATH:
+      routes = await readRoutes(env);
+      return warmed(env, ctx, routes, [...routes.keys()]);
     case DRAIN_PATH:
       draining = true;
       return Response.json({ draining });
     default:
+      // One build the node agent just routed, compiled before its first call needs it.
+      if (pathname.startsWith(`${WARM_PATH}/`)) {
+        return warmed(env, ctx, await liveBuilds(env), [pathname.slice(WARM_PATH.length + 1)]);
+      }
       return new Response("unknown control path\n", { status: 404 });
   }
+}
+
+/**
+ * Compiles the builds `ids` of `live` (not the held or refused, whose code must not run), each by
+ * a request under its own path, so what it logs while loading is attributed to it.
+ * @param {Env} env
+ * @param {RouterContext} ctx
+ * @param {Map<string, ServedBuild>} live
+ * @param {string[]} ids
+ */
+async function warmed(env, ctx, live, ids) {
+  for (const id of ids) {
+    const build = live.get(id);
+    if (!build) return new Response(`no build "${id}" is live on this workerd\n`, { status: 404 });
+    if (build.refused || build.held) continue;
+    try {
+      await serve(env, ctx, id, build, new Request(`http://warm/${id}/`));
+    } catch (error) {
+      // A build that does not load: its error is what the deployer reports to the user.
+      const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      return new Response(`${id} does not load: ${detail}\n`, { status: LOAD_FAILED });
+    }
+  }
+  return Response.json({ builds: live.size });
 }
 
 /**

@@ -1,0 +1,108 @@
+import { cpus, totalmem } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
+import { readAdminToken } from "../control/credentials/admin-token.ts";
+import { Ingress } from "../test/ingress.ts";
+import { activate, answeredBy, bundleName, withSides } from "./sides.ts";
+import { versions } from "./versions.ts";
+
+/**
+ * `npm run bench:activate`: how soon a new version serves on an idle one-node mesh, the deploy
+ * path alone. BENCH_ACTIVATIONS (10) new versions of one small service (bench/deploy-services.ts's
+ * ping, whose answer names its version), the sides taking turns, behind one
+ * restate-server: Gridiron's `activate`, and what a Restate user does without it, a new Node SDK
+ * process registered with `POST /deployments`. Each is timed from the deploy's start (the version
+ * built) until the deploy call returns and until a call through Restate's ingress is answered by
+ * the new version. Prints a table and one line, `activate to first answer: median <g> ms (Node <n> ms)`.
+ */
+
+const ACTIVATIONS = Number(process.env.BENCH_ACTIVATIONS ?? 10);
+/** Between deploys, so each starts on an idle mesh (the replaced versions drain meanwhile). */
+const PAUSE_MS = 1_000;
+
+interface Timed {
+  returnedMs: number;
+  answeredMs: number;
+}
+
+async function main(): Promise<void> {
+  const rows = await withSides({}, async (mesh, fleet, sources) => {
+    const ingress = new Ingress(mesh.settings.ingressUrl, await readAdminToken(mesh.settings));
+    const gridiron: Side = {
+      path: "ping1/ping",
+      prepare: async (version) => {
+        const source = await sources.ping(1, version);
+        return () => activate(ingress, bundleName(1), source, version);
+      },
+    };
+    const node: Side = {
+      path: "node_ping1/ping",
+      prepare: async (version) => () => fleet.deploy("ping", "node_ping1", version),
+    };
+    return deploys(ingress, { Gridiron: gridiron, Node: node });
+  });
+  console.log(await report(rows));
+}
+
+/** One side's service: where it answers, and how a version is built, returning its deploy. */
+interface Side {
+  path: string;
+  prepare: (version: string) => Promise<() => Promise<unknown>>;
+}
+
+type Sides = "Gridiron" | "Node";
+
+/**
+ * On each side a first version, untimed (what a side starts once, such as Gridiron's first proof
+ * workerd), then ACTIVATIONS new ones, each timed, the sides taking turns so that both see the
+ * same machine (a shared one's load comes and goes).
+ */
+async function deploys(ingress: Ingress, sides: Record<Sides, Side>): Promise<Record<Sides, Timed[]>> {
+  const timed: Record<Sides, Timed[]> = { Gridiron: [], Node: [] };
+  for (const side of Object.values(sides)) {
+    await (await side.prepare("0.0.0"))();
+    await answeredBy(ingress, side.path, "pong 0.0.0");
+  }
+  for (let k = 1; k <= ACTIVATIONS; k++) {
+    for (const [name, side] of Object.entries(sides) as [Sides, Side][]) {
+      const version = `1.0.${k}`;
+      const deploy = await side.prepare(version);
+      await sleep(PAUSE_MS);
+      const started = performance.now();
+      await deploy();
+      const returnedMs = performance.now() - started;
+      await answeredBy(ingress, side.path, `pong ${version}`);
+      timed[name].push({ returnedMs, answeredMs: performance.now() - started });
+    }
+  }
+  return timed;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[middle] ?? Number.NaN) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+}
+
+async function report(rows: Record<Sides, Timed[]>): Promise<string> {
+  const line = (side: Sides) => {
+    const answered = rows[side].map((t) => t.answeredMs);
+    return `| ${side} | ${median(rows[side].map((t) => t.returnedMs)).toFixed(0)} | ${median(answered).toFixed(0)} | ${Math.min(...answered).toFixed(0)}-${Math.max(...answered).toFixed(0)} |`;
+  };
+  const g = median(rows.Gridiron.map((t) => t.answeredMs));
+  const n = median(rows.Node.map((t) => t.answeredMs));
+  return [
+    `${await versions()}; ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GB; one run. ${ACTIVATIONS} new versions of one small service per side, one at a time on an idle mesh, the sides taking turns, each timed from its start (the version built). Gridiron: \`activate\`; Node: a new process registered with \`POST /deployments\`. Medians.`,
+    "",
+    "| side | deploy call returned ms | first call answered by the new version ms | range ms |",
+    "|---|---|---|---|",
+    line("Gridiron"),
+    line("Node"),
+    "",
+    `activate to first answer: median ${g.toFixed(0)} ms (Node ${n.toFixed(0)} ms, ${(n / g).toFixed(2)}x)`,
+  ].join("\n");
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
