@@ -43,6 +43,8 @@ import {
 
 /** How long finished records wait to be sent together: one call to the sink per flush, not per request. */
 const FLUSH_MS = 100;
+/** A flush started this long ago and not run was dropped with its request. */
+const STALE_FLUSH_MS = 10 * FLUSH_MS;
 /** Console methods whose lines are kept; each is a line's level. */
 const LEVELS = /** @type {const} */ (["log", "info", "debug", "warn", "error", "trace"]);
 
@@ -55,7 +57,8 @@ let loose;
 let heldLines = 0;
 let heldChars = 0;
 let dropped = 0;
-let flushing = false;
+/** When the pending flush was started; 0 when none is. */
+let flushStarted = 0;
 
 /**
  * Patches console so every line is also kept with the request it was written in; workerd still
@@ -266,15 +269,17 @@ export function outcomeOf(call) {
  * @param {Sink} sink
  */
 function flushSoon(ctx, sink) {
-  if (flushing) return;
-  flushing = true;
+  // A flush rides on the waitUntil of the request that started it; should workerd drop that (a
+  // cancelled request), the next request after STALE_FLUSH_MS starts another.
+  if (flushStarted && Date.now() - flushStarted < STALE_FLUSH_MS) return;
+  flushStarted = Date.now();
   ctx.waitUntil(
     new Promise((resolve) => setTimeout(resolve, FLUSH_MS)).then(() => {
-      flushing = false;
+      flushStarted = 0;
       const batch = takeBatch();
+      if (!batch.records.length && !batch.dropped) return undefined;
       // The sink is the router's; while the node's collector is down the lines are lost, and the
       // build's calls are not affected.
-      if (!batch.records.length && !batch.dropped) return undefined;
       return sink.fetch("http://sink/", { method: "POST", body: JSON.stringify(batch) }).then(
         (response) => response.body?.cancel(),
         () => undefined,
