@@ -39,9 +39,9 @@ let routes;
 const code = new Map();
 
 /**
- * A split's request as its build sees it: under the build's own path, so the tail worker, which
- * attributes lines and outcomes by the path, counts it for the build that ran it (what a rollout's
- * analysis judges by). The SDK matches its paths by suffix, so the build answers it the same.
+ * A split's request as its build sees it: under the build's own path, as a request for that build
+ * alone would be (its lines and outcome are the build's, sink.js, what a rollout's analysis judges
+ * by). The SDK matches its paths by suffix, so the build answers it the same.
  * @param {Request} request
  * @param {string} id
  * @param {string} prefix
