@@ -40,7 +40,8 @@ export const LogSink = {
 /**
  * The code a build is loaded with on a live workerd with attribution on: its own, behind our
  * entry. A build whose main module is not an ES module is served as it is (wrangler makes ES
- * modules), and so is every build of a proof's workerd, which has no collector.
+ * modules), and so is one with `no_nodejs_als`, and every build of a proof's workerd, which has
+ * no collector.
  * @param {WorkerCode} code
  * @param {Build} build
  * @param {Env} env
@@ -50,6 +51,8 @@ export const LogSink = {
 export function withAttribution(code, build, env, ctx) {
   const main = code.modules[code.mainModule];
   if (!env.COLLECTOR || !env.ATTRIBUTION || !main || !("js" in main)) return code;
+  // A build that turned AsyncLocalStorage off cannot have it back: it is served as it is.
+  if (code.compatibilityFlags.includes(`no_${NEEDED_FLAG}`)) return code;
   /** @type {Record<string, string>} */
   const sources = JSON.parse(env.ATTRIBUTION);
   /** @type {WorkerCode["modules"]} */
