@@ -250,7 +250,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     downloadsDir: resolve(dataDir, "downloads"),
     /** Where the node agent listens for the deployer's "sync now" (node-agent.ts). */
     agentSocket: resolve(dataDir, "agent.sock"),
-    /** Builds' lines and outcomes: where the live workerd's tail worker posts them (logs/collector.ts). */
+    /** Builds' lines and outcomes: where the live workerd's router posts them (logs/collector.ts). */
     logs: { attribution: e.GRIDIRON_LOGS, socket: resolve(dataDir, "logs.sock") },
     workerdConfigPath: resolve(dataDir, "workerd", "config.capnp"),
     /** Gridiron's authenticated front for Restate's admin API. */

@@ -7,7 +7,7 @@ import { describe, expect, test } from "vitest";
 import { ensureIdentityKey, identityHeaders } from "../control/credentials/request-identity.ts";
 import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { Ingress } from "./ingress.ts";
-import { eventually, findChild, isAlive, useTestMesh } from "./mesh.ts";
+import { CELL_WORKERD, eventually, findChild, isAlive, useTestMesh } from "./mesh.ts";
 import { endpointRequests, failedAttempts } from "./restate-metrics.ts";
 
 /** The whole core path on a real restate-server and workerd, started as `npm start` does. */
@@ -209,15 +209,15 @@ describe("the mesh, end to end", () => {
   }, 60_000);
 
   test("a workerd that dies is restarted and serves every live build again", async () => {
-    const workerd = await findChild(fx.mesh, "/workerd ");
+    const workerd = await findChild(fx.mesh, CELL_WORKERD);
     process.kill(workerd, "SIGKILL");
     await eventually(async () => expect(await fx.ingress.call("greeter/greet", "again")).toMatch(/^Howdy, again! /));
-    expect(await findChild(fx.mesh, "/workerd ")).not.toBe(workerd);
+    expect(await findChild(fx.mesh, CELL_WORKERD)).not.toBe(workerd);
     expect(await fx.ingress.call("counter/fresh/add")).toBe(20);
   }, 60_000);
 
   test("deploys restart nothing: workerd keeps its PID, calls made meanwhile all succeed, none retried", async () => {
-    const workerd = await findChild(fx.mesh, "/workerd ");
+    const workerd = await findChild(fx.mesh, CELL_WORKERD);
     const failedBefore = await failedAttempts(fx.mesh.settings);
     let deploying = true;
     const load = Array.from({ length: 8 }, async (_, i) => {
@@ -234,7 +234,7 @@ describe("the mesh, end to end", () => {
     deploying = false;
     const calls = await Promise.all(load);
 
-    expect(await findChild(fx.mesh, "/workerd ")).toBe(workerd);
+    expect(await findChild(fx.mesh, CELL_WORKERD)).toBe(workerd);
     expect(await failedAttempts(fx.mesh.settings)).toBe(failedBefore);
     for (const [i, n] of calls.entries()) {
       expect(n).toBeGreaterThan(0);

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { Step, type StepName } from "../control/contracts.ts";
 import type { ActivateResult } from "../control/objects/deployer/api.ts";
-import { findChild, useTestMesh } from "./mesh.ts";
+import { CELL_WORKERD, findChild, useTestMesh } from "./mesh.ts";
 
 const CALLS = 2_000;
 const KEYS = 20;
@@ -65,7 +65,7 @@ describe("crashes under load", () => {
       await waitFor(CALLS / 3);
       process.kill(await findChild(fx.mesh, "/restate-server "), "SIGKILL");
       await waitFor((2 * CALLS) / 3);
-      process.kill(await findChild(fx.mesh, "/workerd "), "SIGKILL");
+      process.kill(await findChild(fx.mesh, CELL_WORKERD), "SIGKILL");
     })();
     await Promise.all([...Array.from({ length: CONCURRENCY }, worker), killer]);
 

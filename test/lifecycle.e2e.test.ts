@@ -72,7 +72,7 @@ describe("deployment lifecycle", () => {
     expect(await registered(v1.deploymentId)).toBe(true);
     expect(await routed(v1)).toBe(true);
 
-    const workerd = await findChild(fx.mesh, "/workerd ");
+    const workerd = await findChild(fx.mesh, CELL_WORKERD);
     expect(await fx.ingress.attach(sleeping)).toBe(1);
     await eventually(
       async () => expect(await stateOf("counter", v1.buildId)).toMatchObject({ state: "pruned" }),
@@ -82,7 +82,7 @@ describe("deployment lifecycle", () => {
     expect(await routed(v1)).toBe(false);
     expect(await fx.ingress.call("counter/sleepy/add")).toBe(11);
     // The pruned build stayed compiled in the old workerd; a fresh one took over to free it.
-    expect(await findChild(fx.mesh, "/workerd ")).not.toBe(workerd);
+    expect(await findChild(fx.mesh, CELL_WORKERD)).not.toBe(workerd);
     expect(isAlive(workerd)).toBe(false);
   }, 90_000);
 

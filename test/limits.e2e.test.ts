@@ -3,7 +3,7 @@ import { describe, expect, test } from "vitest";
 import type { StatusView } from "../control/domain/lifecycle.ts";
 import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import type { RoutesView } from "../control/objects/routes.ts";
-import { eventually, findChild, useTestMesh } from "./mesh.ts";
+import { CELL_WORKERD, eventually, findChild, useTestMesh } from "./mesh.ts";
 
 /**
  * A bundle whose handler never yields, allocates without bound, or hides a never-yielding timer
@@ -68,7 +68,7 @@ describe("a bundle that hogs its cell", () => {
         version,
         takeOver: ["hog"],
       });
-      const workerd = await findChild(fx.mesh, "/workerd ");
+      const workerd = await findChild(fx.mesh, CELL_WORKERD);
       // A bystander sleeping on workerd (bidirectional: in flight, its stream open) across every kill.
       const sleeper = await fx.ingress.send(`counter/sleeper-${handler}/add`, { delayMs: 20_000 });
       await eventually(async () => expect(await outcome(sleeper)).toMatchObject({ status: "running" }));
@@ -95,7 +95,7 @@ describe("a bundle that hogs its cell", () => {
         "SELECT id, target FROM sys_invocation WHERE (target LIKE 'counter/%' OR target LIKE 'greeter/%') AND completion_result = 'failure'",
       );
       expect(killedBystanders).toEqual([]);
-      expect(await findChild(fx.mesh, "/workerd ")).not.toBe(workerd);
+      expect(await findChild(fx.mesh, CELL_WORKERD)).not.toBe(workerd);
       const said = fx.mesh.output.join("\n");
       expect(said).toMatch(reason);
       if (handler === "lurk") {

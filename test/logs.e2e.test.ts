@@ -92,6 +92,27 @@ describe("logs and outcomes per bundle", () => {
     expect((await logs(["--status", "ok"])).some((line) => line.text.includes(why))).toBe(false);
   }, 120_000);
 
+  test("an exception thrown past the SDK is kept with its call's lines and counted as an exception", async () => {
+    const id = await fx.ingress.send("chatty/explode");
+    try {
+      await eventually(async () => {
+        const lines = await logs(["--invocation", id]);
+        expect(lines.map((line) => line.text)).toContain("about to explode");
+        expect(lines.find((line) => line.level === "exception")).toMatchObject({
+          build,
+          target: "chatty/explode",
+          outcome: "exception",
+          text: expect.stringContaining("Error: exploded past the SDK"),
+        });
+        const outcomes = (await (await ops("/outcomes")).json()) as BuildOutcomes[];
+        expect(outcomes.find((o) => o.build === build)?.counts.exception).toBeGreaterThanOrEqual(1);
+      });
+    } finally {
+      // Restate retries it (workerd answers 500); it is of no use past here.
+      await fx.admin.killInvocation(id);
+    }
+  }, 60_000);
+
   test("a long line is cut, with a marker", async () => {
     const id = await fx.ingress.send("chatty/say", { text: "long", pad: 100_000 });
     await fx.ingress.attach(id);

@@ -23,6 +23,7 @@ beforeAll(async () => {
     start: 1,
     durationMs: 1,
     outcome,
+    counted: true,
     lines: [{ time: 1, level: "log", text }],
   });
   logs.add({

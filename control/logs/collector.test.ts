@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { BATCH_PATH } from "../node/workerd/router/logs.js";
 import { type OpsServer, serveOps } from "../ops/server.ts";
 import { loadSettings, type Settings } from "../settings.ts";
-import type { Batch } from "./records.ts";
+import type { SinkBatch } from "./records.ts";
 
 /** The node side end to end, without workerd: a batch posted on the collector's socket reaches a live tail on the ops port. */
 const TOKEN = "the-admin-token-for-this-test";
@@ -26,9 +26,9 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const post = (body: string) =>
+const post = (body: string, path = `${BATCH_PATH}/greeter/1.0.0-abc`) =>
   new Promise<number>((resolve, reject) => {
-    const req = request({ socketPath: settings.logs.socket, path: BATCH_PATH, method: "POST" }, (res) => {
+    const req = request({ socketPath: settings.logs.socket, path, method: "POST" }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });
@@ -36,25 +36,26 @@ const post = (body: string) =>
     req.end(body);
   });
 
-const batch = (text: string): Batch => ({
-  attempts: [
+const batch = (text: string): SinkBatch => ({
+  records: [
     {
-      bundle: "greeter",
-      build: "1.0.0-abc",
       target: "greeter/greet",
       invocationId: "inv_1",
       start: Date.now(),
       durationMs: 3,
       outcome: "ok",
+      counted: true,
       lines: [{ time: Date.now(), level: "log", text }],
     },
   ],
-  dropped: {},
+  dropped: 0,
 });
 
-test("the collector refuses what is not a batch", async () => {
+test("the collector refuses what is not a batch, or a batch that names no bundle and build", async () => {
   expect(await post("not json")).toBe(400);
-  expect(await post(JSON.stringify({ attempts: [{ bundle: "x" }], dropped: {} }))).toBe(400);
+  expect(await post(JSON.stringify({ records: [{ target: "x" }], dropped: 0 }))).toBe(400);
+  expect(await post(JSON.stringify(batch("no build")), `${BATCH_PATH}/greeter`)).toBe(404);
+  expect(await post(JSON.stringify(batch("no build")), BATCH_PATH)).toBe(404);
 });
 
 test("a live tail idle longer than the ops port's request timeout still gets the next line; a query finds it", async () => {

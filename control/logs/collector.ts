@@ -3,10 +3,10 @@ import { createServer } from "node:http";
 import { dirname } from "node:path";
 import { closeServer } from "../close-server.ts";
 import { BATCH_PATH } from "../node/workerd/router/logs.js";
-import { BatchSchema } from "./records.ts";
+import { type Batch, type SinkBatch, SinkBatchSchema } from "./records.ts";
 import type { LogStore } from "./store.ts";
 
-/** A batch is at most ~8 MiB of lines (tail.js's cap) plus their attribution. */
+/** A batch is at most ~8 MiB of lines (attribute.js's cap) plus their attribution. */
 const MAX_BATCH_BYTES = 16 * 1024 * 1024;
 
 export interface Collector {
@@ -14,14 +14,17 @@ export interface Collector {
 }
 
 /**
- * Takes the live workerd's tail worker's batches (workerd/router/tail.js) on a unix socket in the
- * data dir, which only the mesh's user can reach, and keeps them in `store`. Runs in the process
+ * Takes builds' batches (workerd/router/attribute.js), as the live workerd's router passes them on
+ * under `BATCH_PATH/{bundle}/{buildId}` (sink.js), on a unix socket in the data dir, which only the
+ * mesh's user can reach, and keeps them in `store`. One build's batch at a time, so a build whose
+ * batch is refused loses only its own lines. Runs in the process
  * that serves the ops port, so no process is added; while it is down, workerd's batches are lost
  * and its builds' calls go on.
  */
 export async function serveCollector(socketPath: string, store: LogStore): Promise<Collector> {
   const server = createServer((request, response) => {
-    if (request.method !== "POST" || request.url !== BATCH_PATH) {
+    const from = request.method === "POST" ? buildOf(request.url ?? "") : undefined;
+    if (!from) {
       response.writeHead(404).end();
       return;
     }
@@ -37,12 +40,12 @@ export async function serveCollector(socketPath: string, store: LogStore): Promi
       chunks.push(chunk);
     });
     request.on("end", () => {
-      const parsed = BatchSchema.safeParse(safeJson(Buffer.concat(chunks).toString("utf8")));
+      const parsed = SinkBatchSchema.safeParse(safeJson(Buffer.concat(chunks).toString("utf8")));
       if (!parsed.success) {
         response.writeHead(400).end();
         return;
       }
-      store.add(parsed.data);
+      store.add(batchOf(from, parsed.data));
       response.writeHead(204).end();
     });
   });
@@ -54,6 +57,27 @@ export async function serveCollector(socketPath: string, store: LogStore): Promi
     server.listen(socketPath, resolve);
   });
   return { close: () => closeServer(server) };
+}
+
+const BUILD_PATH = new RegExp(`^${BATCH_PATH}/([^/]{1,200})/([^/]{1,200})$`);
+
+/** The bundle and build a batch's path names (the router wrote them, sink.js). */
+function buildOf(url: string): { bundle: string; build: string } | undefined {
+  const match = BUILD_PATH.exec(url);
+  if (!match?.[1] || !match[2]) return undefined;
+  try {
+    return { bundle: decodeURIComponent(match[1]), build: decodeURIComponent(match[2]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the store takes: each record with the bundle and build it came from. */
+export function batchOf(from: { bundle: string; build: string }, batch: SinkBatch): Batch {
+  return {
+    attempts: batch.records.map((record) => ({ ...from, ...record })),
+    dropped: batch.dropped ? { [from.bundle]: batch.dropped } : {},
+  };
 }
 
 function safeJson(text: string): unknown {

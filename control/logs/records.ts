@@ -2,9 +2,10 @@ import { z } from "zod";
 import { MAX_LINE_CHARS } from "../node/workerd/router/logs.js";
 
 /**
- * What the live workerd's tail worker (workerd/router/tail.js) sends the node's collector: one
- * record per request a build served (an attempt, in Restate's terms), with the lines it wrote.
- * Validated once, here, when a batch arrives.
+ * What a build's attribution (workerd/router/attribute.js) sends the node's collector, through the
+ * router's log sink, which names the bundle and build in the path: one record per request the
+ * build served (an attempt, in Restate's terms), with the lines it wrote. Validated once, here,
+ * when a batch arrives.
  */
 
 export const OUTCOMES = ["ok", "error", "exception", "killed"] as const;
@@ -20,30 +21,42 @@ export const LineSchema = z.object({
   time: z.number(),
   /** console's level (log, info, debug, warn, error), or `exception` for an uncaught one. */
   level: z.string().max(16),
-  /** Cut to MAX_LINE_CHARS by the tail worker, with a marker (the room for it allowed here). */
+  /** Cut to MAX_LINE_CHARS inside the build, with a marker (the room for it allowed here). */
   text: z.string().max(MAX_LINE_CHARS + 64),
 });
 export type Line = z.infer<typeof LineSchema>;
 
-export const AttemptSchema = z.object({
-  bundle: z.string().max(200),
-  build: z.string().max(200),
-  /** `service/handler` for a Restate call; null for what else reached the build (a warm-up). */
+export const SinkRecordSchema = z.object({
+  /** `service/handler` for a Restate call; null for what else reached the build (a warm-up) or lines outside any request. */
   target: z.string().max(400).nullable(),
   invocationId: z.string().max(200).nullable(),
   start: z.number(),
   durationMs: z.number().nonnegative(),
   outcome: z.enum(OUTCOMES),
+  /** A Restate call's attempt, counted in the outcomes; not so for lines written after it was sent or outside any request. */
+  counted: z.boolean(),
   lines: z.array(LineSchema),
 });
-export type Attempt = z.infer<typeof AttemptSchema>;
+export type SinkRecord = z.infer<typeof SinkRecordSchema>;
 
-export const BatchSchema = z.object({
-  attempts: z.array(AttemptSchema),
-  /** bundle -> lines the tail worker dropped since its last batch (over its cap). */
-  dropped: z.record(z.string(), z.number().int().nonnegative()),
+export const SinkBatchSchema = z.object({
+  records: z.array(SinkRecordSchema),
+  /** Lines the build's isolate dropped since its last batch (over its cap). */
+  dropped: z.number().int().nonnegative(),
 });
-export type Batch = z.infer<typeof BatchSchema>;
+export type SinkBatch = z.infer<typeof SinkBatchSchema>;
+
+/** A record with the bundle and build it came from. */
+export interface Attempt extends SinkRecord {
+  bundle: string;
+  build: string;
+}
+
+/** What the store takes: attempts, and per bundle the lines dropped before they reached it. */
+export interface Batch {
+  attempts: Attempt[];
+  dropped: Record<string, number>;
+}
 
 /** One line as a reader gets it: the line with everything it is attributed to. */
 export interface LogRecord extends Line {

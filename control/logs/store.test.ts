@@ -10,6 +10,7 @@ const attempt = (over: Partial<Attempt> = {}, texts: string[] = ["a line"]): Att
   start: 1_000,
   durationMs: 20,
   outcome: "ok",
+  counted: true,
   lines: texts.map((text, i) => ({ time: 1_000 + i, level: "log", text })),
   ...over,
 });
@@ -52,7 +53,7 @@ describe("LogStore", () => {
           attempt(),
           attempt({ outcome: "error" }, ["bad"]),
           attempt({ outcome: "killed" }, []),
-          attempt({ target: null }, ["loading"]),
+          attempt({ target: null, counted: false }, ["loading"]),
         ],
         dropped: { b: 7 },
       },

@@ -90,14 +90,14 @@ export class LogStore {
   });
   private readonly durations = new Histogram({
     name: "gridiron_attempt_duration_seconds",
-    help: "How long those attempts took, from the request's start to its trace reaching the tail worker, by bundle and build",
+    help: "How long those attempts took, from the request's start to the end of its response body, by bundle and build",
     labelNames: ["bundle", "build"] as const,
     buckets: DURATION_BUCKETS,
     registers: [this.registry],
   });
   private readonly dropped = new Counter({
     name: "gridiron_log_lines_dropped_total",
-    help: "Lines of a bundle dropped before they were kept, because more were waiting than the tail worker holds",
+    help: "Lines of a bundle dropped before they were kept, because more were waiting in its isolate than it holds",
     labelNames: ["bundle"] as const,
     registers: [this.registry],
   });
@@ -116,7 +116,7 @@ export class LogStore {
     for (const [bundle, count] of Object.entries(batch.dropped)) this.dropped.inc({ bundle }, count);
     const byBundle = new Map<string, LogRecord[]>();
     for (const attempt of batch.attempts) {
-      if (attempt.target !== null) this.count(attempt, now);
+      if (attempt.counted) this.count(attempt, now);
       const records = byBundle.get(attempt.bundle) ?? [];
       for (const line of attempt.lines) records.push(this.recordOf(attempt, line));
       byBundle.set(attempt.bundle, records);

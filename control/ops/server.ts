@@ -56,7 +56,7 @@ export async function serveOps(
   adminToken: string,
   agent?: NodeAgent,
 ): Promise<OpsServer> {
-  // This node's builds' lines and call outcomes, from the live workerd's tail worker (logs/).
+  // This node's builds' lines and call outcomes, from the live workerd's builds (logs/).
   const logs = new LogStore(settings.cluster?.self.name);
   const collector = settings.logs.attribution ? await serveCollector(settings.logs.socket, logs) : undefined;
   const registry = Registry.merge([opsRegistry(settings, servedBy), logs.registry]);

@@ -8,7 +8,7 @@ const router = {
     { name: "router.js", esModule: "ROUTER" },
     { name: "identity.js", esModule: "IDENTITY" },
   ],
-  tailModules: [{ name: "tail.js", esModule: "TAIL" }],
+  attributionModules: { "attribute.js": "ATTRIBUTE" },
   identityKey: "KEY",
   secretsKeys: [
     { pem: "PEM", kid: "KID" },
@@ -59,8 +59,9 @@ describe("loaderConfig", () => {
     ]);
   });
 
-  test("a proof has no tail worker; the live workerd's builds tail to the collector's unix socket", () => {
-    expect(JSON.stringify(config)).not.toContain("tail");
+  test("a proof has no attribution; the live workerd's router gets the attribution modules and the collector's unix socket", () => {
+    expect(JSON.stringify(config)).not.toContain("ATTRIBUTE");
+    expect(JSON.stringify(config)).not.toContain("collector");
     const live = loaderConfig(
       "/data/bundles",
       {
@@ -71,16 +72,10 @@ describe("loaderConfig", () => {
       },
       router,
     );
-    expect(JSON.stringify(live.services?.[0])).toContain(JSON.stringify({ name: "TAIL", service: { name: "tail" } }));
+    const bindings = JSON.stringify(live.services?.[0]);
+    expect(bindings).toContain(JSON.stringify({ name: "COLLECTOR", service: { name: "collector" } }));
+    expect(bindings).toContain(JSON.stringify({ name: "ATTRIBUTION", text: '{"attribute.js":"ATTRIBUTE"}' }));
     expect(live.services?.slice(3)).toEqual([
-      {
-        name: "tail",
-        worker: {
-          compatibilityDate: expect.any(String),
-          modules: [{ name: "tail.js", esModule: "TAIL" }],
-          bindings: [{ name: "COLLECTOR", service: { name: "collector" } }],
-        },
-      },
       { name: "collector", external: { address: "unix:/data/logs.sock", http: {} } },
     ]);
   });

@@ -14,12 +14,11 @@ import { ROUTES_FILE } from "./router/protocol.js";
 const ROUTER = "router";
 const BUNDLES = "bundles";
 const ROUTES = "routes";
-const TAIL = "tail";
 const COLLECTOR = "collector";
 /** The router's modules (in router/), main first, by the names they import each other under. */
-const ROUTER_MODULES = ["router.js", "identity.js", "protocol.js", "secrets.js", "split.js"];
-/** The tail worker's modules (in router/), main first. */
-const TAIL_MODULES = ["tail.js", "logs.js"];
+const ROUTER_MODULES = ["router.js", "identity.js", "protocol.js", "secrets.js", "split.js", "sink.js", "logs.js"];
+/** The modules the live router loads into each build to attribute its lines (router/sink.js), by the names they import each other under. */
+const ATTRIBUTION_MODULES = ["attribute.js", "install.js", "logs.js"];
 
 /**
  * The part of workerd's config schema (workerd.capnp) Gridiron uses, as typed data. Types, not
@@ -58,7 +57,8 @@ type Socket = {
  */
 export interface Router {
   modules: { name: string; esModule: string }[];
-  tailModules: { name: string; esModule: string }[];
+  /** The modules that attribute lines inside a build: name -> source. */
+  attributionModules: Record<string, string>;
   identityKey: string;
   secretsKeys: SecretsPrivateKey[];
 }
@@ -105,13 +105,17 @@ export function loaderConfig(bundlesDir: string, placement: Placement, router: R
             { name: "BUNDLES", service: { name: BUNDLES } },
             { name: "ROUTES", service: { name: ROUTES } },
             ...secretsKeyBindings(router.secretsKeys),
-            ...(placement.collectorSocket ? [{ name: "TAIL", service: { name: TAIL } }] : []),
+            ...(placement.collectorSocket ? attributionBindings(router) : []),
           ],
         },
       },
       { name: BUNDLES, disk: { path: bundlesDir, writable: false } },
       { name: ROUTES, disk: { path: placement.routesDir, writable: false } },
-      ...(placement.collectorSocket ? tailServices(placement.collectorSocket, router) : []),
+      // The node's log collector: an HTTP server on a unix socket in the data dir, served by the
+      // node's ops process (logs/collector.ts).
+      ...(placement.collectorSocket
+        ? [{ name: COLLECTOR, external: { address: `unix:${placement.collectorSocket}`, http: {} } }]
+        : []),
     ],
     sockets: [
       { name: "http", address: placement.address, http: {}, service: { name: ROUTER } },
@@ -123,20 +127,13 @@ export function loaderConfig(bundlesDir: string, placement: Placement, router: R
 }
 
 /**
- * The tail worker every loaded build's traces go to, and the collector it posts them to: an HTTP
- * server on a unix socket in the data dir, served by the node's ops process (logs/collector.ts).
+ * On the live workerd with attribution on, the router loads each build with the attribution
+ * modules beside its own and passes its batches on to the collector (router/sink.js).
  */
-function tailServices(collectorSocket: string, router: Router): Service[] {
+function attributionBindings(router: Router): Binding[] {
   return [
-    {
-      name: TAIL,
-      worker: {
-        compatibilityDate: DEFAULT_COMPATIBILITY_DATE,
-        modules: router.tailModules,
-        bindings: [{ name: "COLLECTOR", service: { name: COLLECTOR } }],
-      },
-    },
-    { name: COLLECTOR, external: { address: `unix:${collectorSocket}`, http: {} } },
+    { name: "COLLECTOR", service: { name: COLLECTOR } },
+    { name: "ATTRIBUTION", text: JSON.stringify(router.attributionModules) },
   ];
 }
 
@@ -169,7 +166,9 @@ export async function readRouter(
   });
   return {
     modules: await Promise.all(ROUTER_MODULES.map(read)),
-    tailModules: await Promise.all(TAIL_MODULES.map(read)),
+    attributionModules: Object.fromEntries(
+      (await Promise.all(ATTRIBUTION_MODULES.map(read))).map(({ name, esModule }) => [name, esModule]),
+    ),
     identityKey: (await identityPublicKeyBytes(settings)).toString("base64url"),
     secretsKeys: await secretsPrivateKeys(settings),
   };

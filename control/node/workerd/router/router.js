@@ -16,6 +16,7 @@
 import { identityProblem, refuse } from "./identity.js";
 import { CONTROL_PREFIX, DRAIN_PATH, LOAD_FAILED, ROUTES_FILE, ROUTES_PATH, WARM_PATH } from "./protocol.js";
 import { openSecrets } from "./secrets.js";
+import { withAttribution } from "./sink.js";
 import { affinityOf, parseSplit, toCanary } from "./split.js";
 
 /** @import { Build, EgressProps, Env, RoutedBuild, RouterContext, ServedBuild, WorkerCode, WorkerModule } from "./types.ts" */
@@ -38,9 +39,9 @@ let routes;
 const code = new Map();
 
 /**
- * A split's request as its build sees it: under the build's own path, so the tail worker, which
- * attributes lines and outcomes by the path, counts it for the build that ran it (what a rollout's
- * analysis judges by). The SDK matches its paths by suffix, so the build answers it the same.
+ * A split's request as its build sees it: under the build's own path, as a request for that build
+ * alone would be (its lines and outcome are the build's, sink.js, what a rollout's analysis judges
+ * by). The SDK matches its paths by suffix, so the build answers it the same.
  * @param {Request} request
  * @param {string} id
  * @param {string} prefix
@@ -95,9 +96,6 @@ async function readBuild(env, id, build) {
     // The loader caches a build by id, and vars and secrets' revisions are part of the build id:
     // a change is a new build. Secrets are opened here, the only place their key is.
     ...(build.vars || build.secrets ? { env: { ...build.vars, ...(await secretsOf(env, build)) } } : {}),
-    // On the live workerd, every request's lines and outcome go to the tail worker (tail.js),
-    // which attributes them by the request's path: /{name}/{buildId}/...
-    ...(env.TAIL ? { tails: [env.TAIL] } : {}),
   };
 }
 
@@ -112,6 +110,8 @@ async function secretsOf(env, build) {
   const keys = new Map(kids.map((kid, i) => [kid, env[`SECRETS_KEY_${i}`]]));
   return await openSecrets(build.name, build.secrets, keys);
 }
+
+export { LogSink } from "./sink.js";
 
 export default {
   /**
@@ -326,8 +326,10 @@ async function serve(env, ctx, id, build, request) {
     code.set(id, loaded);
   }
   const compiled = /** @type {WorkerCode} */ (loaded);
-  // The egress gate is made where the build is loaded: it is a capability, not plain data to cache.
-  return env.LOADER.get(id, async () => ({ ...compiled, ...outboundOf(build, ctx) }))
+  // The egress gate and the log sink are made where the build is loaded: they are capabilities,
+  // not plain data to cache. On the live workerd, every request's lines and outcome are
+  // attributed inside the build (sink.js).
+  return env.LOADER.get(id, async () => ({ ...withAttribution(compiled, build, env, ctx), ...outboundOf(build, ctx) }))
     .getEntrypoint()
     .fetch(request);
 }

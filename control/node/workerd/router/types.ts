@@ -26,8 +26,6 @@ export interface WorkerCode {
   modules: Record<string, WorkerModule>;
   /** What the build's handlers get as `env`. */
   env?: Record<string, unknown>;
-  /** Tail workers that get each request's trace (the live workerd's tail.js). */
-  tails?: Fetcher[];
   /** Where its fetch() goes: null, nowhere; absent, where the router's would (the public internet). */
   globalOutbound?: Fetcher | null;
 }
@@ -40,7 +38,10 @@ export interface EgressProps {
 
 /** The router's ExecutionContext, as far as it uses it: its own entrypoints, with props. */
 export interface RouterContext {
-  exports: { EgressGate(options: { props: EgressProps }): Fetcher };
+  exports: {
+    EgressGate(options: { props: EgressProps }): Fetcher;
+    LogSink(options: { props: SinkProps }): Fetcher;
+  };
 }
 
 export interface Env {
@@ -59,27 +60,24 @@ export interface Env {
   SECRETS_KEY_IDS: string;
   /** SECRETS_KEY_{i}: the key whose id is the i-th of SECRETS_KEY_IDS (not extractable). */
   [key: `SECRETS_KEY_${number}`]: CryptoKey;
-  /** The tail worker (tail.js), on the live workerd only: every loaded build's lines go to it. */
-  TAIL?: Fetcher;
+  /** The node's log collector (control/logs/collector.ts), on a unix socket; on the live workerd with attribution on. */
+  COLLECTOR?: { fetch(url: string, init: RequestInit): Promise<Response> };
+  /** With COLLECTOR: the modules that attribute lines inside a build (attribute.js and its imports), name -> source, as JSON. */
+  ATTRIBUTION?: string;
 }
 
-/** The tail worker's bindings. */
-export interface TailEnv {
-  /** The node's log collector (control/logs/collector.ts), on a unix socket. */
-  COLLECTOR: { fetch(url: string, init: RequestInit): Promise<Response> };
+/** Which build a log sink (sink.js) stands for: set by the router, so a build cannot write for another. */
+export interface SinkProps {
+  bundle: string;
+  build: string;
 }
 
-/** A request's trace as workerd hands it to a tail worker, as far as tail.js reads it. */
-export interface TraceItem {
-  /** ok, exception, exceededCpu, exceededMemory, canceled, ... */
-  outcome: string;
-  eventTimestamp: number | null;
-  event: { request?: { url: string; headers: Record<string, string> }; response?: { status: number } } | null;
-  logs: { timestamp: number; level: string; message: unknown[] }[];
-  exceptions: { timestamp: number; name: string; message: string; stack?: string }[];
+/** What a build's isolate gives attribute.js: its request's ExecutionContext, as far as it is used. */
+export interface BuildContext {
+  waitUntil(promise: Promise<unknown>): void;
 }
 
-export type { Attempt, Batch, Line, Outcome } from "../../../logs/records.ts";
+export type { Line, Outcome, SinkBatch, SinkRecord } from "../../../logs/records.ts";
 /** A build as a node's routes file lists it (node-agent.ts): routed, and maybe held there for now. */
 export interface ServedBuild extends RoutedBuild {
   /**
