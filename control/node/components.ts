@@ -60,7 +60,7 @@ export function componentSpecs(
  * supervisor, every workerd serves the socket the supervisor holds for its cell and reports its
  * probe port on a control pipe; under runit (no `socket`), workerd binds its own address.
  */
-function cellSpec(settings: Settings, cell: number, socket: number | undefined): ChildSpec {
+function cellSpec(settings: Pick<Settings, "workerdConfigPath">, cell: number, socket: number | undefined): ChildSpec {
   const supervised = { sharedSocket: socket, control: socket !== undefined };
   return {
     name: cellProcessName(cell),

@@ -128,7 +128,7 @@ export async function startMesh(
  * as it starts is written all the same, and the next sync tells it again.
  */
 async function quarantineCulprit(
-  settings: Settings,
+  settings: Pick<Settings, "ingressUrl">,
   token: string,
   agent: NodeAgent,
   culprit: Quarantine,

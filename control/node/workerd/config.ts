@@ -186,7 +186,10 @@ async function writeAtomically(path: string, content: string | Uint8Array): Prom
 }
 
 /** Writes a config for a router placed as `placement` says. */
-export async function writeWorkerdConfig(settings: Settings, path: string, placement: Placement): Promise<void> {
+/** What writing a workerd config reads of the settings: where builds are, and the router's keys. */
+export type ConfigSettings = Pick<Settings, "bundlesDir"> & Parameters<typeof readRouter>[0];
+
+export async function writeWorkerdConfig(settings: ConfigSettings, path: string, placement: Placement): Promise<void> {
   const config = loaderConfig(settings.bundlesDir, placement, await readRouter(settings));
   await writeAtomically(path, workerdConfigFile(config));
 }
@@ -210,7 +213,9 @@ export async function cellsInRoutes(dir: string): Promise<Set<number>> {
  * They share one routes file in the bundles dir, each serving the builds placed in it; the node
  * agent rewrites only that (writeRoutes) and tells every cell's router.
  */
-export async function writeLiveConfig(settings: Settings): Promise<void> {
+export async function writeLiveConfig(
+  settings: ConfigSettings & Pick<Settings, "cells" | "ports" | "workerdConfigPath" | "logs">,
+): Promise<void> {
   for (const cell of cellIds(settings)) {
     await writeWorkerdConfig(settings, cellConfigPath(settings, cell), {
       routesDir: settings.bundlesDir,

@@ -1,7 +1,6 @@
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { workerdHandovers } from "../../ops/supervisor-metrics.ts";
-import type { Settings } from "../../settings.ts";
 import { answers, waitFor } from "../../wait.ts";
 import { type Child, type ChildSpec, Supervised } from "../supervised.ts";
 import { CONTROL_FD, listeningPort } from "./process.ts";
@@ -27,7 +26,7 @@ interface Probe {
  * on a probe port of its own, so the supervisor and the watchdog talk to that exact process.
  */
 export class LiveWorkerd implements WatchedWorkerd {
-  private readonly settings: Settings;
+  private readonly settings: Parameters<typeof drain>[0];
   private readonly log: (line: string) => void;
   private readonly process: Supervised;
   /** Each process's probe port: `listening` resolves once it listens; `port` is set from then on. */
@@ -35,7 +34,7 @@ export class LiveWorkerd implements WatchedWorkerd {
   /** Set by the first start: from then on the supervisor keeps a process running. */
   private started: Promise<void> | undefined;
 
-  constructor(settings: Settings, spec: ChildSpec, log: (line: string) => void) {
+  constructor(settings: Parameters<typeof drain>[0], spec: ChildSpec, log: (line: string) => void) {
     this.settings = settings;
     this.log = log;
     this.process = new Supervised(spec, (child) => this.track(child), log);

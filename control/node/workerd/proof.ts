@@ -14,7 +14,7 @@ import type { Settings } from "../../settings.ts";
 import { waitFor, withTimeout } from "../../wait.ts";
 import { binaries } from "../binaries.ts";
 import { execaFds } from "../child-fds.ts";
-import { writeRoutes, writeWorkerdConfig } from "./config.ts";
+import { type ConfigSettings, writeRoutes, writeWorkerdConfig } from "./config.ts";
 import {
   CONFIG_EXTENSION,
   CONTROL_FD,
@@ -27,6 +27,9 @@ import {
   workerdFds,
 } from "./process.ts";
 import { refreshRoutes, warm } from "./router-client.ts";
+
+/** What a proof reads of the settings: its workerd's config, where it runs, and its time limits. */
+type ProofSettings = ConfigSettings & Pick<Settings, "dataDir" | "watchdog">;
 
 /** How long a proof workerd may take to start listening; it runs only the router, no user code, yet. */
 const START_TIMEOUT_MS = 20_000;
@@ -67,7 +70,7 @@ const SPARE_IDLE_MS = 10 * 60_000;
  * this returns (after a failure, it has also ended and the proof's dir is removed), and a spare
  * is started for the next proof.
  */
-export async function proveBuild(settings: Settings, build: Build): Promise<ProvedManifest> {
+export async function proveBuild(settings: ProofSettings, build: Build): Promise<ProvedManifest> {
   const proof = await takeProof(settings);
   const progress = { step: "loading the build" };
   let manifest: ProvedManifest;
@@ -110,7 +113,7 @@ type ProofWorkerd = ReturnType<typeof spawnWorkerd>;
  * until proveWith writes the routes file (ROUTES_FILE) into the dir: a proof dir without one is a
  * spare, waiting for its one proof.
  */
-export async function startProof(settings: Settings): Promise<Proof> {
+export async function startProof(settings: ProofSettings): Promise<Proof> {
   const dir = await mkdtemp(join(settings.dataDir, PROOF_PREFIX));
   const remove = () => rm(dir, { recursive: true, force: true });
   let proof: Proof | undefined;
@@ -158,7 +161,7 @@ let closing = false;
  * killed like any proof, never reused: a build's code can leave work behind in its workerd
  * (a `waitUntil` timer that spins later), which must not land on the next build's proof.
  */
-function keepSpare(settings: Settings): void {
+function keepSpare(settings: ProofSettings): void {
   if (spare || closing) return;
   const proof = startProof(settings);
   // A spare that fails to start is not used (takeProof); the next proof starts its own.
@@ -177,7 +180,7 @@ function keepSpare(settings: Settings): void {
 }
 
 /** The spare if it runs, else a proof workerd started now. */
-async function takeProof(settings: Settings): Promise<Proof> {
+async function takeProof(settings: ProofSettings): Promise<Proof> {
   const taken = spare;
   spare = undefined;
   if (taken) {
@@ -241,7 +244,7 @@ export async function sweepProofs(dataDir: string): Promise<{ killed: number; re
 }
 
 async function proveWith(
-  settings: Settings,
+  settings: ProofSettings,
   { dir, workerd, url, hasExited }: Proof,
   build: Build,
   progress: { step: string },
@@ -260,7 +263,7 @@ async function proveWith(
  * the time top-level code has had.
  */
 async function bounded(
-  settings: Settings,
+  settings: ProofSettings,
   pid: number | undefined,
   hasExited: () => boolean,
   loading: Promise<void>,
