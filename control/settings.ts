@@ -101,6 +101,10 @@ const EnvSchema = z.object({
     z.coerce.number().positive().default(2048),
     "workerd using more memory than this is killed and restarted",
   ),
+  GRIDIRON_WORKERD_SEMI_SPACE_MB: documented(
+    z.coerce.number().int().min(0).max(64).default(1),
+    "the young generation's semi-space of each isolate in workerd (V8's --max-semi-space-size), in MB; 0 leaves V8's own (up to 16): small keeps workerd's memory down after load (see Benchmarks)",
+  ),
   GRIDIRON_CELLS: documented(
     z.coerce.number().int().min(1).max(64).optional(),
     "workerd processes (cells) the bundles are spread over, each with its own watchdog and memory limit, plus one quarantine cell; on a cluster the same on every node (see Resource limits)",
@@ -223,6 +227,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     releaseAfter: e.GRIDIRON_RELEASE_AFTER,
     cells: e.GRIDIRON_CELLS ?? Math.max(2, availableParallelism()),
     watchdog: { hangMs: e.GRIDIRON_WORKERD_HANG_SECONDS * 1000, maxMb: e.GRIDIRON_WORKERD_MAX_MB },
+    workerdSemiSpaceMb: e.GRIDIRON_WORKERD_SEMI_SPACE_MB,
     crashPoints: e.GRIDIRON_CRASH_POINTS,
     adminToken: e.GRIDIRON_ADMIN_TOKEN,
     adminTokenPath: resolve(dataDir, "admin-token"),

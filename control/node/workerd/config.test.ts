@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { buildPath } from "../../contracts.ts";
 import { CapnpEnum } from "./capnp-text.ts";
-import { loaderConfig } from "./config.ts";
+import { loaderConfig, workerdV8Flags } from "./config.ts";
 
 const router = {
   modules: [
@@ -23,7 +23,13 @@ describe("loaderConfig", () => {
     "/data/bundles",
     { routesDir: "/data/proof-1", address: "127.0.0.1:9080", discovery: "build" },
     router,
+    workerdV8Flags({ workerdSemiSpaceMb: 1 }),
   );
+
+  test("every isolate gets the small young generation, unless the setting is 0", () => {
+    expect(config.v8Flags).toEqual(["--max-semi-space-size=1"]);
+    expect(workerdV8Flags({ workerdSemiSpaceMb: 0 })).toEqual([]);
+  });
 
   test("gives the router the Worker Loader, the bundles dir and the routes dir, read-only, the secrets key unextractable, and nothing per build", () => {
     expect(config.services).toEqual([
@@ -71,6 +77,7 @@ describe("loaderConfig", () => {
         collectorSocket: "/data/logs.sock",
       },
       router,
+      [],
     );
     const bindings = JSON.stringify(live.services?.[0]);
     expect(bindings).toContain(JSON.stringify({ name: "COLLECTOR", service: { name: "collector" } }));

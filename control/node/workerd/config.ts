@@ -25,6 +25,7 @@ const ATTRIBUTION_MODULES = ["attribute.js", "install.js", "logs.js"];
  * interfaces, so each is a CapnpValue (an interface has no index signature).
  */
 export type WorkerdConfig = {
+  v8Flags: string[];
   services: Service[];
   sockets: Socket[];
 };
@@ -89,8 +90,14 @@ export interface Placement {
  * files, never this config. The live workerd's routes file is in the bundles dir; a proof's is in
  * a dir of its own and lists only the build being proved.
  */
-export function loaderConfig(bundlesDir: string, placement: Placement, router: Router): WorkerdConfig {
+export function loaderConfig(
+  bundlesDir: string,
+  placement: Placement,
+  router: Router,
+  v8Flags: string[],
+): WorkerdConfig {
   return {
+    v8Flags,
     services: [
       {
         name: ROUTER,
@@ -186,11 +193,20 @@ async function writeAtomically(path: string, content: string | Uint8Array): Prom
 }
 
 /** Writes a config for a router placed as `placement` says. */
-/** What writing a workerd config reads of the settings: where builds are, and the router's keys. */
-export type ConfigSettings = Pick<Settings, "bundlesDir"> & Parameters<typeof readRouter>[0];
+/** What writing a workerd config reads of the settings: where builds are, V8's heap, and the router's keys. */
+export type ConfigSettings = Pick<Settings, "bundlesDir" | "workerdSemiSpaceMb"> & Parameters<typeof readRouter>[0];
+
+/**
+ * V8's flags for every isolate of a workerd. Under load V8 grows each isolate's young generation
+ * to 3 x 16 MB and never gives it back: one service called for 10 s left workerd at 330-370 MB with
+ * V8's default and about 200 MB with 1 MB, at about the same calls per second (docs/benchmarks.md).
+ */
+export function workerdV8Flags(settings: Pick<Settings, "workerdSemiSpaceMb">): string[] {
+  return settings.workerdSemiSpaceMb ? [`--max-semi-space-size=${settings.workerdSemiSpaceMb}`] : [];
+}
 
 export async function writeWorkerdConfig(settings: ConfigSettings, path: string, placement: Placement): Promise<void> {
-  const config = loaderConfig(settings.bundlesDir, placement, await readRouter(settings));
+  const config = loaderConfig(settings.bundlesDir, placement, await readRouter(settings), workerdV8Flags(settings));
   await writeAtomically(path, workerdConfigFile(config));
 }
 
