@@ -7,6 +7,8 @@ import { eventually, findChild, proofLeftovers, proofsOf, useTestMesh } from "./
 
 /** A build whose discovery answer sends its headers, then one byte a second (see its index.js). */
 const TRICKLE = pathToFileURL(resolve(import.meta.dirname, "fixtures/trickle")).href;
+/** A build that fails to load once its console is patched, as attribution does (see its index.js). */
+const OWN_CONSOLE = pathToFileURL(resolve(import.meta.dirname, "fixtures/own-console")).href;
 /** The proof's deadline for discovery (loadTimeoutMs at the default hang limit). */
 const DISCOVERY_DEADLINE = /did not answer Restate discovery at \S+ within 5 s \(HTTP 200 came, but not its whole body/;
 
@@ -81,6 +83,15 @@ describe("proof deadlines", () => {
     // Restate retries the proof on the new deployer, which refuses the build as before.
     await expectRefusedAndGone(await attempt, before);
   }, 90_000);
+
+  test("a build is proved as the live workerd loads it: one that fails only behind attribution is refused", async () => {
+    const before = await snapshot();
+    const refusal = await activate("own-console", OWN_CONSOLE).catch((error: unknown) => error);
+    expect(refusal).toMatchObject({ status: 400, message: expect.stringContaining("needs the runtime's own console") });
+    expect(await proofLeftovers(fx.mesh)).toEqual({ workerds: [], dirs: [] });
+    expect(await snapshot()).toEqual(before);
+    expect(await fx.admin.query("SELECT name FROM sys_service WHERE name = 'ownConsole'")).toEqual([]);
+  }, 60_000);
 
   // Last: it stops this describe's mesh.
   test("a mesh stopped mid-proof leaves no proof workerd running", async () => {

@@ -65,16 +65,19 @@ describe("loaderConfig", () => {
     ]);
   });
 
-  test("a proof has no attribution; the live workerd's router gets the attribution modules and the collector's unix socket", () => {
+  test("without attribution, no attribution modules and no collector", () => {
     expect(JSON.stringify(config)).not.toContain("ATTRIBUTE");
     expect(JSON.stringify(config)).not.toContain("collector");
+  });
+
+  test("the live workerd's router gets the attribution modules and the collector's unix socket", () => {
     const live = loaderConfig(
       "/data/bundles",
       {
         routesDir: "/data/bundles",
         address: "127.0.0.1:9080",
         discovery: "recorded",
-        collectorSocket: "/data/logs.sock",
+        attribution: { collectorSocket: "/data/logs.sock" },
       },
       router,
       [],
@@ -85,6 +88,18 @@ describe("loaderConfig", () => {
     expect(live.services?.slice(3)).toEqual([
       { name: "collector", external: { address: "unix:/data/logs.sock", http: {} } },
     ]);
+  });
+
+  test("a proof loads builds with the attribution modules, as the live workerd will, but has no collector", () => {
+    const proof = loaderConfig(
+      "/data/bundles",
+      { routesDir: "/data/proof-1", address: "127.0.0.1:0", discovery: "build", attribution: "dropped" },
+      router,
+      [],
+    );
+    const bindings = JSON.stringify(proof.services?.[0]);
+    expect(bindings).toContain(JSON.stringify({ name: "ATTRIBUTION", text: '{"attribute.js":"ATTRIBUTE"}' }));
+    expect(JSON.stringify(proof)).not.toContain("collector");
   });
 
   test("serves the router on the socket, and on a probe port of its own", () => {

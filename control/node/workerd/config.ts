@@ -71,16 +71,22 @@ export interface Router {
 export type Discovery = "build" | "recorded";
 
 /**
+ * With attribution on, builds are loaded behind it (router/sink.js): on the live workerd their
+ * batches go to the unix socket of the node's log collector (control/logs/); a proof loads them
+ * the same way, so what it proves is what will serve, and drops the batches.
+ */
+export type Attribution = { collectorSocket: string } | "dropped";
+
+/**
  * Where a workerd listens, where its routes file is, who answers discovery, which cell it is (a
  * cell's router serves only the builds the routes file places in it; a proof's serves its one),
- * and, on the live workerd with attribution on, the unix socket of the node's log collector
- * (control/logs/).
+ * and whether builds are loaded with attribution.
  */
 export interface Placement {
   routesDir: string;
   address: string;
   discovery: Discovery;
-  collectorSocket?: string;
+  attribution?: Attribution;
   cell?: number;
 }
 
@@ -112,7 +118,7 @@ export function loaderConfig(
             { name: "BUNDLES", service: { name: BUNDLES } },
             { name: "ROUTES", service: { name: ROUTES } },
             ...secretsKeyBindings(router.secretsKeys),
-            ...(placement.collectorSocket ? attributionBindings(router) : []),
+            ...(placement.attribution ? attributionBindings(router, placement.attribution) : []),
           ],
         },
       },
@@ -120,8 +126,8 @@ export function loaderConfig(
       { name: ROUTES, disk: { path: placement.routesDir, writable: false } },
       // The node's log collector: an HTTP server on a unix socket in the data dir, served by the
       // node's ops process (logs/collector.ts).
-      ...(placement.collectorSocket
-        ? [{ name: COLLECTOR, external: { address: `unix:${placement.collectorSocket}`, http: {} } }]
+      ...(typeof placement.attribution === "object"
+        ? [{ name: COLLECTOR, external: { address: `unix:${placement.attribution.collectorSocket}`, http: {} } }]
         : []),
     ],
     sockets: [
@@ -134,12 +140,12 @@ export function loaderConfig(
 }
 
 /**
- * On the live workerd with attribution on, the router loads each build with the attribution
- * modules beside its own and passes its batches on to the collector (router/sink.js).
+ * With attribution on, the router loads each build with the attribution modules beside its own
+ * and passes its batches on to the collector, if there is one (router/sink.js).
  */
-function attributionBindings(router: Router): Binding[] {
+function attributionBindings(router: Router, attribution: Attribution): Binding[] {
   return [
-    { name: "COLLECTOR", service: { name: COLLECTOR } },
+    ...(attribution === "dropped" ? [] : [{ name: "COLLECTOR", service: { name: COLLECTOR } }]),
     { name: "ATTRIBUTION", text: JSON.stringify(router.attributionModules) },
   ];
 }
@@ -238,7 +244,7 @@ export async function writeLiveConfig(
       address: cellAddress(settings, cell),
       discovery: "recorded",
       cell,
-      ...(settings.logs.attribution ? { collectorSocket: settings.logs.socket } : {}),
+      ...(settings.logs.attribution ? { attribution: { collectorSocket: settings.logs.socket } } : {}),
     });
   }
 }

@@ -29,7 +29,7 @@ import {
 import { refreshRoutes, warm } from "./router-client.ts";
 
 /** What a proof reads of the settings: its workerd's config, where it runs, and its time limits. */
-type ProofSettings = ConfigSettings & Pick<Settings, "dataDir" | "watchdog">;
+type ProofSettings = ConfigSettings & Pick<Settings, "dataDir" | "watchdog" | "logs">;
 
 /** How long a proof workerd may take to start listening; it runs only the router, no user code, yet. */
 const START_TIMEOUT_MS = 20_000;
@@ -119,7 +119,13 @@ export async function startProof(settings: ProofSettings): Promise<Proof> {
   let proof: Proof | undefined;
   try {
     const config = join(dir, `config${CONFIG_EXTENSION}`);
-    await writeWorkerdConfig(settings, config, { routesDir: dir, address: "127.0.0.1:0", discovery: "build" });
+    await writeWorkerdConfig(settings, config, {
+      routesDir: dir,
+      address: "127.0.0.1:0",
+      discovery: "build",
+      // Loaded as the live workerd will load it, so a build that breaks only that way fails here.
+      ...(settings.logs.attribution ? { attribution: "dropped" as const } : {}),
+    });
     const workerd = spawnWorkerd(config);
     let exited = false;
     void workerd.then(() => {

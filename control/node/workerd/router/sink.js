@@ -4,7 +4,8 @@
 // main module, which passes every request through attribute.js and then to the build's own
 // default export. Its env gets a log sink, LogSink below with the build's name as props, so a
 // build's batches reach the node's collector (control/logs/collector.ts) stamped with the bundle
-// and build the router loaded, whatever the build's code writes into them.
+// and build the router loaded, whatever the build's code writes into them. A proof's workerd
+// loads builds the same way, with no collector: its sink drops the batches.
 
 import { BATCH_PATH, SINK_BINDING } from "./logs.js";
 
@@ -25,7 +26,7 @@ export const LogSink = {
    */
   async fetch(request, env, ctx) {
     const { bundle, build } = ctx.props;
-    if (!env.COLLECTOR) return new Response(null, { status: 404 });
+    if (!env.COLLECTOR) return new Response(null, { status: 204 });
     const path = `${BATCH_PATH}/${encodeURIComponent(bundle)}/${encodeURIComponent(build)}`;
     // While the collector is down (the ops process restarts), the batch is lost.
     const response = await env.COLLECTOR.fetch(`http://collector${path}`, {
@@ -38,10 +39,9 @@ export const LogSink = {
 };
 
 /**
- * The code a build is loaded with on a live workerd with attribution on: its own, behind our
- * entry. A build whose main module is not an ES module is served as it is (wrangler makes ES
- * modules), and so is one with `no_nodejs_als`, and every build of a proof's workerd, which has
- * no collector.
+ * The code a build is loaded with when attribution is on (live and in proofs): its own, behind
+ * our entry. A build whose main module is not an ES module is served as it is (wrangler makes ES
+ * modules), and so is one with `no_nodejs_als`.
  * @param {WorkerCode} code
  * @param {Build} build
  * @param {Env} env
@@ -50,7 +50,7 @@ export const LogSink = {
  */
 export function withAttribution(code, build, env, ctx) {
   const main = code.modules[code.mainModule];
-  if (!env.COLLECTOR || !env.ATTRIBUTION || !main || !("js" in main)) return code;
+  if (!env.ATTRIBUTION || !main || !("js" in main)) return code;
   // A build that turned AsyncLocalStorage off cannot have it back: it is served as it is.
   if (code.compatibilityFlags.includes(`no_${NEEDED_FLAG}`)) return code;
   /** @type {Record<string, string>} */

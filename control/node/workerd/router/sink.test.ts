@@ -1,6 +1,6 @@
 import { expect, test } from "vitest";
 import { SINK_BINDING } from "./logs.js";
-import { entrySource, withAttribution } from "./sink.js";
+import { entrySource, LogSink, withAttribution } from "./sink.js";
 import type { Build, Env, RouterContext, SinkProps, WorkerCode } from "./types.ts";
 
 /** How the live router loads a build with attribution, and when it loads it as it is. */
@@ -39,9 +39,20 @@ test("a build on the live workerd gets our entry, our modules, AsyncLocalStorage
   expect(entrySource("src/index.js")).toContain('export * from "../src/index.js";');
 });
 
-test("a proof's workerd (no collector), a build that turned AsyncLocalStorage off, a CommonJS main: loaded as they are", () => {
+test("a proof's workerd (no collector) loads a build as the live one does, and its sink drops the batches", async () => {
   const proof = { ...live, COLLECTOR: undefined } as unknown as Env;
-  expect(withAttribution(code(), build, proof, ctx)).toEqual(code());
+  const { env: _proofSink, ...inProof } = withAttribution(code(), build, proof, ctx);
+  const { env: _liveSink, ...inLive } = withAttribution(code(), build, live, ctx);
+  expect(inProof).toEqual(inLive);
+  expect(inProof.mainModule).toBe("$gridiron/entry.js");
+  const sinkCtx = { props: { bundle: "greeter", build: "1.0.0-x" } };
+  const dropped = await LogSink.fetch(new Request("http://sink/", { method: "POST", body: "{}" }), proof, sinkCtx);
+  expect(dropped.status).toBe(204);
+});
+
+test("attribution off, a build that turned AsyncLocalStorage off, a CommonJS main: loaded as they are", () => {
+  const off = { ...live, COLLECTOR: undefined, ATTRIBUTION: undefined } as unknown as Env;
+  expect(withAttribution(code(), build, off, ctx)).toEqual(code());
   expect(withAttribution(code(["no_nodejs_als"]), build, live, ctx)).toEqual(code(["no_nodejs_als"]));
   const cjs = { ...code(), modules: { "index.js": { cjs: "module.exports = {}" } } };
   expect(withAttribution(cjs, build, live, ctx)).toEqual(cjs);

@@ -62,7 +62,7 @@ export interface Env {
   [key: `SECRETS_KEY_${number}`]: CryptoKey;
   /** The node's log collector (control/logs/collector.ts), on a unix socket; on the live workerd with attribution on. */
   COLLECTOR?: { fetch(url: string, init: RequestInit): Promise<Response> };
-  /** With COLLECTOR: the modules that attribute lines inside a build (attribute.js and its imports), name -> source, as JSON. */
+  /** With attribution on (live and in proofs): the modules that attribute lines inside a build (attribute.js and its imports), name -> source, as JSON. */
   ATTRIBUTION?: string;
 }
 
