@@ -11,6 +11,7 @@ import { answers } from "../control/wait.ts";
 import {
   create,
   down,
+  killNode,
   LOCAL_NODES,
   type LocalCluster,
   logPath,
@@ -135,4 +136,30 @@ describe.skipIf(!canMakeHosts)("a cluster started cold with one node's admin tok
     await waitReady(cluster, "n3", log);
     await eventually(async () => expect((await listed()).find((n) => n.name === "n3")?.alive).toBe(true), 60_000);
   }, 420_000);
+
+  it("a running node stops once the others were given another token: n1 and n2 restarted together with a new one", async () => {
+    const before = (await said("n3")).length;
+    const rotated = randomBytes(32).toString("hex");
+    await Promise.all(["n1", "n2"].map((node) => killNode(cluster, node)));
+    await Promise.all(["n1", "n2"].map((node) => startNode(cluster, node, log, { GRIDIRON_ADMIN_TOKEN: rotated })));
+    // n3 asks again within its recheck interval (30 s), finds itself outvoted and stops everything.
+    await eventually(async () => {
+      expect((await said("n3")).slice(before)).toMatch(/stopped: n1, n2 refused this node's admin token/);
+      expect(await pidsIn(cluster.net, "n3")).toEqual([]);
+    }, 150_000);
+    await Promise.all(["n1", "n2"].map((node) => waitReady(cluster, node, log)));
+    token = rotated;
+    await eventually(async () => {
+      const nodes = await listed();
+      expect(nodes.find((n) => n.name === "n3")).toMatchObject({ alive: false, partitionsLed: 0 });
+    }, 60_000);
+    for (const node of ["n1", "n2"]) {
+      const answer = await fetch(`${info(node).ingress}/routes/local/served`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${rotated}` },
+        body: "{}",
+      });
+      expect(answer.status).toBe(200);
+    }
+  }, 300_000);
 });
