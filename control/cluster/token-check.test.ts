@@ -55,6 +55,8 @@ describe("the admin token check between cluster nodes, over mutual TLS on loopba
     try {
       expect(await askPeer(node("n1"), TOKEN, peer("n2"))).toEqual({ peer: "n2", outcome: "same" });
       expect(await askPeer(node("n1"), WRONG, peer("n2"))).toEqual({ peer: "n2", outcome: "differs" });
+      // Its own TLS files gone: no answer, and no exception for the loops that ask.
+      expect((await askPeer(node("n1", "missing"), TOKEN, peer("n2"))).outcome).toBe("no-answer");
     } finally {
       await server.close();
     }

@@ -116,9 +116,18 @@ function parseJson(text: string): unknown {
 /**
  * Asks `peer` to prove which token it holds, over mutual TLS as this node. An answer counts only
  * from a server whose certificate the cluster's CA signed for `peer`'s own name; anything else
- * (no server, another certificate, a malformed answer) is no answer, never a refusal.
+ * (no server, another certificate, a malformed answer, this node's TLS files unreadable) is no
+ * answer, never a refusal.
  */
 export async function askPeer(settings: TokenCheckSettings, token: string, peer: Peer): Promise<TokenAnswer> {
+  try {
+    return await askOnce(settings, token, peer);
+  } catch (error) {
+    return { peer: peer.name, outcome: "no-answer", reason: reasonOf(error) };
+  }
+}
+
+async function askOnce(settings: TokenCheckSettings, token: string, peer: Peer): Promise<TokenAnswer> {
   const nonce = randomBytes(32).toString("hex");
   const dispatcher = new Agent({
     connect: {
@@ -146,8 +155,6 @@ export async function askPeer(settings: TokenCheckSettings, token: string, peer:
     }
     const expected = tokenProof(token, peer.name, settings.cluster.self.name, nonce);
     return { peer: peer.name, outcome: sameToken(answer.data.proof, expected) ? "same" : "differs" };
-  } catch (error) {
-    return { peer: peer.name, outcome: "no-answer", reason: reasonOf(error) };
   } finally {
     await dispatcher.close();
   }
