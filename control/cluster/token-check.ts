@@ -23,6 +23,10 @@ import { sameToken, type TokenAnswer, tokenProof, tokenStep } from "./token-proo
 const PATH = "/token-proof";
 const Question = z.object({ nonce: z.string().regex(/^[0-9a-f]{64}$/) });
 const Answer = z.object({ proof: z.string().regex(/^[0-9a-f]{64}$/) });
+/** Each peer asks over one connection at a time: room for far more peers than a cluster has. */
+const MAX_CONNECTIONS = 128;
+/** A handshake that stalls, as a flood's would, gives its connection back this soon. */
+const HANDSHAKE_TIMEOUT_MS = 5_000;
 /** A question is a nonce: anything longer is not one. */
 const MAX_BODY_BYTES = 1_024;
 /** A peer answers from memory: slower than this, it counts as not answering. */
@@ -60,7 +64,12 @@ export async function serveTokenCheck(
   const { cluster } = settings;
   const names = new Set(cluster.peers.map((p) => p.name));
   const server: Server = createServer(
-    { ...(await readTls(settings.clusterTls)), requestCert: true, rejectUnauthorized: true, handshakeTimeout: 5_000 },
+    {
+      ...(await readTls(settings.clusterTls)),
+      requestCert: true,
+      rejectUnauthorized: true,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    },
     (req, res) => {
       const asker = (req.socket as TLSSocket).getPeerCertificate().subject?.CN;
       if (req.method !== "POST" || req.url !== PATH) return void res.writeHead(404).end();
@@ -81,6 +90,9 @@ export async function serveTokenCheck(
   );
   server.headersTimeout = ASK_TIMEOUT_MS;
   server.requestTimeout = ASK_TIMEOUT_MS;
+  // Bounds the file descriptors a flood of handshakes can take from the supervisor. A flood that
+  // fills them delays its peers' checks (they wait); it cannot pass one or make one fail.
+  server.maxConnections = MAX_CONNECTIONS;
   const reload = setInterval(() => {
     readTls(settings.clusterTls).then(
       (tls) => server.setSecureContext(tls),
