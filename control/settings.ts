@@ -141,6 +141,10 @@ const EnvSchema = z.object({
     port.default(5122),
     "Restate's node-to-node port, on every node's cluster address: mutual TLS only, from the peers' certificates",
   ),
+  GRIDIRON_CLUSTER_TOKEN_PORT: documented(
+    port.default(5123),
+    "where each cluster node's supervisor proves to its peers, before its restate-server starts, that it holds the cluster's admin token: on every node's cluster address, mutual TLS only, from the peers' certificates",
+  ),
   GRIDIRON_CLUSTER_TLS_DIR: documented(
     z.string().optional(),
     "a cluster node's `ca.pem` (the cluster's CA), `node.pem` (this node's certificate, its CN the node's name, signed by that CA) and `node-key.pem`, for node-to-node mutual TLS (see Cluster)",
@@ -207,6 +211,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     nodeName,
     cluster,
     clusterPort: e.GRIDIRON_CLUSTER_PORT,
+    /** Where the supervisor answers its peers' admin token checks (cluster/token-check.ts). */
+    clusterTokenPort: e.GRIDIRON_CLUSTER_TOKEN_PORT,
     clusterTls: clusterTlsFiles(resolve(e.GRIDIRON_CLUSTER_TLS_DIR ?? resolve(dataDir, "cluster-tls"))),
     /** Restate's snapshot repository; the endpoint of a store other than AWS is the AWS SDK's own setting. */
     snapshots: e.GRIDIRON_CLUSTER_SNAPSHOTS

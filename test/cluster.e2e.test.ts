@@ -475,7 +475,7 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
     // Until it has said why and gone: right after the start, its processes may not show yet.
     const said = async () => (await readFile(logPath(cluster, "n3"), "utf8")).slice(before);
     await eventually(async () => {
-      expect(await said()).toMatch(/refused this node's admin token \(401\).*same GRIDIRON_ADMIN_TOKEN/);
+      expect(await said()).toMatch(/n1, n2 refused this node's admin token: .*same GRIDIRON_ADMIN_TOKEN/);
       expect(await pidsIn(cluster.net, "n3")).toEqual([]);
     }, 120_000);
     const output = await said();

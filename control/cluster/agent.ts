@@ -1,6 +1,5 @@
 import { readdir } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { HttpCallError } from "@restatedev/restate-sdk-clients";
 import { buildKey } from "../contracts.ts";
 import type { RoutedBuild } from "../domain/ownership.ts";
 import { removeBundle } from "../files/bundle-store.ts";
@@ -54,8 +53,8 @@ export function storedFiles(
 /**
  * Before this node's restate-server starts, so it never leads a partition with a build it lacks:
  * the agent serves what the cluster routes, read from a peer (see catch-up.ts for when the node
- * may start without). Throws, with a message for the operator, when it must not start: its token
- * is refused, or the running cluster does not answer it.
+ * may start without). Throws, with a message for the operator, when it must not start: the
+ * running cluster does not answer it.
  */
 export async function catchUp(
   agent: NodeAgent,
@@ -72,7 +71,7 @@ export async function catchUp(
       const attempt = await attemptFrom(agent, peer, ingressPort);
       attempts.push(attempt);
       if (attempt.outcome === "served") break;
-      const said = attempt.outcome === "failed" ? attempt.reason : "refused this node's admin token";
+      const said = attempt.reason;
       if (told.get(peer.name) !== said) log(`[gridiron] could not catch up from ${peer.name}: ${said}`);
       told.set(peer.name, said);
     }
@@ -97,9 +96,6 @@ async function attemptFrom(agent: NodeAgent, peer: Peer, ingressPort: number): P
     await agent.sync(ingress);
     return { peer: peer.name, outcome: "served" };
   } catch (error) {
-    if (error instanceof HttpCallError && (error.status === 401 || error.status === 403)) {
-      return { peer: peer.name, outcome: "refused" };
-    }
     const alive = await answers(`${ingress}/restate/health`, { timeoutMs: PROBE_TIMEOUT_MS });
     return { peer: peer.name, outcome: "failed", reason: (error as Error).message, alive };
   }

@@ -1,6 +1,7 @@
 import type { Server } from "node:http";
 import { closeServer } from "../close-server.ts";
 import { catchUp, SYNC_MS, storedFiles } from "../cluster/agent.ts";
+import { askPeers, confirmToken, RECHECK_MS, serveTokenCheck, watchToken } from "../cluster/token-check.ts";
 import { readAdminToken } from "../credentials/admin-token.ts";
 import { removeMeshFile, writeMeshFile } from "../mesh-file.ts";
 import type { Quarantine } from "../objects/routes.ts";
@@ -25,6 +26,8 @@ const STARTUP_TIMEOUT_MS = 60_000;
 
 export interface Mesh {
   stop(): Promise<void>;
+  /** Settles once the mesh stopped on its own: a cluster node whose peers refuse its admin token. */
+  failed: Promise<Error>;
 }
 
 /**
@@ -52,6 +55,13 @@ export async function startMesh(
   // cluster node reports what its agent serves (`/node`, and readiness once caught up).
   const ops = await serveOps(settings, "supervisor", token, settings.cluster ? agent : undefined);
   const agentSocket = await serveAgentSocket(agent, settings.agentSocket);
+  // Before restate-server, so nodes of a cluster starting together can check each other's token.
+  const tokenSettings = settings.cluster && {
+    cluster: settings.cluster,
+    clusterTls: settings.clusterTls,
+    port: settings.clusterTokenPort,
+  };
+  const tokenCheck = tokenSettings && (await serveTokenCheck(tokenSettings, token));
   let registered: Promise<void> = Promise.resolve();
   const deployer = new Supervised(specs.deployer, (child: Child) => (registered = deployerReady(child)), log);
   const all = [deployer, ...cells, restate];
@@ -67,6 +77,7 @@ export async function startMesh(
       ...all.map((child) => child.stop()),
       ops.close(),
       agentSocket.close(),
+      tokenCheck?.close(),
       front && closeServer(front),
     ]);
   };
@@ -81,7 +92,9 @@ export async function startMesh(
     const placed = await cellsInRoutes(settings.bundlesDir);
     const starting = [...new Set([...alwaysRunningCells(settings), ...placed])];
     await Promise.all(starting.map((cell) => cells[cell]?.start()));
-    // Before restate-server: a node that leads a partition must already serve every live build.
+    // Before restate-server: a node whose token is not the cluster's must never lead a partition,
+    // and a node that leads one must already serve every live build.
+    if (tokenSettings) await confirmToken(askPeers(tokenSettings, token), tokenSettings.cluster.peers.length, log);
     if (settings.cluster) await catchUp(agent, settings.cluster, settings.ports.ingress, log);
     log("[gridiron] starting restate-server");
     restate.start();
@@ -117,7 +130,16 @@ export async function startMesh(
   log(
     `[gridiron] ready: ingress ${settings.ingressUrl}, admin ${settings.adminUrl}, workerd ${cells.length} cell(s) from ${settings.workerdUrl}, deployer ${settings.deployerUrl}, ops ${settings.opsUrl}`,
   );
-  return { stop };
+  // The cluster may be given another token while this node runs: then this node stops too.
+  const failed = new Promise<Error>((resolve) => {
+    if (!tokenSettings) return;
+    const ask = askPeers(tokenSettings, token);
+    void watchToken(ask, tokenSettings.cluster.peers.length, RECHECK_MS, watching.signal, (message) => {
+      log(`[gridiron] ${message}`);
+      void stop().then(() => resolve(new Error(message)));
+    });
+  });
+  return { stop, failed };
 }
 
 /**
@@ -160,6 +182,11 @@ function cellProcesses(cells: LiveWorkerd[]): CellProcesses {
 export async function runMesh(settings: Settings): Promise<void> {
   const mesh = await startMesh(settings, await holdCellSockets(settings));
   await writeMeshFile(settings);
+  void mesh.failed.then(async (error) => {
+    console.error(`[gridiron] stopped: ${error.message}`);
+    await removeMeshFile(settings);
+    process.exit(1);
+  });
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;

@@ -114,8 +114,11 @@ export async function readToken(cluster: LocalCluster): Promise<string> {
   return (await readFile(tokenPath(cluster), "utf8")).trim();
 }
 
-/** Creates the network and starts every node; resolves when each is ready (see /readyz). */
-export async function up(cluster: LocalCluster, log: (line: string) => void): Promise<NodeInfo[]> {
+/**
+ * Creates the cluster's dir, admin token, keys, certificates and network, starting no node: `up`
+ * then starts them all, a test may start them one by one.
+ */
+export async function create(cluster: LocalCluster): Promise<void> {
   if (await namespaceExists(cluster.net, LOCAL_NODES[0])) {
     throw new Error(
       "the local cluster is already up: `npx just cluster-nodes` lists it, `npx just cluster-down` removes it",
@@ -130,6 +133,16 @@ export async function up(cluster: LocalCluster, log: (line: string) => void): Pr
   try {
     await createBridge(cluster.net);
     for (const node of LOCAL_NODES) await createHost(cluster.net, node, addressOf(cluster, node));
+  } catch (error) {
+    await removeNetwork(cluster.net, [...LOCAL_NODES]);
+    throw error;
+  }
+}
+
+/** Creates the network and starts every node; resolves when each is ready (see /readyz). */
+export async function up(cluster: LocalCluster, log: (line: string) => void): Promise<NodeInfo[]> {
+  await create(cluster);
+  try {
     for (const node of LOCAL_NODES) await startNode(cluster, node, log);
     await Promise.all(LOCAL_NODES.map((node) => waitReady(cluster, node, log)));
   } catch (error) {
