@@ -7,6 +7,7 @@ import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterTlsFiles, restatectlTlsArgs } from "../control/cluster/tls.ts";
 import { binaries } from "../control/node/binaries.ts";
+import { loadSettings } from "../control/settings.ts";
 import { answers } from "../control/wait.ts";
 import {
   create,
@@ -26,7 +27,8 @@ import { eventually } from "./mesh.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const log = (line: string) => console.log(line);
-const TOKEN_PORT = 5123;
+/** Every node of the local cluster uses the default token port. */
+const TOKEN_PORT = loadSettings({}).clusterTokenPort;
 
 /**
  * A cluster of three that starts cold, every node at once, with one node's admin token wrong:
