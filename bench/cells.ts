@@ -12,6 +12,7 @@ import {
   type Load,
   latencies,
   ratioLine,
+  ratios,
   rps,
   runOf,
   type Side,
@@ -98,6 +99,7 @@ function table(sides: [Side, Side], seconds: number, connections: number): strin
     return `| ${side.config.name} | ${rps(one).toFixed(0)} | ${latencies(one)} | ${cpuPerThousand(one)} | ${rps(two).toFixed(0)} | ${latencies(two)} | ${cpuPerThousand(two)} | ${one.errors} / ${two.errors} |`;
   };
   const [cells, single] = sides;
+  const twoRatios = ratios(runOf(cells, "two"), runOf(single, "two"));
   return [
     `Cells (GRIDIRON_CELLS), greeter (stateless, request-response): one service, then two services at once (each bundle in its own cell on the cells side; ${Math.round(connections / 2)} connections each); both meshes up, loaded in turn in ${SLICES} slices of ${(seconds / SLICES).toFixed(1)} s each, ${connections} connections in all; p50 / p99 are the medians of the slices' (of the slower service with two):`,
     "",
@@ -111,7 +113,7 @@ function table(sides: [Side, Side], seconds: number, connections: number): strin
       runOf(cells, "one"),
       runOf(single, "one"),
     ),
-    `${cells.config.name}/${single.config.name} throughput, two services at once: ${(rps(runOf(cells, "two")) / Math.max(1e-9, rps(runOf(single, "two")))).toFixed(3)}x`,
+    `${cells.config.name}/${single.config.name} throughput, two services at once: ${twoRatios.total.toFixed(3)}x, slice medians ${twoRatios.medians.toFixed(3)}x`,
   ].join("\n");
 }
 

@@ -32,7 +32,8 @@ export interface Run {
   requests: number;
   seconds: number;
   errors: number;
-  /** Each slice's p50 and p99, ms. */
+  /** Each slice's req/s, p50 and p99 (ms). */
+  rpss: number[];
   p50s: number[];
   p99s: number[];
   /** CPU seconds of the cells' workerds and of the supervisor (which holds the log collector). */
@@ -123,6 +124,7 @@ async function measure(side: Side, phase: string, seconds: number, load: Load): 
   run.requests += sample.requests;
   run.seconds += sample.seconds;
   run.errors += sample.errors;
+  run.rpss.push(sample.requests / Math.max(1e-9, sample.seconds));
   run.p50s.push(sample.p50);
   run.p99s.push(sample.p99);
   run.workerdCpu += (after.workerd ?? 0) - (before.workerd ?? 0);
@@ -130,7 +132,7 @@ async function measure(side: Side, phase: string, seconds: number, load: Load): 
 }
 
 function emptyRun(): Run {
-  return { requests: 0, seconds: 0, errors: 0, p50s: [], p99s: [], workerdCpu: 0, supervisorCpu: 0 };
+  return { requests: 0, seconds: 0, errors: 0, rpss: [], p50s: [], p99s: [], workerdCpu: 0, supervisorCpu: 0 };
 }
 
 /** Closed-loop calls of `path` with a JSON `body` through `side`'s ingress. */
@@ -191,10 +193,16 @@ export function cpuPerThousand(run: Run): string {
   return `${per(run.workerdCpu)} + ${per(run.supervisorCpu)}`;
 }
 
-/** `label`: the ratio of a's req/s to b's, and whether it is within 5%. */
+/** a's req/s over b's, over all slices and of their slices' medians (which one slice disturbed by the shared machine cannot move). */
+export function ratios(a: Run, b: Run): { total: number; medians: number } {
+  const ratio = (x: number, y: number) => x / Math.max(1e-9, y);
+  return { total: ratio(rps(a), rps(b)), medians: ratio(median(a.rpss), median(b.rpss)) };
+}
+
+/** `label`: both ratios of a's req/s to b's, and whether the medians' is within 5%. */
 export function ratioLine(label: string, a: Run, b: Run): string {
-  const ratio = rps(a) / Math.max(1e-9, rps(b));
-  return `${label}: ${ratio.toFixed(3)}x (${ratio >= 0.95 ? "within" : "NOT within"} 5%)`;
+  const { total, medians } = ratios(a, b);
+  return `${label}: ${total.toFixed(3)}x, slice medians ${medians.toFixed(3)}x (${medians >= 0.95 ? "within" : "NOT within"} 5%)`;
 }
 
 function median(xs: number[]): number {
