@@ -1,19 +1,27 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import autocannon from "autocannon";
-import { readAdminToken } from "../control/credentials/admin-token.ts";
-import { Ingress } from "../test/ingress.ts";
-import { buildWorker, CELL_WORKERD, findChild, startTestMesh, type TestMesh } from "../test/mesh.ts";
-import { cpuSeconds, parentOf } from "./proc.ts";
+import type { Ingress } from "../test/ingress.ts";
+import { buildWorker } from "../test/mesh.ts";
+import {
+  alternate,
+  closedLoop,
+  cpuPerThousand,
+  type Load,
+  latencies,
+  ratioLine,
+  rps,
+  runOf,
+  type Side,
+  sideBySide,
+  warmUp,
+} from "./side-by-side.ts";
 
 /**
  * What attributing builds' lines costs (README: Logs), measured in `npm run bench`: the same
  * stateless call on two meshes, one with GRIDIRON_LOGS on and one with it off, each measured alone
- * and then beside a noisy bundle that logs about NOISE_LINES_PER_SECOND lines a second. Both meshes
- * run at once and are loaded in turn, in short slices (on, off, on, off, ...): the machine is
- * shared, and a load that comes and goes then weighs on both sides alike rather than on whichever
- * ran while it lasted. The idle mesh costs a few percent of a core, the same to each side.
+ * and then beside a noisy bundle that logs about NOISE_LINES_PER_SECOND lines a second, both
+ * meshes up at once and loaded in turn (side-by-side.ts).
  */
 
 /** Lines per second the noisy bundle aims at: test/fixtures/chatty's `noisy` handler, in calls of NOISE_BATCH lines. */
@@ -21,31 +29,10 @@ const NOISE_LINES_PER_SECOND = 10_000;
 const NOISE_BATCH = 500;
 /** Slices each side's `seconds` is cut into. */
 const SLICES = 5;
-
-/** One side's totals over its slices. */
-interface Run {
-  requests: number;
-  seconds: number;
-  errors: number;
-  /** Each slice's p50 and p99, ms. */
-  p50s: number[];
-  p99s: number[];
-  /** CPU seconds of workerd and of the supervisor (which holds the collector). */
-  workerdCpu: number;
-  supervisorCpu: number;
-}
-
-interface Side {
-  attribution: boolean;
-  mesh: TestMesh;
-  ingress: Ingress;
-  pids: Record<string, number>;
-  alone: Run;
-  noisy: Run;
-  /** Lines the noisy bundle logged, and over how long, while `noisy` was measured. */
-  noiseLines: number;
-  noiseMs: number;
-}
+const CONFIGS = [
+  { name: "on", env: { GRIDIRON_LOGS: "true" } },
+  { name: "off", env: { GRIDIRON_LOGS: "false" } },
+] as const;
 
 export interface AttributionSources {
   /** bench/worker built in request-response mode with service prefix `gr_` (run.ts's bench-rr). */
@@ -54,42 +41,37 @@ export interface AttributionSources {
   chatty: string;
 }
 
+/** Lines the noisy bundle logged per side, and over how long, while `noisy` was measured. */
+type Noise = Map<Side, { lines: number; ms: number }>;
+
 export async function attributionTable(
   sources: AttributionSources,
   seconds: number,
   connections: number,
 ): Promise<string> {
   console.error("[bench] attribution on and off: starting a mesh each");
-  const sides = await Promise.all([true, false].map((attribution) => startSide(attribution, sources)));
-  try {
-    for (const side of sides) await warmUp(side, connections);
-    const slice = seconds / SLICES;
-    for (let i = 0; i < SLICES; i++) for (const side of sides) await measure(side, side.alone, slice, connections);
-    for (let i = 0; i < SLICES; i++) {
-      for (const side of sides) {
-        const noise = startNoise(side.ingress);
-        await measure(side, side.noisy, slice, connections);
-        const made = await noise.stop();
-        side.noiseLines += made.lines;
-        side.noiseMs += made.ms;
-      }
-    }
-  } finally {
-    await Promise.all(sides.map((side) => side.mesh.stop()));
-  }
-  return table(sides as [Side, Side], seconds, connections);
+  const prepare = async (side: Side) => {
+    await side.ingress.call("deployer/bench-rr/activate", { source: sources.bench, version: "1.0.0" });
+    await side.ingress.call("deployer/chatty/activate", { source: sources.chatty, version: "1.0.0" });
+  };
+  return sideBySide(CONFIGS, prepare, async (sides) => {
+    const load: Load = (side, s) => closedLoop(side, "gr_greeter/greet", '"bench"', s, connections);
+    const slices = { slices: SLICES, seconds: seconds / SLICES };
+    const noise: Noise = new Map();
+    await warmUp(sides, load);
+    await alternate(sides, "alone", slices, load);
+    await alternate(sides, "noisy", slices, load, (side) => noiseBeside(side, noise));
+    return table(sides, noise, seconds, connections);
+  });
 }
 
-function table([on, off]: [Side, Side], seconds: number, connections: number): string {
-  const rps = (run: Run) => run.requests / run.seconds;
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-  const perThousand = (cpu: number, run: Run) => ((cpu * 1000) / Math.max(1, run.requests)).toFixed(2);
-  const f = (x: number) => x.toFixed(0);
+function table([on, off]: [Side, Side], noise: Noise, seconds: number, connections: number): string {
   const line = (side: Side) => {
-    const { alone, noisy } = side;
-    return `| ${side.attribution ? "on" : "off"} | ${f(rps(alone))} | ${median(alone.p50s)} / ${median(alone.p99s)} | ${perThousand(alone.workerdCpu, alone)} + ${perThousand(alone.supervisorCpu, alone)} | ${f(rps(noisy))} | ${median(noisy.p50s)} / ${median(noisy.p99s)} | ${f((side.noiseLines * 1000) / Math.max(1, side.noiseMs))} | ${alone.errors} / ${noisy.errors} |`;
+    const [alone, noisy] = [runOf(side, "alone"), runOf(side, "noisy")];
+    const made = noise.get(side) ?? { lines: 0, ms: 0 };
+    const linesPerSecond = ((made.lines * 1000) / Math.max(1, made.ms)).toFixed(0);
+    return `| ${side.config.name} | ${rps(alone).toFixed(0)} | ${latencies(alone)} | ${cpuPerThousand(alone)} | ${rps(noisy).toFixed(0)} | ${latencies(noisy)} | ${linesPerSecond} | ${alone.errors} / ${noisy.errors} |`;
   };
-  const ratio = rps(on.alone) / rps(off.alone);
   return [
     `Attribution of builds' lines (GRIDIRON_LOGS), greeter (stateless, request-response) alone and beside a bundle logging ~10,000 lines/s; both meshes up, loaded in turn in ${SLICES} slices of ${(seconds / SLICES).toFixed(1)} s each, ${connections} connections; p50 / p99 are the medians of the slices':`,
     "",
@@ -98,59 +80,19 @@ function table([on, off]: [Side, Side], seconds: number, connections: number): s
     line(on),
     line(off),
     "",
-    `attribution on/off per-call throughput: ${ratio.toFixed(3)}x (${ratio >= 0.95 ? "within" : "NOT within"} 5%)`,
+    ratioLine("attribution on/off per-call throughput", runOf(on, "alone"), runOf(off, "alone")),
   ].join("\n");
 }
 
-async function startSide(attribution: boolean, sources: AttributionSources): Promise<Side> {
-  const mesh = await startTestMesh({ GRIDIRON_LOGS: String(attribution) });
-  try {
-    const ingress = new Ingress(mesh.settings.ingressUrl, await readAdminToken(mesh.settings));
-    await ingress.call("deployer/bench-rr/activate", { source: sources.bench, version: "1.0.0" });
-    await ingress.call("deployer/chatty/activate", { source: sources.chatty, version: "1.0.0" });
-    const workerd = await findChild(mesh, CELL_WORKERD);
-    const pids = { workerd, supervisor: await parentOf(workerd) };
-    return { attribution, mesh, ingress, pids, alone: emptyRun(), noisy: emptyRun(), noiseLines: 0, noiseMs: 0 };
-  } catch (error) {
-    await mesh.stop();
-    throw error;
-  }
+/** Starts the noisy bundle beside a slice on `side`; its stop adds what it made to `noise`. */
+function noiseBeside(side: Side, noise: Noise): () => Promise<void> {
+  const running = startNoise(side.ingress);
+  return async () => {
+    const made = await running.stop();
+    const total = noise.get(side) ?? { lines: 0, ms: 0 };
+    noise.set(side, { lines: total.lines + made.lines, ms: total.ms + made.ms });
+  };
 }
-
-function emptyRun(): Run {
-  return { requests: 0, seconds: 0, errors: 0, p50s: [], p99s: [], workerdCpu: 0, supervisorCpu: 0 };
-}
-
-/** Closed-loop calls of gr_greeter/greet. */
-function load(side: Side, seconds: number, connections: number) {
-  return autocannon({
-    url: `${side.mesh.settings.ingressUrl}/gr_greeter/greet`,
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: '"bench"',
-    connections,
-    duration: seconds,
-  });
-}
-
-/** So isolates, connections and JIT are ready before the first slice. */
-async function warmUp(side: Side, connections: number): Promise<void> {
-  await load(side, 2, connections);
-}
-
-async function measure(side: Side, run: Run, seconds: number, connections: number): Promise<void> {
-  const before = await cpuSeconds(side.pids);
-  const result = await load(side, seconds, connections);
-  const after = await cpuSeconds(side.pids);
-  run.requests += result.requests.total;
-  run.seconds += result.duration;
-  run.errors += result.errors + result.non2xx;
-  run.p50s.push(result.latency.p50);
-  run.p99s.push(result.latency.p99);
-  run.workerdCpu += (after.workerd ?? 0) - (before.workerd ?? 0);
-  run.supervisorCpu += (after.supervisor ?? 0) - (before.supervisor ?? 0);
-}
-
 /** Calls chatty/noisy at NOISE_LINES_PER_SECOND until stopped; stop() says how many lines it made in how long. */
 function startNoise(ingress: Ingress): { stop(): Promise<{ lines: number; ms: number }> } {
   let running = true;

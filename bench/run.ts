@@ -12,6 +12,7 @@ import { Ingress } from "../test/ingress.ts";
 import { buildWorker, CELL_WORKERD, findChild, startTestMesh } from "../test/mesh.ts";
 import { endpointRequests } from "../test/restate-metrics.ts";
 import { attributionTable } from "./attribution.ts";
+import { cellsTable } from "./cells.ts";
 import { cpuSeconds, parentOf } from "./proc.ts";
 import { versions } from "./versions.ts";
 
@@ -22,7 +23,8 @@ import { versions } from "./versions.ts";
  * request-response mode, the Workers SDK's default. Prints two markdown tables. BENCH_SECONDS
  * (default 10) and BENCH_CONNECTIONS (default 32) set the load; BENCH_WORKLOADS (a comma list of
  * workload names' first words, e.g. "greeter,counter") runs only those, for quick A/B runs.
- * Then it compares meshes with attribution of builds' lines on and off (attribution.ts).
+ * Then it compares meshes with attribution of builds' lines on and off (attribution.ts), and with
+ * cells and one cell (cells.ts).
  */
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -66,9 +68,10 @@ interface Measured {
 async function main(): Promise<void> {
   console.error(`[bench] ${cpus().length} cores, ${SECONDS} s per run, ${CONNECTIONS} connections`);
   const buildsDir = join(tmpdir(), `gridiron-bench-${process.pid}`);
-  const [mesh, chatty, ...sources] = await Promise.all([
+  const [mesh, chatty, second, ...sources] = await Promise.all([
     startTestMesh(),
     buildWorker("test/fixtures/chatty", join(buildsDir, "chatty")),
+    buildWorker("bench/worker", join(buildsDir, "bench-gs"), { PREFIX: '"gs_"', BIDIRECTIONAL: "false" }),
     ...BUILDS.map((build) =>
       buildWorker("bench/worker", join(buildsDir, build.bundle), {
         PREFIX: JSON.stringify(build.prefix),
@@ -140,10 +143,11 @@ async function main(): Promise<void> {
     nodeEndpoint.kill("SIGTERM");
     await mesh.stop();
   }
-  // After the first mesh stopped: the attribution comparison starts meshes of its own, one at a time.
+  // After the first mesh stopped: each side-by-side comparison starts two meshes of its own.
   try {
     const bench = sources[1] ?? "";
     console.log(`\n${await attributionTable({ bench, chatty }, SECONDS, CONNECTIONS)}`);
+    console.log(`\n${await cellsTable({ bench, second }, SECONDS, CONNECTIONS)}`);
   } finally {
     await rm(buildsDir, { recursive: true, force: true });
   }
