@@ -5,6 +5,7 @@ import { type BuildRecord, type Drift, driftOf, type Origin, recordFailure } fro
 import { declaredBy, type RecordedManifest, registrationDifference } from "../../domain/manifest.ts";
 import type { CellRequest } from "../../domain/placement.ts";
 import { cellUrl } from "../../node/workerd/cells.ts";
+import { startSpare } from "../../node/workerd/proof.ts";
 import { PROVED_WARM_TIMEOUT_MS, warm } from "../../node/workerd/router-client.ts";
 import { type RegisterOptions, register } from "../registration.ts";
 import { waitForNodes } from "../serving.ts";
@@ -35,7 +36,7 @@ export interface Activation {
  * registration is undone.
  */
 export const serve = async (
-  d: Uses<"admin" | "steps" | "internal", "agentSocket" | "cluster" | "ports" | "cells" | "identityKeyPath">,
+  d: Pick<Deployer, "admin" | "steps" | "internal" | "settings">,
   ctx: Ctx,
   build: Build,
   manifest: RecordedManifest,
@@ -52,14 +53,17 @@ export const serve = async (
  * its answer travels, so that its first call finds it (nearly) ready. Not before registering:
  * workerd runs one event loop, and Restate's discovery would wait behind the compile. Not
  * journaled and not waited for: compiling twice (on a replay) is a no-op, and a build that fails
- * here was proved, so its first call fails the same way and says why.
+ * here was proved, so its first call fails the same way and says why. Then the next proof's
+ * spare workerd starts: the activation no longer needs the machine.
  */
-export function compileAhead(d: Uses<never, "cells" | "ports" | "identityKeyPath">, cell: number, build: Build): void {
-  warm(d.settings, cellUrl(d.settings, cell), PROVED_WARM_TIMEOUT_MS, build).catch((error: unknown) => {
-    console.warn(
-      `[gridiron] compiling ${build.name} ${build.buildId} ahead of its first call: ${(error as Error).message}`,
-    );
-  });
+export function compileAhead(d: Pick<Deployer, "settings">, cell: number, build: Build): void {
+  warm(d.settings, cellUrl(d.settings, cell), PROVED_WARM_TIMEOUT_MS, build)
+    .catch((error: unknown) => {
+      console.warn(
+        `[gridiron] compiling ${build.name} ${build.buildId} ahead of its first call: ${(error as Error).message}`,
+      );
+    })
+    .finally(() => startSpare(d.settings));
 }
 
 /**
