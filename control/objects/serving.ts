@@ -15,7 +15,8 @@ export async function waitForNodes(
   settings: Pick<Settings, "agentSocket" | "cluster" | "ports">,
   build: Pick<Build, "name" | "buildId">,
   wanted: Wanted,
-  change: RouteChange,
+  /** Absent from a call to `routes` journaled before changes were handed: the agent then reads the routes. */
+  change?: RouteChange,
 ): Promise<void> {
   const here = await tellAgent(settings.agentSocket, change);
   if (!follows(here, build, wanted)) {
