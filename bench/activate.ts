@@ -1,6 +1,8 @@
 import { cpus, totalmem } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { readAdminToken } from "../control/credentials/admin-token.ts";
+import { stepsOf } from "../control/domain/journal-steps.ts";
+import { AdminClient } from "../control/restate/admin-client.ts";
 import { Ingress } from "../test/ingress.ts";
 import { activate, answeredBy, bundleName, withSides } from "./sides.ts";
 import { versions } from "./versions.ts";
@@ -12,7 +14,9 @@ import { versions } from "./versions.ts";
  * restate-server: Gridiron's `activate`, and what a Restate user does without it, a new Node SDK
  * process registered with `POST /deployments`. Each is timed from the deploy's start (the version
  * built) until the deploy call returns and until a call through Restate's ingress is answered by
- * the new version. Prints a table and one line, `activate to first answer: median <g> ms (Node <n> ms)`.
+ * the new version. Prints a table and one line, `activate to first answer: median <g> ms (Node <n> ms)`,
+ * then where Gridiron's time goes: each journaled step of `activate` (read from Restate's journal,
+ * as `gridiron deploy` shows them) and what lies between and around them.
  */
 
 const ACTIVATIONS = Number(process.env.BENCH_ACTIVATIONS ?? 10);
@@ -22,17 +26,21 @@ const PAUSE_MS = 1_000;
 interface Timed {
   returnedMs: number;
   answeredMs: number;
+  /** Gridiron's: ms per journaled step of the activation, by the step's name. */
+  steps?: Record<string, number>;
 }
 
 async function main(): Promise<void> {
   const rows = await withSides({}, async (mesh, fleet, sources) => {
     const ingress = new Ingress(mesh.settings.ingressUrl, await readAdminToken(mesh.settings));
+    const admin = new AdminClient({ socketPath: mesh.settings.adminSocket });
     const gridiron: Side = {
       path: "ping1/ping",
       prepare: async (version) => {
         const source = await sources.ping(1, version);
         return () => activate(ingress, bundleName(1), source, version);
       },
+      steps: () => stepsOfLast(admin, bundleName(1)),
     };
     const node: Side = {
       path: "node_ping1/ping",
@@ -47,6 +55,21 @@ async function main(): Promise<void> {
 interface Side {
   path: string;
   prepare: (version: string) => Promise<() => Promise<unknown>>;
+  /** How long each journaled step of the last deploy took, where a side has them. */
+  steps?: () => Promise<Record<string, number>>;
+}
+
+/** The journaled steps of the last `activate` of `bundle` (its locked call's, which the admin gate made), in ms. */
+async function stepsOfLast(admin: AdminClient, bundle: string): Promise<Record<string, number>> {
+  const [last] = await admin.query(
+    `SELECT id FROM sys_invocation WHERE target_service_name = 'deployer' AND target_service_key = '${bundle}' AND target_handler_name = 'activateLocked' ORDER BY created_at DESC LIMIT 1`,
+  );
+  const steps = stepsOf(await admin.journal(String(last?.id)));
+  const ms: Record<string, number> = {};
+  for (const step of steps) {
+    if (step.endedAt) ms[step.label] = (ms[step.label] ?? 0) + Date.parse(step.endedAt) - Date.parse(step.startedAt);
+  }
+  return ms;
 }
 
 type Sides = "Gridiron" | "Node";
@@ -71,7 +94,8 @@ async function deploys(ingress: Ingress, sides: Record<Sides, Side>): Promise<Re
       await deploy();
       const returnedMs = performance.now() - started;
       await answeredBy(ingress, side.path, `pong ${version}`);
-      timed[name].push({ returnedMs, answeredMs: performance.now() - started });
+      const answeredMs = performance.now() - started;
+      timed[name].push({ returnedMs, answeredMs, ...(side.steps ? { steps: await side.steps() } : {}) });
     }
   }
   return timed;
@@ -99,7 +123,25 @@ async function report(rows: Record<Sides, Timed[]>): Promise<string> {
     line("Node"),
     "",
     `activate to first answer: median ${g.toFixed(0)} ms (Node ${n.toFixed(0)} ms, ${(n / g).toFixed(2)}x)`,
+    "",
+    ...breakdown(rows.Gridiron),
   ].join("\n");
+}
+
+/**
+ * Gridiron's activations step by step: the median of each journaled step, and of the rest (the
+ * admin gate's hop, journal entries between the steps, the answer's way back and the first call).
+ */
+function breakdown(rows: Timed[]): string[] {
+  const labels = [...new Set(rows.flatMap((t) => Object.keys(t.steps ?? {})))];
+  const stepMs = (t: Timed, label: string) => t.steps?.[label] ?? 0;
+  const outside = rows.map((t) => t.answeredMs - labels.reduce((sum, label) => sum + stepMs(t, label), 0));
+  return [
+    "| Gridiron step | median ms |",
+    "|---|---|",
+    ...labels.map((label) => `| ${label} | ${median(rows.map((t) => stepMs(t, label))).toFixed(0)} |`),
+    `| between and around the steps, to the first answer | ${median(outside).toFixed(0)} |`,
+  ];
 }
 
 main().catch((error: unknown) => {

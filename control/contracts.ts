@@ -80,7 +80,6 @@ export const Step = {
   routeBuild: "route build",
   unrouteBuild: "unroute build",
   waitForNodes: "wait for every node",
-  waitForDiscovery: "wait for discovery",
   register: "register with Restate",
   undoRegistration: "undo a registration unlike the proof",
   unregister: "unregister from Restate",

@@ -20,7 +20,7 @@ describe("the gridiron CLI", () => {
   test("deploy builds a wrangler project dir and shows each journaled step; --json is the result", async () => {
     const shown = await gridiron(["deploy", "demo/greeter", "--version", "2.0.0", "--message", "from the CLI"]);
     expect(shown.exitCode, shown.stderr).toBe(0);
-    for (const step of ["copy bundle", "prove build", "route build", "wait for discovery", "register with Restate"]) {
+    for (const step of ["copy bundle", "prove build", "route build", "wait for every node", "register with Restate"]) {
       expect(shown.stderr).toMatch(new RegExp(`✓ ${step}  \\d+\\.\\d\\d s`));
     }
     expect(shown.stdout).toMatch(/^greeter 2\.0\.0 is active\n {2}build {7}2\.0\.0-[0-9a-f]{12}\n/);

@@ -92,7 +92,7 @@ crashesAfterSteps(
 );
 crashesAfterSteps(
   "the deployer's waits for the nodes and Restate",
-  [Step.waitForNodes, Step.waitForDiscovery, Step.register],
+  [Step.waitForNodes, Step.register],
   [Step.waitForNodes],
 );
 

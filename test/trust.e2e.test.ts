@@ -352,7 +352,9 @@ describe("trust boundaries", () => {
     await activate("intruder", fx.sources.intruder);
     const removal = { service: "routes", method: "remove", key: "local", body: { name: "greeter", buildId: active } };
     const headers = { authorization: `Bearer ${token()}` };
-    expect(await fx.ingress.call("intruder/call", { ...removal, headers })).toEqual({});
+    expect(await fx.ingress.call("intruder/call", { ...removal, headers })).toEqual({
+      answer: { revision: expect.any(Number), removed: { name: "greeter", buildId: active } },
+    });
     // `routes` only records it; on one node the agent serves the new record once told to, as the
     // deployer tells it after each change it makes.
     await tellAgent(fx.mesh.settings.agentSocket);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { MAX_MANIFEST_BYTES, readManifest, registrationDifference, servicesOf } from "./manifest.ts";
+import { declaredBy, MAX_MANIFEST_BYTES, readManifest, registrationDifference } from "./manifest.ts";
 
 const V4 = "application/vnd.restate.endpointmanifest.v4+json";
 const manifest = (services: string[]) =>
@@ -10,14 +10,14 @@ describe("readManifest", () => {
     const read = readManifest(` ${manifest(["greeter"])} `, V4);
     expect(read.services.map((s) => s.name)).toEqual(["greeter"]);
     expect(read.recorded).toEqual({ contentType: V4, body: manifest(["greeter"]) });
-    expect(servicesOf(read.recorded)).toEqual(["greeter"]);
+    expect(declaredBy(read.recorded)).toEqual({ services: ["greeter"], protocolMode: "BIDI_STREAM" });
   });
 
   test("a duplicated key means what Gridiron read, in what Restate will be shown", () => {
     const body = `{"protocolMode":"BIDI_STREAM","services":[{"name":"deployer"}],"services":[{"name":"honest"}]}`;
     const read = readManifest(body, V4);
     expect(read.recorded.body).not.toContain("deployer");
-    expect(servicesOf(read.recorded)).toEqual(["honest"]);
+    expect(declaredBy(read.recorded).services).toEqual(["honest"]);
   });
 
   test.each([

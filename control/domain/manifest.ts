@@ -54,9 +54,10 @@ export function readManifest(body: string, contentType: string): ProvedManifest 
   return { ...parsed.data, recorded: { contentType, body: JSON.stringify(json) } };
 }
 
-/** The services a recorded manifest declares, in its order. */
-export function servicesOf(recorded: RecordedManifest): string[] {
-  return readManifest(recorded.body, recorded.contentType).services.map((s) => s.name);
+/** What a recorded manifest declares: its services, in its order, and how Restate will talk to the build. */
+export function declaredBy(recorded: RecordedManifest): { services: string[]; protocolMode: ProtocolMode } {
+  const { services, protocolMode } = readManifest(recorded.body, recorded.contentType);
+  return { services: services.map((s) => s.name), protocolMode };
 }
 
 /** How the services Restate registered differ from those the proof read; undefined if not at all. */

@@ -31,6 +31,8 @@ interface Mesh {
   settings: AgentSettings;
   /** What `routes` records; the fake ingress answers with it. */
   routes: RoutedBuild[];
+  /** The revision the fake `routes/served` answers with. */
+  revision: number;
   /** Ingress answers held back this long, to overlap syncs. */
   delayMs: number;
   /** The next ingress answers fail with 500 while this is above 0. */
@@ -63,7 +65,9 @@ describe("NodeAgent", () => {
       const allowed = req.method === "POST" && req.url === "/routes/local/served";
       if (!allowed || req.headers.authorization !== `Bearer ${TOKEN}`) return res.writeHead(403).end();
       if (mesh.failures > 0 && mesh.failures--) return res.writeHead(500).end('{"message":"down"}');
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(mesh.routes));
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ revision: mesh.revision, builds: mesh.routes }));
     });
     const [router, workerdUrl] = await listen(async (req, res) => {
       // As workerd's router: only signed calls, and it answers with the builds the file lists.
@@ -93,6 +97,7 @@ describe("NodeAgent", () => {
     mesh = {
       settings,
       routes: [],
+      revision: 0,
       delayMs: 0,
       failures: 0,
       ingressCalls: 0,
@@ -253,6 +258,42 @@ describe("NodeAgent", () => {
     expect(mesh.logged[0]).toMatch(/^\[gridiron\] node agent: /);
   });
 
+  test("a change handed on top of the revision served is served without reading the routes, and not compiled", async () => {
+    const agent = agentOf();
+    mesh.routes = [routed("greeter"), routed("counter")];
+    mesh.revision = 7;
+    await agent.sync();
+    const added = { ...routed("greeter"), buildId: "2.0.0-b" };
+    const report = await agent.sync(undefined, { warm: false, change: { revision: 8, routed: added } });
+    expect(report.builds).toEqual(["greeter@1.0.0-a", "counter@1.0.0-a", "greeter@2.0.0-b"]);
+    expect(await routesFile()).toEqual([...mesh.routes, added]);
+    await agent.sync(undefined, { change: { revision: 9, removed: { name: "counter", buildId: "1.0.0-a" } } });
+    expect(await routesFile()).toEqual([routed("greeter"), added]);
+    expect(mesh.ingressCalls).toBe(1);
+    expect(mesh.routerRefreshes).toBe(3);
+    // A sync after the passes above waits for what they compiled: nothing, the deployer compiles its own.
+    await agent.sync(undefined, { change: { revision: 9 } });
+    expect(mesh.warmed).toEqual([]);
+    expect(mesh.ingressCalls).toBe(1);
+  });
+
+  test("a stale change is ignored, and one after a missed change makes the agent read the routes", async () => {
+    const agent = agentOf();
+    mesh.routes = [routed("greeter")];
+    mesh.revision = 3;
+    await agent.sync();
+    // Another activation's change, older than what the agent serves: it holds it already.
+    const stale = await agent.sync(undefined, { change: { revision: 2, routed: routed("old") } });
+    expect(stale.builds).toEqual(["greeter@1.0.0-a"]);
+    expect(mesh.ingressCalls).toBe(1);
+    // Revision 4 was another bundle's, never handed here: the agent reads, and gets both.
+    mesh.routes = [routed("greeter"), routed("other"), routed("counter")];
+    mesh.revision = 5;
+    const caughtUp = await agent.sync(undefined, { change: { revision: 5, routed: routed("counter") } });
+    expect(caughtUp.builds).toEqual(["greeter@1.0.0-a", "other@1.0.0-a", "counter@1.0.0-a"]);
+    expect(mesh.ingressCalls).toBe(2);
+  });
+
   test("the agent socket: the deployer's tellAgent gets the report, or why the sync failed", async () => {
     const agent = agentOf();
     const socket = await serveAgentSocket(agent, join(mesh.dir, "agent.sock"));
@@ -263,6 +304,14 @@ describe("NodeAgent", () => {
         builds: ["greeter@1.0.0-a"],
         caughtUp: true,
       });
+      // The change it hands is served as it is, without a read.
+      const calls = mesh.ingressCalls;
+      const change = { revision: 1, routed: routed("counter") };
+      expect((await tellAgent(join(mesh.dir, "agent.sock"), change)).builds).toEqual([
+        "greeter@1.0.0-a",
+        "counter@1.0.0-a",
+      ]);
+      expect(mesh.ingressCalls).toBe(calls);
       mesh.failures = 1;
       await expect(tellAgent(join(mesh.dir, "agent.sock"))).rejects.toThrow(
         /the node agent could not serve the routes/,

@@ -1,17 +1,18 @@
 import { rm } from "node:fs/promises";
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, request } from "undici";
 import { z } from "zod";
 import { closeServer } from "../close-server.ts";
 import { buildKey } from "../contracts.ts";
 import type { RoutedBuild } from "../domain/ownership.ts";
+import { afterChange, RouteChange, type Routes } from "../domain/route-changes.ts";
 import { routedBuilds } from "../objects/routes-client.ts";
 import type { Settings } from "../settings.ts";
 import { cellIds, cellOf, cellUrl } from "./workerd/cells.ts";
 import { writeRoutes } from "./workerd/config.ts";
 import type { ServedBuild } from "./workerd/router/types.ts";
-import { refreshRoutes, warm } from "./workerd/router-client.ts";
+import { PROVED_WARM_TIMEOUT_MS, refreshRoutes, warm } from "./workerd/router-client.ts";
 
 /** What a node serves, for the deployer's "every node serves it" and for status. */
 export const NodeReport = z.object({
@@ -50,9 +51,6 @@ export interface CellProcesses {
   start(cell: number): Promise<void>;
 }
 
-/** How long a new build may take to compile on the live workerd: its proof bounded that already. */
-const WARM_TIMEOUT_MS = 30_000;
-
 /** How often files of builds neither routed nor stored are looked for, besides after each change. */
 const CLEANUP_EVERY_SYNCS = 10;
 
@@ -65,6 +63,8 @@ const CLEANUP_EVERY_SYNCS = 10;
  */
 export class NodeAgent {
   private served: RoutedBuild[] | undefined;
+  /** The revision of the `routes` object `served` is (route-changes.ts). */
+  private revision = 0;
   /** Cell -> builds removed from it since a fresh workerd last took it over. */
   private readonly removedSinceRelease = new Map<number, number>();
   /** Cell -> the builds (keys) there whose calls its router holds while the cell's watchdog hunts (domain/culprit.ts). */
@@ -100,9 +100,14 @@ export class NodeAgent {
     };
   }
 
-  /** Serves what `routes` records now, read through `ingressUrl` (this node's by default). */
-  sync(ingressUrl = this.settings.ingressUrl): Promise<NodeReport> {
-    const pass = this.queue.then(() => this.pass(ingressUrl));
+  /**
+   * Serves what `routes` records now, read through `ingressUrl` (this node's by default), or what
+   * follows from `change`, the one the deployer just made, when the agent serves the revision
+   * right before it. Unless `warm` is false, builds routed since the last pass are then compiled
+   * ahead of their first call.
+   */
+  sync(ingressUrl = this.settings.ingressUrl, { warm: compile = true, change }: SyncOptions = {}): Promise<NodeReport> {
+    const pass = this.queue.then(() => this.pass(ingressUrl, compile, change));
     // The answer does not wait for the new builds to compile, the next pass does (see warmNew).
     this.queue = pass.then(({ warming }) => warming).catch(() => {});
     return pass.then(() => this.report());
@@ -156,8 +161,11 @@ export class NodeAgent {
    * One pass: fetch what is routed and missing, serve exactly that, start compiling what is new,
    * and now and then clean up.
    */
-  private async pass(ingressUrl: string): Promise<{ warming: Promise<void> }> {
-    const routed = await routedBuilds(ingressUrl, this.adminToken);
+  private async pass(ingressUrl: string, compile: boolean, change?: RouteChange): Promise<{ warming: Promise<void> }> {
+    const following = this.served && { revision: this.revision, builds: this.served };
+    const routes: Routes =
+      (change && afterChange(following, change)) ?? (await routedBuilds(ingressUrl, this.adminToken));
+    const routed = routes.builds;
     await this.files?.fetch(ingressUrl, routed);
     const keys = routed.map(buildKey);
     // The whole record, not just the keys: a build routed again with its proof's manifest changes too.
@@ -180,8 +188,9 @@ export class NodeAgent {
       }
     }
     const removed = changed ? (this.served ?? []).filter((build) => !keys.includes(buildKey(build))) : [];
-    const warming = this.warmNew(routed);
+    const warming = compile ? this.warmNew(routed) : Promise.resolve();
     this.served = routed;
+    this.revision = routes.revision;
     // Counted even when nothing changed: a release that failed is tried again on the next pass.
     await this.countRemovals(removed);
     if (changed || ++this.syncs % CLEANUP_EVERY_SYNCS === 0) await this.files?.cleanUp(ingressUrl, new Set(keys));
@@ -190,7 +199,8 @@ export class NodeAgent {
 
   /**
    * Has each build routed since the last pass compiled in its cell now, rather than on its first
-   * call: the deployer registers it meanwhile, so its first call finds it ready. Not on the first
+   * call: on a cluster node, what another node's deployer routed (that deployer compiles it on its
+   * own node, deployer/serve.ts), so that its first call here finds it ready. Not on the first
    * pass, which finds every build of a workerd just started: those compile on first use. A build
    * that fails here was proved, and its first call would fail the same; so it is only logged.
    */
@@ -199,11 +209,13 @@ export class NodeAgent {
     const before = new Set(this.served.map(buildKey));
     const added = routed.filter((build) => !before.has(buildKey(build)));
     const warming = added.map((build) =>
-      warm(this.settings, cellUrl(this.settings, cellOf(build)), WARM_TIMEOUT_MS, build).catch((error: unknown) => {
-        this.log(
-          `[gridiron] node agent: compiling ${buildKey(build)} ahead of its first call: ${(error as Error).message}`,
-        );
-      }),
+      warm(this.settings, cellUrl(this.settings, cellOf(build)), PROVED_WARM_TIMEOUT_MS, build).catch(
+        (error: unknown) => {
+          this.log(
+            `[gridiron] node agent: compiling ${buildKey(build)} ahead of its first call: ${(error as Error).message}`,
+          );
+        },
+      ),
     );
     return Promise.all(warming).then(() => {});
   }
@@ -227,13 +239,21 @@ export class NodeAgent {
   }
 }
 
+interface SyncOptions {
+  /** Whether builds routed since the last pass are compiled ahead of their first call (the default). */
+  warm?: boolean;
+  /** The change the deployer just made to `routes`, served without reading them when it follows on (route-changes.ts). */
+  change?: RouteChange;
+}
+
 /** Covers a sync that hands a cell over (it waits for the old workerd to finish its requests and exit). */
 const SYNC_TIMEOUT_MS = 120_000;
 const SYNC_PATH = "/sync";
 
 /**
  * Lets the deployer tell the agent at once: `POST /sync` on a unix socket in the data dir (only the
- * mesh's user reaches it) runs a sync and answers with what the node then serves.
+ * mesh's user reaches it), with the change to the routes it just made as its body, runs a sync and
+ * answers with what the node then serves.
  */
 export async function serveAgentSocket(agent: NodeAgent, socketPath: string): Promise<{ close(): Promise<void> }> {
   const server = createServer((req, res) => {
@@ -241,10 +261,13 @@ export async function serveAgentSocket(agent: NodeAgent, socketPath: string): Pr
       res.writeHead(404).end();
       return;
     }
-    agent.sync().then(
-      (report) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(report)),
-      (error: unknown) => res.writeHead(503).end(error instanceof Error ? error.message : String(error)),
-    );
+    const failed = (error: unknown) => res.writeHead(503).end(error instanceof Error ? error.message : String(error));
+    // The deployer compiles what it routed itself, once Restate registered it (deployer/serve.ts).
+    bodyOf(req)
+      .then((body) =>
+        agent.sync(undefined, { warm: false, ...(body ? { change: RouteChange.parse(JSON.parse(body)) } : {}) }),
+      )
+      .then((report) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(report)), failed);
   });
   // A socket file left by a process that was killed would make listen fail.
   await rm(socketPath, { force: true });
@@ -258,13 +281,20 @@ export async function serveAgentSocket(agent: NodeAgent, socketPath: string): Pr
   };
 }
 
-/** Tells this node's agent to sync now; resolves with what the node serves once it did. */
-export async function tellAgent(socketPath: string): Promise<NodeReport> {
+async function bodyOf(req: IncomingMessage): Promise<string> {
+  let body = "";
+  for await (const chunk of req) body += chunk;
+  return body;
+}
+
+/** Tells this node's agent to sync now, handing it `change`; resolves with what the node serves once it did. */
+export async function tellAgent(socketPath: string, change?: RouteChange): Promise<NodeReport> {
   const dispatcher = new Agent({ connect: { socketPath } });
   try {
     const { statusCode, body } = await request(`http://localhost${SYNC_PATH}`, {
       method: "POST",
       dispatcher,
+      ...(change ? { body: JSON.stringify(change), headers: { "content-type": "application/json" } } : {}),
       headersTimeout: SYNC_TIMEOUT_MS,
       bodyTimeout: SYNC_TIMEOUT_MS,
     });

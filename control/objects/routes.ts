@@ -12,11 +12,12 @@ import {
   place,
   quarantine,
 } from "../domain/placement.ts";
+import { type RouteChange, type Routes, withoutRemoved, withRouted } from "../domain/route-changes.ts";
 import { cellOf } from "../node/workerd/cells.ts";
 import { adminGate } from "./admin-gate.ts";
 import { asTerminalError } from "./error-policy.ts";
 
-type RoutesState = { builds: RoutedBuild[]; owners: Owners; cells: CellState };
+type RoutesState = { builds: RoutedBuild[]; owners: Owners; cells: CellState; revision: number };
 type Ctx = restate.ObjectContext<RoutesState>;
 
 export interface AddRoute {
@@ -54,7 +55,14 @@ export function routesObject(adminToken: string, layout: CellLayout) {
     builds: ((await ctx.get("builds")) ?? []).map((b) => ({ ...b, services: b.services ?? [] })),
     owners: (await ctx.get("owners")) ?? {},
     cells: (await ctx.get("cells")) ?? NO_EXCEPTIONS,
+    revision: (await ctx.get("revision")) ?? 0,
   });
+  /** Stores the routed builds as one more revision (route-changes.ts), and returns that revision. */
+  const setBuilds = (ctx: Ctx, builds: RoutedBuild[], revision: number) => {
+    ctx.set("builds", builds);
+    ctx.set("revision", revision + 1);
+    return revision + 1;
+  };
 
   return restate.object({
     name: ROUTES,
@@ -63,12 +71,15 @@ export function routesObject(adminToken: string, layout: CellLayout) {
        * Claims the services `build` declares for its bundle (409 naming the owner if another
        * bundle owns one), places it in a cell (placement.ts; a build already routed keeps its
        * own), then records it as served at /{name}/{buildId} in that cell beside every other live
-       * build. The deployer then tells the node agents and waits until they serve it.
+       * build. The deployer then hands this node's agent the change and waits until the nodes serve it.
        */
       add: restate.handlers.object.exclusive(
         { ingressPrivate: true },
-        async (ctx: Ctx, { build, takeOver, cell }: AddRoute): Promise<{ takenOver: TakenOver[]; cell: number }> => {
-          const { builds, owners, cells } = await stateOf(ctx);
+        async (
+          ctx: Ctx,
+          { build, takeOver, cell }: AddRoute,
+        ): Promise<{ takenOver: TakenOver[]; cell: number; change: RouteChange }> => {
+          const { builds, owners, cells, revision } = await stateOf(ctx);
           const claimed = claim(owners, builds, build, takeOver);
           if ("error" in claimed) throw new UserError(claimed.error, 409);
           const live = builds.map((b) => ({ name: b.name, cell: cellOf(b) }));
@@ -76,16 +87,14 @@ export function routesObject(adminToken: string, layout: CellLayout) {
           if ("error" in placed) throw new UserError(placed.error, 409);
           const routed = builds.find((b) => buildKey(b) === buildKey(build));
           const placedBuild = { ...build, cell: routed ? cellOf(routed) : placed.cell };
-          if (!routed) ctx.set("builds", [...builds, placedBuild]);
           // A build routed before manifests were recorded gets its proof's manifest now.
-          else if (!routed.manifest)
-            ctx.set(
-              "builds",
-              builds.map((b) => (b === routed ? placedBuild : b)),
-            );
+          const change: RouteChange =
+            routed?.manifest === undefined
+              ? { revision: setBuilds(ctx, withRouted(builds, placedBuild), revision), routed: placedBuild }
+              : { revision };
           ctx.set("owners", claimed.owners);
           ctx.set("cells", placed.state);
-          return { takenOver: claimed.takenOver, cell: placedBuild.cell };
+          return { takenOver: claimed.takenOver, cell: placedBuild.cell, change };
         },
       ),
 
@@ -99,11 +108,12 @@ export function routesObject(adminToken: string, layout: CellLayout) {
       quarantineLocked: restate.handlers.object.exclusive(
         { ingressPrivate: true },
         async (ctx: Ctx, { bundle, cell, reason }: Quarantine): Promise<CellState> => {
-          const { builds, cells } = await stateOf(ctx);
+          const { builds, cells, revision } = await stateOf(ctx);
           const culprit = (b: RoutedBuild) => b.name === bundle && cellOf(b) === cell && !b.refused;
-          ctx.set(
-            "builds",
+          setBuilds(
+            ctx,
             builds.map((b) => (culprit(b) ? { ...b, refused: reason } : b)),
+            revision,
           );
           const next = quarantine(cells, bundle);
           ctx.set("cells", next);
@@ -114,13 +124,16 @@ export function routesObject(adminToken: string, layout: CellLayout) {
       /** Records one build as no longer served and releases the services only it held. */
       remove: restate.handlers.object.exclusive(
         { ingressPrivate: true },
-        async (ctx: Ctx, build: Pick<Build, "name" | "buildId">) => {
-          const { builds, owners } = await stateOf(ctx);
+        async (ctx: Ctx, build: Pick<Build, "name" | "buildId">): Promise<RouteChange> => {
+          const { builds, owners, revision } = await stateOf(ctx);
           const removed = builds.find((b) => buildKey(b) === buildKey(build));
-          if (!removed) return;
-          const remaining = builds.filter((b) => b !== removed);
-          ctx.set("builds", remaining);
+          if (!removed) return { revision };
+          const remaining = withoutRemoved(builds, removed);
           ctx.set("owners", release(owners, remaining, removed));
+          return {
+            revision: setBuilds(ctx, remaining, revision),
+            removed: { name: removed.name, buildId: removed.buildId },
+          };
         },
       ),
 
@@ -139,12 +152,11 @@ export function routesObject(adminToken: string, layout: CellLayout) {
         },
       ),
 
-      /** Every routed build, whole: what each node's agent makes its workerd serve. */
-      served: restate.handlers.object.shared(
-        async (ctx: restate.ObjectSharedContext<RoutesState>): Promise<RoutedBuild[]> => {
-          return (await stateOf(ctx)).builds;
-        },
-      ),
+      /** Every routed build, whole, and the revision they are: what each node's agent makes its workerd serve. */
+      served: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext<RoutesState>): Promise<Routes> => {
+        const { builds, revision } = await stateOf(ctx);
+        return { revision, builds };
+      }),
     },
     // The shared handlers are reachable through the ingress, for the node agents (a cluster
     // node's own restate-server may not be up yet); they never wait on the key. The exclusive ones are the

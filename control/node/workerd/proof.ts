@@ -68,7 +68,8 @@ const SPARE_IDLE_MS = 10 * 60_000;
  * Restate endpoint or does not finish answering discovery within loadTimeoutMs, or a proof that
  * outlasts proofTimeoutMs. Whatever the outcome, workerd's whole process group is killed before
  * this returns (after a failure, it has also ended and the proof's dir is removed), and a spare
- * is started for the next proof.
+ * is started for the next proof: at once after a failure, after a proof that passed once its
+ * activation asks (startSpare) or SPARE_AFTER_PROOF_MS have passed.
  */
 export async function proveBuild(settings: ProofSettings, build: Build): Promise<ProvedManifest> {
   const proof = await takeProof(settings);
@@ -84,14 +85,37 @@ export async function proveBuild(settings: ProofSettings, build: Build): Promise
   } catch (error) {
     // A failed activation leaves nothing behind: its proof's workerd has ended and its dir is gone.
     await proof.stop();
-    keepSpare(settings);
+    startSpare(settings);
     throw error;
   }
   // stop() kills the process group before it first waits; the proved build's activation goes on
   // while workerd is reaped and the dir removed (stopProofs waits for that too).
   proof.stop().catch(() => {});
-  keepSpare(settings);
+  spareLater(settings);
   return manifest;
+}
+
+/**
+ * How long after a proof that passed the next spare starts at the latest. Starting workerd takes
+ * about 0.1 s of CPU and some of the deployer's event loop, which the rest of the activation
+ * (routing, registering, compiling on the live workerd) needs on a small machine; the deployer
+ * asks for the spare once that is done (startSpare), this covers an activation that fails first.
+ */
+const SPARE_AFTER_PROOF_MS = 2_000;
+let spareTimer: NodeJS.Timeout | undefined;
+
+function spareLater(settings: ProofSettings): void {
+  clearTimeout(spareTimer);
+  spareTimer = setTimeout(() => startSpare(settings), SPARE_AFTER_PROOF_MS);
+  // A pending spare does not keep the process alive.
+  spareTimer.unref();
+}
+
+/** Starts the next proof's spare now, unless one is there or starting. */
+export function startSpare(settings: ProofSettings): void {
+  clearTimeout(spareTimer);
+  spareTimer = undefined;
+  keepSpare(settings);
 }
 
 export interface Proof {
@@ -205,6 +229,7 @@ async function takeProof(settings: ProofSettings): Promise<Proof> {
  */
 export async function stopProofs(): Promise<number> {
   closing = true;
+  clearTimeout(spareTimer);
   if (spare) clearTimeout(spare.expiry);
   // A spare still starting is not in `running` until it has spawned.
   await spare?.proof.catch(() => {});

@@ -15,6 +15,9 @@ import { DRAIN_PATH, LOAD_FAILED, ROUTES_PATH, WARM_PATH } from "./router/protoc
 
 const ROUTES_TIMEOUT_MS = 60_000;
 
+/** How long a live workerd may take to compile a new build ahead of its first call: its proof bounded that already. */
+export const PROVED_WARM_TIMEOUT_MS = 30_000;
+
 /** What signing a call needs of the settings. */
 type KeyPath = Pick<Settings, "identityKeyPath">;
 

@@ -22,7 +22,6 @@ import { type Activation, driftOfBuild, recordFailed, serve } from "./serve.ts";
  */
 export const activate = async (d: Deployer, ctx: Ctx, input: ActivateRequest): Promise<ActivateResult> => {
   const name = bundleName(ctx.key);
-  const startedMs = await ctx.date.now();
   const secrets = await secretsOf(ctx);
   const missing = (input.requireSecrets ?? []).filter((secret) => !(secret in secrets));
   if (missing.length) {
@@ -40,15 +39,18 @@ export const activate = async (d: Deployer, ctx: Ctx, input: ActivateRequest): P
   }
   await noRollout(ctx, "activate a build of");
   const records = await recordsOf(ctx);
-  const build = await d.steps.run(ctx, Step.copyBundle, () =>
-    withSourceDir(input.source, input.sha256, d.settings.downloadsDir, d.settings.fetchLimits, async (dir) => {
+  // When the activation started is journaled with the copy, the first step, rather than on its
+  // own: each journal entry is a round trip to restate-server before the next step can start.
+  const { build, startedMs } = await d.steps.run(ctx, Step.copyBundle, () => {
+    const startedMs = Date.now();
+    return withSourceDir(input.source, input.sha256, d.settings.downloadsDir, d.settings.fetchLimits, async (dir) => {
       const requested = { ...input, secrets: sealedOf(secrets) };
       const inspected = await inspectBundle(dir, name, input.version, requested, d.settings.maxBundleBytes);
       await keepFiles(d, dir, inspected, ctx.request().id);
       await deleteOrphans(d, records, inspected);
-      return inspected;
-    }),
-  );
+      return { build: inspected, startedMs };
+    });
+  });
   const activation = {
     origin: originOf(input),
     requiredSecrets: input.requireSecrets ?? [],

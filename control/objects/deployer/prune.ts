@@ -17,9 +17,9 @@ export const prune = async (
 ): Promise<BuildRecord> => {
   const { deploymentId } = record;
   if (deploymentId) await d.steps.run(ctx, Step.unregister, () => d.admin.deleteDeployment(deploymentId));
-  await routes(ctx).remove({ name: record.name, buildId: record.buildId }, d.internal());
+  const change = await routes(ctx).remove({ name: record.name, buildId: record.buildId }, d.internal());
   await d.steps.after(Step.unrouteBuild);
-  await d.steps.run(ctx, Step.waitForNodes, () => waitForNodes(d.settings, record, "gone"));
+  await d.steps.run(ctx, Step.waitForNodes, () => waitForNodes(d.settings, record, "gone", change));
   return recordPrune(record, await now(ctx));
 };
 

@@ -19,7 +19,7 @@ import { type ActivateResult, type RolloutJudgement, resultOf } from "./api.ts";
 import { type Ctx, type Deployer, now, recordsOf, replaceRecord, since, splitsOf, type Uses } from "./context.ts";
 import { makeActive, watchDrain } from "./drain.ts";
 import { deleteFiles, manifestOf } from "./files.ts";
-import { type Activation, recordFailed, registerUri, routeBuild } from "./serve.ts";
+import { type Activation, compileAhead, recordFailed, registerUri, routeBuild } from "./serve.ts";
 
 /*
  * Gradual rollouts (domain/rollout.ts): a canary beside the active build, sent a share of new
@@ -153,6 +153,7 @@ export const startRollout = async (
       filesKept: true,
     };
     split = await registerSplit(d, ctx, stable, canary, percent);
+    compileAhead(d, routed.cell, build);
   } catch (error) {
     if (error instanceof restate.TerminalError || error instanceof UserError) {
       const { origin, startedMs } = activation;

@@ -1,12 +1,13 @@
 import { buildPath, Step } from "../../contracts.ts";
-import { identityHeaders } from "../../credentials/request-identity.ts";
 import type { Build } from "../../domain/bundle.ts";
 import { BundleError } from "../../domain/errors.ts";
 import { type BuildRecord, type Drift, driftOf, type Origin, recordFailure } from "../../domain/lifecycle.ts";
-import { type RecordedManifest, registrationDifference, servicesOf } from "../../domain/manifest.ts";
+import { declaredBy, type RecordedManifest, registrationDifference } from "../../domain/manifest.ts";
 import type { CellRequest } from "../../domain/placement.ts";
 import { cellUrl } from "../../node/workerd/cells.ts";
-import { type RegisterOptions, register, waitForDiscovery } from "../registration.ts";
+import { startSpare } from "../../node/workerd/proof.ts";
+import { PROVED_WARM_TIMEOUT_MS, warm } from "../../node/workerd/router-client.ts";
+import { type RegisterOptions, register } from "../registration.ts";
 import { waitForNodes } from "../serving.ts";
 import { type Ctx, type Deployer, routes, type SharedCtx, since, type Uses } from "./context.ts";
 import { deleteFiles } from "./files.ts";
@@ -29,13 +30,13 @@ export interface Activation {
 }
 
 /**
- * Routes the build with the manifest its proof recorded, waits until every node serves it and it
- * answers, and registers it; it becomes the latest deployment. `force` re-registers a uri Restate already knew;
+ * Routes the build with the manifest its proof recorded, waits until every node serves it, and
+ * registers it; it becomes the latest deployment. `force` re-registers a uri Restate already knew;
  * `breaking` accepts schema changes. Restate must register exactly the proved services, or the
  * registration is undone.
  */
 export const serve = async (
-  d: Uses<"admin" | "steps" | "internal", "agentSocket" | "cluster" | "ports" | "cells" | "identityKeyPath">,
+  d: Pick<Deployer, "admin" | "steps" | "internal" | "settings">,
   ctx: Ctx,
   build: Build,
   manifest: RecordedManifest,
@@ -43,10 +44,32 @@ export const serve = async (
 ) => {
   const { uri, cell, services, protocolMode, takenOver } = await routeBuild(d, ctx, build, manifest, options);
   const deploymentId = await registerUri(d, ctx, uri, services, options);
+  compileAhead(d, cell, build);
   return { uri, cell, deploymentId, services, protocolMode, ...(takenOver.length ? { tookOver: takenOver } : {}) };
 };
 
-/** Routes the build with its proof's manifest, waits until every node serves it and it answers discovery. */
+/**
+ * Has this node's live workerd compile a build just registered, while the activation ends and
+ * its answer travels, so that its first call finds it (nearly) ready. Not before registering:
+ * workerd runs one event loop, and Restate's discovery would wait behind the compile. Not
+ * journaled and not waited for: compiling twice (on a replay) is a no-op, and a build that fails
+ * here was proved, so its first call fails the same way and says why. Then the next proof's
+ * spare workerd starts: the activation no longer needs the machine.
+ */
+export function compileAhead(d: Pick<Deployer, "settings">, cell: number, build: Build): void {
+  warm(d.settings, cellUrl(d.settings, cell), PROVED_WARM_TIMEOUT_MS, build)
+    .catch((error: unknown) => {
+      console.warn(
+        `[gridiron] compiling ${build.name} ${build.buildId} ahead of its first call: ${(error as Error).message}`,
+      );
+    })
+    .finally(() => startSpare(d.settings));
+}
+
+/**
+ * Routes the build with its proof's manifest and waits until every node serves it. The live
+ * routers answer discovery from that manifest (router.js), so it is not asked again here.
+ */
 export const routeBuild = async (
   d: Uses<"steps" | "internal", "agentSocket" | "cluster" | "ports" | "cells" | "identityKeyPath">,
   ctx: Ctx,
@@ -54,8 +77,8 @@ export const routeBuild = async (
   manifest: RecordedManifest,
   options: { takeOver: string[]; cell?: CellRequest },
 ) => {
-  const services = servicesOf(manifest);
-  const { takenOver, cell } = await routes(ctx).add(
+  const { services, protocolMode } = declaredBy(manifest);
+  const { takenOver, cell, change } = await routes(ctx).add(
     {
       build: { ...build, services, manifest },
       takeOver: options.takeOver,
@@ -64,12 +87,9 @@ export const routeBuild = async (
     d.internal(),
   );
   await d.steps.after(Step.routeBuild);
-  await d.steps.run(ctx, Step.waitForNodes, () => waitForNodes(d.settings, build, "served"));
+  await d.steps.run(ctx, Step.waitForNodes, () => waitForNodes(d.settings, build, "served", change));
   // Registered at its cell's address, which is the same on every node (node/workerd/cells.ts).
   const uri = `${cellUrl(d.settings, cell)}/${buildPath(build)}`;
-  const { protocolMode } = await d.steps.run(ctx, Step.waitForDiscovery, async () =>
-    waitForDiscovery(uri, await identityHeaders(d.settings, "/discover")),
-  );
   if (protocolMode === "REQUEST_RESPONSE") {
     ctx.console.warn(
       `${build.name} ${build.buildId} serves in request-response mode: every ctx.run, call or sleep costs Restate another request and a replay; pass bidirectional: true to createEndpointHandler to keep one stream per invocation`,
@@ -132,8 +152,8 @@ export const recordFailed = async (
   origin: Origin,
 ) => {
   if (!known) {
-    await routes(ctx).remove(build, d.internal());
-    await ctx.run(Step.waitForNodes, () => waitForNodes(d.settings, build, "gone"));
+    const change = await routes(ctx).remove(build, d.internal());
+    await ctx.run(Step.waitForNodes, () => waitForNodes(d.settings, build, "gone", change));
     await ctx.run("delete files of the failed build", () => deleteFiles(d, build));
   }
   const { at, durationMs } = await since(ctx, startedMs);
