@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Ingress } from "../test/ingress.ts";
 import { buildWorker } from "../test/mesh.ts";
+import { BENCH_CONNECTIONS, BENCH_SECONDS } from "./load.ts";
 import {
   alternate,
   closedLoop,
@@ -127,9 +128,7 @@ async function main(): Promise<void> {
       buildWorker("bench/worker", join(buildsDir, "bench-rr"), { PREFIX: '"gr_"', BIDIRECTIONAL: "false" }),
       buildWorker("test/fixtures/chatty", join(buildsDir, "chatty")),
     ]);
-    const seconds = Number(process.env.BENCH_SECONDS ?? 10);
-    const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
-    console.log(await attributionTable({ bench, chatty }, seconds, connections));
+    console.log(await attributionTable({ bench, chatty }, BENCH_SECONDS, BENCH_CONNECTIONS));
   } finally {
     await rm(buildsDir, { recursive: true, force: true });
   }

@@ -5,6 +5,7 @@ import { NO_EXCEPTIONS, place } from "../control/domain/placement.ts";
 import { quarantineCell } from "../control/node/workerd/cells.ts";
 import { loadSettings } from "../control/settings.ts";
 import { buildWorker } from "../test/mesh.ts";
+import { BENCH_CONNECTIONS, BENCH_SECONDS } from "./load.ts";
 import {
   alternate,
   closedLoop,
@@ -129,9 +130,7 @@ async function main(): Promise<void> {
       buildWorker("bench/worker", join(buildsDir, "gr"), rr("gr_")),
       buildWorker("bench/worker", join(buildsDir, "gs"), rr("gs_")),
     ]);
-    const seconds = Number(process.env.BENCH_SECONDS ?? 10);
-    const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
-    console.log(await cellsTable({ bench, second }, seconds, connections));
+    console.log(await cellsTable({ bench, second }, BENCH_SECONDS, BENCH_CONNECTIONS));
   } finally {
     await rm(buildsDir, { recursive: true, force: true });
   }

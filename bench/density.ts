@@ -7,6 +7,7 @@ import { alwaysRunningCells } from "../control/node/workerd/cells.ts";
 import { loadSettings } from "../control/settings.ts";
 import { Ingress } from "../test/ingress.ts";
 import { findChild, type TestMesh } from "../test/mesh.ts";
+import { BENCH_CONNECTIONS } from "./load.ts";
 import { cpuSeconds, pssMb } from "./proc.ts";
 import {
   activate,
@@ -48,7 +49,6 @@ const COUNTS = (process.env.BENCH_SERVICES ?? "1,10,50,100")
   .sort((a, b) => a - b);
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 10);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 30);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 /** The mesh's GRIDIRON_CELLS: BENCH_CELLS, else the default a user's mesh takes (settings.ts). */
 const CELLS = process.env.BENCH_CELLS ?? String(loadSettings({}).cells);
 const WARMUP_SECONDS = 2;
@@ -195,7 +195,7 @@ async function coldCalls(ingress: Ingress, side: Side, from: number, to: number)
   return { coldMs: median(cold), warmMs: median(warm) };
 }
 
-/** Calls spread evenly over services 1..n at CONNECTIONS concurrency, after a warm-up; CPU per call. */
+/** Calls spread evenly over services 1..n at BENCH_CONNECTIONS concurrency, after a warm-up; CPU per call. */
 async function load(mesh: TestMesh, side: Side, n: number, restate: number) {
   let i = 0;
   const requests: autocannon.Request[] = [
@@ -206,10 +206,10 @@ async function load(mesh: TestMesh, side: Side, n: number, restate: number) {
     },
   ];
   const url = mesh.settings.ingressUrl;
-  await autocannon({ url, connections: CONNECTIONS, duration: WARMUP_SECONDS, requests });
+  await autocannon({ url, connections: BENCH_CONNECTIONS, duration: WARMUP_SECONDS, requests });
   const groups = { serving: await side.servingPids(), own: await side.ownPids(), restate };
   const before = await cpuSeconds(groups);
-  const result = await autocannon({ url, connections: CONNECTIONS, duration: LOAD_SECONDS, requests });
+  const result = await autocannon({ url, connections: BENCH_CONNECTIONS, duration: LOAD_SECONDS, requests });
   const after = await cpuSeconds(groups);
   const calls = Math.max(1, result.requests.total);
   const perCall = (k: keyof typeof groups) => (((after[k] ?? 0) - (before[k] ?? 0)) * 1000) / calls;
@@ -303,7 +303,7 @@ async function report(results: Map<Side, Measured[]>, cellMb: number): Promise<s
     "|---|---|---|---|---|---|---|---|---|---|",
     ...pairs.map(([a, b]) => deployRow(a, b)),
     "",
-    `Calls spread evenly over the N services, autocannon, ${CONNECTIONS} connections, ${LOAD_SECONDS} s after ${WARMUP_SECONDS} s of warm-up. CPU ms per call from /proc. Ratio: Gridiron / Node throughput.`,
+    `Calls spread evenly over the N services, autocannon, ${BENCH_CONNECTIONS} connections, ${LOAD_SECONDS} s after ${WARMUP_SECONDS} s of warm-up. CPU ms per call from /proc. Ratio: Gridiron / Node throughput.`,
     "",
     "| services | Gridiron req/s | Node req/s | ratio | Gridiron p99 ms | Node p99 ms | errors G / N | CPU ms per call, Gridiron: restate + workerd + own | Node: restate + processes |",
     "|---|---|---|---|---|---|---|---|---|",

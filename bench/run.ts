@@ -13,6 +13,7 @@ import { buildWorker, CELL_WORKERD, findChild, startTestMesh } from "../test/mes
 import { endpointRequests } from "../test/restate-metrics.ts";
 import { attributionTable } from "./attribution.ts";
 import { cellsTable } from "./cells.ts";
+import { BENCH_CONNECTIONS, BENCH_SECONDS } from "./load.ts";
 import { cpuSeconds, parentOf } from "./proc.ts";
 import { versions } from "./versions.ts";
 
@@ -28,8 +29,6 @@ import { versions } from "./versions.ts";
  */
 
 const ROOT = resolve(import.meta.dirname, "..");
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const KEYS = 64;
 
 /** The two Gridiron builds of bench/worker: bundle name, service prefix, protocol mode. */
@@ -66,7 +65,7 @@ interface Measured {
 }
 
 async function main(): Promise<void> {
-  console.error(`[bench] ${cpus().length} cores, ${SECONDS} s per run, ${CONNECTIONS} connections`);
+  console.error(`[bench] ${cpus().length} cores, ${BENCH_SECONDS} s per run, ${BENCH_CONNECTIONS} connections`);
   const buildsDir = join(tmpdir(), `gridiron-bench-${process.pid}`);
   const [mesh, chatty, second, ...sources] = await Promise.all([
     startTestMesh(),
@@ -123,7 +122,7 @@ async function main(): Promise<void> {
     ];
     console.log(
       [
-        `${await versions()}, ${cpus().length} cores; autocannon, ${CONNECTIONS} connections, ${SECONDS} s per cell, one run.`,
+        `${await versions()}, ${cpus().length} cores; autocannon, ${BENCH_CONNECTIONS} connections, ${BENCH_SECONDS} s per cell, one run.`,
         "",
         "Gridiron builds served bidirectionally (`bidirectional: true`, as the demos are):",
         "",
@@ -146,8 +145,8 @@ async function main(): Promise<void> {
   // After the first mesh stopped: each side-by-side comparison starts two meshes of its own.
   try {
     const bench = sources[1] ?? "";
-    console.log(`\n${await attributionTable({ bench, chatty }, SECONDS, CONNECTIONS)}`);
-    console.log(`\n${await cellsTable({ bench, second }, SECONDS, CONNECTIONS)}`);
+    console.log(`\n${await attributionTable({ bench, chatty }, BENCH_SECONDS, BENCH_CONNECTIONS)}`);
+    console.log(`\n${await cellsTable({ bench, second }, BENCH_SECONDS, BENCH_CONNECTIONS)}`);
   } finally {
     await rm(buildsDir, { recursive: true, force: true });
   }
@@ -172,10 +171,10 @@ async function measure(
     },
   ];
   // A short warm-up, so isolates, connections and JIT are ready before the timed run.
-  await autocannon({ url, connections: CONNECTIONS, duration: 2, requests });
+  await autocannon({ url, connections: BENCH_CONNECTIONS, duration: 2, requests });
   const before = await cpuSeconds(pids);
   const requestsBefore = await endpointRequests(settings);
-  const result = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS, requests });
+  const result = await autocannon({ url, connections: BENCH_CONNECTIONS, duration: BENCH_SECONDS, requests });
   const after = await cpuSeconds(pids);
   const requestsAfter = await endpointRequests(settings);
   const calls = Math.max(1, result.requests.total);
