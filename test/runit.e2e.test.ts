@@ -84,8 +84,9 @@ describe.skipIf(!hasRunit)("the mesh under runit", () => {
     await withTimeout(runsvdir, 20_000, "runsvdir did not stop").catch(() => runsvdir.kill("SIGKILL"));
     const leaked = [...seen].filter(isAlive);
     for (const pid of leaked) process.kill(pid, "SIGKILL");
-    // The deployer killed with -9 leaves its spare proof workerd for the next deployer's sweep
-    // (README, Failure modes), and runit stops that one before it gets to sweep: sweep as it would.
+    // The deployer killed with -9 leaves its proof dirs for the next deployer's sweep (README,
+    // Failure modes; their workerd ends with it), and runit stops that one before it gets to
+    // sweep: sweep as it would.
     await sweepProofs(settings.dataDir);
     await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     expect(leaked).toEqual([]);

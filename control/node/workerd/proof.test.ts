@@ -1,7 +1,9 @@
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
+import { execa } from "execa";
 import { afterAll, beforeAll, expect, test, vi } from "vitest";
 import { ensureIdentityKey } from "../../credentials/request-identity.ts";
 import { ensureSecretsKey } from "../../credentials/secrets-key.ts";
@@ -62,6 +64,30 @@ test("the sweep kills a leftover proof's workerd and removes every proof dir of 
   expect(await readdir(other.dataDir)).not.toContain(stranger.dir.split("/").at(-1));
   expect(await sweepProofs(mine.dataDir)).toEqual({ killed: 0, removed: 0 });
 }, 60_000);
+
+test("a proof's workerd ends with the process that started it, even one killed by SIGKILL, with no sweep", async () => {
+  const [mine] = meshes as [Settings];
+  // A deployer of its own: a Node process that starts a proof, says its workerd's PID, and waits.
+  const script = `import { startProof } from ${JSON.stringify(new URL("./proof.ts", import.meta.url).href)};
+import { loadSettings } from ${JSON.stringify(new URL("../../settings.ts", import.meta.url).href)};
+const proof = await startProof(loadSettings({ GRIDIRON_DATA_DIR: ${JSON.stringify(mine.dataDir)} }));
+console.log(proof.workerd.pid);
+setInterval(() => {}, 60_000);`;
+  const deployer = execa(process.execPath, ["--input-type=module", "-e", script], { reject: false });
+  const pid = Number(await withTimeout(firstLine(deployer.stdout), 30_000, "the proof did not start"));
+  expect((await proofWorkerds(mine)).map((p) => p.pid)).toEqual([pid]);
+  deployer.kill("SIGKILL");
+  await deployer;
+  await vi.waitFor(async () => expect(await hasEnded(pid)).toBe(true), { timeout: 5_000 });
+  // Its dir is left for the next deployer's sweep, which finds no workerd left to kill.
+  expect(await sweepProofs(mine.dataDir)).toEqual({ killed: 0, removed: 1 });
+}, 60_000);
+
+/** The first line a stream gives. */
+async function firstLine(stream: AsyncIterable<unknown> & NodeJS.ReadableStream): Promise<string> {
+  for await (const line of createInterface({ input: stream })) return line;
+  throw new Error("the stream ended without a line");
+}
 
 /** A build answering discovery with one service, `extra` run on each request first. */
 async function storedBuild(settings: Settings, buildId: string, extra = ""): Promise<Build> {

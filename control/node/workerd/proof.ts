@@ -244,9 +244,16 @@ export async function stopProofs(): Promise<number> {
   return stopped;
 }
 
+/**
+ * Through util-linux's setpriv, which sets the parent-death signal and then becomes workerd (same
+ * PID and process group): a deployer that dies, even by SIGKILL, takes its proofs' and its spare's
+ * workerd with it at once, rather than leaving them to the next deployer's sweep, which may never
+ * come.
+ */
 function spawnWorkerd(config: string) {
   const options = { control: true };
-  return execa(binaries.workerd(), workerdArgs(config, options), {
+  const workerd = [binaries.workerd(), ...workerdArgs(config, options)];
+  return execa("setpriv", ["--pdeathsig", "KILL", "--", ...workerd], {
     stdio: ["ignore", "pipe", "pipe", ...execaFds(workerdFds(options))],
     all: true,
     reject: false,
