@@ -71,7 +71,8 @@ export async function sideBySide<T>(
   }
 }
 
-async function startSide(config: Config, prepare: (side: Side) => Promise<void>): Promise<Side> {
+/** A mesh started with `config`'s settings and prepared; the caller stops it. */
+export async function startSide(config: Config, prepare: (side: Side) => Promise<void>): Promise<Side> {
   const mesh = await startTestMesh(config.env);
   try {
     const ingress = new Ingress(mesh.settings.ingressUrl, await readAdminToken(mesh.settings));
@@ -135,16 +136,21 @@ function emptyRun(): Run {
   return { requests: 0, seconds: 0, errors: 0, rpss: [], p50s: [], p99s: [], workerdCpu: 0, supervisorCpu: 0 };
 }
 
-/** Closed-loop calls of `path` with a JSON `body` through `side`'s ingress. */
+/**
+ * Closed-loop calls of `path` with a JSON `body` through `side`'s ingress: its front, or with
+ * `socketPath` another way in (bench:front calls Restate's own socket).
+ */
 export async function closedLoop(
   side: Side,
   path: string,
   body: string,
   seconds: number,
   connections: number,
+  socketPath?: string,
 ): Promise<Sample> {
   const result = await autocannon({
     url: `${side.mesh.settings.ingressUrl}/${path}`,
+    ...(socketPath ? { socketPath } : {}),
     method: "POST",
     headers: { "content-type": "application/json" },
     body,

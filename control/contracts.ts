@@ -23,6 +23,19 @@ export const BUNDLES = "bundles";
 /** The service that answers for the cluster's membership (cluster/service.ts). */
 export const CLUSTER = "cluster";
 
+/**
+ * The control plane's services and objects, each with the handlers anyone may call through the
+ * ingress: every other handler of theirs needs the admin token, and Gridiron's ingress front
+ * refuses a call to one without it before Restate sees it (restate/ingress-front.ts). The
+ * handlers check the token themselves too; this list only decides what the front lets through.
+ */
+export const CONTROL_PLANE: ReadonlyMap<string, { keyed: boolean; public: readonly string[] }> = new Map([
+  [DEPLOYER, { keyed: true, public: ["status", "secrets", "secretsKey"] }],
+  [ROUTES, { keyed: true, public: [] }],
+  [BUNDLES, { keyed: true, public: [] }],
+  [CLUSTER, { keyed: false, public: ["nodes"] }],
+]);
+
 type BuildRef = Pick<Build, "name" | "buildId">;
 
 /**

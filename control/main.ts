@@ -6,14 +6,15 @@ import { loadSettings, settingDocs } from "./settings.ts";
 const HELP = `Usage: node control/main.ts <command>
 
 Commands:
-  start      run the mesh in the foreground: restate-server, the admin API front, workerd and the deployer,
+  start      run the mesh in the foreground: restate-server, its fronts, workerd and the deployer,
              restarted when they die, all stopped on Ctrl-C (this is what \`npm start\` runs)
   status     print whether each service is up, on a cluster node every node, then every bundle
              and its builds (what \`npx just status\` runs)
   command C  print the shell command that starts component C (restate, admin, workerd, deployer or ops);
              the runit run scripts exec it
   deployer   serve only the deployer's Restate endpoint (the supervisor runs this itself)
-  admin-front  serve only the authenticated front of Restate's admin API (likewise)
+  fronts     serve only Gridiron's fronts of Restate's admin API (admin token required) and of its
+             ingress (likewise)
   ops        serve only the ops port: /metrics, /livez, /readyz, and run the node agent, which serves
              the deployer's routes (the supervisor does both itself)
   help       show this text
@@ -34,10 +35,12 @@ async function main(command: string | undefined): Promise<void> {
       const { serveDeployer } = await import("./objects/endpoint.ts");
       return serveDeployer(loadSettings());
     }
-    case "admin-front": {
-      // Under runit: a process of its own (the supervisor serves it itself).
+    case "fronts": {
+      // Under runit: a process of its own (the supervisor serves them itself).
       const { serveAdminFront } = await import("./restate/admin-front.ts");
-      await serveAdminFront(loadSettings());
+      const { serveIngressFront } = await import("./restate/ingress-front.ts");
+      const settings = loadSettings();
+      await Promise.all([serveAdminFront(settings), serveIngressFront(settings)]);
       const stop = () => process.exit(0);
       process.once("SIGTERM", stop);
       process.once("SIGINT", stop);

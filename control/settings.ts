@@ -193,10 +193,11 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
   const nodeName = cluster?.self.name ?? SINGLE_NODE_NAME;
   const dataDir = resolve(e.GRIDIRON_DATA_DIR);
   const restateDir = resolve(dataDir, "restate");
-  // Restate's admin API (and on a single node its node port) listen only on unix sockets,
-  // reachable by this user alone.
+  // Restate's admin API, its ingress (and on a single node its node port) listen only on unix
+  // sockets, reachable by this user alone; Gridiron's fronts serve the first two on TCP.
   const socket = (name: string) => resolve(restateDir, nodeName, `${name}.sock`);
-  if (socket("fabric").length > MAX_SOCKET_PATH) {
+  // "ingress" is the longest name.
+  if (socket("ingress").length > MAX_SOCKET_PATH) {
     throw new Error(
       `invalid environment: GRIDIRON_DATA_DIR ${dataDir} is too long: Restate's unix sockets under it would exceed ${MAX_SOCKET_PATH} characters`,
     );
@@ -256,6 +257,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     /** restate-server's config on a cluster node, written from the peers (cluster/restate-config.ts). */
     restateClusterConfigPath: resolve(dataDir, "restate-cluster.toml"),
     adminSocket: socket("admin"),
+    ingressSocket: socket("ingress"),
     fabricSocket: socket("fabric"),
     bundlesDir: resolve(dataDir, "bundles"),
     downloadsDir: resolve(dataDir, "downloads"),

@@ -137,7 +137,7 @@ describe("the gridiron CLI", () => {
     const wrong = await gridiron(["resume", "greeter", "--token", "not-the-admin-token"]);
     expect(wrong.exitCode).toBe(1);
     expect(wrong.stderr).toMatch(
-      /^error: this deployer call needs the header 'Authorization: Bearer <token>'.*\(HTTP 401\)$/,
+      /^error: this call to deployer\/resumePaused needs the header 'Authorization: Bearer <token>'.*\(HTTP 401\)$/,
     );
     const empty = join(await scratch, "empty");
     await mkdir(empty, { recursive: true });

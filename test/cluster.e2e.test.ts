@@ -252,8 +252,8 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
     expect(await anonymous(`bundles/${greeterKey}/remove`)).toBe(401);
     expect(await anonymous(`bundles/${greeterKey}/chunk`, { file: "index.js", index: 0 })).toBe(401);
     expect(await anonymous("routes/local/served")).toBe(401);
-    // Only the deployer calls it, so Restate's ingress refuses it before any invocation.
-    expect(await anonymous("routes/local/remove", { name: "greeter", buildId: greeterKey?.split("@")[1] })).toBe(400);
+    // Every node's ingress front refuses them all before Restate makes an invocation.
+    expect(await anonymous("routes/local/remove", { name: "greeter", buildId: greeterKey?.split("@")[1] })).toBe(401);
     // Still stored and served everywhere.
     for (const node of LOCAL_NODES) {
       expect(await served(node)).toContain(greeterKey);

@@ -63,16 +63,16 @@ export function adminOnly(token: string, what = "this deployer call"): restate.H
   return ({ request }) => ({
     interceptor: {
       handler: async (next) => {
-        if (!authorized(request.headers.get("authorization"), token)) {
-          throw new UserError(
-            `${what} needs the header 'Authorization: Bearer <token>'; the token is GRIDIRON_ADMIN_TOKEN or the admin-token file in the data dir`,
-            401,
-          );
-        }
+        if (!authorized(request.headers.get("authorization"), token)) throw new UserError(tokenNeeded(what), 401);
         await next();
       },
     },
   });
+}
+
+/** Why a call without the admin token is refused (401), by a handler or by the ingress front. */
+export function tokenNeeded(what: string): string {
+  return `${what} needs the header 'Authorization: Bearer <token>'; the token is GRIDIRON_ADMIN_TOKEN or the admin-token file in the data dir`;
 }
 
 /** The header the control plane's own calls to its internal handlers carry. */

@@ -36,18 +36,18 @@ export function componentSpecs(
       env: {
         RESTATE_NODE_NAME: settings.nodeName,
         // Restate 1.7 has no authentication: its admin API listens only on a unix socket in the
-        // data dir, and admins reach it through the front (admin-front.ts). The node port too, but
-        // in a cluster, where peers must reach it: then on the node's cluster address.
+        // data dir, and admins reach it through the front (admin-front.ts). Its ingress too, behind
+        // a front that refuses anonymous calls to the control plane (ingress-front.ts). The node
+        // port too, but in a cluster, where peers must reach it: then on the node's cluster address.
         ...nodePortEnv(settings),
         RESTATE_ADMIN__LISTEN_MODE: "unix",
         RESTATE_ADMIN__ADVERTISED_ADMIN_ENDPOINT: settings.adminUrl,
-        RESTATE_INGRESS__LISTEN_MODE: "tcp",
-        RESTATE_INGRESS__BIND_ADDRESS: `${settings.bind}:${settings.ports.ingress}`,
+        RESTATE_INGRESS__LISTEN_MODE: "unix",
         RESTATE_INGRESS__ADVERTISED_INGRESS_ENDPOINT: settings.ingressUrl,
         RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE: settings.identityKeyPath,
       },
     },
-    admin: { name: "admin", file: process.execPath, args: [...OWN_NODE_FLAGS, CLI_ENTRY, "admin-front"] },
+    admin: { name: "admin", file: process.execPath, args: [...OWN_NODE_FLAGS, CLI_ENTRY, "fronts"] },
     workerd: cellSpec(settings, 0, cellSockets[0]),
     cells: cellIds(settings).map((cell) => cellSpec(settings, cell, cellSockets[cell])),
     deployer: { name: "deployer", file: process.execPath, args: [...OWN_NODE_FLAGS, CLI_ENTRY, "deployer"], ipc: true },

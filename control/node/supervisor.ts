@@ -1,4 +1,5 @@
 import type { Server } from "node:http";
+import { Agent } from "undici";
 import { closeServer } from "../close-server.ts";
 import { catchUp, SYNC_MS, storedFiles } from "../cluster/agent.ts";
 import { askPeers, confirmToken, RECHECK_MS, serveTokenCheck, watchToken } from "../cluster/token-check.ts";
@@ -10,6 +11,7 @@ import { serveOps } from "../ops/server.ts";
 import { culprits, heldBundles, watchdogKills } from "../ops/supervisor-metrics.ts";
 import { AdminClient } from "../restate/admin-client.ts";
 import { serveAdminFront } from "../restate/admin-front.ts";
+import { serveIngressFront } from "../restate/ingress-front.ts";
 import type { Settings } from "../settings.ts";
 import { answers, waitFor, withTimeout } from "../wait.ts";
 import { holdCellSockets } from "./cell-sockets.ts";
@@ -31,11 +33,11 @@ export interface Mesh {
 }
 
 /**
- * Starts workerd, restate-server, the admin API front and the deployer endpoint, waits until the
- * deployer has registered itself with Restate, and keeps all four running until `stop`. Runs the
- * node agent, which the deployer tells over its socket to serve the routes; on a cluster node it
- * first serves what the cluster routes, then polls. Every workerd of cell i serves `cellSockets[i]`
- * (cell-sockets.ts).
+ * Starts workerd, restate-server, the fronts of its admin API and ingress, and the deployer
+ * endpoint, waits until the deployer has registered itself with Restate, and keeps them all
+ * running until `stop`. Runs the node agent, which the deployer tells over its socket to serve the
+ * routes; on a cluster node it first serves what the cluster routes, then polls. Every workerd of
+ * cell i serves `cellSockets[i]` (cell-sockets.ts).
  */
 export async function startMesh(
   settings: Settings,
@@ -66,8 +68,8 @@ export async function startMesh(
   const deployer = new Supervised(specs.deployer, (child: Child) => (registered = deployerReady(child)), log);
   const all = [deployer, ...cells, restate];
   // In this process, as the ops port is: a process of its own cost ~90 MB resident (Node's own
-  // share); under runit it is one (main.ts admin-front).
-  let front: Server | undefined;
+  // share); under runit they are one (main.ts fronts).
+  const fronts: Server[] = [];
   const watching = new AbortController();
   // All at once: on Ctrl-C the terminal signals every child too, and each must be marked as
   // stopping before its exit is taken for a crash and restarted.
@@ -78,7 +80,7 @@ export async function startMesh(
       ops.close(),
       agentSocket.close(),
       tokenCheck?.close(),
-      front && closeServer(front),
+      ...fronts.map(closeServer),
     ]);
   };
 
@@ -99,10 +101,14 @@ export async function startMesh(
     log("[gridiron] starting restate-server");
     restate.start();
     await waitFor("restate-server admin API", () => admin.healthy(), STARTUP_TIMEOUT_MS);
-    await waitFor("restate-server ingress", () => answers(`${settings.ingressUrl}/restate/health`), STARTUP_TIMEOUT_MS);
-    log("[gridiron] starting the admin API front");
-    front = await serveAdminFront(settings);
+    const ingressSocket = new Agent({ connect: { socketPath: settings.ingressSocket } });
+    const ingressHealthy = () => answers("http://localhost/restate/health", { dispatcher: ingressSocket });
+    await waitFor("restate-server ingress", ingressHealthy, STARTUP_TIMEOUT_MS).finally(() => ingressSocket.close());
+    log("[gridiron] starting the fronts of Restate's admin API and ingress");
+    fronts.push(await serveAdminFront(settings));
+    fronts.push(await serveIngressFront(settings));
     await waitFor("the admin API front", () => adminFront.healthy(), STARTUP_TIMEOUT_MS);
+    await waitFor("the ingress front", () => answers(`${settings.ingressUrl}/restate/health`), STARTUP_TIMEOUT_MS);
     cells.forEach((workerd, cell) => {
       // Each cell has its own watchdog: a cell that hangs or grows is killed alone.
       void watchWorkerd(workerd, admin, cellUrl(settings, cell), settings.watchdog, {
