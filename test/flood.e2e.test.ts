@@ -1,4 +1,5 @@
 import { readdir } from "node:fs/promises";
+import { connect } from "node:net";
 import { beforeAll, describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { Ingress } from "./ingress.ts";
@@ -102,6 +103,45 @@ describe("a flood of anonymous calls to the control plane", () => {
     // Both greeter builds known, so every timed activation is the same work: route, discover, register.
     await timedActivation();
     await timedActivation();
+  });
+
+  test("the ingress front hands every other request to Restate as it is", async () => {
+    const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+      fetch(`${fx.ingress.url}/${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body,
+      });
+    // A body past the size read whole is streamed.
+    const long = "n".repeat(200_000);
+    const greeted = await post("greeter/greet", JSON.stringify(long));
+    expect(greeted.status).toBe(200);
+    expect(await greeted.json()).toContain(`, ${long}!`);
+    // Headers reach Restate: one idempotency key, one increment.
+    const key = { "idempotency-key": `front-${Date.now()}` };
+    const first = await (await post("counter/front/add", "1", key)).json();
+    expect(await (await post("counter/front/add", "1", key)).json()).toBe(first);
+    // Restate's own answers, errors included, come back unchanged.
+    const missing = await post("nosuch/greet", '""');
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ source: "ingress" });
+    expect((await post("deployer/greeter/status", "")).status).toBe(200);
+    const sent = await anonymous().send("greeter/greet", "later");
+    expect(await anonymous().attach(sent)).toContain("later");
+    // A proxy's absolute form is not read as a path.
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(fx.mesh.settings.ports.ingress, "127.0.0.1");
+      let answer = "";
+      socket.on("data", (chunk) => {
+        answer += chunk;
+      });
+      socket.on("end", () => resolve(answer));
+      socket.on("error", reject);
+      socket.end(
+        `POST ${fx.ingress.url}/deployer/greeter/activate HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`,
+      );
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 400 /);
   });
 
   test("delays an admin activation by under a second and changes nothing", async () => {
