@@ -13,6 +13,7 @@ import { buildWorker, CELL_WORKERD, findChild, startTestMesh } from "../test/mes
 import { endpointRequests } from "../test/restate-metrics.ts";
 import { attributionTable } from "./attribution.ts";
 import { cellsTable } from "./cells.ts";
+import { frontTable } from "./front.ts";
 import { BENCH_CONNECTIONS, BENCH_SECONDS } from "./load.ts";
 import { cpuSeconds, parentOf } from "./proc.ts";
 import { versions } from "./versions.ts";
@@ -25,7 +26,7 @@ import { versions } from "./versions.ts";
  * (default 10) and BENCH_CONNECTIONS (default 32) set the load; BENCH_WORKLOADS (a comma list of
  * workload names' first words, e.g. "greeter,counter") runs only those, for quick A/B runs.
  * Then it compares meshes with attribution of builds' lines on and off (attribution.ts), and with
- * cells and one cell (cells.ts).
+ * cells and one cell (cells.ts), and calls through the ingress front and straight in (front.ts).
  */
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -147,6 +148,7 @@ async function main(): Promise<void> {
     const bench = sources[1] ?? "";
     console.log(`\n${await attributionTable({ bench, chatty }, BENCH_SECONDS, BENCH_CONNECTIONS)}`);
     console.log(`\n${await cellsTable({ bench, second }, BENCH_SECONDS, BENCH_CONNECTIONS)}`);
+    console.log(`\n${await frontTable(bench, BENCH_SECONDS, BENCH_CONNECTIONS)}`);
   } finally {
     await rm(buildsDir, { recursive: true, force: true });
   }
