@@ -62,7 +62,7 @@ interface Side {
 /** The journaled steps of the last `activate` of `bundle` (its locked call's, which the admin gate made), in ms. */
 async function stepsOfLast(admin: AdminClient, bundle: string): Promise<Record<string, number>> {
   const [last] = await admin.query(
-    `SELECT id FROM sys_invocation WHERE target_service_name = 'deployer' AND target_service_key = '${bundle}' AND target_handler_name = 'activateLocked' ORDER BY created_at DESC LIMIT 1`,
+    `SELECT id FROM sys_invocation WHERE target_service_name = 'deployer' AND target_service_key = '${bundle}' AND target_handler_name = 'activate' ORDER BY created_at DESC LIMIT 1`,
   );
   const steps = stepsOf(await admin.journal(String(last?.id)));
   const ms: Record<string, number> = {};

@@ -151,7 +151,6 @@ describe("a flood of anonymous calls to the control plane", () => {
       ["routes/local/add", { build: { name: "greeter", buildId: "6.6.6-evil", services: ["greeter"] }, takeOver: [] }],
       ["routes/local/remove", { name: "greeter", buildId: active }],
       ["deployer/greeter/checkDrain", { buildId: active, watch: "x" }],
-      ["deployer/greeter/activateLocked", evil],
       ["deployer/greeter/activate", evil],
       ["deployer/greeter/rollback", {}],
       ["deployer/greeter/prune", { buildId: active, force: true }],

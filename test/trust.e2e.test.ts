@@ -189,10 +189,10 @@ describe("trust boundaries", () => {
       { service: "routes", method: "view", key: "local" },
       { service: "deployer", method: "checkDrain", key: "greeter", body: { buildId: greeterBuild, watch: "x" } },
       { service: "deployer", method: "prune", key: "greeter" },
-      { service: "deployer", method: "pruneLocked", key: "greeter", body: { buildId: greeterBuild, force: true } },
+      { service: "deployer", method: "prune", key: "greeter", body: { buildId: greeterBuild, force: true } },
       { service: "deployer", method: "activate", key: "greeter", body: { source: fx.sources.intruder, version: "6" } },
       { service: "deployer", method: "putSecrets", key: "greeter", body: { secrets: { K: "a.b.c.d.e" } } },
-      { service: "deployer", method: "deleteSecretsLocked", key: "greeter", body: { names: ["K"] } },
+      { service: "deployer", method: "deleteSecrets", key: "greeter", body: { names: ["K"] } },
     ];
     for (const attack of attacks) {
       const answer = await fx.ingress.call<{ refused?: string; code?: number }>("intruder/call", attack);
@@ -301,7 +301,7 @@ describe("trust boundaries", () => {
     void activate("orphan", pathToFileURL(dir).href).catch(() => {});
     await waitFor("the build copied", copied, 20_000);
     const [running] = await fx.admin.query(
-      "SELECT id FROM sys_invocation WHERE target_handler_name = 'activateLocked' AND target_service_key = 'orphan' AND status != 'completed'",
+      "SELECT id FROM sys_invocation WHERE target_handler_name = 'activate' AND target_service_key = 'orphan' AND status != 'completed'",
     );
     await fx.admin.killInvocation(String(running?.id));
     // Killed mid-proof: no record is written, and the copied files stay (what the fix cleans up).

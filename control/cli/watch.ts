@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Send } from "@restatedev/restate-sdk-clients";
-import { lockedCallOf, type Step, stepsOf } from "../domain/journal-steps.ts";
+import { type Step, stepsOf } from "../domain/journal-steps.ts";
 import type { Connection } from "./connection.ts";
 import { admin, ingress } from "./connection.ts";
 
@@ -27,10 +27,7 @@ export async function watch<T>(connection: Connection, send: Send<T>, events: St
   const client = admin(connection);
   const reported = new Map<number, "started" | "finished">();
   const report = async () => {
-    // The call went through an admin gate: its steps are in the locked call the gate made.
-    const gate = await client.journal(send.invocationId);
-    const locked = lockedCallOf(gate);
-    const steps = stepsOf(locked ? await client.journal(locked) : gate);
+    const steps = stepsOf(await client.journal(send.invocationId));
     steps.forEach((step, i) => {
       if (!reported.has(i)) events.started(step);
       if (step.endedAt && reported.get(i) !== "finished") events.finished(step);

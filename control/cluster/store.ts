@@ -1,7 +1,6 @@
 import * as restate from "@restatedev/restate-sdk";
 import { BUNDLES } from "../contracts.ts";
 import { adminOnly } from "../credentials/admin-token.ts";
-import { adminGate } from "../objects/admin-gate.ts";
 import { asTerminalError } from "../objects/error-policy.ts";
 import { Chunk, ChunkId, Manifest } from "./store-schema.ts";
 
@@ -22,29 +21,22 @@ type SharedCtx = restate.ObjectSharedContext;
 
 export function bundlesObject(adminToken: string) {
   const what = "bundles is internal to Gridiron's control plane: a call to it";
-  const gate = <I>(handler: string) => adminGate<I, void>(adminToken, handler, what);
   return restate.object({
     name: BUNDLES,
     handlers: {
-      // Writes come in through gates that refuse calls without the token before they wait on the
-      // build's key (admin-gate.ts): the key is public, shown by the dashboard.
-      put: gate<Chunk>("put"),
-      seal: gate<Manifest>("seal"),
-      remove: gate<undefined>("remove"),
-      putLocked: restate.handlers.object.exclusive(
-        { input: restate.serde.schema(Chunk), ingressPrivate: true },
-        async (ctx: Ctx, chunk: Chunk) => {
-          ctx.set(chunkKey(chunk.file, chunk.index), chunk.data);
-        },
-      ),
+      // The key is public (the dashboard shows it), but an anonymous call never waits on it: the
+      // ingress front refuses it before Restate sees it (ingress-front.ts).
+      put: restate.handlers.object.exclusive({ input: restate.serde.schema(Chunk) }, async (ctx: Ctx, chunk: Chunk) => {
+        ctx.set(chunkKey(chunk.file, chunk.index), chunk.data);
+      }),
       /** Written last: a build without a manifest is not (yet) stored. */
-      sealLocked: restate.handlers.object.exclusive(
-        { input: restate.serde.schema(Manifest), ingressPrivate: true },
+      seal: restate.handlers.object.exclusive(
+        { input: restate.serde.schema(Manifest) },
         async (ctx: Ctx, manifest: Manifest) => {
           ctx.set("manifest", manifest);
         },
       ),
-      removeLocked: restate.handlers.object.exclusive({ ingressPrivate: true }, async (ctx: Ctx) => {
+      remove: restate.handlers.object.exclusive(async (ctx: Ctx) => {
         ctx.clearAll();
       }),
       manifest: restate.handlers.object.shared(async (ctx: SharedCtx): Promise<Manifest | null> => {

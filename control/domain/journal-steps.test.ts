@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import type { JournalEntry, JournalRow } from "../restate/admin-client.ts";
-import { duration, lockedCallOf, stepsOf } from "./journal-steps.ts";
+import { duration, stepsOf } from "./journal-steps.ts";
 
 function row(index: number, entryType: string, name: string, appendedAt: string, entry: JournalEntry): JournalRow {
   return { index, entryType, name, appendedAt, entry };
@@ -72,32 +72,5 @@ describe("stepsOf", () => {
     const [copy] = stepsOf(activation);
     expect(copy && duration(copy)).toBe("0.04 s");
     expect(duration({ label: "x", startedAt: "2026-12-01T00:00:00Z" })).toBeUndefined();
-  });
-});
-
-describe("lockedCallOf", () => {
-  /** An admin gate's journal as Restate 1.7 showed it: its input, then its call to the locked handler. */
-  const gateCall = (handler: string): JournalRow[] => [
-    row(0, "Command: Input", "", "2026-12-05T01:20:59.614Z", { Command: { Input: {} } }),
-    row(1, "Command: Call", "", "2026-12-05T01:20:59.658Z", {
-      Command: {
-        Call: {
-          invocation_id: "inv_19b4wBURw8Iw5l2qRcRhTHoaZWAb0tOak1",
-          invocation_target: { VirtualObject: { name: "deployer", key: "greeter", handler, handler_ty: "Exclusive" } },
-          invocation_id_completion_id: 1,
-          result_completion_id: 2,
-        },
-      },
-    }),
-  ];
-
-  test("finds the locked call a gate made, whose journal has the steps", () => {
-    expect(lockedCallOf(gateCall("activateLocked"))).toBe("inv_19b4wBURw8Iw5l2qRcRhTHoaZWAb0tOak1");
-  });
-
-  test("finds none in a journal of steps, or before the gate made its call", () => {
-    expect(lockedCallOf(activation)).toBeUndefined();
-    expect(lockedCallOf(gateCall("activate"))).toBeUndefined();
-    expect(lockedCallOf(gateCall("activateLocked").slice(0, 1))).toBeUndefined();
   });
 });

@@ -1,7 +1,6 @@
 import { z } from "zod";
 import { CALL_STEPS } from "../contracts.ts";
 import type { JournalRow } from "../restate/admin-client.ts";
-import { gateOf } from "./locked-handlers.ts";
 
 /**
  * Pure: the journaled steps of a deployer call, from its journal in Restate. A step starts with
@@ -61,19 +60,6 @@ function stepStart(command: unknown, row: JournalRow): { step: Step; completionI
     step: { label: CALL_STEPS[name] ?? `call ${name}`, startedAt: row.appendedAt },
     completionId: call.data.Call.result_completion_id,
   };
-}
-
-/**
- * The invocation an admin gate handed its call to (admin-gate.ts), once the gate's journal holds
- * the call: that one's journal has the call's steps.
- */
-export function lockedCallOf(journal: JournalRow[]): string | undefined {
-  for (const row of journal) {
-    const call = CallCommand.safeParse(row.entry && "Command" in row.entry ? row.entry.Command : undefined);
-    const target = call.success ? Object.values(call.data.Call.invocation_target)[0] : undefined;
-    if (target && gateOf(target.handler)) return call.data?.Call.invocation_id;
-  }
-  return undefined;
 }
 
 /** How long a finished step took, in seconds as people read them. */

@@ -5,7 +5,6 @@ import { adminOnly } from "../credentials/admin-token.ts";
 import type { BuildOutcomes } from "../domain/rollout.ts";
 import { DeleteSecretsRequest, PutSecretsRequest, type SecretsKey } from "../domain/secrets.ts";
 import type { Settings } from "../settings.ts";
-import { adminGate } from "./admin-gate.ts";
 import { activate } from "./deployer/activate.ts";
 import {
   ActivateRequest,
@@ -44,37 +43,28 @@ export function deployerObject(
   return restate.object({
     name: DEPLOYER,
     handlers: {
-      // Admins' calls, refused without the token before they wait on the bundle's key (admin-gate.ts).
-      activate: adminGate<ActivateRequest, ActivateResult>(adminToken, "activate"),
-      rollback: adminGate<RollbackRequest, ActivateResult>(adminToken, "rollback"),
-      prune: adminGate<PruneRequest, PruneResult>(adminToken, "prune"),
-      resumePaused: adminGate<undefined, { resumed: string[] }>(adminToken, "resumePaused"),
-      rollout: adminGate<RolloutRequest, ActivateResult>(adminToken, "rollout"),
-      promote: adminGate<undefined, ActivateResult>(adminToken, "promote"),
-      abort: adminGate<undefined, ActivateResult>(adminToken, "abort"),
-      putSecrets: adminGate<PutSecretsRequest, SecretsChange>(adminToken, "putSecrets"),
-      deleteSecrets: adminGate<DeleteSecretsRequest, SecretsChange>(adminToken, "deleteSecrets"),
-
       /** The bundle's secrets' names and revisions, and which build runs with which; never a value. */
       secrets: restate.handlers.object.shared(async (ctx: SharedCtx) => listSecrets(d, ctx)),
 
       /** The public key secrets are sealed to (the same for every bundle), for the CLI and scripts. */
       secretsKey: restate.handlers.object.shared(async (): Promise<SecretsKey> => secretsKey),
 
-      activateLocked: restate.handlers.object.exclusive(
-        { input: restate.serde.schema(ActivateRequest), ingressPrivate: true, hooks: d.admins },
+      // Admins' calls (`d.admins` checks the token). An anonymous one never waits on the bundle's
+      // key: the ingress front refuses it before Restate sees it (ingress-front.ts).
+      activate: restate.handlers.object.exclusive(
+        { input: restate.serde.schema(ActivateRequest), hooks: d.admins },
         async (ctx: Ctx, input: ActivateRequest): Promise<ActivateResult> => activate(d, ctx, input),
       ),
 
       /** Adds or replaces sealed secrets; the active build runs with them as a new build. */
-      putSecretsLocked: restate.handlers.object.exclusive(
-        { input: restate.serde.schema(PutSecretsRequest), ingressPrivate: true, hooks: d.admins },
+      putSecrets: restate.handlers.object.exclusive(
+        { input: restate.serde.schema(PutSecretsRequest), hooks: d.admins },
         async (ctx: Ctx, input: PutSecretsRequest): Promise<SecretsChange> => putSecrets(d, ctx, input),
       ),
 
       /** Deletes secrets; the active build runs without them as a new build. */
-      deleteSecretsLocked: restate.handlers.object.exclusive(
-        { input: restate.serde.schema(DeleteSecretsRequest), ingressPrivate: true, hooks: d.admins },
+      deleteSecrets: restate.handlers.object.exclusive(
+        { input: restate.serde.schema(DeleteSecretsRequest), hooks: d.admins },
         async (ctx: Ctx, input: DeleteSecretsRequest): Promise<SecretsChange> => deleteSecrets(d, ctx, input),
       ),
 
@@ -93,39 +83,34 @@ export function deployerObject(
        * Prunes every drained build now, or with `buildId` one non-active build; that one must be
        * drained unless `force` is set.
        */
-      pruneLocked: restate.handlers.object.exclusive(
+      prune: restate.handlers.object.exclusive(
         // Optional bodies cannot use a schema serde: it would declare the body as always empty.
-        { ingressPrivate: true, hooks: d.admins },
-        async (ctx: Ctx, raw?: unknown): Promise<PruneResult> => pruneBuilds(d, ctx, raw),
+        { hooks: d.admins },
+        // Typed for the clients; validated in pruneBuilds.
+        async (ctx: Ctx, raw?: PruneRequest): Promise<PruneResult> => pruneBuilds(d, ctx, raw),
       ),
 
       /** Makes the previous (or the named) build receive all new calls again. */
-      rollbackLocked: restate.handlers.object.exclusive(
-        { ingressPrivate: true, hooks: d.admins },
-        async (ctx: Ctx, raw?: unknown): Promise<ActivateResult> => rollback(d, ctx, raw),
+      rollback: restate.handlers.object.exclusive(
+        { hooks: d.admins },
+        // Typed for the clients; validated in rollback.
+        async (ctx: Ctx, raw?: RollbackRequest): Promise<ActivateResult> => rollback(d, ctx, raw),
       ),
 
       /** Moves invocations paused on replaced builds to the active build. */
-      resumePausedLocked: restate.handlers.object.exclusive(
-        { ingressPrivate: true, hooks: d.admins },
-        async (ctx: Ctx) => resumePaused(d, ctx),
-      ),
+      resumePaused: restate.handlers.object.exclusive({ hooks: d.admins }, async (ctx: Ctx) => resumePaused(d, ctx)),
 
       /** A new percentage for the rollout in progress: a new split becomes the latest, the old one drains. */
-      rolloutLocked: restate.handlers.object.exclusive(
-        { input: restate.serde.schema(RolloutRequest), ingressPrivate: true, hooks: d.admins },
+      rollout: restate.handlers.object.exclusive(
+        { input: restate.serde.schema(RolloutRequest), hooks: d.admins },
         async (ctx: Ctx, input: RolloutRequest) => await stepRollout(d, ctx, input.percent),
       ),
 
       /** The canary becomes the active build. */
-      promoteLocked: restate.handlers.object.exclusive({ ingressPrivate: true, hooks: d.admins }, async (ctx: Ctx) =>
-        promoteCanary(d, ctx),
-      ),
+      promote: restate.handlers.object.exclusive({ hooks: d.admins }, async (ctx: Ctx) => promoteCanary(d, ctx)),
 
       /** The stable build takes every new call again; the canary drains. */
-      abortLocked: restate.handlers.object.exclusive({ ingressPrivate: true, hooks: d.admins }, async (ctx: Ctx) =>
-        abortRollout(d, ctx),
-      ),
+      abort: restate.handlers.object.exclusive({ hooks: d.admins }, async (ctx: Ctx) => abortRollout(d, ctx)),
 
       /** One judgement of an automatic rollout; only the deployer's own delayed messages call it. */
       judgeRollout: restate.handlers.object.exclusive(

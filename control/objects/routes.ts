@@ -14,7 +14,6 @@ import {
 } from "../domain/placement.ts";
 import { type RouteChange, type Routes, withoutRemoved, withRouted } from "../domain/route-changes.ts";
 import { cellOf } from "../node/workerd/cells.ts";
-import { adminGate } from "./admin-gate.ts";
 import { asTerminalError } from "./error-policy.ts";
 
 type RoutesState = { builds: RoutedBuild[]; owners: Owners; cells: CellState; revision: number };
@@ -101,12 +100,9 @@ export function routesObject(adminToken: string, layout: CellLayout) {
       /**
        * Quarantines a bundle whose build hung its cell alone (domain/culprit.ts): every node's
        * router refuses the calls of its builds in that cell from now on, and its next build goes
-       * to the quarantine cell, until an activation asks for a cell (`cell`). The watchdogs call
-       * it (through the gate).
+       * to the quarantine cell, until an activation asks for a cell (`cell`). The watchdogs call it.
        */
-      quarantine: adminGate<Quarantine, CellState>(adminToken, "quarantine"),
-      quarantineLocked: restate.handlers.object.exclusive(
-        { ingressPrivate: true },
+      quarantine: restate.handlers.object.exclusive(
         async (ctx: Ctx, { bundle, cell, reason }: Quarantine): Promise<CellState> => {
           const { builds, cells, revision } = await stateOf(ctx);
           const culprit = (b: RoutedBuild) => b.name === bundle && cellOf(b) === cell && !b.refused;

@@ -2,7 +2,6 @@ import { Agent, type Dispatcher, request } from "undici";
 import { z } from "zod";
 import { UserError } from "../domain/errors.ts";
 import type { DrainObservation, InvocationCounts } from "../domain/lifecycle.ts";
-import { gateOf, lockedHandler } from "../domain/locked-handlers.ts";
 import { answers } from "../wait.ts";
 
 /**
@@ -227,21 +226,17 @@ export class AdminClient {
     return rows.map((row) => ({ objectKey: String(row.service_key), value: String(row.value_utf8) }));
   }
 
-  /**
-   * The deployer's activations, rollbacks and prunes that have not completed yet: the locked
-   * calls their gates made (admin-gate.ts), which hold the steps, named as the gates are.
-   */
+  /** The deployer's activations, rollbacks and prunes that have not completed yet. */
   async deployerCallsInFlight(): Promise<DeployerCall[]> {
-    const handlers = ["activate", "rollback", "prune"].map((h) => `'${lockedHandler(h)}'`).join(", ");
     const rows = await this.query(
-      `SELECT id, target_service_key, target_handler_name, status, created_at FROM sys_invocation WHERE target_service_name = 'deployer' AND target_handler_name IN (${handlers}) AND status <> 'completed' ORDER BY created_at`,
+      "SELECT id, target_service_key, target_handler_name, status, created_at FROM sys_invocation WHERE target_service_name = 'deployer' AND target_handler_name IN ('activate', 'rollback', 'prune') AND status <> 'completed' ORDER BY created_at",
     );
     return rows.map((row) => {
       const r = DeployerCallRow.parse(row);
       return {
         id: r.id,
         bundle: r.target_service_key,
-        handler: gateOf(r.target_handler_name) ?? r.target_handler_name,
+        handler: r.target_handler_name,
         status: r.status,
         since: r.created_at,
       };

@@ -43,7 +43,7 @@ describe("isPublic", () => {
     expect(isPublic({ service: "deployer", handler: "secretsKey" })).toBe(true);
     expect(isPublic({ service: "cluster", handler: "nodes" })).toBe(true);
     expect(isPublic({ service: "deployer", handler: "activate" })).toBe(false);
-    expect(isPublic({ service: "deployer", handler: "activateLocked" })).toBe(false);
+    expect(isPublic({ service: "deployer", handler: "checkDrain" })).toBe(false);
     expect(isPublic({ service: "deployer", handler: "" })).toBe(false);
     expect(isPublic({ service: "routes", handler: "view" })).toBe(false);
     expect(isPublic({ service: "bundles", handler: "manifest" })).toBe(false);
