@@ -12,7 +12,7 @@ Commands:
              and its builds (what \`npx just status\` runs)
   command C  print the shell command that starts component C (restate, admin, workerd, deployer or ops);
              the runit run scripts exec it
-  deployer   serve only the deployer's Restate endpoint (the supervisor runs this itself)
+  deployer   serve only the deployer's Restate endpoint (the supervisor runs it as a thread of its own)
   admin-front  serve only the authenticated front of Restate's admin API (likewise)
   ops        serve only the ops port: /metrics, /livez, /readyz, and run the node agent, which serves
              the deployer's routes (the supervisor does both itself)
@@ -31,8 +31,13 @@ async function main(command: string | undefined): Promise<void> {
       return runMesh(loadSettings());
     }
     case "deployer": {
+      // Under runit: a process of its own (the supervisor runs it as a thread, deployer-thread.ts).
       const { serveDeployer } = await import("./objects/endpoint.ts");
-      return serveDeployer(loadSettings());
+      const deployer = await serveDeployer(loadSettings());
+      const stop = () => void deployer.stop().finally(() => process.exit(0));
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+      return;
     }
     case "admin-front": {
       // Under runit: a process of its own (the supervisor serves it itself).
