@@ -70,7 +70,7 @@ interface Side {
   deploy(i: number, version: string): Promise<() => Promise<void>>;
   /** The processes serving the services: workerd, or the N Node processes. */
   servingPids(): Promise<number[]>;
-  /** The side's other processes: Gridiron's supervisor, deployer and admin front. */
+  /** The side's other processes: Gridiron's supervisor (with the deployer's thread and the admin front) and the spare proof workerd. */
   ownPids(): Promise<number[]>;
 }
 
@@ -291,7 +291,7 @@ async function report(results: Map<Side, Measured[]>, cellMb: number): Promise<s
     "",
     `Cells: GRIDIRON_CELLS=${CELLS}, so ${alwaysRunningCells({ cells: Number(CELLS) }).length} workerd process(es) (the quarantine cell's starts only once a bundle is quarantined). A cell's own memory (a bare workerd with its router, before any deploy): ${fixed(cellMb)} MB RSS.`,
     "",
-    `Memory and idle CPU, both sides idle at once for ${IDLE_SECONDS} s after the load. Gridiron serves from workerd (every cell, each with its router); its own processes (supervisor, deployer, admin front, and the spare proof workerd) are shown apart. Node: the N processes. RSS counts shared pages in every process; PSS splits them. Ratios are Node / Gridiron's workerd.`,
+    `Memory and idle CPU, both sides idle at once for ${IDLE_SECONDS} s after the load. Gridiron serves from workerd (every cell, each with its router); its own processes (the supervisor, with the deployer's thread and the admin front, and the spare proof workerd) are shown apart. Node: the N processes. RSS counts shared pages in every process; PSS splits them. Ratios are Node / Gridiron's workerd.`,
     "",
     "| services | Gridiron: workerd RSS MB | Node: processes RSS MB | ratio | workerd PSS MB | Node PSS MB | ratio | Gridiron's own processes RSS MB | Node / (workerd + own) RSS | idle CPU % of a core: workerd / own / Node |",
     "|---|---|---|---|---|---|---|---|---|---|",

@@ -133,8 +133,8 @@ export async function workerdMb(mesh: TestMesh): Promise<number> {
 }
 
 /**
- * Gridiron's own processes: its supervisor and deployer, and the deployer's spare proof workerd
- * (all but the cells' workerd and restate-server).
+ * Gridiron's own processes: its supervisor (the deployer is a thread of it) and the deployer's
+ * spare proof workerd (all but the cells' workerd and restate-server).
  */
 export async function gridironOwnPids(mesh: TestMesh): Promise<number[]> {
   const others = new Set([...(await workerdPids(mesh)), ...(await findChildren(mesh, "/restate-server "))]);

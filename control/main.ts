@@ -12,9 +12,9 @@ Commands:
              and its builds (what \`npx just status\` runs)
   command C  print the shell command that starts component C (restate, admin, workerd, deployer or ops);
              the runit run scripts exec it
-  deployer   serve only the deployer's Restate endpoint (the supervisor runs this itself)
+  deployer   serve only the deployer's Restate endpoint (the supervisor runs it as a thread of its own)
   fronts     serve only Gridiron's fronts of Restate's admin API (admin token required) and of its
-             ingress (likewise)
+             ingress (the supervisor serves them itself)
   ops        serve only the ops port: /metrics, /livez, /readyz, and run the node agent, which serves
              the deployer's routes (the supervisor does both itself)
   help       show this text
@@ -32,8 +32,13 @@ async function main(command: string | undefined): Promise<void> {
       return runMesh(loadSettings());
     }
     case "deployer": {
+      // Under runit: a process of its own (the supervisor runs it as a thread, deployer-thread.ts).
       const { serveDeployer } = await import("./objects/endpoint.ts");
-      return serveDeployer(loadSettings());
+      const deployer = await serveDeployer(loadSettings());
+      const stop = () => void deployer.stop().finally(() => process.exit(0));
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+      return;
     }
     case "fronts": {
       // Under runit: a process of its own (the supervisor serves them itself).

@@ -245,7 +245,9 @@ describe("the mesh, end to end", () => {
 
   test("stopping the supervisor stops everything it started", async () => {
     const pids = await fx.mesh.pids();
-    expect(pids.length).toBeGreaterThanOrEqual(4);
+    // The supervisor (the deployer is a thread of it), restate-server, workerd, and the spare proof
+    // workerd once a deploy has started one.
+    expect(pids.length).toBeGreaterThanOrEqual(3);
     const leaked = await fx.mesh.stop();
     expect(leaked).toEqual([]);
     expect(pids.filter(isAlive)).toEqual([]);

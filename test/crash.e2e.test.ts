@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { Step, type StepName } from "../control/contracts.ts";
 import type { ActivateResult } from "../control/objects/deployer/api.ts";
-import { CELL_WORKERD, findChild, useTestMesh } from "./mesh.ts";
+import { CELL_WORKERD, deployerExits, eventually, findChild, useTestMesh } from "./mesh.ts";
 
 const CALLS = 2_000;
 const KEYS = 20;
@@ -109,13 +109,13 @@ function crashesAfterSteps(title: string, activateSteps: StepName[], pruneSteps:
     test.each(activateSteps.map((step, i) => [step, i]))(
       "a deployer killed right after activate's step %j finishes the activation exactly once",
       async (step, i) => {
-        const deployer = await findChild(fx.mesh, "main.ts deployer");
+        const exits = deployerExits(fx.mesh);
         await writeFile(join(fx.mesh.settings.dataDir, "crash-after"), step);
         const result = await fx.ingress.call<ActivateResult>("deployer/counter/activate", {
           source: fx.sources.counter,
           version: `2.0.${i}`,
         });
-        expect(await findChild(fx.mesh, "main.ts deployer")).not.toBe(deployer);
+        await eventually(async () => expect(deployerExits(fx.mesh)).toBe(exits + 1));
         await expectConsistent(result.buildId);
       },
       60_000,
@@ -129,11 +129,11 @@ function crashesAfterSteps(title: string, activateSteps: StepName[], pruneSteps:
         const status = await fx.ingress.call<Status>("deployer/counter/status");
         const victim = status.builds.find((b) => b.state === "draining" || b.state === "drained");
         expect(victim).toBeDefined();
-        const deployer = await findChild(fx.mesh, "main.ts deployer");
+        const exits = deployerExits(fx.mesh);
         await writeFile(join(fx.mesh.settings.dataDir, "crash-after"), step);
         const result = await fx.ingress.call("deployer/counter/prune", { buildId: victim?.buildId, force: true });
         expect(result).toEqual({ pruned: [{ buildId: victim?.buildId, affectedInvocations: 0 }] });
-        expect(await findChild(fx.mesh, "main.ts deployer")).not.toBe(deployer);
+        await eventually(async () => expect(deployerExits(fx.mesh)).toBe(exits + 1));
         await expectConsistent();
       },
       60_000,

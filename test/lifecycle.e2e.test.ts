@@ -3,7 +3,7 @@ import { describe, expect, test } from "vitest";
 import { identityHeaders } from "../control/credentials/request-identity.ts";
 import type { BuildView } from "../control/domain/lifecycle.ts";
 import type { ActivateResult } from "../control/objects/deployer/api.ts";
-import { CELL_WORKERD, eventually, findChild, findChildren, isAlive, useTestMesh } from "./mesh.ts";
+import { CELL_WORKERD, eventually, findChild, findChildren, isAlive, killDeployer, useTestMesh } from "./mesh.ts";
 import { failedAttempts } from "./restate-metrics.ts";
 
 interface Status {
@@ -123,7 +123,7 @@ describe("deployment lifecycle", () => {
     const v1 = built["counter@1.0.0"];
     // Interrupt a rollback: kill the deployer right after Restate hands it over.
     const rollback = await fx.ingress.send("deployer/counter/rollback", { buildId: v1?.buildId });
-    process.kill(await findChild(fx.mesh, "main.ts deployer"), "SIGKILL");
+    await killDeployer(fx.mesh);
     expect(await fx.ingress.attach<ActivateResult>(rollback)).toMatchObject({ buildId: v1?.buildId });
     await expect(fx.ingress.call("deployer/counter/rollback", { buildId: v1?.buildId })).rejects.toMatchObject({
       status: 409,
@@ -133,7 +133,7 @@ describe("deployment lifecycle", () => {
     const v2 = built["counter@2.0.0"];
     const forced = { buildId: v2?.buildId, force: true };
     const prune = await fx.ingress.send("deployer/counter/prune", forced);
-    process.kill(await findChild(fx.mesh, "main.ts deployer"), "SIGKILL");
+    await killDeployer(fx.mesh);
     const interrupted = await fx.ingress.attach<{ pruned: { buildId: string }[] }>(prune);
     // With this mesh's short timers the drain checks may have pruned it first: either way, once.
     expect([[], [v2?.buildId]]).toContainEqual(interrupted.pruned.map((p) => p.buildId));

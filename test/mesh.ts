@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -24,6 +25,8 @@ export interface TestMesh {
   pids(): Promise<number[]>;
   /** Stops the mesh by SIGTERM to the supervisor; returns the PIDs that had to be killed after that. */
   stop(): Promise<number[]>;
+  /** Sends `signal` to the supervisor. */
+  signal(signal: NodeJS.Signals): void;
 }
 
 /** Settings for a mesh of its own: free ports, data in `dir`. */
@@ -109,6 +112,7 @@ export async function startTestMesh(extraEnv: Record<string, string> = {}): Prom
     dir,
     output,
     pids: () => processTree(supervisor.pid),
+    signal: (signal) => supervisor.kill(signal),
     stop: async () => {
       const pids = await processTree(supervisor.pid);
       supervisor.kill("SIGTERM");
@@ -129,13 +133,20 @@ export async function startTestMesh(extraEnv: Record<string, string> = {}): Prom
   return mesh;
 }
 
+/**
+ * Whether a process runs: a zombie, killed but not yet reaped, does not. (The proofs' workerd of a
+ * deployer thread that ended stay zombies of the supervisor until it exits, and then until init
+ * reaps them.)
+ */
 export function isAlive(pid: number): boolean {
+  let stat: string;
   try {
-    process.kill(pid, 0);
-    return true;
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   } catch {
     return false;
   }
+  // "pid (comm) state ...", and comm may hold spaces or parentheses.
+  return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
 }
 
 async function processTree(root: number | undefined): Promise<number[]> {
@@ -232,6 +243,22 @@ export async function proofLeftovers(mesh: TestMesh): Promise<{ workerds: number
     workerds: workerds.filter((w) => !w.spare).map((w) => w.pid),
     dirs: dirs.filter((d) => !d.spare).map((d) => d.name),
   };
+}
+
+/**
+ * How many times the deployer has ended without being asked to (crashed, or killed by a test), as
+ * the supervisor logs it before starting it again: it runs as a thread of the supervisor, so it has
+ * no PID of its own to tell one run from the next.
+ */
+export function deployerExits(mesh: TestMesh): number {
+  return mesh.output.filter((line) => line.startsWith("[gridiron] deployer exited with ")).length;
+}
+
+/** Ends the deployer's thread at once, as a crash would (SIGUSR2 to the supervisor), and waits until the supervisor saw it end. */
+export async function killDeployer(mesh: TestMesh): Promise<void> {
+  const exits = deployerExits(mesh);
+  mesh.signal("SIGUSR2");
+  await eventually(async () => expect(deployerExits(mesh)).toBe(exits + 1));
 }
 
 /** Retries `check` until it passes, at most `timeoutMs`; fails with its last error (vitest's waitFor). */

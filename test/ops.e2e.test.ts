@@ -8,8 +8,9 @@ import { describe, expect, test } from "vitest";
 import { z } from "zod";
 import { readAdminToken } from "../control/credentials/admin-token.ts";
 import type { ActivateResult } from "../control/objects/deployer/api.ts";
+import { AdminClient } from "../control/restate/admin-client.ts";
 import { answers, waitFor, withTimeout } from "../control/wait.ts";
-import { eventually, findChild, isAlive, useTestMesh } from "./mesh.ts";
+import { deployerExits, eventually, findChild, isAlive, killDeployer, useTestMesh } from "./mesh.ts";
 
 const hasPrometheus = (await execa("sh", ["-c", "command -v prometheus"], { reject: false })).exitCode === 0;
 
@@ -59,10 +60,10 @@ describe("the ops port, end to end", () => {
     await activate(fx.sources.greeter, "1.0.0");
     await activate(fx.sources.greeter, "1.0.0");
     // The deployer dies right after registering 2.0.0; Restate replays the activation on its successor.
-    const deployer = await findChild(fx.mesh, "main.ts deployer");
+    const exits = deployerExits(fx.mesh);
     await writeFile(join(fx.mesh.settings.dataDir, "crash-after"), "register with Restate");
     await activate(fx.sources.greeter, "2.0.0");
-    expect(await findChild(fx.mesh, "main.ts deployer")).not.toBe(deployer);
+    await eventually(async () => expect(deployerExits(fx.mesh)).toBe(exits + 1));
     const broken = join(fx.buildsDir, "broken");
     await mkdir(broken, { recursive: true });
     await writeFile(join(broken, "index.js"), "export default { fetch( {");
@@ -96,6 +97,21 @@ describe("the ops port, end to end", () => {
     const active = builds.find((b) => b.state === "active")?.buildId;
     expect(await metric(`gridiron_pinned_invocations{bundle="greeter",build="${active}"}`)).toBe(0);
   }, 90_000);
+
+  test("a deployer thread ended abruptly takes neither the supervisor, the ops port nor the admin front with it", async () => {
+    const [supervisor] = await fx.mesh.pids();
+    const front = new AdminClient({ url: fx.mesh.settings.adminUrl, token: await readAdminToken(fx.mesh.settings) });
+    const restarts = await metric('gridiron_restarts_total{component="deployer"}');
+    await killDeployer(fx.mesh);
+    // It is started again half a second after its end: these answer meanwhile, from the same process.
+    expect(await get("/livez")).toEqual({ status: 200, body: "ok\n" });
+    expect(await front.healthy()).toBe(true);
+    expect((await fx.mesh.pids())[0]).toBe(supervisor);
+    await eventually(async () => {
+      expect(await fx.ingress.call("deployer/greeter/status")).toMatchObject({ builds: expect.any(Array) });
+      expect(await metric('gridiron_restarts_total{component="deployer"}')).toBe((restarts ?? 0) + 1);
+    });
+  });
 
   test.skipIf(!hasPrometheus)(
     "a real Prometheus scrapes the ops port and its API returns the deploy counters",

@@ -1,9 +1,9 @@
-import { readdir, readFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, test } from "vitest";
 import type { ActivateResult } from "../control/objects/deployer/api.ts";
-import { eventually, findChild, proofLeftovers, proofsOf, useTestMesh } from "./mesh.ts";
+import { deployerExits, eventually, isAlive, killDeployer, proofLeftovers, proofsOf, useTestMesh } from "./mesh.ts";
 
 /** A build whose discovery answer sends its headers, then one byte a second (see its index.js). */
 const TRICKLE = pathToFileURL(resolve(import.meta.dirname, "fixtures/trickle")).href;
@@ -11,12 +11,6 @@ const TRICKLE = pathToFileURL(resolve(import.meta.dirname, "fixtures/trickle")).
 const OWN_CONSOLE = pathToFileURL(resolve(import.meta.dirname, "fixtures/own-console")).href;
 /** The proof's deadline for discovery (loadTimeoutMs at the default hang limit). */
 const DISCOVERY_DEADLINE = /did not answer Restate discovery at \S+ within 5 s \(HTTP 200 came, but not its whole body/;
-
-/** Whether a process runs: a zombie, killed but not yet reaped by whoever adopted it, does not. */
-async function running(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
-  return stat !== "" && stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-}
 
 /**
  * A build that slows the proof down cannot hold an activation, nor leave the proof's workerd or
@@ -62,25 +56,25 @@ describe("proof deadlines", () => {
 
   test("a deployer killed mid-proof leaves no proof workerd or dir once it is back", async () => {
     const before = await snapshot();
-    const deployer = await findChild(fx.mesh, "main.ts deployer");
+    const exits = deployerExits(fx.mesh);
     const attempt = activate("trickle", TRICKLE).catch((error: unknown) => error);
-    // The proof's workerd gets SIGKILL when its deployer dies (proof.ts); its dir is left for the sweep.
+    // The proof's workerd gets SIGKILL when the thread that started it ends (proof.ts); its dir is
+    // left for the sweep.
     let orphans: number[] = [];
     // Mid-proof: its workerd serves the build (not the spare, which waits for the next proof).
     await eventually(async () => {
       orphans = (await proofLeftovers(fx.mesh)).workerds;
       expect(orphans).not.toEqual([]);
     });
-    process.kill(deployer, "SIGKILL");
+    await killDeployer(fx.mesh);
     const killedAt = Date.now();
     await eventually(async () => {
-      const alive = await Promise.all(orphans.map(running));
-      expect(orphans.filter((_, i) => alive[i])).toEqual([]);
+      expect(orphans.filter(isAlive)).toEqual([]);
     });
     console.info(`[proof deadlines] orphan proof workerd gone ${Date.now() - killedAt} ms after the deployer's kill`);
     // Gone before the deployer is back: its sweep, once it starts, finds only the dir to remove.
     await eventually(async () => {
-      expect(await findChild(fx.mesh, "main.ts deployer")).not.toBe(deployer);
+      expect(deployerExits(fx.mesh)).toBe(exits + 1);
       expect(fx.mesh.output.join("\n")).toMatch(/killed 0 leftover proof workerd\(s\), removed 1 proof dir\(s\)/);
     });
     // Restate retries the proof on the new deployer, which refuses the build as before.

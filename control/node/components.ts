@@ -9,6 +9,7 @@ import type { Settings } from "../settings.ts";
 import { binaries } from "./binaries.ts";
 import { OWN_NODE_FLAGS } from "./node-flags.ts";
 import type { ChildSpec } from "./supervised.ts";
+import type { ThreadSpec } from "./supervised-thread.ts";
 import { cellConfigPath, cellIds, cellProcessName } from "./workerd/cells.ts";
 import { writeLiveConfig } from "./workerd/config.ts";
 import { workerdArgs, workerdFds } from "./workerd/process.ts";
@@ -50,10 +51,31 @@ export function componentSpecs(
     admin: { name: "admin", file: process.execPath, args: [...OWN_NODE_FLAGS, CLI_ENTRY, "fronts"] },
     workerd: cellSpec(settings, 0, cellSockets[0]),
     cells: cellIds(settings).map((cell) => cellSpec(settings, cell, cellSockets[cell])),
-    deployer: { name: "deployer", file: process.execPath, args: [...OWN_NODE_FLAGS, CLI_ENTRY, "deployer"], ipc: true },
+    // Under runit; the supervisor runs the deployer as a thread (deployerThread).
+    deployer: { name: "deployer", file: process.execPath, args: [...OWN_NODE_FLAGS, CLI_ENTRY, "deployer"] },
     ops: { name: "ops", file: process.execPath, args: [...OWN_NODE_FLAGS, CLI_ENTRY, "ops"] },
   };
 }
+
+/**
+ * The deployer's heap limit as a thread of the supervisor. An activation holds at most a few
+ * copies of one bundle (GRIDIRON_MAX_BUNDLE_MB, 50 by default, the files of a cluster's store in
+ * 1 MB chunks) besides the SDK's journal; a deployer that outgrows this leaks, and ends alone
+ * (ERR_WORKER_OUT_OF_MEMORY) to be started again, rather than growing the supervisor's process
+ * until the kernel kills it and every child with it. V8's default would be a quarter of the
+ * machine's memory, shared with everything else here.
+ */
+const DEPLOYER_HEAP_MB = 512;
+
+/**
+ * The deployer under the supervisor: a thread of the supervisor's process, not a process of its
+ * own (supervised-thread.ts says what that keeps; docs/benchmarks.md what it saves).
+ */
+export const deployerThread: ThreadSpec = {
+  name: "deployer",
+  module: new URL("../objects/deployer-thread.ts", import.meta.url),
+  resourceLimits: { maxOldGenerationSizeMb: DEPLOYER_HEAP_MB },
+};
 
 /**
  * Cell `cell`'s workerd (workerd/cells.ts); runit runs cell 0 alone, as `workerd`. Under the

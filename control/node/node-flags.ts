@@ -2,6 +2,7 @@ import { join } from "node:path";
 
 /** The module hook that serves Gridiron's sources with their types stripped ahead (stripped-modules.js). */
 export const STRIPPED_MODULES_HOOK = "control/node/stripped-modules.js";
+export const STRIPPED_MODULES_PATH = join(import.meta.dirname, "../..", STRIPPED_MODULES_HOOK);
 
 /**
  * V8 flags for Gridiron's own long-lived Node processes. Their work is control, not a call's hot
@@ -17,7 +18,4 @@ export const OWN_V8_FLAGS = ["--max-semi-space-size=1", "--no-opt", "--v8-pool-s
  * docs/benchmarks.md. `npm start` passes the same to the supervisor (package.json; a unit test
  * keeps them equal).
  */
-export const OWN_NODE_FLAGS = [
-  `--import=${join(import.meta.dirname, "../..", STRIPPED_MODULES_HOOK)}`,
-  ...OWN_V8_FLAGS,
-];
+export const OWN_NODE_FLAGS = [`--import=${STRIPPED_MODULES_PATH}`, ...OWN_V8_FLAGS];

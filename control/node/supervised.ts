@@ -1,16 +1,15 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa, type Options, type ResultPromise } from "execa";
-import { restarts } from "../ops/supervisor-metrics.ts";
 import { type ExtraFds, execaFds } from "./child-fds.ts";
+import { RestartPolicy } from "./restarts.ts";
 
-export type Child = ResultPromise<{ ipc: true; all: true; buffer: false; reject: false }>;
+export type Child = ResultPromise<{ all: true; buffer: false; reject: false }>;
 
 export interface ChildSpec {
   name: string;
   file: string;
   args: string[];
   env?: Record<string, string>;
-  ipc?: boolean;
   /**
    * The child's fds from 3 on: one of ours to share (a cell's listening socket, held by the
    * supervisor: cell-sockets.ts), a new pipe (e.g. workerd's control messages), or nothing.
@@ -24,11 +23,7 @@ export interface ChildSpec {
   output?: "relay" | "direct";
 }
 
-const STOP_GRACE_MS = 10_000;
-const MIN_BACKOFF_MS = 500;
-const MAX_BACKOFF_MS = 30_000;
-/** A child that stayed up this long is healthy again: its backoff starts over from the shortest. */
-const HEALTHY_AFTER_MS = 60_000;
+export const STOP_GRACE_MS = 10_000;
 
 /**
  * One supervised process: its output is printed line by line behind its name (or goes straight to
@@ -41,7 +36,7 @@ export class Supervised {
   private readonly log: (line: string) => void;
   private child: Child | undefined;
   private stopping = false;
-  private backoffMs = MIN_BACKOFF_MS;
+  private readonly restarts: RestartPolicy;
   /** The running child was killed on purpose (kill): no crash, so its restart does not back off further. */
   private killed = false;
 
@@ -49,7 +44,7 @@ export class Supervised {
     this.spec = spec;
     this.onStart = onStart;
     this.log = log;
-    restarts.inc({ component: spec.name }, 0);
+    this.restarts = new RestartPolicy(spec.name, log);
   }
 
   start(): Child {
@@ -58,7 +53,6 @@ export class Supervised {
     const output = relayed ? "pipe" : "inherit";
     const options = {
       env: this.spec.env ?? {},
-      ipc: this.spec.ipc ?? false,
       all: relayed,
       buffer: false,
       reject: false,
@@ -74,15 +68,10 @@ export class Supervised {
     void child.then((result) => {
       if (this.child !== child || this.stopping) return;
       this.child = undefined;
-      if (Date.now() - startedAt > HEALTHY_AFTER_MS) this.backoffMs = MIN_BACKOFF_MS;
       const how = result.signal ? `signal ${result.signal}` : `code ${result.exitCode}`;
-      const delayMs = this.killed ? MIN_BACKOFF_MS : this.backoffMs;
-      restarts.inc({ component: this.spec.name });
-      this.log(`[gridiron] ${this.spec.name} exited with ${how}; restarting in ${delayMs} ms`);
-      setTimeout(() => {
+      this.restarts.ended(how, startedAt, this.killed, () => {
         if (!this.stopping && !this.child) this.start();
-      }, delayMs).unref();
-      if (!this.killed) this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+      });
       this.killed = false;
     });
     return child;

@@ -15,9 +15,10 @@ import { serveIngressFront } from "../restate/ingress-front.ts";
 import type { Settings } from "../settings.ts";
 import { answers, waitFor, withTimeout } from "../wait.ts";
 import { holdCellSockets } from "./cell-sockets.ts";
-import { componentSpecs, prepareDataDir } from "./components.ts";
+import { componentSpecs, deployerThread, prepareDataDir } from "./components.ts";
 import { type CellProcesses, NodeAgent, serveAgentSocket } from "./node-agent.ts";
-import { type Child, Supervised } from "./supervised.ts";
+import { Supervised } from "./supervised.ts";
+import { SupervisedThread } from "./supervised-thread.ts";
 import { deployerReady } from "./supervisor-ipc.ts";
 import { alwaysRunningCells, cellUrl } from "./workerd/cells.ts";
 import { cellsInRoutes } from "./workerd/config.ts";
@@ -28,6 +29,8 @@ const STARTUP_TIMEOUT_MS = 60_000;
 
 export interface Mesh {
   stop(): Promise<void>;
+  /** Ends the deployer's thread at once, as a crash would; it is started again (SIGUSR2 to `npm start`). */
+  killDeployer(): void;
   /** Settles once the mesh stopped on its own: a cluster node whose peers refuse its admin token. */
   failed: Promise<Error>;
 }
@@ -65,7 +68,7 @@ export async function startMesh(
   };
   const tokenCheck = tokenSettings && (await serveTokenCheck(tokenSettings, token));
   let registered: Promise<void> = Promise.resolve();
-  const deployer = new Supervised(specs.deployer, (child: Child) => (registered = deployerReady(child)), log);
+  const deployer = new SupervisedThread(deployerThread, (thread) => (registered = deployerReady(thread)), log);
   const all = [deployer, ...cells, restate];
   // In this process, as the ops port is: a process of its own cost ~90 MB resident (Node's own
   // share); under runit they are one (main.ts fronts).
@@ -145,7 +148,7 @@ export async function startMesh(
       void stop().then(() => resolve(new Error(message)));
     });
   });
-  return { stop, failed };
+  return { stop, killDeployer: () => deployer.kill(), failed };
 }
 
 /**
@@ -205,4 +208,10 @@ export async function runMesh(settings: Settings): Promise<void> {
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  // The deployer is a thread, so nothing outside can signal it alone; this is how (crash tests,
+  // an operator's kill of a stuck control plane).
+  process.on("SIGUSR2", () => {
+    console.log("[gridiron] SIGUSR2: ending the deployer's thread");
+    mesh.killDeployer();
+  });
 }

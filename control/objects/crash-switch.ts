@@ -1,13 +1,14 @@
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { isMainThread } from "node:worker_threads";
 import type * as restate from "@restatedev/restate-sdk";
 import type { StepName } from "../contracts.ts";
 
 /**
  * The journaled steps of the control plane's handlers, and for crash tests only, crash points
  * after them. With GRIDIRON_CRASH_POINTS set (the crash tests set it; nothing else does), a file
- * `crash-after` in the data dir naming a step is removed and the process dies on the spot with
- * SIGKILL, as right after that step a real crash would; Restate then replays the operation on the
+ * `crash-after` in the data dir naming a step is removed and the deployer dies on the spot, as
+ * right after that step a real crash would; Restate then replays the operation on the
  * restarted deployer. Without the setting a step is `ctx.run` and nothing more.
  *
  * (The SDK's `run` interceptor cannot host this: it fires before the step's result is journaled.)
@@ -36,5 +37,9 @@ async function crashPoint(dataDir: string, step: string): Promise<void> {
   const wanted = await readFile(file, "utf8").catch(() => undefined);
   if (wanted?.trim() !== step) return;
   await rm(file, { force: true });
-  process.kill(process.pid, "SIGKILL");
+  // As abruptly as a crash: a process of its own (under runit) is killed; the supervisor's thread
+  // ends on the spot, its supervisor and the rest of the process untouched (no more of its code
+  // runs, so nothing more is journaled).
+  if (isMainThread) process.kill(process.pid, "SIGKILL");
+  else process.exit(1);
 }

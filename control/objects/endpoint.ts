@@ -6,7 +6,6 @@ import { readAdminToken } from "../credentials/admin-token.ts";
 import { identityPublicKey } from "../credentials/request-identity.ts";
 import { secretsPublicKey } from "../credentials/secrets-key.ts";
 import { rolloutOutcomes } from "../logs/outcomes.ts";
-import { announceReady } from "../node/supervisor-ipc.ts";
 import { quarantineCell } from "../node/workerd/cells.ts";
 import { stopProofs, sweepProofs } from "../node/workerd/proof.ts";
 import { AdminClient } from "../restate/admin-client.ts";
@@ -17,12 +16,22 @@ import { routesObject } from "./routes.ts";
 
 const REGISTER_TIMEOUT_MS = 60_000;
 
+export interface DeployerEndpoint {
+  /**
+   * Stops the proofs it runs, the spare too (their workerd would outlive it), before its caller
+   * ends it. Not the server: Restate holds its HTTP/2 connections open, so a graceful close would
+   * wait forever; whatever was running is retried by Restate from its journal.
+   */
+  stop(): Promise<void>;
+}
+
 /**
  * Serves the control plane's Restate services (`deployer`, `routes`) over HTTP/2 and registers
  * them with Restate. Re-registering on every start is safe: `force` replaces the previous
- * registration of this uri with whatever this code now declares.
+ * registration of this uri with whatever this code now declares. Runs as a thread of the
+ * supervisor (deployer-thread.ts) or, under runit, as a process of its own (main.ts).
  */
-export async function serveDeployer(settings: Settings): Promise<void> {
+export async function serveDeployer(settings: Settings): Promise<DeployerEndpoint> {
   await sweep(settings);
   const token = await readAdminToken(settings);
   const handler = restate.createEndpointHandler({
@@ -60,16 +69,12 @@ export async function serveDeployer(settings: Settings): Promise<void> {
     REGISTER_TIMEOUT_MS,
   );
   console.log(`registered ${settings.deployerUrl} with Restate`);
-  await announceReady();
-  // Restate holds its HTTP/2 connections open, so a graceful close would wait forever; whatever
-  // was running is retried by Restate from its journal.
-  const stop = async () => {
-    const stopped = await stopProofs();
-    if (stopped) console.log(`stopped ${stopped} running proof(s)`);
-    process.exit(0);
+  return {
+    async stop() {
+      const stopped = await stopProofs();
+      if (stopped) console.log(`stopped ${stopped} running proof(s)`);
+    },
   };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
 }
 
 /**

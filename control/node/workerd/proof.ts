@@ -248,7 +248,10 @@ export async function stopProofs(): Promise<number> {
  * Through util-linux's setpriv, which sets the parent-death signal and then becomes workerd (same
  * PID and process group): a deployer that dies, even by SIGKILL, takes its proofs' and its spare's
  * workerd with it at once, rather than leaving them to the next deployer's sweep, which may never
- * come.
+ * come. The signal fires when the thread that started workerd ends, so under the supervisor, where
+ * the deployer is a thread (supervised-thread.ts), a deployer thread that ends takes them too (its
+ * supervisor's process, which they then belong to, cannot reap them: they stay zombies until it
+ * exits).
  */
 function spawnWorkerd(config: string) {
   const options = { control: true };
