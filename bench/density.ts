@@ -7,7 +7,7 @@ import { alwaysRunningCells } from "../control/node/workerd/cells.ts";
 import { loadSettings } from "../control/settings.ts";
 import { Ingress } from "../test/ingress.ts";
 import { findChild, type TestMesh } from "../test/mesh.ts";
-import { BENCH_CONNECTIONS } from "./load.ts";
+import { BENCH_CONNECTIONS, wayIn } from "./load.ts";
 import { cpuSeconds, pssMb } from "./proc.ts";
 import {
   activate,
@@ -205,11 +205,11 @@ async function load(mesh: TestMesh, side: Side, n: number, restate: number) {
       setupRequest: (request) => ({ ...request, path: `/${side.path((i++ % n) + 1)}` }),
     },
   ];
-  const url = mesh.settings.ingressUrl;
-  await autocannon({ url, connections: BENCH_CONNECTIONS, duration: WARMUP_SECONDS, requests });
+  const way = wayIn(mesh.settings, side.name);
+  await autocannon({ ...way, connections: BENCH_CONNECTIONS, duration: WARMUP_SECONDS, requests });
   const groups = { serving: await side.servingPids(), own: await side.ownPids(), restate };
   const before = await cpuSeconds(groups);
-  const result = await autocannon({ url, connections: BENCH_CONNECTIONS, duration: LOAD_SECONDS, requests });
+  const result = await autocannon({ ...way, connections: BENCH_CONNECTIONS, duration: LOAD_SECONDS, requests });
   const after = await cpuSeconds(groups);
   const calls = Math.max(1, result.requests.total);
   const perCall = (k: keyof typeof groups) => (((after[k] ?? 0) - (before[k] ?? 0)) * 1000) / calls;

@@ -14,14 +14,14 @@ import { endpointRequests } from "../test/restate-metrics.ts";
 import { attributionTable } from "./attribution.ts";
 import { cellsTable } from "./cells.ts";
 import { frontTable } from "./front.ts";
-import { BENCH_CONNECTIONS, BENCH_SECONDS } from "./load.ts";
+import { BENCH_CONNECTIONS, BENCH_SECONDS, wayIn } from "./load.ts";
 import { cpuSeconds, parentOf } from "./proc.ts";
 import { versions } from "./versions.ts";
 
 /**
  * `npm run bench`: the same handlers served by Gridiron (workerd) and by the Node SDK's HTTP/2
  * endpoint, behind one restate-server, under the same closed-loop load from autocannon over
- * loopback. Gridiron serves two builds of them: bidirectional, as the demos are, and in
+ * loopback (Gridiron's through its ingress front, the Node side's straight into Restate: load.ts). Gridiron serves two builds of them: bidirectional, as the demos are, and in
  * request-response mode, the Workers SDK's default. Prints two markdown tables. BENCH_SECONDS
  * (default 10) and BENCH_CONNECTIONS (default 32) set the load; BENCH_WORKLOADS (a comma list of
  * workload names' first words, e.g. "greeter,counter") runs only those, for quick A/B runs.
@@ -113,7 +113,7 @@ async function main(): Promise<void> {
     for (const workload of WORKLOADS) {
       const bidi = await measure(mesh.settings, workload, BUILDS[0].prefix, pids);
       const requestResponse = await measure(mesh.settings, workload, BUILDS[1].prefix, pids);
-      const node = await measure(mesh.settings, workload, "node_", pids);
+      const node = await measure(mesh.settings, workload, "node_", pids, "Node");
       bidiRows.push(row(workload.name, bidi, node));
       requestResponseRows.push(row(workload.name, requestResponse, node));
     }
@@ -159,8 +159,9 @@ async function measure(
   workload: Workload,
   prefix: string,
   pids: Record<string, number>,
+  side: "Gridiron" | "Node" = "Gridiron",
 ): Promise<Measured> {
-  const url = settings.ingressUrl;
+  const way = wayIn(settings, side);
   let i = 0;
   const requests: autocannon.Request[] = [
     {
@@ -173,10 +174,10 @@ async function measure(
     },
   ];
   // A short warm-up, so isolates, connections and JIT are ready before the timed run.
-  await autocannon({ url, connections: BENCH_CONNECTIONS, duration: 2, requests });
+  await autocannon({ ...way, connections: BENCH_CONNECTIONS, duration: 2, requests });
   const before = await cpuSeconds(pids);
   const requestsBefore = await endpointRequests(settings);
-  const result = await autocannon({ url, connections: BENCH_CONNECTIONS, duration: BENCH_SECONDS, requests });
+  const result = await autocannon({ ...way, connections: BENCH_CONNECTIONS, duration: BENCH_SECONDS, requests });
   const after = await cpuSeconds(pids);
   const requestsAfter = await endpointRequests(settings);
   const calls = Math.max(1, result.requests.total);
