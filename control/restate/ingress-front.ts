@@ -24,7 +24,12 @@ export async function serveIngressFront(
 ): Promise<Server> {
   const token = await readAdminToken(settings);
   // The socket is what is dialled; the origin only fills the Host header a client did not send.
-  const pool = new Pool("http://localhost", { socketPath: settings.ingressSocket });
+  // No timeouts of its own: a call is answered when its handler ends, which may take hours.
+  const pool = new Pool("http://localhost", {
+    socketPath: settings.ingressSocket,
+    headersTimeout: 0,
+    bodyTimeout: 0,
+  });
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const refusal = refused(req, token);
     if (refusal) {
@@ -83,11 +88,15 @@ function endToEnd(headers: IncomingHttpHeaders | Record<string, string | string[
  * third of a greeter call's throughput (bench:front).
  */
 async function forward(pool: Pool, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  // A client that goes away frees its connection to Restate (the invocation itself runs on).
+  const gone = new AbortController();
+  res.on("close", () => gone.abort());
   const request: Dispatcher.RequestOptions = {
     path: req.url ?? "/",
     method: (req.method ?? "GET") as Dispatcher.HttpMethod,
     headers: endToEnd(req.headers),
     body: await bodyOf(req),
+    signal: gone.signal,
   };
   pool.stream(
     request,
