@@ -20,7 +20,9 @@ import { controlPlaneTarget, isPublic } from "./ingress-target.ts";
  * request to Restate as it is (no header added).
  */
 export async function serveIngressFront(
-  settings: Pick<Settings, "adminToken" | "adminTokenPath" | "ingressSocket" | "ports" | "bind">,
+  settings: Pick<Settings, "adminToken" | "adminTokenPath" | "ingressSocket" | "bind"> & {
+    ports: Pick<Settings["ports"], "ingress">;
+  },
 ): Promise<Server> {
   const token = await readAdminToken(settings);
   // The socket is what is dialled; the origin only fills the Host header a client did not send.
@@ -84,8 +86,8 @@ function endToEnd(headers: IncomingHttpHeaders | Record<string, string | string[
 
 /**
  * Streams `req` to Restate's ingress and its answer back. By hand over undici's pool rather than
- * with http-proxy-3 (as the admin front does): that cost the supervisor 1 ms of CPU per call, a
- * third of a greeter call's throughput (bench:front).
+ * with http-proxy-3 (as the admin front does): that cost the supervisor 1.03 ms of CPU per call
+ * against 0.73-0.80 (bench:front, docs/benchmarks.md).
  */
 async function forward(pool: Pool, req: IncomingMessage, res: ServerResponse): Promise<void> {
   // A client that goes away frees its connection to Restate (the invocation itself runs on).
@@ -102,14 +104,14 @@ async function forward(pool: Pool, req: IncomingMessage, res: ServerResponse): P
     request,
     ({ statusCode, headers }) => res.writeHead(statusCode, endToEnd(headers)),
     (error) => {
-      if (!error) return;
+      if (!error || gone.signal.aborted) return;
       if (res.headersSent) return void res.destroy(error);
       answer(res, 502, `Restate's ingress is not reachable: ${error.message}`);
     },
   );
 }
 
-/** Bodies up to this size are read whole and sent in one write (0.1-0.2 ms of CPU less a call). */
+/** Bodies up to this size are read whole and sent in one write (about 0.07 ms of CPU less a call). */
 const WHOLE_BODY_BYTES = 64 * 1024;
 
 /** `req`'s body: whole when it is small, else as a stream; none when it has none. */
