@@ -258,7 +258,8 @@ export function deployerExits(mesh: TestMesh): number {
 export async function killDeployer(mesh: TestMesh): Promise<void> {
   const exits = deployerExits(mesh);
   mesh.signal("SIGUSR2");
-  await eventually(async () => expect(deployerExits(mesh)).toBe(exits + 1));
+  // The supervisor's last lines say why, should the thread not end (or the supervisor with it).
+  await eventually(async () => expect(deployerExits(mesh), mesh.output.slice(-30).join("\n")).toBe(exits + 1));
 }
 
 /** Retries `check` until it passes, at most `timeoutMs`; fails with its last error (vitest's waitFor). */

@@ -261,13 +261,18 @@ export async function serveAgentSocket(agent: NodeAgent, socketPath: string): Pr
       res.writeHead(404).end();
       return;
     }
-    const failed = (error: unknown) => res.writeHead(503).end(error instanceof Error ? error.message : String(error));
+    // A deployer that dies mid-request (its thread ended) leaves nobody to answer: nothing may throw then.
+    const failed = (error: unknown) => {
+      if (!res.headersSent) res.writeHead(503).end(error instanceof Error ? error.message : String(error));
+    };
+    res.on("error", () => {});
     // The deployer compiles what it routed itself, once Restate registered it (deployer/serve.ts).
     bodyOf(req)
       .then((body) =>
         agent.sync(undefined, { warm: false, ...(body ? { change: RouteChange.parse(JSON.parse(body)) } : {}) }),
       )
-      .then((report) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(report)), failed);
+      .then((report) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(report)))
+      .catch(failed);
   });
   // A socket file left by a process that was killed would make listen fail.
   await rm(socketPath, { force: true });

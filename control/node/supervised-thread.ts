@@ -103,6 +103,6 @@ export class SupervisedThread {
   kill(): void {
     if (!this.thread) return;
     this.killed = true;
-    void this.thread.terminate();
+    this.thread.terminate().catch((error: Error) => this.log(`[gridiron] ${this.spec.name}: ${error.message}`));
   }
 }
