@@ -7,7 +7,7 @@ import { readAdminToken } from "../control/credentials/admin-token.ts";
 import { sweepProofs } from "../control/node/workerd/proof.ts";
 import { AdminClient } from "../control/restate/admin-client.ts";
 import { loadSettings, type Settings } from "../control/settings.ts";
-import { waitFor, withTimeout } from "../control/wait.ts";
+import { answers, waitFor, withTimeout } from "../control/wait.ts";
 import { Ingress } from "./ingress.ts";
 import { buildWorker, eventually, expectRestartKeepingState, isAlive, meshEnv } from "./mesh.ts";
 
@@ -60,6 +60,8 @@ describe.skipIf(!hasRunit)("the mesh under runit", () => {
       async () => (await admin.query("SELECT name FROM sys_service WHERE name = 'deployer'")).length === 1,
       90_000,
     );
+    // runit starts every service at once: the ingress is there once its front (service admin) answers.
+    await waitFor("the ingress front under runit", () => answers(`${settings.ingressUrl}/restate/health`), 90_000);
     ingress = new Ingress(settings.ingressUrl, await readAdminToken(settings));
     workerdBeforeDeploys = await pidOf("workerd");
     await ingress.call("deployer/greeter/activate", { source: greeter, version: "1.0.0" });
