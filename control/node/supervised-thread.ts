@@ -5,7 +5,10 @@ import { type ResourceLimits, Worker } from "node:worker_threads";
 import { STRIPPED_MODULES_PATH } from "./node-flags.ts";
 import { RestartPolicy } from "./restarts.ts";
 import { STOP_GRACE_MS } from "./supervised.ts";
-import { askToStop } from "./supervisor-ipc.ts";
+import { askToEnd } from "./supervisor-ipc.ts";
+
+/** How long a killed thread has to end itself before it is terminated. */
+const KILL_GRACE_MS = 1_000;
 
 export interface ThreadSpec {
   name: string;
@@ -89,7 +92,7 @@ export class SupervisedThread {
     if (!thread) return;
     // Not events.once: it rejects on an "error" (the thread may fail as it stops), which is logged above.
     const exited = new Promise<boolean>((resolve) => thread.once("exit", () => resolve(true)));
-    askToStop(thread);
+    askToEnd(thread, "stop");
     if (!(await Promise.race([exited, sleep(STOP_GRACE_MS, false)]))) {
       this.log(`[gridiron] ${this.spec.name} did not stop within ${STOP_GRACE_MS} ms; terminating it`);
     }
@@ -97,12 +100,23 @@ export class SupervisedThread {
   }
 
   /**
-   * Ends the thread at once, wherever it is (no more of its code runs, so it journals nothing
-   * more), as a crash would; it is started again after the shortest backoff.
+   * Ends the thread at once, as a crash would: it is asked to exit now (no more of its code runs
+   * after that, so it journals nothing more), and terminated if it has not within KILL_GRACE_MS
+   * (a thread stuck in a busy loop reads no message). Asked first because Node aborts the whole
+   * process when a thread is terminated while one of its HTTP/2 sessions is receiving
+   * (nodejs/node#38418, seen here with Restate's sessions to the deployer): a thread that exits
+   * itself cuts them first (deployer-thread.ts). It is started again after the shortest backoff.
    */
   kill(): void {
-    if (!this.thread) return;
+    const thread = this.thread;
+    if (!thread) return;
     this.killed = true;
-    this.thread.terminate().catch((error: Error) => this.log(`[gridiron] ${this.spec.name}: ${error.message}`));
+    const exited = new Promise<boolean>((resolve) => thread.once("exit", () => resolve(true)));
+    askToEnd(thread, "kill");
+    void Promise.race([exited, sleep(KILL_GRACE_MS, false)]).then((ended) => {
+      if (ended) return;
+      this.log(`[gridiron] ${this.spec.name} did not end within ${KILL_GRACE_MS} ms; terminating it`);
+      thread.terminate().catch((error: Error) => this.log(`[gridiron] ${this.spec.name}: ${error.message}`));
+    });
   }
 }

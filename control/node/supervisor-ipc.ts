@@ -4,12 +4,14 @@ import { z } from "zod";
 /**
  * The messages between the supervisor and the deployer, which runs as a thread of the supervisor
  * (supervised-thread.ts): the deployer says when it is registered, the supervisor asks a thread to
- * stop. (Workerd handovers are the node agent's: node-agent.ts.) Under runit the deployer is a
+ * end. (Workerd handovers are the node agent's: node-agent.ts.) Under runit the deployer is a
  * process of its own and neither is sent.
  */
 
 const Ready = z.object({ type: z.literal("deployer-ready") });
-const Stop = z.object({ type: z.literal("stop") });
+/** Stop: clean up, then end. Kill: end now, as a crash would. */
+const End = z.object({ type: z.enum(["stop", "kill"]) });
+export type Ending = z.infer<typeof End>["type"];
 
 /** Deployer side: tells the supervisor, when it runs in one of its threads, that it is registered. */
 export function announceReady(): void {
@@ -28,16 +30,17 @@ export function deployerReady(deployer: Worker): Promise<void> {
   });
 }
 
-/** Supervisor side: asks a thread to stop (it ends once it has cleaned up; see stopAsked). */
-export function askToStop(thread: Worker): void {
-  thread.postMessage({ type: "stop" } satisfies z.infer<typeof Stop>);
+/** Supervisor side: asks a thread to end, after cleaning up ("stop") or at once ("kill"); see endAsked. */
+export function askToEnd(thread: Worker, type: Ending): void {
+  thread.postMessage({ type } satisfies z.infer<typeof End>);
 }
 
-/** Thread side: resolves once the supervisor asks this thread to stop; never outside a thread. */
-export function stopAsked(): Promise<void> {
+/** Thread side: resolves with how the supervisor asks this thread to end; never outside a thread. */
+export function endAsked(): Promise<Ending> {
   return new Promise((resolve) => {
     parentPort?.on("message", (message: unknown) => {
-      if (Stop.safeParse(message).success) resolve();
+      const asked = End.safeParse(message);
+      if (asked.success) resolve(asked.data.type);
     });
   });
 }

@@ -6,6 +6,7 @@ import { readAdminToken } from "../credentials/admin-token.ts";
 import { identityPublicKey } from "../credentials/request-identity.ts";
 import { secretsPublicKey } from "../credentials/secrets-key.ts";
 import { rolloutOutcomes } from "../logs/outcomes.ts";
+import { trackSessions } from "../node/thread-sessions.ts";
 import { quarantineCell } from "../node/workerd/cells.ts";
 import { stopProofs, sweepProofs } from "../node/workerd/proof.ts";
 import { AdminClient } from "../restate/admin-client.ts";
@@ -52,6 +53,8 @@ export async function serveDeployer(settings: Settings): Promise<DeployerEndpoin
     identityKeys: [await identityPublicKey(settings)],
   });
   const server = createServer(handler);
+  // Cut before a deployer thread ends (deployer-thread.ts).
+  trackSessions(server);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(settings.ports.deployer, settings.internalBind, resolve);
