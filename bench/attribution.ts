@@ -29,8 +29,12 @@ import {
 /** Lines per second the noisy bundle aims at: test/fixtures/chatty's `noisy` handler, in calls of NOISE_BATCH lines. */
 const NOISE_LINES_PER_SECOND = 10_000;
 const NOISE_BATCH = 500;
-/** A slice's length: short, so that the two slices of a round see nearly the same machine. */
-const SLICE_SECONDS = 1;
+/**
+ * A slice's length: short, so that the slices of a round see nearly the same machine, yet long
+ * against a call (1-s slices, at ~150 req/s and 180 ms a call, gave rounds' ratios of 0.8-1.3
+ * between identical meshes).
+ */
+const SLICE_SECONDS = 2;
 /** Rounds at the least, whatever `seconds`: fewer give no median worth reading. */
 const MIN_ROUNDS = 5;
 const CONFIGS = [
