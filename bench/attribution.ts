@@ -6,6 +6,7 @@ import { buildWorker } from "../test/mesh.ts";
 import { BENCH_CONNECTIONS, BENCH_SECONDS } from "./load.ts";
 import {
   alternate,
+  atOnce,
   closedLoop,
   cpuPerThousand,
   type Load,
@@ -22,8 +23,9 @@ import {
  * What attributing builds' lines costs (README: Logs), measured in `npm run bench`: the same
  * stateless call on meshes with GRIDIRON_LOGS on and off, each measured alone and then beside a
  * noisy bundle that logs about NOISE_LINES_PER_SECOND lines a second, the meshes up at once and
- * loaded in turn (side-by-side.ts). A third mesh, off as well, is measured alone beside them: the
- * two off meshes' ratio (A/A) is the noise floor of the on/off ratio (A/B) on this machine.
+ * loaded in turn (side-by-side.ts), then all loaded at once. A third mesh, off as well, is measured
+ * alone beside them: the two off meshes' ratio (A/A) is the noise floor of the on/off ratio (A/B)
+ * on this machine.
  */
 
 /** Lines per second the noisy bundle aims at: test/fixtures/chatty's `noisy` handler, in calls of NOISE_BATCH lines. */
@@ -72,6 +74,7 @@ export async function attributionTable(
     const noise: Noise = new Map();
     await warmUp(sides, load);
     await alternate(sides, "alone", slices, load);
+    await atOnce(sides, "at once", slices, load);
     await alternate([on, off], "noisy", slices, load, (side) => noiseBeside(side, noise));
     return table(sides, noise, slices, connections);
   });
@@ -102,7 +105,16 @@ function table(
     "",
     ratioLine("attribution on/off per-call throughput", runOf(on, "alone"), runOf(off, "alone")),
     ratioLine("A/A control, off again/off (the noise floor)", runOf(control, "alone"), runOf(off, "alone")),
+    `The three meshes loaded at once, ${connections} connections each (each mesh's share of the machine follows its cost per call): ${atOnceLine(on)}, ${atOnceLine(off)}, ${atOnceLine(control)}.`,
+    ratioLine("attribution on/off, loaded at once", runOf(on, "at once"), runOf(off, "at once")),
+    ratioLine("A/A control, loaded at once", runOf(control, "at once"), runOf(off, "at once")),
   ].join("\n");
+}
+
+/** A side's req/s and CPU per 1k calls while the meshes were loaded at once. */
+function atOnceLine(side: Side): string {
+  const run = runOf(side, "at once");
+  return `${side.config.name} ${rps(run).toFixed(0)} req/s, ${cpuPerThousand(run)} CPU s per 1k calls`;
 }
 
 /** Starts the noisy bundle beside a slice on `side`; its stop adds what it made to `noise`. */

@@ -117,6 +117,20 @@ export async function alternate(
   }
 }
 
+/**
+ * Measures `phase` on every side at the same time, `slices` times, `seconds` a slice: the sides
+ * share the machine at each instant, so a load that comes and goes weighs on all of them alike
+ * even within a slice, and each side's share of the machine follows its cost per call.
+ */
+export async function atOnce(
+  sides: readonly Side[],
+  phase: string,
+  { slices, seconds }: { slices: number; seconds: number },
+  load: Load,
+): Promise<void> {
+  for (let i = 0; i < slices; i++) await Promise.all(sides.map((side) => measure(side, phase, seconds, load)));
+}
+
 /** `xs` starting at its (i mod length)-th. */
 export function rotated<X>(xs: readonly X[], i: number): X[] {
   const at = xs.length ? i % xs.length : 0;
