@@ -1,5 +1,16 @@
 import { expect, test } from "vitest";
-import { quantile, type Run, ratioLine, ratios, rotated, together } from "./side-by-side.ts";
+import {
+  alternate,
+  atOnce,
+  type Load,
+  quantile,
+  type Run,
+  ratioLine,
+  ratios,
+  rotated,
+  type Side,
+  together,
+} from "./side-by-side.ts";
 
 /** A run of slices with these req/s, one second each. */
 function runOf(rpss: number[]): Run {
@@ -43,4 +54,31 @@ test("quantiles interpolate between the nearest values", () => {
   expect(quantile([4, 1, 3, 2], 0.5)).toBe(2.5);
   expect(quantile([1, 2, 3, 4, 5], 0.25)).toBe(2);
   expect(quantile([], 0.5)).toBe(0);
+});
+
+/** A side with no processes of its own (its CPU reads as 0), named `name`. */
+function fakeSide(name: string): Side {
+  return {
+    config: { name, env: {} },
+    mesh: {} as Side["mesh"],
+    ingress: {} as Side["ingress"],
+    pids: { workerd: [], supervisor: 0 },
+    runs: new Map(),
+  };
+}
+
+test("in turn, each round starts with the next side; at once, every side's slice runs at the same time", async () => {
+  const sides = [fakeSide("a"), fakeSide("b")];
+  const log: string[] = [];
+  const load: Load = async (side) => {
+    log.push(`${side.config.name}+`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    log.push(`${side.config.name}-`);
+    return { requests: 10, seconds: 1, errors: 0, p50: 1, p99: 2 };
+  };
+  await alternate(sides, "turns", { slices: 2, seconds: 1 }, load);
+  expect(log.splice(0)).toEqual(["a+", "a-", "b+", "b-", "b+", "b-", "a+", "a-"]);
+  await atOnce(sides, "together", { slices: 1, seconds: 1 }, load);
+  expect(log).toEqual(["a+", "b+", "a-", "b-"]);
+  expect(sides[0]?.runs.get("together")?.rpss).toEqual([10]);
 });
