@@ -8,6 +8,7 @@ import {
   alternate,
   atOnce,
   closedLoop,
+  cpuDeltaLine,
   cpuPerThousand,
   type Load,
   latencies,
@@ -108,6 +109,11 @@ function table(
     `The three meshes loaded at once, ${connections} connections each (each mesh's share of the machine follows its cost per call): ${atOnceLine(on)}, ${atOnceLine(off)}, ${atOnceLine(control)}.`,
     ratioLine("attribution on/off, loaded at once", runOf(on, "at once"), runOf(off, "at once")),
     ratioLine("A/A control, loaded at once", runOf(control, "at once"), runOf(off, "at once")),
+    // CPU per call moves less with the machine's load than throughput does: the quieter figure.
+    ...["alone", "at once"].flatMap((phase) => [
+      cpuDeltaLine(`CPU, on - off (${phase})`, runOf(on, phase), runOf(off, phase)),
+      cpuDeltaLine(`CPU, A/A control (${phase})`, runOf(control, phase), runOf(off, phase)),
+    ]),
   ].join("\n");
 }
 

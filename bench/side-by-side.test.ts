@@ -2,6 +2,7 @@ import { expect, test } from "vitest";
 import {
   alternate,
   atOnce,
+  cpuDeltaLine,
   type Load,
   quantile,
   type Run,
@@ -81,4 +82,10 @@ test("in turn, each round starts with the next side; at once, every side's slice
   await atOnce(sides, "together", { slices: 1, seconds: 1 }, load);
   expect(log).toEqual(["a+", "b+", "a-", "b-"]);
   expect(sides[0]?.runs.get("together")?.rpss).toEqual([10]);
+});
+
+test("the CPU a call took more on one side than on the other, in µs", () => {
+  const a = { ...runOf([100]), requests: 1000, workerdCpu: 1.9, supervisorCpu: 1.0 };
+  const b = { ...runOf([100]), requests: 1000, workerdCpu: 1.7, supervisorCpu: 1.05 };
+  expect(cpuDeltaLine("x", a, b)).toBe("x: workerd +200 µs, supervisor -50 µs a call");
 });

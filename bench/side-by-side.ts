@@ -221,8 +221,21 @@ export function latencies(run: Run): string {
 
 /** "workerd + supervisor" CPU seconds per 1,000 calls. */
 export function cpuPerThousand(run: Run): string {
-  const per = (cpu: number) => ((cpu * 1000) / Math.max(1, run.requests)).toFixed(2);
-  return `${per(run.workerdCpu)} + ${per(run.supervisorCpu)}`;
+  const { workerd, supervisor } = cpuPerCall(run);
+  return `${(workerd * 1000).toFixed(2)} + ${(supervisor * 1000).toFixed(2)}`;
+}
+
+/** CPU seconds per call of the cells' workerds and of the supervisor. */
+export function cpuPerCall(run: Run): { workerd: number; supervisor: number } {
+  const calls = Math.max(1, run.requests);
+  return { workerd: run.workerdCpu / calls, supervisor: run.supervisorCpu / calls };
+}
+
+/** `label`: how much more CPU a's calls took than b's, in µs a call, workerd's and the supervisor's. */
+export function cpuDeltaLine(label: string, a: Run, b: Run): string {
+  const [x, y] = [cpuPerCall(a), cpuPerCall(b)];
+  const us = (seconds: number) => `${seconds >= 0 ? "+" : ""}${(seconds * 1e6).toFixed(0)} µs`;
+  return `${label}: workerd ${us(x.workerd - y.workerd)}, supervisor ${us(x.supervisor - y.supervisor)} a call`;
 }
 
 /**
