@@ -6,7 +6,9 @@ import { buildWorker } from "../test/mesh.ts";
 import { BENCH_CONNECTIONS, BENCH_SECONDS } from "./load.ts";
 import {
   alternate,
+  atOnce,
   closedLoop,
+  cpuDeltaLine,
   cpuPerThousand,
   type Load,
   latencies,
@@ -20,19 +22,28 @@ import {
 
 /**
  * What attributing builds' lines costs (README: Logs), measured in `npm run bench`: the same
- * stateless call on two meshes, one with GRIDIRON_LOGS on and one with it off, each measured alone
- * and then beside a noisy bundle that logs about NOISE_LINES_PER_SECOND lines a second, both
- * meshes up at once and loaded in turn (side-by-side.ts).
+ * stateless call on meshes with GRIDIRON_LOGS on and off, each measured alone and then beside a
+ * noisy bundle that logs about NOISE_LINES_PER_SECOND lines a second, the meshes up at once and
+ * loaded in turn (side-by-side.ts), then all loaded at once. A third mesh, off as well, is measured
+ * alone beside them: the two off meshes' ratio (A/A) is the noise floor of the on/off ratio (A/B)
+ * on this machine.
  */
 
 /** Lines per second the noisy bundle aims at: test/fixtures/chatty's `noisy` handler, in calls of NOISE_BATCH lines. */
 const NOISE_LINES_PER_SECOND = 10_000;
 const NOISE_BATCH = 500;
-/** Slices each side's `seconds` is cut into. */
-const SLICES = 5;
+/**
+ * A slice's length: short, so that the slices of a round see nearly the same machine, yet long
+ * against a call (1-s slices, at ~150 req/s and 180 ms a call, gave rounds' ratios of 0.8-1.3
+ * between identical meshes).
+ */
+const SLICE_SECONDS = 2;
+/** Rounds at the least, whatever `seconds`: fewer give no median worth reading. */
+const MIN_ROUNDS = 5;
 const CONFIGS = [
   { name: "on", env: { GRIDIRON_LOGS: "true" } },
   { name: "off", env: { GRIDIRON_LOGS: "false" } },
+  { name: "off again (A/A control)", env: { GRIDIRON_LOGS: "false" } },
 ] as const;
 
 export interface AttributionSources {
@@ -45,44 +56,71 @@ export interface AttributionSources {
 /** Lines the noisy bundle logged per side, and over how long, while `noisy` was measured. */
 type Noise = Map<Side, { lines: number; ms: number }>;
 
+/** `seconds` of calls per side and phase, cut into rounds of one SLICE_SECONDS slice per side. */
 export async function attributionTable(
   sources: AttributionSources,
   seconds: number,
   connections: number,
 ): Promise<string> {
-  console.error("[bench] attribution on and off: starting a mesh each");
+  console.error("[bench] attribution on, off and off again: starting a mesh each");
   const prepare = async (side: Side) => {
     await side.ingress.call("deployer/bench-rr/activate", { source: sources.bench, version: "1.0.0" });
     await side.ingress.call("deployer/chatty/activate", { source: sources.chatty, version: "1.0.0" });
   };
   return sideBySide(CONFIGS, prepare, async (sides) => {
+    const [on, off] = sides;
     const load: Load = (side, s) => closedLoop(side, "gr_greeter/greet", '"bench"', s, connections);
-    const slices = { slices: SLICES, seconds: seconds / SLICES };
+    const rounds = Math.max(MIN_ROUNDS, Math.round(seconds / SLICE_SECONDS));
+    const slices = { slices: rounds, seconds: seconds / rounds };
     const noise: Noise = new Map();
     await warmUp(sides, load);
     await alternate(sides, "alone", slices, load);
-    await alternate(sides, "noisy", slices, load, (side) => noiseBeside(side, noise));
-    return table(sides, noise, seconds, connections);
+    await atOnce(sides, "at once", slices, load);
+    await alternate([on, off], "noisy", slices, load, (side) => noiseBeside(side, noise));
+    return table(sides, noise, slices, connections);
   });
 }
 
-function table([on, off]: [Side, Side], noise: Noise, seconds: number, connections: number): string {
+function table(
+  [on, off, control]: [Side, Side, Side],
+  noise: Noise,
+  { slices, seconds }: { slices: number; seconds: number },
+  connections: number,
+): string {
   const line = (side: Side) => {
     const [alone, noisy] = [runOf(side, "alone"), runOf(side, "noisy")];
-    const made = noise.get(side) ?? { lines: 0, ms: 0 };
-    const linesPerSecond = ((made.lines * 1000) / Math.max(1, made.ms)).toFixed(0);
-    return `| ${side.config.name} | ${rps(alone).toFixed(0)} | ${latencies(alone)} | ${cpuPerThousand(alone)} | ${rps(noisy).toFixed(0)} | ${latencies(noisy)} | ${linesPerSecond} | ${alone.errors} / ${noisy.errors} |`;
+    const made = noise.get(side);
+    const beside = made
+      ? `${rps(noisy).toFixed(0)} | ${latencies(noisy)} | ${((made.lines * 1000) / Math.max(1, made.ms)).toFixed(0)} | ${alone.errors} / ${noisy.errors}`
+      : `- | - | - | ${alone.errors} / -`;
+    return `| ${side.config.name} | ${rps(alone).toFixed(0)} | ${latencies(alone)} | ${cpuPerThousand(alone)} | ${beside} |`;
   };
   return [
-    `Attribution of builds' lines (GRIDIRON_LOGS), greeter (stateless, request-response) alone and beside a bundle logging ~10,000 lines/s; both meshes up, loaded in turn in ${SLICES} slices of ${(seconds / SLICES).toFixed(1)} s each, ${connections} connections; p50 / p99 are the medians of the slices':`,
+    `Attribution of builds' lines (GRIDIRON_LOGS), greeter (stateless, request-response) alone and beside a bundle logging ~10,000 lines/s; the meshes up at once, loaded in turn in ${slices} rounds of one ${seconds.toFixed(1)}-s slice each, ${connections} connections; p50 / p99 are the medians of the slices'; the third mesh is off too, measured alone as a control:`,
     "",
     "| attribution | req/s | p50 / p99 ms | CPU s per 1k calls: workerd + supervisor | req/s beside the noisy bundle | p50 / p99 ms beside it | noisy bundle's lines/s | errors alone / beside |",
     "|---|---|---|---|---|---|---|---|",
     line(on),
     line(off),
+    line(control),
     "",
     ratioLine("attribution on/off per-call throughput", runOf(on, "alone"), runOf(off, "alone")),
+    ratioLine("A/A control, off again/off (the noise floor)", runOf(control, "alone"), runOf(off, "alone")),
+    `The three meshes loaded at once, ${connections} connections each (each mesh's share of the machine follows its cost per call): ${atOnceLine(on)}, ${atOnceLine(off)}, ${atOnceLine(control)}.`,
+    ratioLine("attribution on/off, loaded at once", runOf(on, "at once"), runOf(off, "at once")),
+    ratioLine("A/A control, loaded at once", runOf(control, "at once"), runOf(off, "at once")),
+    // CPU per call moves less with the machine's load than throughput does: the quieter figure.
+    ...["alone", "at once"].flatMap((phase) => [
+      cpuDeltaLine(`CPU, on - off (${phase})`, runOf(on, phase), runOf(off, phase)),
+      cpuDeltaLine(`CPU, A/A control (${phase})`, runOf(control, phase), runOf(off, phase)),
+    ]),
   ].join("\n");
+}
+
+/** A side's req/s and CPU per 1k calls while the meshes were loaded at once. */
+function atOnceLine(side: Side): string {
+  const run = runOf(side, "at once");
+  return `${side.config.name} ${rps(run).toFixed(0)} req/s, ${cpuPerThousand(run)} CPU s per 1k calls`;
 }
 
 /** Starts the noisy bundle beside a slice on `side`; its stop adds what it made to `noise`. */

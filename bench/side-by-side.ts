@@ -5,11 +5,13 @@ import { CELL_WORKERD, findChildren, startTestMesh, type TestMesh } from "../tes
 import { cpuSeconds, parentOf } from "./proc.ts";
 
 /**
- * Two configurations of the mesh compared in one run, for a per-call cost that is a few percent
- * (`bench:attribution`, `bench:cells`): both meshes run at once and are loaded in turn, in short
- * slices (A, B, A, B, ...). The machine is shared, and a load that comes and goes then weighs on
- * both sides alike rather than on whichever ran while it lasted. The idle mesh costs a few percent
- * of a core, the same to each side.
+ * Configurations of the mesh compared in one run, for a per-call cost that is a few percent
+ * (`bench:attribution`, `bench:cells`): the meshes run at once and are loaded in turn, in short
+ * slices, each round starting with the next side (A B, B A, A B, ...), so neither side always
+ * follows the other. The machine is shared, and a load that comes and goes then weighs on every
+ * side alike rather than on whichever ran while it lasted; each round's slices are close in time,
+ * so the ratio of a round's two slices is judged, and the median of those ratios. An idle mesh
+ * costs a few percent of a core, the same to each side.
  */
 
 /** One side: a name for the table and the mesh settings that make it. */
@@ -51,21 +53,24 @@ export interface Side {
   runs: Map<string, Run>;
 }
 
+/** One side per config, in the configs' order. */
+export type Sides<C extends readonly Config[]> = { -readonly [K in keyof C]: Side };
+
 /**
- * Starts a mesh per config at once, has `prepare` deploy what each serves, runs `bench` on both,
- * and stops both meshes whatever happens.
+ * Starts a mesh per config at once, has `prepare` deploy what each serves, runs `bench` on them,
+ * and stops every mesh whatever happens.
  */
-export async function sideBySide<T>(
-  configs: readonly [Config, Config],
+export async function sideBySide<T, const C extends readonly Config[]>(
+  configs: C,
   prepare: (side: Side) => Promise<void>,
-  bench: (sides: [Side, Side]) => Promise<T>,
+  bench: (sides: Sides<C>) => Promise<T>,
 ): Promise<T> {
   const started = await Promise.allSettled(configs.map((config) => startSide(config, prepare)));
   const sides = started.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
   try {
     const failed = started.find((result) => result.status === "rejected");
     if (failed) throw failed.reason;
-    return await bench(sides as [Side, Side]);
+    return await bench(sides as Sides<C>);
   } finally {
     await Promise.all(sides.map((side) => side.mesh.stop()));
   }
@@ -92,18 +97,19 @@ export async function startSide(config: Config, prepare: (side: Side) => Promise
 export type Load = (side: Side, seconds: number) => Promise<Sample>;
 
 /**
- * Measures `phase` on both sides in turn, `slices` times each, `seconds` a slice; `during`, if
- * given, starts something beside each slice (outside the counted calls) and returns its stop.
+ * Measures `phase` on every side in turn, `slices` rounds of one slice each, `seconds` a slice,
+ * round i starting with side i (mod their number); `during`, if given, starts something beside
+ * each slice (outside the counted calls) and returns its stop.
  */
 export async function alternate(
-  sides: [Side, Side],
+  sides: readonly Side[],
   phase: string,
   { slices, seconds }: { slices: number; seconds: number },
   load: Load,
   during?: (side: Side) => () => Promise<void>,
 ): Promise<void> {
   for (let i = 0; i < slices; i++) {
-    for (const side of sides) {
+    for (const side of rotated(sides, i)) {
       const stop = during?.(side);
       await measure(side, phase, seconds, load);
       await stop?.();
@@ -111,8 +117,28 @@ export async function alternate(
   }
 }
 
+/**
+ * Measures `phase` on every side at the same time, `slices` times, `seconds` a slice: the sides
+ * share the machine at each instant, so a load that comes and goes weighs on all of them alike
+ * even within a slice, and each side's share of the machine follows its cost per call.
+ */
+export async function atOnce(
+  sides: readonly Side[],
+  phase: string,
+  { slices, seconds }: { slices: number; seconds: number },
+  load: Load,
+): Promise<void> {
+  for (let i = 0; i < slices; i++) await Promise.all(sides.map((side) => measure(side, phase, seconds, load)));
+}
+
+/** `xs` starting at its (i mod length)-th. */
+export function rotated<X>(xs: readonly X[], i: number): X[] {
+  const at = xs.length ? i % xs.length : 0;
+  return [...xs.slice(at), ...xs.slice(0, at)];
+}
+
 /** So isolates, connections and JIT are ready before the first slice. */
-export async function warmUp(sides: [Side, Side], load: Load): Promise<void> {
+export async function warmUp(sides: readonly Side[], load: Load): Promise<void> {
   for (const side of sides) await load(side, 2);
 }
 
@@ -190,27 +216,67 @@ export function rps(run: Run): number {
 
 /** "p50 / p99" in ms: the medians of the slices'. */
 export function latencies(run: Run): string {
-  return `${median(run.p50s)} / ${median(run.p99s)}`;
+  return `${quantile(run.p50s, 0.5)} / ${quantile(run.p99s, 0.5)}`;
 }
 
 /** "workerd + supervisor" CPU seconds per 1,000 calls. */
 export function cpuPerThousand(run: Run): string {
-  const per = (cpu: number) => ((cpu * 1000) / Math.max(1, run.requests)).toFixed(2);
-  return `${per(run.workerdCpu)} + ${per(run.supervisorCpu)}`;
+  const { workerd, supervisor } = cpuPerCall(run);
+  return `${(workerd * 1000).toFixed(2)} + ${(supervisor * 1000).toFixed(2)}`;
 }
 
-/** a's req/s over b's, over all slices and of their slices' medians (which one slice disturbed by the shared machine cannot move). */
-export function ratios(a: Run, b: Run): { total: number; medians: number } {
-  const ratio = (x: number, y: number) => x / Math.max(1e-9, y);
-  return { total: ratio(rps(a), rps(b)), medians: ratio(median(a.rpss), median(b.rpss)) };
+/** CPU seconds per call of the cells' workerds and of the supervisor. */
+export function cpuPerCall(run: Run): { workerd: number; supervisor: number } {
+  const calls = Math.max(1, run.requests);
+  return { workerd: run.workerdCpu / calls, supervisor: run.supervisorCpu / calls };
 }
 
-/** `label`: both ratios of a's req/s to b's, and whether the medians' is within 5%. */
+/** `label`: how much more CPU a's calls took than b's, in µs a call, workerd's and the supervisor's. */
+export function cpuDeltaLine(label: string, a: Run, b: Run): string {
+  const [x, y] = [cpuPerCall(a), cpuPerCall(b)];
+  const us = (seconds: number) => `${seconds >= 0 ? "+" : ""}${(seconds * 1e6).toFixed(0)} µs`;
+  return `${label}: workerd ${us(x.workerd - y.workerd)}, supervisor ${us(x.supervisor - y.supervisor)} a call`;
+}
+
+/**
+ * a's req/s over b's: over all slices, of their slices' medians, and the median of each round's
+ * ratio (a's slice over b's in the same round, close in time), which is judged; with the lower
+ * and upper quartile of the rounds' ratios, to show their spread.
+ */
+export function ratios(
+  a: Run,
+  b: Run,
+): { total: number; medians: number; paired: number; pairedLow: number; pairedHigh: number } {
+  const rounds = a.rpss.slice(0, b.rpss.length).map((x, i) => ratio(x, b.rpss[i] ?? 0));
+  return {
+    total: ratio(rps(a), rps(b)),
+    medians: ratio(quantile(a.rpss, 0.5), quantile(b.rpss, 0.5)),
+    paired: quantile(rounds, 0.5),
+    pairedLow: quantile(rounds, 0.25),
+    pairedHigh: quantile(rounds, 0.75),
+  };
+}
+
+/**
+ * `label`: a's req/s over b's (ratios above), and whether the median of the rounds' ratios is
+ * within 5%.
+ */
 export function ratioLine(label: string, a: Run, b: Run): string {
-  const { total, medians } = ratios(a, b);
-  return `${label}: ${total.toFixed(3)}x, slice medians ${medians.toFixed(3)}x (${medians >= 0.95 ? "within" : "NOT within"} 5%)`;
+  const r = ratios(a, b);
+  const judged = r.paired >= 0.95 ? "within" : "NOT within";
+  return `${label}: ${r.paired.toFixed(3)}x, the median of ${a.rpss.length} rounds' ratios (quartiles ${r.pairedLow.toFixed(3)}-${r.pairedHigh.toFixed(3)}; totals ${r.total.toFixed(3)}x, slice medians ${r.medians.toFixed(3)}x) (${judged} 5%)`;
 }
 
-function median(xs: number[]): number {
-  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+function ratio(x: number, y: number): number {
+  return x / Math.max(1e-9, y);
+}
+
+/** The q-quantile of `xs`, interpolated between its two nearest values (q = 0.5: the median). */
+export function quantile(xs: number[], q: number): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  if (!sorted.length) return 0;
+  const at = (sorted.length - 1) * q;
+  const low = sorted[Math.floor(at)] ?? 0;
+  const high = sorted[Math.ceil(at)] ?? 0;
+  return low + (high - low) * (at - Math.floor(at));
 }

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import getPort from "get-port";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { BATCH_PATH } from "../node/workerd/router/logs.js";
+import { BATCH_PATH, MAX_LINE_CHARS } from "../node/workerd/router/logs.js";
 import { type OpsServer, serveOps } from "../ops/server.ts";
 import { loadSettings, type Settings } from "../settings.ts";
 import type { SinkBatch } from "./records.ts";
@@ -56,6 +56,19 @@ test("the collector refuses what is not a batch, or a batch that names no bundle
   expect(await post(JSON.stringify({ records: [{ target: "x" }], dropped: 0 }))).toBe(400);
   expect(await post(JSON.stringify(batch("no build")), `${BATCH_PATH}/greeter`)).toBe(404);
   expect(await post(JSON.stringify(batch("no build")), BATCH_PATH)).toBe(404);
+});
+
+test("a batch with a field out of its bounds is refused whole: none of its lines is kept", async () => {
+  const tooLong = batch("x".repeat(MAX_LINE_CHARS + 65));
+  const first = tooLong.records[0] as SinkBatch["records"][number];
+  first.invocationId = "inv_refused";
+  first.lines.unshift({ time: Date.now(), level: "log", text: "a line within bounds" });
+  expect(await post(JSON.stringify(tooLong))).toBe(400);
+  const kept = await fetch(`${settings.opsUrl}/logs/greeter?invocation=inv_refused`, {
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  expect(kept.status).toBe(200);
+  expect(((await kept.json()) as { records: unknown[] }).records).toEqual([]);
 });
 
 test("a live tail idle longer than the ops port's request timeout still gets the next line; a query finds it", async () => {

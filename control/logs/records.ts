@@ -16,22 +16,32 @@ export const OUTCOMES = ["ok", "error", "exception", "killed"] as const;
  */
 export type Outcome = (typeof OUTCOMES)[number];
 
+/**
+ * The bounds a batch's fields must keep. Checked once per batch, in one loop (withinBounds), not
+ * by a check on each field of each line: the collector runs with V8's optimizing compiler off,
+ * and zod's per-field checks were most of its cost per call (issue 26; docs/benchmarks.md).
+ */
+const MAX_LEVEL_CHARS = 16;
+/** Cut to MAX_LINE_CHARS inside the build, with a marker (the room for it allowed here). */
+const MAX_TEXT_CHARS = MAX_LINE_CHARS + 64;
+const MAX_TARGET_CHARS = 400;
+const MAX_INVOCATION_ID_CHARS = 200;
+
 export const LineSchema = z.object({
   /** Epoch milliseconds, as workerd stamped the line. */
   time: z.number(),
   /** console's level (log, info, debug, warn, error), or `exception` for an uncaught one. */
-  level: z.string().max(16),
-  /** Cut to MAX_LINE_CHARS inside the build, with a marker (the room for it allowed here). */
-  text: z.string().max(MAX_LINE_CHARS + 64),
+  level: z.string(),
+  text: z.string(),
 });
 export type Line = z.infer<typeof LineSchema>;
 
 export const SinkRecordSchema = z.object({
   /** `service/handler` for a Restate call; null for what else reached the build (a warm-up) or lines outside any request. */
-  target: z.string().max(400).nullable(),
-  invocationId: z.string().max(200).nullable(),
+  target: z.string().nullable(),
+  invocationId: z.string().nullable(),
   start: z.number(),
-  durationMs: z.number().nonnegative(),
+  durationMs: z.number(),
   outcome: z.enum(OUTCOMES),
   /** A Restate call's attempt, counted in the outcomes; not so for lines written after it was sent or outside any request. */
   counted: z.boolean(),
@@ -39,12 +49,28 @@ export const SinkRecordSchema = z.object({
 });
 export type SinkRecord = z.infer<typeof SinkRecordSchema>;
 
-export const SinkBatchSchema = z.object({
-  records: z.array(SinkRecordSchema),
-  /** Lines the build's isolate dropped since its last batch (over its cap). */
-  dropped: z.number().int().nonnegative(),
-});
+export const SinkBatchSchema = z
+  .object({
+    records: z.array(SinkRecordSchema),
+    /** Lines the build's isolate dropped since its last batch (over its cap). */
+    dropped: z.number(),
+  })
+  .refine(withinBounds, "a field of the batch is out of its bounds");
 export type SinkBatch = z.infer<typeof SinkBatchSchema>;
+
+/** Whether every field of a batch whose shape zod checked is within its bounds. */
+export function withinBounds(batch: { records: SinkRecord[]; dropped: number }): boolean {
+  if (!Number.isSafeInteger(batch.dropped) || batch.dropped < 0) return false;
+  for (const record of batch.records) {
+    if (!(record.durationMs >= 0)) return false;
+    if ((record.target?.length ?? 0) > MAX_TARGET_CHARS) return false;
+    if ((record.invocationId?.length ?? 0) > MAX_INVOCATION_ID_CHARS) return false;
+    for (const line of record.lines) {
+      if (line.level.length > MAX_LEVEL_CHARS || line.text.length > MAX_TEXT_CHARS) return false;
+    }
+  }
+  return true;
+}
 
 /** A record with the bundle and build it came from. */
 export interface Attempt extends SinkRecord {

@@ -45,6 +45,10 @@ test("a request is attributed by the SDK's invoke path and Restate's invocation 
     counted: true,
   });
   expect(callOf("http://warm/chatty/1.0.0-x/", null, 1)).toMatchObject({ target: null, counted: false });
+  expect(callOf(`${INVOKE}?x=/invoke/a/b`, null, 1)).toMatchObject({ target: "chatty/say", counted: true });
+  expect(callOf("http://w/chatty/1.0.0-x/discover", null, 1)).toMatchObject({ target: null, counted: false });
+  expect(callOf("http://w/invoke/a", null, 1)).toMatchObject({ target: null, counted: false });
+  expect(callOf("http://w", null, 1)).toMatchObject({ target: null, counted: false });
 });
 
 test("a call's lines, the SDK's among them, reach the sink with it once its body is read; the build sees its env without the sink", async () => {
