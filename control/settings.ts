@@ -105,6 +105,10 @@ const EnvSchema = z.object({
     z.coerce.number().int().min(0).max(64).default(1),
     "the young generation's semi-space of each isolate in workerd (V8's --max-semi-space-size), in MB; 0 leaves V8's own (up to 16): small keeps workerd's memory down after load (see Benchmarks)",
   ),
+  GRIDIRON_WORKERD_FULL_GC: documented(
+    z.stringbool().default(true),
+    "every garbage collection in workerd's isolates is a full one (V8's --gc-global), so what finished requests held in workerd is freed within about a MB of allocation (10 small services under load: ~220 MB instead of 400-650); a build keeping tens of MB of live objects pays for it in calls per second, false leaves V8's own (see Benchmarks)",
+  ),
   GRIDIRON_CELLS: documented(
     z.coerce.number().int().min(1).max(64).optional(),
     "workerd processes (cells) the bundles are spread over, each with its own watchdog and memory limit, plus one quarantine cell; on a cluster the same on every node (see Resource limits)",
@@ -235,6 +239,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env) {
     cells: e.GRIDIRON_CELLS ?? Math.max(2, availableParallelism()),
     watchdog: { hangMs: e.GRIDIRON_WORKERD_HANG_SECONDS * 1000, maxMb: e.GRIDIRON_WORKERD_MAX_MB },
     workerdSemiSpaceMb: e.GRIDIRON_WORKERD_SEMI_SPACE_MB,
+    workerdFullGc: e.GRIDIRON_WORKERD_FULL_GC,
     crashPoints: e.GRIDIRON_CRASH_POINTS,
     adminToken: e.GRIDIRON_ADMIN_TOKEN,
     adminTokenPath: resolve(dataDir, "admin-token"),

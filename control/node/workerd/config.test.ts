@@ -23,12 +23,13 @@ describe("loaderConfig", () => {
     "/data/bundles",
     { routesDir: "/data/proof-1", address: "127.0.0.1:9080", discovery: "build" },
     router,
-    workerdV8Flags({ workerdSemiSpaceMb: 1 }),
+    workerdV8Flags({ workerdSemiSpaceMb: 1, workerdFullGc: true }),
   );
 
-  test("every isolate gets the small young generation, unless the setting is 0", () => {
-    expect(config.v8Flags).toEqual(["--max-semi-space-size=1"]);
-    expect(workerdV8Flags({ workerdSemiSpaceMb: 0 })).toEqual([]);
+  test("every isolate gets the small young generation and full collections, unless the settings turn them off", () => {
+    expect(config.v8Flags).toEqual(["--max-semi-space-size=1", "--gc-global"]);
+    expect(workerdV8Flags({ workerdSemiSpaceMb: 0, workerdFullGc: true })).toEqual(["--gc-global"]);
+    expect(workerdV8Flags({ workerdSemiSpaceMb: 0, workerdFullGc: false })).toEqual([]);
   });
 
   test("gives the router the Worker Loader, the bundles dir and the routes dir, read-only, the secrets key unextractable, and nothing per build", () => {
