@@ -35,8 +35,14 @@ let draining = false;
 
 /** @type {Map<string, ServedBuild> | undefined} id "name/buildId" -> build record, as the routes file lists them. */
 let routes;
-/** @type {Map<string, WorkerCode>} id -> the code the Worker Loader compiles, once read from the bundles dir. */
+/**
+ * id -> the code the Worker Loader is to compile, read from the bundles dir ahead of its callback
+ * and given up once the loader took it.
+ * @type {Map<string, WorkerCode>}
+ */
 const code = new Map();
+/** ids whose code the Worker Loader took: it keeps them compiled, so their code is not read again. @type {Set<string>} */
+const compiled = new Set();
 
 /**
  * A split's request as its build sees it: under the build's own path, as a request for that build
@@ -320,16 +326,20 @@ async function warmed(env, ctx, live, ids) {
  * @param {Request} request
  */
 async function serve(env, ctx, id, build, request) {
-  let loaded = code.get(id);
-  if (!loaded) {
-    loaded = await readBuild(env, id, build);
-    code.set(id, loaded);
-  }
-  const compiled = /** @type {WorkerCode} */ (loaded);
-  // The egress gate and the log sink are made where the build is loaded: they are capabilities,
-  // not plain data to cache. On the live workerd, every request's lines and outcome are
-  // attributed inside the build (sink.js).
-  return env.LOADER.get(id, async () => ({ ...withAttribution(compiled, build, env, ctx), ...outboundOf(build, ctx) }))
+  // Read in this request, ahead of the loader's callback, which may run for another request.
+  if (!compiled.has(id) && !code.has(id)) code.set(id, await readBuild(env, id, build));
+  return env.LOADER.get(id, async () => {
+    // Given up once taken: the loader keeps the build compiled (it never unloads one), and keeping
+    // its code here as well cost about 1.3 MB a build (docs/benchmarks.md). Should the loader ask
+    // again, the code is read again.
+    const loaded = code.get(id) ?? (await readBuild(env, id, build));
+    code.delete(id);
+    compiled.add(id);
+    // The egress gate and the log sink are made where the build is loaded: they are capabilities,
+    // not plain data to cache. On the live workerd, every request's lines and outcome are
+    // attributed inside the build (sink.js).
+    return { ...withAttribution(loaded, build, env, ctx), ...outboundOf(build, ctx) };
+  })
     .getEntrypoint()
     .fetch(request);
 }
