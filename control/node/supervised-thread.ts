@@ -5,7 +5,7 @@ import { type ResourceLimits, Worker } from "node:worker_threads";
 import { STRIPPED_MODULES_PATH } from "./node-flags.ts";
 import { RestartPolicy } from "./restarts.ts";
 import { STOP_GRACE_MS } from "./supervised.ts";
-import { askToEnd } from "./supervisor-ipc.ts";
+import { askToEnd, type Ending } from "./supervisor-ipc.ts";
 
 /** How long a killed thread has to end itself before it is terminated. */
 const KILL_GRACE_MS = 1_000;
@@ -89,14 +89,7 @@ export class SupervisedThread {
     this.stopping = true;
     const thread = this.thread;
     this.thread = undefined;
-    if (!thread) return;
-    // Not events.once: it rejects on an "error" (the thread may fail as it stops), which is logged above.
-    const exited = new Promise<boolean>((resolve) => thread.once("exit", () => resolve(true)));
-    askToEnd(thread, "stop");
-    if (!(await Promise.race([exited, sleep(STOP_GRACE_MS, false)]))) {
-      this.log(`[gridiron] ${this.spec.name} did not stop within ${STOP_GRACE_MS} ms; terminating it`);
-    }
-    await thread.terminate();
+    if (thread) await this.end(thread, "stop", STOP_GRACE_MS);
   }
 
   /**
@@ -108,15 +101,20 @@ export class SupervisedThread {
    * itself cuts them first (deployer-thread.ts). It is started again after the shortest backoff.
    */
   kill(): void {
-    const thread = this.thread;
-    if (!thread) return;
+    if (!this.thread) return;
     this.killed = true;
+    void this.end(this.thread, "kill", KILL_GRACE_MS);
+  }
+
+  /** Asks `thread` to end as `ending` says, and terminates it if it has not within `graceMs`. */
+  private async end(thread: Worker, ending: Ending, graceMs: number): Promise<void> {
+    // Not events.once: it rejects on an "error" (the thread may fail as it ends), which is logged above.
     const exited = new Promise<boolean>((resolve) => thread.once("exit", () => resolve(true)));
-    askToEnd(thread, "kill");
-    void Promise.race([exited, sleep(KILL_GRACE_MS, false)]).then((ended) => {
-      if (ended) return;
-      this.log(`[gridiron] ${this.spec.name} did not end within ${KILL_GRACE_MS} ms; terminating it`);
-      thread.terminate().catch((error: Error) => this.log(`[gridiron] ${this.spec.name}: ${error.message}`));
-    });
+    askToEnd(thread, ending);
+    if (await Promise.race([exited, sleep(graceMs, false)])) return;
+    this.log(
+      `[gridiron] ${this.spec.name} did not ${ending === "stop" ? "stop" : "end"} within ${graceMs} ms; terminating it`,
+    );
+    await thread.terminate().catch((error: Error) => this.log(`[gridiron] ${this.spec.name}: ${error.message}`));
   }
 }
