@@ -89,10 +89,7 @@ export async function startMesh(
 
   try {
     log(`[gridiron] starting workerd: ${cells.length} cell(s)`);
-    // Explained where it shows: workerd writes its builds' lines straight to this terminal.
-    log(
-      "[gridiron] workerd prints your services' lines unprefixed (`gridiron tail BUNDLE` shows them attributed); the Restate SDK's \"Accepting requests without validating request signatures\" is expected there: Gridiron's router checks Restate's signature before a build sees a request",
-    );
+    log(servicesLinesNote(settings.logs.attribution));
     // The quarantine cell only if a build was placed there before: else once one is (the node agent starts it).
     const placed = await cellsInRoutes(settings.bundlesDir);
     const starting = [...new Set([...alwaysRunningCells(settings), ...placed])];
@@ -214,4 +211,14 @@ export async function runMesh(settings: Settings): Promise<void> {
     console.log("[gridiron] SIGUSR2: ending the deployer's thread");
     mesh.killDeployer();
   });
+}
+
+/**
+ * Where a user's lines go, said where they would look for them. With attribution they are kept,
+ * not printed (router/attribute.js); without it workerd prints them unprefixed, with the SDK's
+ * signature warning, which is explained here.
+ */
+function servicesLinesNote(attribution: boolean): string {
+  if (attribution) return "[gridiron] your services' lines: `gridiron tail BUNDLE` (or `gridiron logs BUNDLE`)";
+  return "[gridiron] workerd prints your services' lines unprefixed (GRIDIRON_LOGS=false); the Restate SDK's \"Accepting requests without validating request signatures\" is expected there: Gridiron's router checks Restate's signature before a build sees a request";
 }
