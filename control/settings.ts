@@ -156,7 +156,7 @@ const EnvSchema = z.object({
   ),
   GRIDIRON_LOGS: documented(
     z.stringbool().default(true),
-    "record every build's lines and outcomes per bundle (`gridiron tail`, `gridiron logs`, per-build metrics); false turns it off (see Logs)",
+    "record every build's lines and outcomes per bundle (`gridiron tail`, `gridiron logs`, per-build metrics), instead of workerd printing the lines; false turns it off: workerd prints them unprefixed (see Logs)",
   ),
   // Set by the crash tests only: the deployer's crash points are live (crash-switch.ts).
   GRIDIRON_CRASH_POINTS: z.stringbool().default(false),
