@@ -6,17 +6,21 @@ import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import type { RoutesView } from "../control/objects/routes.ts";
 import { CELL_WORKERD, eventually, findChildren, useTestMesh } from "./mesh.ts";
 
+/** How long a cell's workerd may not answer before its watchdog kills it. */
+const HANG_SECONDS = 4;
+
 /**
  * Cells: several workerd processes per node. A bundle that spins or allocates without bound
  * stalls or takes down only its own cell; the others' calls keep succeeding, and the watchdog
- * kills nothing of theirs. Only outcomes are asserted; the bystanders' latency is printed.
+ * kills nothing of theirs. Outcomes are asserted, and that no bystander waited as long as a hang;
+ * the bystanders' latency is printed.
  */
 describe("cells", () => {
   const fx = useTestMesh(
     { greeter: ["greeter"], counter: ["counter"], hog: ["test/fixtures/hog"] },
     {
       GRIDIRON_CELLS: "2",
-      GRIDIRON_WORKERD_HANG_SECONDS: "4",
+      GRIDIRON_WORKERD_HANG_SECONDS: String(HANG_SECONDS),
       GRIDIRON_WORKERD_MAX_MB: "1024",
       GRIDIRON_RELEASE_AFTER: "1",
     },
@@ -28,10 +32,16 @@ describe("cells", () => {
   const outcome = async (id: string) =>
     (await fx.admin.query(`SELECT status, completion_result FROM sys_invocation WHERE id = '${id}'`))[0];
 
-  /** Calls `call` one after another until `done` resolves; every call's latency, and the failures. */
+  /**
+   * Calls `call` one after another until `done` settles; every call's latency, and the failures.
+   * If `done` fails, so does this, once the calls stopped.
+   */
   const keepCalling = async (call: () => Promise<unknown>, done: Promise<unknown>) => {
     let finished = false;
-    void done.finally(() => (finished = true));
+    const stop = () => {
+      finished = true;
+    };
+    done.then(stop, stop);
     const latencies: number[] = [];
     const failures: string[] = [];
     while (!finished) {
@@ -40,6 +50,7 @@ describe("cells", () => {
       latencies.push(performance.now() - started);
       await sleep(20);
     }
+    await done;
     latencies.sort((a, b) => a - b);
     const p99 = latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))] ?? Number.NaN;
     return { latencies, failures, p99 };
@@ -88,7 +99,8 @@ describe("cells", () => {
       `[cells] while hog/spin held cell ${spinnerCell} (killed twice, then the invocation): ${calls.latencies.length} greeter calls in cell ${1 - spinnerCell}, ${calls.failures.length} failed, p99 ${calls.p99.toFixed(1)} ms, max ${calls.latencies.at(-1)?.toFixed(1)} ms`,
     );
     expect(calls.failures).toEqual([]);
-    expect(calls.p99).toBeLessThan(1_000);
+    // A bound on hanging, not a speed target: no bystander waited as long as the spinner's cell hung.
+    expect(calls.latencies.at(-1)).toBeLessThan(HANG_SECONDS * 1000);
     const said = fx.mesh.output.join("\n");
     expect(said).toMatch(new RegExp(`cell ${spinnerCell}: workerd has not answered for \\d+ s`));
     expect(said).not.toMatch(new RegExp(`cell ${1 - spinnerCell}: workerd has not answered`));

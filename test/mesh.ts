@@ -188,7 +188,7 @@ export async function buildWorker(
  */
 export const CELL_WORKERD = "/workerd/config";
 
-/** The PIDs of the mesh processes whose command line contains `needle` (e.g. "/workerd "). */
+/** The PIDs of the mesh processes whose command line contains `needle` (e.g. CELL_WORKERD). */
 export async function findChildren(mesh: TestMesh, needle: string): Promise<number[]> {
   const found: number[] = [];
   for (const pid of await mesh.pids()) {

@@ -10,7 +10,7 @@ import { readAdminToken } from "../control/credentials/admin-token.ts";
 import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { AdminClient } from "../control/restate/admin-client.ts";
 import { answers, waitFor, withTimeout } from "../control/wait.ts";
-import { deployerExits, eventually, findChild, isAlive, killDeployer, useTestMesh } from "./mesh.ts";
+import { CELL_WORKERD, deployerExits, eventually, findChild, isAlive, killDeployer, useTestMesh } from "./mesh.ts";
 
 const hasPrometheus = (await execa("sh", ["-c", "command -v prometheus"], { reject: false })).exitCode === 0;
 
@@ -155,7 +155,7 @@ describe("the ops port, end to end", () => {
   );
 
   test("/readyz is 503 while workerd does not answer, and 200 again once the supervisor has restarted it", async () => {
-    const workerd = await findChild(fx.mesh, "/workerd ");
+    const workerd = await findChild(fx.mesh, CELL_WORKERD);
     process.kill(workerd, "SIGSTOP");
     await eventually(async () => {
       const ready = await get("/readyz?verbose");
@@ -165,7 +165,7 @@ describe("the ops port, end to end", () => {
     }, 10_000);
     // The watchdog kills the stopped workerd after the hang limit; the supervisor starts another.
     await eventually(async () => expect(await get("/readyz")).toEqual({ status: 200, body: "ok\n" }), 30_000);
-    expect(await findChild(fx.mesh, "/workerd ")).not.toBe(workerd);
+    expect(await findChild(fx.mesh, CELL_WORKERD)).not.toBe(workerd);
     expect(isAlive(workerd)).toBe(false);
     expect(await metric('gridiron_workerd_watchdog_kills_total{reason="hang"}')).toBe(1);
     expect(await metric('gridiron_restarts_total{component="workerd"}')).toBe(1);

@@ -8,7 +8,7 @@ import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { gridironOf } from "./cli.ts";
 import { IngressError } from "./ingress.ts";
 import { deployerExits, eventually, useTestMesh } from "./mesh.ts";
-import { bounds, pool } from "./sample.ts";
+import { answersOf, bounds, pool } from "./sample.ts";
 
 const POLL_S = 1;
 const GRACE_S = 2;
@@ -210,7 +210,7 @@ describe("gradual rollouts", () => {
       auto: { ...DEFAULT_AUTO, steps: [50], intervalSeconds: 2, minCalls: 3 },
     });
     // Every call that lands on the broken canary fails twice and pauses (the fixture's retry policy).
-    const calls = [...Array(30).keys()].map(() => fx.ingress.call<string>("flaky/run"));
+    const calls = answersOf([...Array(30).keys()].map(() => fx.ingress.call<string>("flaky/run")));
     await eventually(async () => {
       const view = await status("flaky");
       expect(view.rollout).toBeUndefined();
@@ -219,7 +219,7 @@ describe("gradual rollouts", () => {
     }, 90_000);
     // Paused calls pinned to the aborted canary move to the stable build and finish there.
     await fx.ingress.call("deployer/flaky/resumePaused");
-    expect(await Promise.all(calls)).toEqual(Array(30).fill("fixed"));
+    expect(await calls).toEqual(Array(30).fill("fixed"));
   }, 180_000);
 
   test("rollout, promote and abort without a rollout are 409s; a rollout refuses a plain deploy", async () => {

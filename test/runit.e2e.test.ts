@@ -75,22 +75,28 @@ describe.skipIf(!hasRunit)("the mesh under runit", () => {
       if (pid) seen.add(pid);
     }
     const serviceDirs = SERVICES.map((s) => join(dir, "service", s));
-    // `exit` makes each runsv quit once its service is down; a service caught mid-restart may
-    // need it more than once.
-    await eventually(async () => {
-      await execa("sv", ["-w", "15", "force-stop", ...serviceDirs], { reject: false });
-      await execa("sv", ["exit", ...serviceDirs], { reject: false });
-      expect(await runsvsIn(dir)).toEqual([]);
-    }, 30_000);
-    runsvdir?.kill("SIGHUP");
-    await withTimeout(runsvdir, 20_000, "runsvdir did not stop").catch(() => runsvdir.kill("SIGKILL"));
-    const leaked = [...seen].filter(isAlive);
-    for (const pid of leaked) process.kill(pid, "SIGKILL");
-    // The deployer killed with -9 leaves its proof dirs for the next deployer's sweep (README,
-    // Failure modes; their workerd ends with it), and runit stops that one before it gets to
-    // sweep: sweep as it would.
-    await sweepProofs(settings.dataDir);
-    await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+    let leaked: number[] = [];
+    try {
+      // `exit` makes each runsv quit once its service is down; a service caught mid-restart may
+      // need it more than once.
+      await eventually(async () => {
+        await execa("sv", ["-w", "15", "force-stop", ...serviceDirs], { reject: false });
+        await execa("sv", ["exit", ...serviceDirs], { reject: false });
+        expect(await runsvsIn(dir)).toEqual([]);
+      }, 30_000);
+    } finally {
+      // Even when runit did not stop them all: nothing of this test keeps running on the host.
+      runsvdir?.kill("SIGHUP");
+      await withTimeout(runsvdir, 20_000, "runsvdir did not stop").catch(() => runsvdir.kill("SIGKILL"));
+      for (const pid of await runsvsIn(dir)) process.kill(pid, "SIGKILL");
+      leaked = [...seen].filter(isAlive);
+      for (const pid of leaked) process.kill(pid, "SIGKILL");
+      // The deployer killed with -9 leaves its proof dirs for the next deployer's sweep (README,
+      // Failure modes; their workerd ends with it), and runit stops that one before it gets to
+      // sweep: sweep as it would.
+      await sweepProofs(settings.dataDir);
+      await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+    }
     expect(leaked).toEqual([]);
   }, 60_000);
 

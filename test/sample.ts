@@ -23,3 +23,12 @@ export async function pool<T, R>(
   await Promise.all(Array.from({ length: width }, worker));
   return results;
 }
+
+/**
+ * Each call's answer, or for one that failed why: settled as each ends, so a call cut before the
+ * test awaits it fails that test rather than the run (as an unhandled rejection).
+ */
+export const answersOf = <T>(calls: Promise<T>[]): Promise<(T | string)[]> =>
+  Promise.allSettled(calls).then((settled) =>
+    settled.map((call) => (call.status === "fulfilled" ? call.value : String(call.reason))),
+  );

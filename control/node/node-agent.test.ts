@@ -145,11 +145,10 @@ describe("NodeAgent", () => {
     const agent = agentOf();
     mesh.routes = [routed("greeter")];
     await agent.sync();
+    // Each compile takes 300 ms: one the sync waited for would be done when it answered.
     mesh.warmDelayMs = 300;
     mesh.routes = [routed("greeter"), routed("counter"), { ...routed("greeter"), buildId: "2.0.0-b" }];
-    const started = Date.now();
     await agent.sync();
-    expect(Date.now() - started).toBeLessThan(300);
     expect(mesh.warmed).toEqual([]);
     mesh.warmDelayMs = 0;
     await agent.sync();

@@ -170,6 +170,10 @@ test("stopping the proofs ends the spare, and no spare starts after", async () =
   expect(await stopProofs()).toBe(1);
   expect(await proofWorkerds(mine)).toEqual([]);
   await proveBuild(mine, await storedBuild(mine, "1.0.0-000000000005"));
+  // The proof's own workerd ends moments after it passed (its activation does not wait); a spare,
+  // were one asked for now, would start within 2 s of the proof (SPARE_AFTER_PROOF_MS).
+  await vi.waitFor(async () => expect(await proofWorkerds(mine)).toEqual([]), { timeout: 10_000 });
+  await sleep(3_000);
   expect(await proofWorkerds(mine)).toEqual([]);
   // A passed proof's dir is removed while its activation goes on: moments later.
   await vi.waitFor(async () =>
