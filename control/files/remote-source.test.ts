@@ -12,7 +12,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest"
 import { withUncompressedSize } from "../../test/archives.ts";
 import { BundleError } from "../domain/errors.ts";
 import { archiveKind } from "./archive.ts";
-import { type FetchLimits, redirectRefusal, withSourceDir } from "./remote-source.ts";
+import { type FetchLimits, redirectRefusal, shownSource, withSourceDir } from "./remote-source.ts";
 
 /**
  * withSourceDir against local servers, without a mesh. Most sources here are plain http://:
@@ -323,6 +323,19 @@ describe("archives that are unpacked", () => {
 });
 
 describe("file:// sources", () => {
+  test.each([
+    [
+      "with a host",
+      "file://builds.example/srv/dist",
+      /^file:\/\/builds\.example\/srv\/dist is not a path on this machine: /,
+    ],
+    ["with an encoded slash", "file:///srv/a%2Fb", /^file:\/\/\/srv\/a%2Fb is not a path on this machine: /],
+  ])("one %s is refused with a BundleError", async (_, source, message) => {
+    const attempt = withSourceDir(source, undefined, work, LIMITS, async () => "used");
+    await expect(attempt).rejects.toBeInstanceOf(BundleError);
+    await expect(attempt).rejects.toThrow(message);
+  });
+
   test("are used in place: no sha256, no download, nothing copied", async () => {
     const dir = join(root, "my dist");
     await writeTree(dir, OUTDIR);
@@ -480,6 +493,13 @@ describe("refusals: a BundleError the user can act on, the callback never called
     else expect(actual).toMatch(expected);
   });
 
+  test("the URL is shown without the credentials it carries: no user:password@, no presigned query", async () => {
+    const url = new URL(`${base}/missing.tgz?X-Amz-Signature=s3cret`);
+    url.username = "user";
+    url.password = "passw0rd";
+    expect(await refused(url.href, WRONG)).toBe(`${base}/missing.tgz answered HTTP 404`);
+  });
+
   test("an http(s) source without a sha256 is refused before anything is requested", async () => {
     expect(await refused(`${base}/dist.tgz`, undefined)).toBe("an https:// source needs sha256");
     expect(requested).toEqual([]);
@@ -579,5 +599,15 @@ describe("https:// sources", () => {
       );
     });
     expect(requested).toEqual(["/to-http"]);
+  });
+});
+
+describe("shownSource", () => {
+  test("keeps a file:// path and an s3://bucket/key, and drops a URL's credentials", () => {
+    expect(shownSource("file:///srv/builds/greeter")).toBe("file:///srv/builds/greeter");
+    expect(shownSource("s3://bucket/builds/greeter.tgz")).toBe("s3://bucket/builds/greeter.tgz");
+    expect(shownSource("https://user:pw@example.com:8443/a/b.tgz?X-Amz-Signature=abc#frag")).toBe(
+      "https://example.com:8443/a/b.tgz",
+    );
   });
 });

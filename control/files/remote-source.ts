@@ -27,6 +27,15 @@ const MAX_REDIRECTS = 5;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 /**
+ * A source as status, the dashboard and errors show it, which anyone on the node may read: without
+ * the credentials a URL can carry (`user:password@`, a presigned query), which only the download needs.
+ */
+export function shownSource(source: string | URL): string {
+  const url = new URL(source);
+  return url.protocol === "file:" ? url.href : `${url.protocol}//${url.host}${url.pathname}`;
+}
+
+/**
  * Makes a bundle source available as a local directory for `use`, then cleans up. A file:// URL
  * is used in place. An https:// or s3:// URL is an archive (tar, tar.gz or zip) of a wrangler
  * outdir: it is downloaded into memory within the limits, its SHA-256 is checked before anything
@@ -40,13 +49,15 @@ export async function withSourceDir<T>(
   use: (dir: string) => Promise<T>,
 ): Promise<T> {
   const url = new URL(source);
-  if (url.protocol === "file:") return use(fileURLToPath(url));
+  if (url.protocol === "file:") return use(localPath(url));
   if (!sha256) throw new BundleError(`an ${url.protocol === "s3:" ? "s3" : "https"}:// source needs sha256`);
   const archive = url.protocol === "s3:" ? await downloadS3(url, limits) : await download(url, limits);
   // The digest of what was fetched is not shown: the server may have sent something that is
   // not its to show (last round, a redirect to loopback read a private page's digest this way).
   if (createHash("sha256").update(archive).digest("hex") !== sha256.toLowerCase()) {
-    throw new BundleError(`the archive at ${url} does not have the expected sha256 ${sha256.toLowerCase()}`);
+    throw new BundleError(
+      `the archive at ${shownSource(url)} does not have the expected sha256 ${sha256.toLowerCase()}`,
+    );
   }
   const dir = join(workDir, randomUUID());
   try {
@@ -55,6 +66,15 @@ export async function withSourceDir<T>(
   } finally {
     // Retried: a write a failed unpack had under way may land while the tree is being removed.
     await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+  }
+}
+
+/** A file:// URL's path on this machine; one Node cannot map to a path (a host, an encoded `/`) is refused. */
+function localPath(url: URL): string {
+  try {
+    return fileURLToPath(url);
+  } catch (error) {
+    throw new BundleError(`${url.href} is not a path on this machine: ${(error as Error).message}`);
   }
 }
 
@@ -70,7 +90,7 @@ async function download(url: URL, limits: FetchLimits): Promise<Buffer> {
     const response = await follow(url, dispatchers, limits.privateRedirects, AbortSignal.timeout(timeoutMs));
     if (response.statusCode !== 200) {
       await response.body.dump();
-      throw new BundleError(`${url} answered HTTP ${response.statusCode}`);
+      throw new BundleError(`${shownSource(url)} answered HTTP ${response.statusCode}`);
     }
     return await readWithin(url, Number(response.headers["content-length"] ?? 0), response.body, limits.maxBytes);
   } catch (error) {
@@ -86,7 +106,7 @@ async function download(url: URL, limits: FetchLimits): Promise<Buffer> {
  */
 async function downloadS3(url: URL, limits: FetchLimits): Promise<Buffer> {
   const location = s3Location(url);
-  if (!location.key) throw new BundleError(`${url} names no key: an s3:// source is s3://bucket/key`);
+  if (!location.key) throw new BundleError(`${shownSource(url)} names no key: an s3:// source is s3://bucket/key`);
   const client = await s3Client();
   const { GetObjectCommand } = await s3Sdk();
   const signal = AbortSignal.timeout(limits.timeoutMs);
@@ -96,7 +116,7 @@ async function downloadS3(url: URL, limits: FetchLimits): Promise<Buffer> {
       .catch((error: unknown) => {
         throw signal.aborted ? error : new BundleError(s3Problem(error, location));
       });
-    if (!(object.Body instanceof Readable)) throw new BundleError(`${url}: the store sent no body`);
+    if (!(object.Body instanceof Readable)) throw new BundleError(`${shownSource(url)}: the store sent no body`);
     return await readWithin(url, object.ContentLength ?? 0, addAbortSignal(signal, object.Body), limits.maxBytes);
   } catch (error) {
     throw downloadError(url, error, limits.timeoutMs);
@@ -112,7 +132,7 @@ async function readWithin(url: URL, declared: number, body: Readable, maxBytes: 
     // would be an uncaught exception in the process.
     body.once("error", () => {});
     body.destroy();
-    throw new BundleError(`${url} is ${mb(declared)} MB, over the limit of ${mb(maxBytes)} MB`);
+    throw new BundleError(`${shownSource(url)} is ${mb(declared)} MB, over the limit of ${mb(maxBytes)} MB`);
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -120,7 +140,7 @@ async function readWithin(url: URL, declared: number, body: Readable, maxBytes: 
     size += chunk.length;
     if (size > maxBytes) {
       body.destroy();
-      throw new BundleError(`${url} sent more than the limit of ${mb(maxBytes)} MB`);
+      throw new BundleError(`${shownSource(url)} sent more than the limit of ${mb(maxBytes)} MB`);
     }
     chunks.push(chunk);
   }
@@ -134,7 +154,7 @@ function downloadError(url: URL, error: unknown, timeoutMs: number): BundleError
     error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")
       ? `no answer within ${timeoutMs / 1000} s`
       : String(error);
-  return new BundleError(`could not download ${url}: ${reason}`);
+  return new BundleError(`could not download ${shownSource(url)}: ${reason}`);
 }
 
 /** Requests `url`, following redirects one by one so each target is checked before it is asked. */
@@ -151,10 +171,11 @@ async function follow(
     const location = response.headers.location;
     if (!REDIRECT_STATUSES.has(response.statusCode) || typeof location !== "string") return response;
     await response.body.dump();
-    if (redirects === MAX_REDIRECTS) throw new BundleError(`${url} redirects more than ${MAX_REDIRECTS} times`);
+    if (redirects === MAX_REDIRECTS)
+      throw new BundleError(`${shownSource(url)} redirects more than ${MAX_REDIRECTS} times`);
     const next = new URL(location, current);
     const refusal = redirectRefusal(current, next, privateRedirects);
-    if (refusal) throw new BundleError(`${url} redirects to ${next}, ${refusal}`);
+    if (refusal) throw new BundleError(`${shownSource(url)} redirects to ${shownSource(next)}, ${refusal}`);
     current = next;
   }
 }
@@ -180,7 +201,7 @@ const PRIVATE_REFUSAL =
  * metadata service), unique-local, carrier-grade NAT, unspecified, multicast or reserved, and
  * no IPv4 address of those kinds inside an IPv6 one.
  */
-export function isPublicAddress(address: string): boolean {
+function isPublicAddress(address: string): boolean {
   return ipaddr.process(address).range() === "unicast";
 }
 
@@ -194,7 +215,7 @@ function publicLookup(url: URL): LookupFunction {
       if (error) return callback(error, "");
       const refused = addresses.find((address) => !isPublicAddress(address.address));
       if (refused) {
-        const message = `a redirect of ${url} leads to ${hostname} (${refused.address}), ${PRIVATE_REFUSAL}`;
+        const message = `a redirect of ${shownSource(url)} leads to ${hostname} (${refused.address}), ${PRIVATE_REFUSAL}`;
         return callback(new BundleError(message), "");
       }
       const [first] = addresses;

@@ -6,7 +6,7 @@ import type { BuildRecord, Origin } from "../../domain/lifecycle.ts";
 import type { RecordedManifest } from "../../domain/manifest.ts";
 import { envProblem, sealedOf } from "../../domain/secrets.ts";
 import { inspectBundle } from "../../files/bundle-store.ts";
-import { withSourceDir } from "../../files/remote-source.ts";
+import { shownSource, withSourceDir } from "../../files/remote-source.ts";
 import { type ActivateRequest, type ActivateResult, bundleName, resultOf } from "./api.ts";
 import { type Ctx, type Deployer, noRollout, recordsOf, secretsOf, since } from "./context.ts";
 import { makeActive } from "./drain.ts";
@@ -113,7 +113,7 @@ export const activateBuild = async (
 
 function originOf(input: ActivateRequest): Origin {
   return {
-    source: input.project ?? input.source,
+    source: input.project ?? shownSource(input.source),
     ...(input.message ? { message: input.message } : {}),
   };
 }
