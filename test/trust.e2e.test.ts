@@ -8,7 +8,7 @@ import { tellAgent } from "../control/node/node-agent.ts";
 import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { waitFor } from "../control/wait.ts";
 import { Ingress } from "./ingress.ts";
-import { eventually, findChild, proofLeftovers, useTestMesh } from "./mesh.ts";
+import { CELL_WORKERD, eventually, findChild, proofLeftovers, useTestMesh } from "./mesh.ts";
 
 const tenant = (service: string, object = false): [string, Record<string, string>] => [
   "test/fixtures/tenant",
@@ -216,6 +216,24 @@ describe("trust boundaries", () => {
     expect(await snapshot()).toEqual(before);
   });
 
+  test("a quarantine that does not name a bundle, a cell and a reason is a 400 that changes nothing, even with the token", async () => {
+    const served = () => fx.ingress.call<{ revision: number }>("routes/local/served");
+    const before = await served();
+    const bodies = [
+      null,
+      {},
+      { bundle: "greeter", cell: -1, reason: "hung" },
+      { bundle: "Not A Bundle", cell: 0, reason: "hung" },
+      { bundle: "greeter", cell: 0, reason: "hung", also: true },
+    ];
+    for (const body of bodies) {
+      await expect(fx.ingress.call("routes/local/quarantine", body), JSON.stringify(body)).rejects.toMatchObject({
+        status: 400,
+      });
+    }
+    expect(await served()).toEqual(before);
+  });
+
   test("Restate's admin API answers only with the admin token; restate-server listens on no TCP port", async () => {
     const { settings } = fx.mesh;
     const refusedRequests: [string, RequestInit][] = [
@@ -280,7 +298,7 @@ describe("trust boundaries", () => {
       const dir = join(fx.buildsDir, `hostile-${code.length}`);
       await mkdir(dir, { recursive: true });
       await writeFile(join(dir, "index.js"), code);
-      const workerd = await findChild(fx.mesh, "/workerd ");
+      const workerd = await findChild(fx.mesh, CELL_WORKERD);
       const before = await snapshot();
       // A bystander sleeping on the counter, in flight across the failed activation.
       const sleeper = await fx.ingress.send(`counter/bystander-${code.length}/add`, { delayMs: 2_000 });
@@ -298,7 +316,7 @@ describe("trust boundaries", () => {
       expect(otherDone).toBeLessThan(5_000);
       expect(other.buildId).toBe(before.greeter.active);
       expect(await fx.ingress.attach(sleeper)).toBe(1);
-      expect(await findChild(fx.mesh, "/workerd ")).toBe(workerd);
+      expect(await findChild(fx.mesh, CELL_WORKERD)).toBe(workerd);
       expect(fx.mesh.output.join("\n")).not.toMatch(/killing it/);
       expect(await snapshot()).toEqual(before);
       expect(await proofLeftovers(fx.mesh)).toEqual({ workerds: [], dirs: [] });

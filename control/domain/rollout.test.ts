@@ -75,6 +75,16 @@ describe("shapeDifference", () => {
       ].join("; "),
     );
   });
+
+  test("a manifest without a service's kind or handlers (which a proof lets pass) is a difference, not a throw", () => {
+    const bare = manifest([{ name: "counter" }]);
+    expect(shapeDifference(manifest([counter()]), bare)).toBe(
+      "the canary's manifest does not declare every service's kind and handlers",
+    );
+    expect(shapeDifference(bare, manifest([counter()]))).toBe(
+      "the stable build's manifest does not declare every service's kind and handlers",
+    );
+  });
 });
 
 describe("judgeStep", () => {

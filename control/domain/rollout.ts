@@ -101,8 +101,15 @@ const Shape = z.object({
  * they do not. Restate registers one manifest for a deployment, so both builds must fit it.
  */
 export function shapeDifference(stable: RecordedManifest, canary: RecordedManifest): string | undefined {
-  const a = Shape.parse(JSON.parse(stable.body));
-  const b = Shape.parse(JSON.parse(canary.body));
+  // A proof reads only the services' names: a build's discovery may leave out the rest.
+  const [stableShape, canaryShape] = [
+    Shape.safeParse(JSON.parse(stable.body)),
+    Shape.safeParse(JSON.parse(canary.body)),
+  ];
+  if (!stableShape.success || !canaryShape.success) {
+    return `the ${stableShape.success ? "canary's" : "stable build's"} manifest does not declare every service's kind and handlers`;
+  }
+  const [a, b] = [stableShape.data, canaryShape.data];
   const differences: string[] = [];
   if (a.protocolMode !== b.protocolMode) {
     differences.push(`protocol mode ${a.protocolMode} on the stable build, ${b.protocolMode} on the canary`);

@@ -1,7 +1,8 @@
 import * as restate from "@restatedev/restate-sdk";
+import { z } from "zod";
 import { buildKey, ROUTES } from "../contracts.ts";
 import { adminOnly } from "../credentials/admin-token.ts";
-import type { Build } from "../domain/bundle.ts";
+import { type Build, BundleName } from "../domain/bundle.ts";
 import { UserError } from "../domain/errors.ts";
 import { claim, type Owners, type RoutedBuild, release, type TakenOver } from "../domain/ownership.ts";
 import {
@@ -28,11 +29,12 @@ export interface AddRoute {
 }
 
 /** A bundle that hung cell `cell` alone, and what the routers answer its calls there. */
-export interface Quarantine {
-  bundle: string;
-  cell: number;
-  reason: string;
-}
+const QuarantineRequest = z.strictObject({
+  bundle: BundleName,
+  cell: z.int().nonnegative(),
+  reason: z.string().min(1).max(2000),
+});
+export type Quarantine = z.infer<typeof QuarantineRequest>;
 
 export interface RoutesView {
   builds: { name: string; buildId: string; services: string[]; cell: number; refused?: string }[];
@@ -103,6 +105,7 @@ export function routesObject(adminToken: string, layout: CellLayout) {
        * to the quarantine cell, until an activation asks for a cell (`cell`). The watchdogs call it.
        */
       quarantine: restate.handlers.object.exclusive(
+        { input: restate.serde.schema(QuarantineRequest) },
         async (ctx: Ctx, { bundle, cell, reason }: Quarantine): Promise<CellState> => {
           const { builds, cells, revision } = await stateOf(ctx);
           const culprit = (b: RoutedBuild) => b.name === bundle && cellOf(b) === cell && !b.refused;
@@ -155,10 +158,11 @@ export function routesObject(adminToken: string, layout: CellLayout) {
       }),
     },
     // The shared handlers are reachable through the ingress, for the node agents (a cluster
-    // node's own restate-server may not be up yet); they never wait on the key. The exclusive ones are the
-    // deployer's alone: Restate refuses them from the ingress, so an anonymous flood cannot queue
-    // in front of an activation. Every handler needs the admin token, as tenants' code can
-    // still call any of them through Restate.
+    // node's own restate-server may not be up yet); they never wait on the key. `add` and `remove`
+    // are the deployer's alone: Restate refuses them from the ingress, so an anonymous flood
+    // cannot queue in front of an activation. `quarantine` comes through the ingress from the
+    // supervisors' watchdogs; the ingress front refuses it without the token. Every handler needs
+    // the admin token, as tenants' code can still call any of them through Restate.
     options: {
       asTerminalError,
       hooks: [adminOnly(adminToken, "routes is internal to Gridiron's control plane: a call to it")],
