@@ -185,11 +185,12 @@ describe.skipIf(!canMakeHosts || !hasCeph)("a cluster sharing its builds through
     }
     const key = `big@${result.buildId}`;
     const manifest = await call("n1", `bundles/${key}/manifest`);
-    expect(manifest.objects).toBe(`s3://${BUCKET}/builds`);
+    // Under a prefix of the bundle's own: a prune of another bundle never deletes its files.
+    expect(manifest.objects).toBe(`s3://${BUCKET}/builds/big`);
     expect(manifest.files.map((f: { chunks: number }) => f.chunks)).toEqual(manifest.files.map(() => 0));
     expect(await call("n1", `bundles/${key}/chunk`, { file: "blob.bin", index: 0 })).toBeNull();
     const objects = await stored();
-    expect(objects).toEqual(manifest.files.map((f: { sha256: string }) => `builds/sha256/${f.sha256}`).sort());
+    expect(objects).toEqual(manifest.files.map((f: { sha256: string }) => `builds/big/sha256/${f.sha256}`).sort());
 
     // The same files again under another version: nothing new is stored.
     await deploy("1.0.1");
@@ -323,8 +324,8 @@ describe.skipIf(!canMakeHosts || !hasCeph)("a cluster sharing its builds through
     await cli("n1", "prune", "counter", counter2, "--force", "--yes");
     expect(await manifestOf(`counter@${counter2}`)).toBeNull();
     const objects = await stored();
-    for (const hex of own) expect(objects).not.toContain(`builds/sha256/${hex}`);
-    for (const hex of shared) expect(objects).toContain(`builds/sha256/${hex}`);
+    for (const hex of own) expect(objects).not.toContain(`builds/counter/sha256/${hex}`);
+    for (const hex of shared) expect(objects).toContain(`builds/counter/sha256/${hex}`);
     expect(await call("n2", "counter/pruned/add")).toBe(100);
   }, 300_000);
 });

@@ -6,7 +6,7 @@ import { BUNDLES, buildKey, bundlesClient } from "../contracts.ts";
 import { adminHeaders } from "../credentials/admin-token.ts";
 import type { Build } from "../domain/bundle.ts";
 import { BundleError } from "../domain/errors.ts";
-import { buildDir, inspectBundle } from "../files/bundle-store.ts";
+import { buildDir, inspectBundle, PARTIAL } from "../files/bundle-store.ts";
 import { isS3Refusal, type S3Location, s3Client, s3Location, s3Problem, s3Sdk, s3Status } from "../files/s3.ts";
 import type { AdminClient } from "../restate/admin-client.ts";
 import { CHUNK_BYTES, Manifest, type StoredFile } from "./store-schema.ts";
@@ -60,8 +60,9 @@ export class StoreClient {
         timeout: CALL_TIMEOUT_MS,
       });
     if (this.objects) {
-      const files = await uploadObjects(this.objects, dir, build);
-      await store.seal({ build, files, objects: this.objects }, once("manifest"));
+      const objects = bundleObjects(this.objects, build);
+      const files = await uploadObjects(objects, dir, build);
+      await store.seal({ build, files, objects }, once("manifest"));
       return;
     }
     const files: StoredFile[] = [];
@@ -85,10 +86,11 @@ export class StoreClient {
   async remove(build: Pick<Build, "name" | "buildId">, inUse: () => Promise<Set<string>>): Promise<void> {
     const manifest = await this.object(build).manifest(timed());
     if (manifest?.objects) {
+      const { objects, files } = manifest;
       const used = await inUse();
       await deleteObjects(
-        manifest.objects,
-        manifest.files.map((f) => f.sha256).filter((hex) => !used.has(hex)),
+        objects,
+        files.map((f) => f.sha256).filter((hex) => !used.has(objectPath(objects, hex))),
       );
     }
     await this.object(build).remove(timed());
@@ -108,7 +110,7 @@ export class StoreClient {
     const store = this.object(build);
     const manifest = await store.manifest(timed());
     if (!manifest) throw new Error(`build ${buildKey(build)} is not in the bundle store`);
-    const partial = `${target}.partial`;
+    const partial = `${target}${PARTIAL}`;
     await rm(partial, { recursive: true, force: true });
     const objects = manifest.objects ? await objectReader(manifest.objects, maxBytes) : undefined;
     try {
@@ -141,10 +143,26 @@ export class StoreClient {
   }
 }
 
+/**
+ * Where a bundle's files go under GRIDIRON_CLUSTER_BUILDS (`s3://bucket/prefix`): a prefix of its
+ * own. Activations and prunes of one bundle run one at a time (its deployer's key), of two bundles
+ * at once: with files shared across bundles, a prune of one could delete a file another's
+ * activation had just found there and not yet named in its sealed manifest.
+ */
+function bundleObjects(objects: string, build: Pick<Build, "name">): string {
+  return `${objects.replace(/\/+$/, "")}/${build.name}`;
+}
+
 /** Where a file with this SHA-256 is kept under `objects` (`s3://bucket/prefix`). */
 function objectLocation(objects: string, hex: string): S3Location {
   const { bucket, key } = s3Location(objects);
   return { bucket, key: posix.join(key, "sha256", hex) };
+}
+
+/** A file's object as one string, bucket and key, to tell whether two manifests name the same. */
+function objectPath(objects: string, hex: string): string {
+  const { bucket, key } = objectLocation(objects, hex);
+  return `${bucket}/${key}`;
 }
 
 /**
@@ -177,8 +195,9 @@ async function uploadObjects(objects: string, dir: string, build: Build): Promis
 }
 
 /**
- * The SHA-256 of every file some stored build other than `except` keeps in S3: read from every
- * manifest in Restate's state, since files are shared across bundles (the SDK's wasm, say).
+ * Every object (objectPath) some stored build other than `except` keeps in S3: read from every
+ * manifest in Restate's state. The builds of one bundle share files (the SDK's wasm, say); builds
+ * stored before each bundle had a prefix of its own share them across bundles too.
  */
 export async function objectsInUse(admin: AdminClient, except: Pick<Build, "name" | "buildId">): Promise<Set<string>> {
   const used = new Set<string>();
@@ -187,7 +206,8 @@ export async function objectsInUse(admin: AdminClient, except: Pick<Build, "name
     const manifest = Manifest.safeParse(JSON.parse(value));
     // One that does not parse may still name files: keep everything rather than guess.
     if (!manifest.success) throw new Error(`the stored manifest of ${objectKey} is not one Gridiron reads`);
-    if (manifest.data.objects) for (const file of manifest.data.files) used.add(file.sha256);
+    const { objects } = manifest.data;
+    if (objects) for (const file of manifest.data.files) used.add(objectPath(objects, file.sha256));
   }
   return used;
 }

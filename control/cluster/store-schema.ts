@@ -19,7 +19,8 @@ export const StoredFile = z.object({ name: z.string(), chunks: z.number().int().
 export type StoredFile = z.infer<typeof StoredFile>;
 /**
  * What a stored build holds: the build (its id is a hash of all of it) and its files' chunking,
- * or with `objects` (`s3://bucket/prefix`) its files' names there: `{prefix}/sha256/{hex}`.
+ * or with `objects` (`s3://bucket/prefix/<bundle>`: store-client.ts, bundleObjects) its files' names there:
+ * `{objects}/sha256/{hex}`.
  */
 export const Manifest = z.object({
   build: z.custom<Build>(),

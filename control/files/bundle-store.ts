@@ -16,8 +16,8 @@ import {
 import { BundleError } from "../domain/errors.ts";
 import { mb } from "../memory.ts";
 
-/** A build being copied, beside where it will be: renamed into place once whole. */
-const PARTIAL = ".partial";
+/** A build being copied or fetched, beside where it will be: renamed into place once whole. */
+export const PARTIAL = ".partial";
 
 /** A wrangler outdir holds a handful of files; far more means the source points somewhere else. */
 export const MAX_ENTRIES = 1_000;
