@@ -38,7 +38,7 @@ export async function removeMeshFile(settings: Pick<Settings, "meshFile">): Prom
  * The recorded mesh's settings, if a mesh that is still running recorded them; a record left by
  * a mesh that was killed is ignored.
  */
-export async function recordedMeshEnv(path: string): Promise<Record<string, string> | undefined> {
+async function recordedMeshEnv(path: string): Promise<Record<string, string> | undefined> {
   const record = await readMeshRecord(path);
   return record && isRunning(record.pid) ? record.env : undefined;
 }

@@ -31,7 +31,7 @@ interface FilterOptions {
 const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** `10m` -> ten minutes ago, as epoch milliseconds. */
-export function sinceOf(duration: string, now = Date.now()): number {
+function sinceOf(duration: string, now = Date.now()): number {
   const match = /^(\d+)([smhd])$/.exec(duration);
   if (!match) throw new Error(`--since ${duration}: give a number and a unit, like 30s, 10m, 2h or 1d`);
   return now - Number(match[1]) * (UNITS[match[2] ?? "s"] ?? 1_000);

@@ -2,7 +2,7 @@ import { readdir } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { buildKey } from "../contracts.ts";
 import type { RoutedBuild } from "../domain/ownership.ts";
-import { removeBundle } from "../files/bundle-store.ts";
+import { removeBundle, storedBuildIds } from "../files/bundle-store.ts";
 import type { BuildFiles, NodeAgent } from "../node/node-agent.ts";
 import type { Settings } from "../settings.ts";
 import { answers } from "../wait.ts";
@@ -101,15 +101,12 @@ async function attemptFrom(agent: NodeAgent, peer: Peer, ingressPort: number): P
   }
 }
 
-/** Every `{name}/{buildId}` dir in the bundles dir (not a half-written `.partial` one). */
+/** Every build stored in the bundles dir, of every bundle. */
 async function localBuilds(bundlesDir: string): Promise<{ name: string; buildId: string }[]> {
-  const names = await readdir(bundlesDir, { withFileTypes: true }).catch(() => []);
+  const bundles = (await readdir(bundlesDir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
   const builds: { name: string; buildId: string }[] = [];
-  for (const name of names.filter((entry) => entry.isDirectory())) {
-    const ids = await readdir(`${bundlesDir}/${name.name}`, { withFileTypes: true });
-    for (const id of ids) {
-      if (id.isDirectory() && !id.name.endsWith(".partial")) builds.push({ name: name.name, buildId: id.name });
-    }
+  for (const { name } of bundles) {
+    for (const buildId of await storedBuildIds(bundlesDir, name)) builds.push({ name, buildId });
   }
   return builds;
 }

@@ -17,8 +17,8 @@ export interface ClusterTlsFiles {
 }
 
 export const CA_FILE = "ca.pem";
-export const CERT_FILE = "node.pem";
-export const KEY_FILE = "node-key.pem";
+const CERT_FILE = "node.pem";
+const KEY_FILE = "node-key.pem";
 
 export function clusterTlsFiles(dir: string): ClusterTlsFiles {
   return { ca: join(dir, CA_FILE), cert: join(dir, CERT_FILE), key: join(dir, KEY_FILE) };

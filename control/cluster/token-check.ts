@@ -6,6 +6,7 @@ import type { TLSSocket } from "node:tls";
 import { Agent, request } from "undici";
 import { z } from "zod";
 import { closeServer } from "../close-server.ts";
+import { jsonOr } from "../json.ts";
 import type { ClusterMembership, Peer } from "./peers.ts";
 import { hostPort } from "./restate-config.ts";
 import type { ClusterTlsFiles } from "./tls.ts";
@@ -81,7 +82,7 @@ export async function serveTokenCheck(
         if (body.length > MAX_BODY_BYTES) req.destroy();
       });
       req.on("end", () => {
-        const question = Question.safeParse(parseJson(body));
+        const question = Question.safeParse(jsonOr(body, undefined));
         if (!question.success) return void res.writeHead(400).end();
         const proof = tokenProof(token, cluster.self.name, asker, question.data.nonce);
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ proof }));
@@ -115,14 +116,6 @@ export async function serveTokenCheck(
       return closeServer(server);
     },
   };
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -161,7 +154,7 @@ async function askOnce(settings: TokenCheckSettings, token: string, peer: Peer):
       headersTimeout: ASK_TIMEOUT_MS,
       bodyTimeout: ASK_TIMEOUT_MS,
     });
-    const answer = Answer.safeParse(parseJson(await body.text()));
+    const answer = Answer.safeParse(jsonOr(await body.text(), undefined));
     if (statusCode !== 200 || !answer.success) {
       return { peer: peer.name, outcome: "no-answer", reason: `answered ${statusCode} without a proof` };
     }

@@ -5,13 +5,14 @@ import type * as restate from "@restatedev/restate-sdk";
 import { UserError } from "../domain/errors.ts";
 import type { Settings } from "../settings.ts";
 
-/**
- * The token that mutating deployer calls must carry as `Authorization: Bearer <token>`:
- * GRIDIRON_ADMIN_TOKEN, else one generated on first start into the data dir (mode 0600).
- */
 /** What the admin token is worked out from: the setting, else the file in the data dir. */
 type TokenSettings = Pick<Settings, "adminToken" | "adminTokenPath">;
 
+/**
+ * Makes sure there is the token that mutating deployer calls must carry as `Authorization:
+ * Bearer <token>`: GRIDIRON_ADMIN_TOKEN, else one generated on first start into the data dir
+ * (mode 0600).
+ */
 export async function ensureAdminToken(
   settings: TokenSettings,
   log: (line: string) => void = console.log,

@@ -91,7 +91,7 @@ export function compatibilityDateOf(workerdVersion: string): string {
  * short and URL-safe: a longer name could overflow the destination path (ENAMETOOLONG) and a `#`
  * or `?` would change the URL the router reads the module from.
  */
-export const MAX_MODULE_NAME_BYTES = 255;
+const MAX_MODULE_NAME_BYTES = 255;
 
 /** Why `name` cannot be a module's file name; undefined if it can. */
 export function moduleNameProblem(name: string): string | undefined {

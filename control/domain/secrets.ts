@@ -12,8 +12,8 @@ import type { BuildRecord } from "./lifecycle.ts";
  * Only the router holds the private key; everything else handles ciphertext.
  */
 
-export const SEAL_ALG = "RSA-OAEP-256";
-export const SEAL_ENC = "A256GCM";
+const SEAL_ALG = "RSA-OAEP-256";
+const SEAL_ENC = "A256GCM";
 
 /** The mesh's public key for sealing, as `deployer/{name}/secretsKey` gives it. */
 export const SecretsKey = z.object({

@@ -2,6 +2,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { createServer } from "node:http";
 import { dirname } from "node:path";
 import { closeServer } from "../close-server.ts";
+import { jsonOr } from "../json.ts";
 import { BATCH_PATH } from "../node/workerd/router/logs.js";
 import { type Batch, type SinkBatch, SinkBatchSchema } from "./records.ts";
 import type { LogStore } from "./store.ts";
@@ -40,7 +41,7 @@ export async function serveCollector(socketPath: string, store: LogStore): Promi
       chunks.push(chunk);
     });
     request.on("end", () => {
-      const parsed = SinkBatchSchema.safeParse(safeJson(Buffer.concat(chunks).toString("utf8")));
+      const parsed = SinkBatchSchema.safeParse(jsonOr(Buffer.concat(chunks).toString("utf8"), undefined));
       if (!parsed.success) {
         response.writeHead(400).end();
         return;
@@ -73,17 +74,9 @@ function buildOf(url: string): { bundle: string; build: string } | undefined {
 }
 
 /** What the store takes: each record with the bundle and build it came from. */
-export function batchOf(from: { bundle: string; build: string }, batch: SinkBatch): Batch {
+function batchOf(from: { bundle: string; build: string }, batch: SinkBatch): Batch {
   return {
     attempts: batch.records.map((record) => ({ ...from, ...record })),
     dropped: batch.dropped ? { [from.bundle]: batch.dropped } : {},
   };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

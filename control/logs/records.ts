@@ -27,7 +27,7 @@ const MAX_TEXT_CHARS = MAX_LINE_CHARS + 64;
 const MAX_TARGET_CHARS = 400;
 const MAX_INVOCATION_ID_CHARS = 200;
 
-export const LineSchema = z.object({
+const LineSchema = z.object({
   /** Epoch milliseconds, as workerd stamped the line. */
   time: z.number(),
   /** console's level (log, info, debug, warn, error), or `exception` for an uncaught one. */
@@ -36,7 +36,7 @@ export const LineSchema = z.object({
 });
 export type Line = z.infer<typeof LineSchema>;
 
-export const SinkRecordSchema = z.object({
+const SinkRecordSchema = z.object({
   /** `service/handler` for a Restate call; null for what else reached the build (a warm-up) or lines outside any request. */
   target: z.string().nullable(),
   invocationId: z.string().nullable(),
@@ -59,7 +59,7 @@ export const SinkBatchSchema = z
 export type SinkBatch = z.infer<typeof SinkBatchSchema>;
 
 /** Whether every field of a batch whose shape zod checked is within its bounds. */
-export function withinBounds(batch: { records: SinkRecord[]; dropped: number }): boolean {
+function withinBounds(batch: { records: SinkRecord[]; dropped: number }): boolean {
   if (!Number.isSafeInteger(batch.dropped) || batch.dropped < 0) return false;
   for (const record of batch.records) {
     if (!(record.durationMs >= 0)) return false;

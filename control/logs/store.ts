@@ -16,7 +16,7 @@ export interface Limits {
   chars: number;
 }
 
-export const DEFAULT_LIMITS: Limits = { lines: 10_000, chars: 4 * 1024 * 1024 };
+const DEFAULT_LIMITS: Limits = { lines: 10_000, chars: 4 * 1024 * 1024 };
 
 /**
  * Which lines a reader wants; every field narrows. status ok: lines of attempts that went well;

@@ -42,7 +42,7 @@ export interface Mesh {
  * routes; on a cluster node it first serves what the cluster routes, then polls. Every workerd of
  * cell i serves `cellSockets[i]` (cell-sockets.ts).
  */
-export async function startMesh(
+async function startMesh(
   settings: Settings,
   cellSockets: number[],
   log: (line: string) => void = console.log,

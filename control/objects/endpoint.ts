@@ -59,10 +59,12 @@ export async function serveDeployer(settings: Settings): Promise<DeployerEndpoin
     server.once("error", reject);
     server.listen(settings.ports.deployer, settings.internalBind, resolve);
   });
+  // One client for all attempts: a client holds a connection pool (an undici Agent) of its own.
+  const admin = new AdminClient({ socketPath: settings.adminSocket });
   await waitFor(
     "registering the deployer with Restate",
     async () => {
-      await new AdminClient({ socketPath: settings.adminSocket }).registerDeployment({
+      await admin.registerDeployment({
         uri: settings.deployerUrl,
         http11: false,
         force: true,

@@ -2,6 +2,7 @@ import { Agent, type Dispatcher, request } from "undici";
 import { z } from "zod";
 import { UserError } from "../domain/errors.ts";
 import type { DrainObservation, InvocationCounts } from "../domain/lifecycle.ts";
+import { jsonOr } from "../json.ts";
 import { answers } from "../wait.ts";
 
 /**
@@ -70,7 +71,7 @@ export interface RunningInvocation {
 }
 
 function journalEntry(json: unknown): JournalEntry[] {
-  const parsed = JournalEntry.safeParse(typeof json === "string" ? safeJson(json) : undefined);
+  const parsed = JournalEntry.safeParse(typeof json === "string" ? jsonOr(json, json) : undefined);
   return parsed.success ? [parsed.data] : [];
 }
 
@@ -303,14 +304,14 @@ export class AdminClient {
     });
     const text = await response.body.text();
     if (response.statusCode >= 400) {
-      const parsed = ErrorBody.safeParse(safeJson(text));
+      const parsed = ErrorBody.safeParse(jsonOr(text, text));
       const reason = parsed.success
         ? `${parsed.data.message}${parsed.data.restate_code ? ` (${parsed.data.restate_code})` : ""}`
         : text;
       const message = `Restate admin ${method} ${path} failed (${response.statusCode}): ${reason}`;
       throw response.statusCode < 500 ? new AdminRefused(message, response.statusCode) : new Error(message);
     }
-    return text ? safeJson(text) : undefined;
+    return text ? jsonOr(text, text) : undefined;
   }
 
   private via(): { dispatcher?: Dispatcher } {
@@ -332,12 +333,4 @@ function sqlInvocationId(id: string): string {
 function sqlText(text: string): string {
   if (/['\\]/.test(text)) throw new Error(`not a plain SQL string: ${text}`);
   return text;
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }

@@ -4,13 +4,6 @@ import { createProxyServer } from "http-proxy-3";
 import { authorized, readAdminToken } from "../credentials/admin-token.ts";
 import type { Settings } from "../settings.ts";
 
-/**
- * Gridiron's front for Restate's admin API. Restate 1.7 has no authentication of its own, so
- * restate-server serves its admin API only on a unix socket in the data dir, and this front, on
- * GRIDIRON_ADMIN_PORT, forwards the requests that carry the admin token to it (http-proxy-3 does
- * the forwarding). The token comes as a Bearer token or as the password of basic auth, so a
- * browser can open Restate's web UI at /ui/ after a login prompt.
- */
 /** Restate's admin API takes small JSON bodies; the largest is a registration or a SQL query. */
 const MAX_BODY_BYTES = 1024 * 1024;
 /** Failures where nothing reached Restate's handler: the connection was gone before the request. */
@@ -29,6 +22,13 @@ async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   return Buffer.concat(chunks);
 }
 
+/**
+ * Gridiron's front for Restate's admin API. Restate 1.7 has no authentication of its own, so
+ * restate-server serves its admin API only on a unix socket in the data dir, and this front, on
+ * GRIDIRON_ADMIN_PORT, forwards the requests that carry the admin token to it (http-proxy-3 does
+ * the forwarding). The token comes as a Bearer token or as the password of basic auth, so a
+ * browser can open Restate's web UI at /ui/ after a login prompt.
+ */
 export async function serveAdminFront(
   settings: Pick<Settings, "adminToken" | "adminTokenPath" | "adminSocket" | "ports" | "bind">,
 ): Promise<Server> {

@@ -16,7 +16,16 @@ const BUNDLES = "bundles";
 const ROUTES = "routes";
 const COLLECTOR = "collector";
 /** The router's modules (in router/), main first, by the names they import each other under. */
-const ROUTER_MODULES = ["router.js", "identity.js", "protocol.js", "secrets.js", "split.js", "sink.js", "logs.js"];
+const ROUTER_MODULES = [
+  "router.js",
+  "identity.js",
+  "base64url.js",
+  "protocol.js",
+  "secrets.js",
+  "split.js",
+  "sink.js",
+  "logs.js",
+];
 /** The modules the live router loads into each build to attribute its lines (router/sink.js), by the names they import each other under. */
 const ATTRIBUTION_MODULES = ["attribute.js", "install.js", "logs.js"];
 
@@ -170,7 +179,7 @@ function secretsKeyBindings(keys: SecretsPrivateKey[]): Binding[] {
 }
 
 /** The router, checking requests against this mesh's request identity key. */
-export async function readRouter(
+async function readRouter(
   settings: Pick<Settings, "identityKeyPath" | "secretsKeyPath" | "secretsPreviousKeyPath">,
 ): Promise<Router> {
   const read = async (name: string) => ({
@@ -198,7 +207,6 @@ async function writeAtomically(path: string, content: string | Uint8Array): Prom
   await rename(`${path}.next`, path);
 }
 
-/** Writes a config for a router placed as `placement` says. */
 /** What writing a workerd config reads of the settings: where builds are, V8's heap, and the router's keys. */
 export type ConfigSettings = Pick<Settings, "bundlesDir" | "workerdSemiSpaceMb" | "workerdFullGc"> &
   Parameters<typeof readRouter>[0];
@@ -221,6 +229,7 @@ export function workerdV8Flags(settings: Pick<Settings, "workerdSemiSpaceMb" | "
   ];
 }
 
+/** Writes a config for a router placed as `placement` says. */
 export async function writeWorkerdConfig(settings: ConfigSettings, path: string, placement: Placement): Promise<void> {
   const config = loaderConfig(settings.bundlesDir, placement, await readRouter(settings), workerdV8Flags(settings));
   await writeAtomically(path, workerdConfigFile(config));

@@ -9,7 +9,7 @@ import type { ExtraFds } from "../child-fds.ts";
 /** How a workerd process is started and how it says it is ready. */
 
 /** Where workerd finds the listening socket it shares with every workerd of its cell (cell-sockets.ts). */
-export const SHARED_SOCKET_FD = 3;
+const SHARED_SOCKET_FD = 3;
 /** Where workerd writes its control messages (`--control-fd`): one JSON object per line. */
 export const CONTROL_FD = 4;
 

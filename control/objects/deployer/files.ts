@@ -18,7 +18,7 @@ export const keepFiles = async (d: Uses<"store", "bundlesDir">, dir: string, bui
  * Proves a build on this node's disk. In a cluster, a retry can run on another node than the
  * one whose "copy bundle" step copied the files there: that node fetches them from the store.
  */
-export const proveHere = async (d: Pick<Deployer, "settings" | "store">, build: Build) => {
+const proveHere = async (d: Pick<Deployer, "settings" | "store">, build: Build) => {
   await d.store?.fetch(d.settings.bundlesDir, build, d.settings.maxBundleBytes);
   return proveBuild(d.settings, build);
 };

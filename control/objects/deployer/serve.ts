@@ -118,8 +118,10 @@ export const registerUri = async (
   return registered.id;
 };
 
-/** How a build that should serve differs from serving: its route, registration and services. */
-/** During a rollout the active build is not the latest: the split that sends it calls (`latest`) is. */
+/**
+ * How a build that should serve differs from serving: its route, registration and services.
+ * During a rollout the active build is not the latest: the split that sends it calls (`latest`) is.
+ */
 export const driftOfBuild = async (
   d: Pick<Deployer, "admin" | "internal">,
   ctx: SharedCtx,

@@ -4,13 +4,12 @@
 // deployment's base (/discover, /invoke/...), valid for a minute either side of now; the Restate
 // SDKs check the same. RESTATE_IDENTITY_KEY holds the public key's raw bytes in base64url.
 
+import { base64urlBytes } from "./base64url.js";
+
 /** @import { Env } from "./types.ts" */
 
-/** @param {string} base64url */
-const decode = (base64url) =>
-  Uint8Array.from(atob(base64url.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
 /** @param {string} part */
-const json = (part) => JSON.parse(new TextDecoder().decode(decode(part)));
+const json = (part) => JSON.parse(new TextDecoder().decode(base64urlBytes(part)));
 
 /** @type {Promise<CryptoKey> | undefined} */
 let publicKey;
@@ -33,11 +32,11 @@ async function verifiedClaims(token, env) {
   if (known) return known;
   const [header = "", claims = "", signature = ""] = token.split(".");
   if (json(header).alg !== "EdDSA") throw new Problem("the request JWT is not EdDSA-signed");
-  publicKey ??= crypto.subtle.importKey("raw", decode(env.RESTATE_IDENTITY_KEY), { name: "Ed25519" }, false, [
+  publicKey ??= crypto.subtle.importKey("raw", base64urlBytes(env.RESTATE_IDENTITY_KEY), { name: "Ed25519" }, false, [
     "verify",
   ]);
   const signed = new TextEncoder().encode(`${header}.${claims}`);
-  if (!(await crypto.subtle.verify({ name: "Ed25519" }, await publicKey, decode(signature), signed))) {
+  if (!(await crypto.subtle.verify({ name: "Ed25519" }, await publicKey, base64urlBytes(signature), signed))) {
     throw new Problem("the request JWT is not signed by this mesh's Restate");
   }
   const { aud, nbf, exp } = json(claims);

@@ -5,16 +5,12 @@
 // AES-GCM over ciphertext and tag, the protected header (as sent, base64url) being the
 // additional authenticated data. The header must name this key, this bundle and this secret.
 
+import { base64urlBytes } from "./base64url.js";
+
 /** @import { SealedSecret } from "../../../domain/bundle.ts" */
 
 const ALG = "RSA-OAEP-256";
 const ENC = "A256GCM";
-
-/** @param {string} text base64url, no padding */
-function bytes(text) {
-  const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
-  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
-}
 
 /**
  * @param {string} bundle
@@ -27,27 +23,27 @@ async function open(bundle, name, sealed, keys) {
   if (tag === undefined || header === undefined || wrappedKey === undefined || iv === undefined || !ciphertext) {
     throw new Error("it is not a JWE in compact form");
   }
-  const fields = JSON.parse(new TextDecoder().decode(bytes(header)));
+  const fields = JSON.parse(new TextDecoder().decode(base64urlBytes(header)));
   if (fields.alg !== ALG || fields.enc !== ENC) throw new Error(`it is not sealed with ${ALG} and ${ENC}`);
   if (fields.bundle !== bundle || fields.name !== name) throw new Error("it was sealed for another bundle or name");
   const key = keys.get(fields.kid);
   if (!key) throw new Error(`it was sealed to a key this mesh does not have (${fields.kid}); put it again`);
   const contentKey = await crypto.subtle.unwrapKey(
     "raw",
-    bytes(wrappedKey),
+    base64urlBytes(wrappedKey),
     key,
     { name: "RSA-OAEP" },
     { name: "AES-GCM" },
     false,
     ["decrypt"],
   );
-  const body = bytes(ciphertext);
-  const mac = bytes(tag);
+  const body = base64urlBytes(ciphertext);
+  const mac = base64urlBytes(tag);
   const sealedBody = new Uint8Array(body.length + mac.length);
   sealedBody.set(body);
   sealedBody.set(mac, body.length);
   const value = await crypto.subtle.decrypt(
-    { name: "AES-GCM", iv: bytes(iv), additionalData: new TextEncoder().encode(header), tagLength: 128 },
+    { name: "AES-GCM", iv: base64urlBytes(iv), additionalData: new TextEncoder().encode(header), tagLength: 128 },
     contentKey,
     sealedBody,
   );
