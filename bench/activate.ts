@@ -12,10 +12,12 @@ import { versions } from "./versions.ts";
  * path alone. BENCH_ACTIVATIONS (10) new versions of one small service (bench/deploy-services.ts's
  * ping, whose answer names its version), the sides taking turns, behind one
  * restate-server: Gridiron's `activate`, and what a Restate user does without it, a new Node SDK
- * process registered with `POST /deployments`. Each is timed from the deploy's start (the version
- * built) until the deploy call returns and until a call through Restate's ingress is answered by
- * the new version. Prints a table and one line, `activate to first answer: median <g> ms (Node <n> ms)`,
- * then where Gridiron's time goes: each journaled step of `activate` (read from Restate's journal,
+ * process registered with `POST /deployments`; then each with its slow part done ahead, untimed:
+ * Gridiron's `promote` of a version rolled out at 0% (proved, routed and compiled: an upload), and
+ * the registration of a Node process already started. Each is timed from the deploy's start until
+ * the deploy call returns and until a call through Restate's ingress is answered by the new
+ * version. Prints a table and two lines, `activate to first answer: median <g> ms (Node <n> ms)`
+ * and the same for `promote` against the started process, then where Gridiron's time goes: each journaled step of `activate` (read from Restate's journal,
  * as `gridiron deploy` shows them) and what lies between and around them.
  */
 
@@ -42,11 +44,32 @@ async function main(): Promise<void> {
       },
       steps: () => stepsOfLast(admin, bundleName(1)),
     };
+    // Cloudflare's `versions upload` then `versions deploy`: the build rolled out at 0% (proved,
+    // routed, compiled; untimed, as the upload), then `promote`, timed, makes it serve.
+    const uploaded: Side = {
+      path: "ping2/ping",
+      prepare: async (version) => {
+        const source = await sources.ping(2, version);
+        if (version === FIRST_VERSION) return () => activate(ingress, bundleName(2), source, version);
+        await ingress.call(`deployer/${bundleName(2)}/activate`, { source, version, percent: 0 });
+        return () => ingress.call(`deployer/${bundleName(2)}/promote`);
+      },
+    };
     const node: Side = {
       path: "node_ping1/ping",
       prepare: async (version) => () => fleet.deploy("ping", "node_ping1", version),
     };
-    return deploys(ingress, { Gridiron: gridiron, Node: node });
+    // Its peer: the new process started (untimed), then registered.
+    const started: Side = {
+      path: "node_ping2/ping",
+      prepare: (version) => fleet.start("ping", "node_ping2", version),
+    };
+    return deploys(ingress, {
+      Gridiron: gridiron,
+      Node: node,
+      [UPLOADED]: uploaded,
+      [STARTED]: started,
+    });
   });
   console.log(await report(rows));
 }
@@ -72,7 +95,11 @@ async function stepsOfLast(admin: AdminClient, bundle: string): Promise<Record<s
   return ms;
 }
 
-type Sides = "Gridiron" | "Node";
+const UPLOADED = "Gridiron, uploaded at 0% first";
+const STARTED = "Node, process started first";
+type Sides = "Gridiron" | "Node" | typeof UPLOADED | typeof STARTED;
+/** Each side's first version, deployed untimed. */
+const FIRST_VERSION = "0.0.0";
 
 /**
  * On each side a first version, untimed (what a side starts once, such as Gridiron's first proof
@@ -80,10 +107,10 @@ type Sides = "Gridiron" | "Node";
  * same machine (a shared one's load comes and goes).
  */
 async function deploys(ingress: Ingress, sides: Record<Sides, Side>): Promise<Record<Sides, Timed[]>> {
-  const timed: Record<Sides, Timed[]> = { Gridiron: [], Node: [] };
+  const timed: Record<Sides, Timed[]> = { Gridiron: [], Node: [], [UPLOADED]: [], [STARTED]: [] };
   for (const side of Object.values(sides)) {
-    await (await side.prepare("0.0.0"))();
-    await answeredBy(ingress, side.path, "pong 0.0.0");
+    await (await side.prepare(FIRST_VERSION))();
+    await answeredBy(ingress, side.path, `pong ${FIRST_VERSION}`);
   }
   for (let k = 1; k <= ACTIVATIONS; k++) {
     for (const [name, side] of Object.entries(sides) as [Sides, Side][]) {
@@ -112,17 +139,21 @@ async function report(rows: Record<Sides, Timed[]>): Promise<string> {
     const answered = rows[side].map((t) => t.answeredMs);
     return `| ${side} | ${median(rows[side].map((t) => t.returnedMs)).toFixed(0)} | ${median(answered).toFixed(0)} | ${Math.min(...answered).toFixed(0)}-${Math.max(...answered).toFixed(0)} |`;
   };
-  const g = median(rows.Gridiron.map((t) => t.answeredMs));
-  const n = median(rows.Node.map((t) => t.answeredMs));
+  const answered = (side: Sides) => median(rows[side].map((t) => t.answeredMs));
+  const compared = (what: string, gridiron: Sides, node: Sides) =>
+    `${what} to first answer: median ${answered(gridiron).toFixed(0)} ms (${node} ${answered(node).toFixed(0)} ms, ${(answered(node) / answered(gridiron)).toFixed(2)}x)`;
   return [
-    `${await versions()}; ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GB; one run. ${ACTIVATIONS} new versions of one small service per side, one at a time on an idle mesh, the sides taking turns, each timed from its start (the version built). Gridiron: \`activate\`; Node: a new process registered with \`POST /deployments\`. Medians.`,
+    `${await versions()}; ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GB; one run. ${ACTIVATIONS} new versions of one small service per side, one at a time on an idle mesh, the sides taking turns, each timed from its start (the version built). Gridiron: \`activate\`; Node: a new process registered with \`POST /deployments\`. Ahead of the timed part, untimed: ${UPLOADED}, \`activate\` at 0% (proved, routed, compiled), then \`promote\` timed; ${STARTED}, then its registration timed. Medians.`,
     "",
     "| side | deploy call returned ms | first call answered by the new version ms | range ms |",
     "|---|---|---|---|",
     line("Gridiron"),
     line("Node"),
+    line(UPLOADED),
+    line(STARTED),
     "",
-    `activate to first answer: median ${g.toFixed(0)} ms (Node ${n.toFixed(0)} ms, ${(n / g).toFixed(2)}x)`,
+    compared("activate", "Gridiron", "Node"),
+    compared("promote of a build uploaded at 0%", UPLOADED, STARTED),
     "",
     ...breakdown(rows.Gridiron),
   ].join("\n");

@@ -192,23 +192,30 @@ export class NodeFleet {
    * old process has stopped. (In an object: an async function returning a promise would wait for it.)
    */
   async deploy(kind: "counter" | "ping", name: string, version = ""): Promise<{ retired?: Promise<void> }> {
+    return (await this.start(kind, name, version))();
+  }
+
+  /** Starts `name` at `version` and returns its registration, which `deploy` does at once. */
+  async start(kind: "counter" | "ping", name: string, version = "") {
     const port = await getPort({ host: "127.0.0.1" });
     const child = startService(port, kind, name, version);
     this.running.add(child);
     await child.getOneMessage();
-    const { id } = await this.admin.registerDeployment({
-      uri: `http://127.0.0.1:${port}`,
-      http11: false,
-      force: false,
-    });
-    const old = this.live.get(name);
-    this.live.set(name, { id, child });
-    if (!old) return {};
-    const retired = this.retire(old);
-    // Its failure surfaces in settle() or with the caller, not as an unhandled rejection that skips the clean-up.
-    retired.catch(() => {});
-    this.retiring.push(retired);
-    return { retired };
+    return async (): Promise<{ retired?: Promise<void> }> => {
+      const { id } = await this.admin.registerDeployment({
+        uri: `http://127.0.0.1:${port}`,
+        http11: false,
+        force: false,
+      });
+      const old = this.live.get(name);
+      this.live.set(name, { id, child });
+      if (!old) return {};
+      const retired = this.retire(old);
+      // Its failure surfaces in settle() or with the caller, not as an unhandled rejection that skips the clean-up.
+      retired.catch(() => {});
+      this.retiring.push(retired);
+      return { retired };
+    };
   }
 
   /** Resolves once every replaced version is stopped. */

@@ -87,7 +87,11 @@ export function commands(program: Command): void {
         "dedicated: a workerd cell of the bundle's own; shared: back among the others",
       ).choices(CellRequest.options),
     )
-    .option("--percent <n>", "roll the build out to N% of new calls beside the active build (1-99)", Number)
+    .option(
+      "--percent <n>",
+      "roll the build out to N% of new calls beside the active build (0-99; 0 uploads it ready to promote)",
+      Number,
+    )
     .option(
       "--auto [steps]",
       `step the rollout up by itself while the canary's errors stay near the stable build's (default steps ${DEFAULT_AUTO.steps.join(",")}, then promote)`,
@@ -208,7 +212,7 @@ export function commands(program: Command): void {
     .command("rollout")
     .description("give the canary of a rollout in progress another share of new calls")
     .argument("<name>", "bundle name")
-    .requiredOption("--percent <n>", "the canary's share of new calls, 1-99", Number)
+    .requiredOption("--percent <n>", "the canary's share of new calls, 0-99", Number)
     .action(async (name: string, options: { percent: number }) => {
       const connection = await connect();
       requireToken(connection);
@@ -319,11 +323,16 @@ function sameVersion(view: StatusView, result: ActivateResult): string[] {
   return view.builds.filter((b) => b.version === result.version && b.buildId !== result.buildId).map((b) => b.buildId);
 }
 
+function rolloutLine({ name, version, rollout }: ActivateResult): string {
+  if (!rollout) return `${name} ${version} is active`;
+  return rollout.percent === 0
+    ? `${name} ${version} is uploaded beside ${rollout.stable}: proved, routed and compiled, sent no call (promote it to serve, or abort)`
+    : `${name} ${version} takes ${rollout.percent}% of new calls beside ${rollout.stable} (promote or abort it)`;
+}
+
 function activated(result: ActivateResult): string {
   const lines = [
-    result.rollout
-      ? `${result.name} ${result.version} takes ${result.rollout.percent}% of new calls beside ${result.rollout.stable} (promote or abort it)`
-      : `${result.name} ${result.version} is active`,
+    rolloutLine(result),
     `  build       ${result.buildId}`,
     `  deployment  ${result.deploymentId}`,
     `  cell        ${result.cell}`,

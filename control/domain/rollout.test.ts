@@ -1,7 +1,15 @@
 import { describe, expect, test } from "vitest";
 import { bucketOf, parseSplit, splitSegment, toCanary } from "../node/workerd/router/split.js";
 import type { RecordedManifest } from "./manifest.ts";
-import { AutoPolicy, DEFAULT_AUTO, heldBySplit, judgeStep, type SplitRecord, shapeDifference } from "./rollout.ts";
+import {
+  AutoPolicy,
+  DEFAULT_AUTO,
+  heldBySplit,
+  judgeStep,
+  Percent,
+  type SplitRecord,
+  shapeDifference,
+} from "./rollout.ts";
 
 const manifest = (services: unknown[], protocolMode = "BIDI_STREAM"): RecordedManifest => ({
   contentType: "application/vnd.restate.endpointmanifest.v3+json",
@@ -21,7 +29,9 @@ describe("split segments", () => {
     const split = { stable: "1.0.0-abc", canary: "2.0.0+x-def", percent: 10 };
     expect(parseSplit(splitSegment(split))).toEqual(split);
     expect(parseSplit("1.0.0-abc")).toBeUndefined();
-    expect(parseSplit("split~a~b~0")).toBeUndefined();
+    expect(parseSplit("split~a~b~0")).toEqual({ stable: "a", canary: "b", percent: 0 });
+    expect(parseSplit("split~a~b~00")).toBeUndefined();
+    expect(parseSplit("split~a~b~07")).toBeUndefined();
     expect(parseSplit("split~a~b~100")).toBeUndefined();
     expect(parseSplit("split~a~b~10~c")).toBeUndefined();
     expect(parseSplit("split~~b~10")).toBeUndefined();
@@ -31,6 +41,7 @@ describe("split segments", () => {
     const keys = [...Array(2000).keys()].map((i) => `key-${i}`);
     const at = (percent: number) => keys.filter((k) => toCanary({ stable: "s", canary: "c", percent }, k));
     const [ten, fifty, ninety] = [at(10), at(50), at(90)];
+    expect(at(0)).toEqual([]);
     expect(ten.every((k) => fifty.includes(k))).toBe(true);
     expect(fifty.every((k) => ninety.includes(k))).toBe(true);
     // Buckets are near uniform: each share within the binomial 99.9% bounds.
@@ -120,8 +131,14 @@ describe("judgeStep", () => {
     expect(judgeStep(policy, 10, { ok: 90, error: 10 }, { ok: 85, error: 15 }).kind).toBe("step");
   });
 
+  test("a rollout's percentage is 0-99 (0 an upload, sent no call); an automatic one's steps 1-99", () => {
+    expect([0, 1, 99].map((p) => Percent.safeParse(p).success)).toEqual([true, true, true]);
+    expect([-1, 100, 1.5].map((p) => Percent.safeParse(p).success)).toEqual([false, false, false]);
+  });
+
   test("the policy is validated: rising percentages of 1-99", () => {
     expect(AutoPolicy.safeParse({ ...policy, steps: [10, 100] }).success).toBe(false);
+    expect(AutoPolicy.safeParse({ ...policy, steps: [0, 50] }).success).toBe(false);
     expect(AutoPolicy.safeParse({ ...policy, steps: [50, 10] }).success).toBe(false);
     expect(AutoPolicy.safeParse(DEFAULT_AUTO).success).toBe(true);
   });

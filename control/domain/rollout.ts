@@ -11,12 +11,16 @@ import type { RecordedManifest } from "./manifest.ts";
  * percentage is a new split, and the old one drains and is pruned like a replaced build.
  */
 
-/** The canary's share of new calls in one step: 1-99 (0 is an abort, 100 a promote). */
+/**
+ * The canary's share of new calls in one step: 0-99 (100 is a promote). At 0 the canary is an
+ * upload: proved, routed and compiled beside the active build, sent no call, so that `promote`
+ * only registers it (Cloudflare's `versions upload`, then `versions deploy`).
+ */
 export const Percent = z
   .number()
   .int()
-  .min(1, "a rollout percentage is 1-99: `abort` gives the stable build every call")
-  .max(99, "a rollout percentage is 1-99: `promote` gives the canary every call");
+  .min(0, "a rollout percentage is 0-99: `abort` gives the stable build every call and ends the rollout")
+  .max(99, "a rollout percentage is 0-99: `promote` gives the canary every call");
 
 export interface SplitRecord {
   /** Its path segment, `split~{stable}~{canary}~{percent}`: its id among the bundle's splits. */
@@ -37,7 +41,7 @@ export interface SplitRecord {
 export const AutoPolicy = z.strictObject({
   /** The percentages to step through, rising; after the last one the canary is promoted. */
   steps: z
-    .array(Percent)
+    .array(Percent.min(1, "an automatic rollout's steps are 1-99: a step of 0 would judge a canary sent no call"))
     .min(1)
     .max(10)
     .refine((steps) => steps.every((step, i) => i === 0 || step > (steps[i - 1] as number)), "steps must rise"),

@@ -54,6 +54,10 @@ export const ActivateRequest = z
   .refine((request) => request.source.startsWith("file:") || request.sha256, {
     message: "an https:// or s3:// source needs sha256: the hex SHA-256 of the archive (`sha256sum FILE`)",
     path: ["sha256"],
+  })
+  .refine((request) => !(request.auto && request.percent === 0), {
+    message: "an automatic rollout starts at its first step: at 0% the canary has no calls to judge",
+    path: ["percent"],
   });
 export type ActivateRequest = z.infer<typeof ActivateRequest>;
 

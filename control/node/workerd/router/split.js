@@ -26,7 +26,7 @@ export function splitSegment({ stable, canary, percent }) {
 export function parseSplit(segment) {
   if (!segment.startsWith(PREFIX)) return undefined;
   const [stable = "", canary = "", percent = "", ...rest] = segment.slice(PREFIX.length).split("~");
-  if (rest.length || !stable || !canary || !/^[1-9][0-9]?$/.test(percent)) return undefined;
+  if (rest.length || !stable || !canary || !/^(0|[1-9][0-9]?)$/.test(percent)) return undefined;
   return { stable, canary, percent: Number(percent) };
 }
 
