@@ -1,4 +1,4 @@
-import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
@@ -8,7 +8,7 @@ import { tellAgent } from "../control/node/node-agent.ts";
 import type { ActivateResult } from "../control/objects/deployer/api.ts";
 import { waitFor } from "../control/wait.ts";
 import { Ingress } from "./ingress.ts";
-import { CELL_WORKERD, eventually, findChild, proofLeftovers, useTestMesh } from "./mesh.ts";
+import { CELL_WORKERD, eventually, findChild, proofLeftovers, proofsOf, useTestMesh } from "./mesh.ts";
 
 const tenant = (service: string, object = false): [string, Record<string, string>] => [
   "test/fixtures/tenant",
@@ -323,6 +323,24 @@ describe("trust boundaries", () => {
     },
     60_000,
   );
+
+  test("every workerd, a cell's and the spare proof's, runs tenants' code with PATH alone: no token, no setting of ours", async () => {
+    const environ = async (pid: number) =>
+      (await readFile(`/proc/${pid}/environ`, "utf8"))
+        .split("\0")
+        .filter(Boolean)
+        .map((line) => line.slice(0, line.indexOf("=")));
+    // The mesh's own processes were started with GRIDIRON_* settings (test/mesh.ts meshEnv).
+    expect(await environ(await findChild(fx.mesh, "control/main.ts"))).toContain("GRIDIRON_DATA_DIR");
+    expect(await environ(await findChild(fx.mesh, CELL_WORKERD))).toEqual(["PATH"]);
+    // The activations above started a spare proof workerd, which waits for the next proof.
+    let spare = 0;
+    await eventually(async () => {
+      spare = (await proofsOf(fx.mesh)).workerds.find((w) => w.spare)?.pid ?? 0;
+      expect(spare).toBeGreaterThan(0);
+    });
+    expect(await environ(spare)).toEqual(["PATH"]);
+  }, 60_000);
 
   test("the files of an activation killed after it copied its build go with the bundle's next activation", async () => {
     const dir = join(fx.buildsDir, "killed");

@@ -15,3 +15,17 @@ test("shellCommand's line gives the shell exactly the spec's words and environme
   const { stdout } = await execa("/bin/sh", ["-c", 'eval "exec $LINE"'], { env: { LINE: line } });
   expect(stdout).toBe(`${tricky.join("|")}|x'; rm -rf / #$(id)`);
 });
+
+test("a child given its env only (workerd) sees none of ours", async () => {
+  const line = shellCommand({
+    name: "probe",
+    file: "/bin/sh",
+    args: ["-c", "env"],
+    env: { PATH: "/usr/bin:/bin" },
+    envOnly: true,
+  });
+  const { stdout } = await execa("/bin/sh", ["-c", 'eval "exec $LINE"'], { env: { LINE: line, OURS: "secret" } });
+  expect(stdout).toContain("PATH=/usr/bin:/bin");
+  expect(stdout).not.toContain("OURS");
+  expect(stdout).not.toContain("LINE");
+});

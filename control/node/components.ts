@@ -12,7 +12,7 @@ import type { ChildSpec } from "./supervised.ts";
 import type { ThreadSpec } from "./supervised-thread.ts";
 import { cellConfigPath, cellIds, cellProcessName } from "./workerd/cells.ts";
 import { writeLiveConfig } from "./workerd/config.ts";
-import { workerdArgs, workerdFds } from "./workerd/process.ts";
+import { workerdArgs, workerdEnv, workerdFds } from "./workerd/process.ts";
 
 const RESTATE_CONFIG = new URL("../../config/restate.toml", import.meta.url).pathname;
 const CLI_ENTRY = new URL("../main.ts", import.meta.url).pathname;
@@ -89,6 +89,8 @@ function cellSpec(settings: Pick<Settings, "workerdConfigPath">, cell: number, s
     file: binaries.workerd(),
     args: workerdArgs(cellConfigPath(settings, cell), supervised),
     extraFds: workerdFds(supervised),
+    env: workerdEnv(),
+    envOnly: true,
     // The SDK logs a line per invocation: relayed through the supervisor, that cost 0.1-0.15 ms
     // of its CPU per call (docs/benchmarks.md). Nothing reads workerd's output; it goes to the
     // terminal (or whatever the supervisor's stdout is) unprefixed.
@@ -141,5 +143,5 @@ export function shellCommand(spec: ChildSpec): string {
   // POSIX single quoting: the only character to escape inside '...' is ' itself.
   const quote = (word: string) => `'${word.replaceAll("'", "'\\''")}'`;
   const env = Object.entries(spec.env ?? {}).map(([key, value]) => quote(`${key}=${value}`));
-  return ["env", ...env, quote(spec.file), ...spec.args.map(quote)].join(" ");
+  return ["env", ...(spec.envOnly ? ["-i"] : []), ...env, quote(spec.file), ...spec.args.map(quote)].join(" ");
 }

@@ -10,6 +10,8 @@ export interface ChildSpec {
   file: string;
   args: string[];
   env?: Record<string, string>;
+  /** Whether the child sees only `env` rather than ours with `env` over it (workerd: workerdEnv). */
+  envOnly?: boolean;
   /**
    * The child's fds from 3 on: one of ours to share (a cell's listening socket, held by the
    * supervisor: cell-sockets.ts), a new pipe (e.g. workerd's control messages), or nothing.
@@ -53,6 +55,7 @@ export class Supervised {
     const output = relayed ? "pipe" : "inherit";
     const options = {
       env: this.spec.env ?? {},
+      extendEnv: !this.spec.envOnly,
       all: relayed,
       buffer: false,
       reject: false,

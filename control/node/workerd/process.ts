@@ -26,6 +26,13 @@ export interface WorkerdOptions {
   control: boolean;
 }
 
+/**
+ * The whole environment of every workerd, a cell's or a proof's: it runs tenants' code, so it
+ * gets PATH and nothing of ours, which may hold GRIDIRON_ADMIN_TOKEN or a store's keys. No
+ * workerd API reads it; this keeps it so should one ever escape the sandbox.
+ */
+export const workerdEnv = (): Record<string, string> => ({ PATH: process.env.PATH ?? "/usr/bin:/bin" });
+
 /** `workerd serve` of a config (text, see capnp-text.ts). The Worker Loader is still behind --experimental. */
 export function workerdArgs(configPath: string, options: WorkerdOptions): string[] {
   return [

@@ -24,6 +24,7 @@ import {
   listeningPort,
   runningProcesses,
   workerdArgs,
+  workerdEnv,
   workerdFds,
 } from "./process.ts";
 import { refreshRoutes, warm } from "./router-client.ts";
@@ -257,6 +258,8 @@ function spawnWorkerd(config: string) {
   const options = { control: true };
   const workerd = [binaries.workerd(), ...workerdArgs(config, options)];
   return execa("setpriv", ["--pdeathsig", "KILL", "--", ...workerd], {
+    env: workerdEnv(),
+    extendEnv: false,
     stdio: ["ignore", "pipe", "pipe", ...execaFds(workerdFds(options))],
     all: true,
     reject: false,
