@@ -29,7 +29,7 @@ export interface WorkerdOptions {
 /**
  * The whole environment of every workerd, a cell's or a proof's: it runs tenants' code, so it
  * gets PATH and nothing of ours, which may hold GRIDIRON_ADMIN_TOKEN or a store's keys. No
- * workerd API reads it; this keeps it so should one ever escape the sandbox.
+ * workerd API reads it; should tenant code ever escape the sandbox, it finds none of ours there.
  */
 export const workerdEnv = (): Record<string, string> => ({ PATH: process.env.PATH ?? "/usr/bin:/bin" });
 
