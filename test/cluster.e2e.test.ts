@@ -584,7 +584,8 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
 
   it("(i) --auto judges a canary by every node's outcomes: one whose calls fail is aborted, and no call is lost", async () => {
     // Calls run on the leaders of their partitions: after (h)'s rolling restart Restate may still
-    // have every partition on one node, which gives leaderships back within a minute, as in (c).
+    // have every partition on one node, and gives leaderships back within a minute, as in (c),
+    // though not always to every node (seen: 4 partitions on two nodes for minutes).
     await eventually(async () => {
       const leading = ((await cli("n1", "nodes")) as { partitionsLed: number }[]).filter((n) => n.partitionsLed > 0);
       expect(leading.length).toBeGreaterThan(1);
@@ -607,8 +608,11 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
     );
     // Every call that lands on the broken canary fails twice and pauses (the fixture's retry
     // policy) until resumed; they run on the leaders of their partitions, spread over the nodes.
+    // With two nodes leading 3 and 1 of the 4 partitions, the half of 30 calls the canary got all
+    // landed on one node about once in 50 runs (CI saw it); of 90 calls, about once in 150,000.
+    const CALLS = 90;
     const calls = answersOf(
-      [...Array(30).keys()].map(
+      [...Array(CALLS).keys()].map(
         (i) => call(LOCAL_NODES[i % LOCAL_NODES.length] as string, "flaky/run", 180_000) as Promise<string>,
       ),
     );
@@ -655,6 +659,6 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
 
     // The paused calls move to the stable build and finish there.
     await cli("n1", "resume", "flaky");
-    expect(await calls).toEqual(Array(30).fill("fixed"));
+    expect(await calls).toEqual(Array(CALLS).fill("fixed"));
   }, 300_000);
 });
