@@ -53,7 +53,7 @@ describe("gradual rollouts", () => {
   /** Each key's count after the affinity test: 5 on the stable build, 50 on the canary. */
   const counts = new Map<string, number>();
 
-  test("a 10% step sends a share of keys inside the binomial 99.9% bounds to the canary", async () => {
+  test("a 10% step sends a share of keys inside the binomial 99.999% bounds to the canary", async () => {
     stable = await activate("counter", fx.sources.counterV1);
     canary = await activate("counter", fx.sources.counterV2, { version: "2.0.0", percent: 10 });
     expect(canary.rollout).toEqual({ stable: stable.buildId, percent: 10 });
