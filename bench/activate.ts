@@ -17,8 +17,9 @@ import { versions } from "./versions.ts";
  * the registration of a Node process already started. Each is timed from the deploy's start until
  * the deploy call returns and until a call through Restate's ingress is answered by the new
  * version. Prints a table and two lines, `activate to first answer: median <g> ms (Node <n> ms)`
- * and the same for `promote` against the started process, then where Gridiron's time goes: each journaled step of `activate` (read from Restate's journal,
- * as `gridiron deploy` shows them) and what lies between and around them.
+ * and the same for `promote` against the started process, then where Gridiron's time goes: each
+ * journaled step of `activate` (read from Restate's journal, as `gridiron deploy` shows them) and
+ * what lies between and around them.
  */
 
 const ACTIVATIONS = Number(process.env.BENCH_ACTIVATIONS ?? 10);

@@ -609,7 +609,7 @@ describe.skipIf(!canMakeHosts)("a cluster of three nodes", () => {
     // Every call that lands on the broken canary fails twice and pauses (the fixture's retry
     // policy) until resumed; they run on the leaders of their partitions, spread over the nodes.
     // With two nodes leading 3 and 1 of the 4 partitions, the half of 30 calls the canary got all
-    // landed on one node about once in 50 runs (CI saw it); of 90 calls, about once in 150,000.
+    // landed on one node about once in 55 runs (CI saw it); of 90 calls, about once in 165,000.
     const CALLS = 90;
     const calls = answersOf(
       [...Array(CALLS).keys()].map(
